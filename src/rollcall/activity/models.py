@@ -1,0 +1,177 @@
+"""Member activity: users, campaigns, their actions, signups and posts (the reference's columns)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rollcall.db import Base, JSONDocument, UTCDateTime, iso_utc, utcnow
+
+PHONE_CALL = "phone-call"
+SOURCE = "importer-client"
+SOURCE_DETAILS = "CallPower"
+
+
+def new_user_id() -> str:
+    """An opaque id of 24 lowercase hex characters, the shape of the reference's user ids."""
+    return secrets.token_hex(12)
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    internal_title: Mapped[str] = mapped_column(sa.String(255))
+    cause: Mapped[str | None] = mapped_column(sa.String(255))
+    start_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    end_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "internal_title": self.internal_title,
+            "cause": self.cause,
+            "start_date": iso_utc(self.start_date),
+            "end_date": iso_utc(self.end_date),
+            "created_at": iso_utc(self.created_at),
+            "updated_at": iso_utc(self.updated_at),
+        }
+
+
+class Action(Base):
+    __tablename__ = "actions"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(255))
+    campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaigns.id"), index=True)
+    post_type: Mapped[str] = mapped_column(sa.String(64), default=PHONE_CALL)
+    action_type: Mapped[str] = mapped_column(sa.String(64), default="make-call")
+    # The CallPower campaign whose calls become posts on this action; unique when set.
+    callpower_campaign_id: Mapped[int | None] = mapped_column(sa.BigInteger, unique=True)
+    noun: Mapped[str] = mapped_column(sa.String(64), default="calls")
+    verb: Mapped[str] = mapped_column(sa.String(64), default="completed")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "campaign_id": self.campaign_id,
+            "post_type": self.post_type,
+            "action_type": self.action_type,
+            "callpower_campaign_id": self.callpower_campaign_id,
+            "noun": self.noun,
+            "verb": self.verb,
+            "created_at": iso_utc(self.created_at),
+            "updated_at": iso_utc(self.updated_at),
+        }
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(sa.String(24), primary_key=True, default=new_user_id)
+    mobile: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    sms_status: Mapped[str] = mapped_column(sa.String(32))
+    source: Mapped[str] = mapped_column(sa.String(64))
+    source_detail: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "mobile": self.mobile,
+            "sms_status": self.sms_status,
+            "source": self.source,
+            "source_detail": self.source_detail,
+            "created_at": iso_utc(self.created_at),
+            "updated_at": iso_utc(self.updated_at),
+        }
+
+
+class Signup(Base):
+    __tablename__ = "signups"
+    __table_args__ = (
+        sa.UniqueConstraint("northstar_id", "campaign_id", name="uq_signups_user_campaign"),
+        sa.Index("ix_signups_campaign_id_id", "campaign_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    northstar_id: Mapped[str] = mapped_column(sa.ForeignKey("users.id"))
+    campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaigns.id"))
+    quantity: Mapped[int] = mapped_column(sa.Integer, default=0)
+    source: Mapped[str | None] = mapped_column(sa.String(64))
+    source_details: Mapped[str | None] = mapped_column(sa.String(255))
+    details: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "northstar_id": self.northstar_id,
+            "campaign_id": self.campaign_id,
+            "quantity": self.quantity,
+            "source": self.source,
+            "source_details": self.source_details,
+            "details": self.details,
+            "created_at": iso_utc(self.created_at),
+            "updated_at": iso_utc(self.updated_at),
+        }
+
+
+class Post(Base):
+    __tablename__ = "posts"
+    __table_args__ = (
+        sa.Index("ix_posts_campaign_id_id", "campaign_id", "id"),
+        sa.Index("ix_posts_action_id_id", "action_id", "id"),
+        sa.Index("ix_posts_northstar_id_id", "northstar_id", "id"),
+        sa.Index("ix_posts_signup_id", "signup_id"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    signup_id: Mapped[int] = mapped_column(sa.ForeignKey("signups.id"))
+    campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaigns.id"))
+    northstar_id: Mapped[str] = mapped_column(sa.ForeignKey("users.id"))
+    action_id: Mapped[int] = mapped_column(sa.ForeignKey("actions.id"))
+    # The stored call this post was made from: unique, so a call can never make two posts.
+    call_id: Mapped[int | None] = mapped_column(sa.ForeignKey("calls.id"), unique=True)
+    type: Mapped[str] = mapped_column(sa.String(64))
+    action: Mapped[str] = mapped_column(sa.String(255))
+    quantity: Mapped[int] = mapped_column(sa.Integer, default=1)
+    status: Mapped[str] = mapped_column(sa.String(32))
+    source: Mapped[str | None] = mapped_column(sa.String(64))
+    source_details: Mapped[str | None] = mapped_column(sa.String(255))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    # When the member made the call (UTC), beside when the post was made.
+    call_timestamp: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "signup_id": self.signup_id,
+            "northstar_id": self.northstar_id,
+            "campaign_id": self.campaign_id,
+            "action_id": self.action_id,
+            "call_id": self.call_id,
+            "type": self.type,
+            "action": self.action,
+            "quantity": self.quantity,
+            "status": self.status,
+            "source": self.source,
+            "source_details": self.source_details,
+            "details": self.details,
+            "call_timestamp": iso_utc(self.call_timestamp),
+            "created_at": iso_utc(self.created_at),
+            "updated_at": iso_utc(self.updated_at),
+        }

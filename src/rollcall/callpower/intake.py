@@ -1,0 +1,219 @@
+"""The intake: `POST /api/partners/callpower/call` (the contract) and `/api/v1/callpower/call`
+(the path stock CallPower sends to).
+
+The route is lean on purpose: it reads the raw body, decodes it once, validates it with the one
+call model, hands it to the group-commit writer, and answers with a prepared body once the call
+is on disk. The key is checked before anything of the body is read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+import structlog
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from rollcall.callpower.record import CONTRACT_FIELDS, OPTIONAL_FIELDS, REQUIRED_FIELDS
+from rollcall.callpower.service import Delivery, raw_text
+from rollcall.credentials import matches
+from rollcall.http import UNAUTHORIZED_MESSAGE, UNAVAILABLE_MESSAGE, VALIDATION_MESSAGE, error_body, error_response
+
+log = structlog.get_logger("rollcall.intake")
+
+CONTRACT_PATH = "/api/partners/callpower/call"
+LEGACY_PATH = "/api/v1/callpower/call"
+KEY_HEADER = "X-DS-CallPower-API-Key"
+LEGACY_KEY_HEADER = "X-DS-Importer-API-Key"
+
+SUCCESS_BODY = orjson.dumps({"success": {"code": 200, "message": "Received CallPower payload."}})
+UNAUTHORIZED_BODY = orjson.dumps(error_body(401, UNAUTHORIZED_MESSAGE))
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+router = APIRouter(tags=["CallPower intake"])
+
+
+class UnreadableBody(Exception):
+    """The body cannot be decoded into a call record at all (400 or 415)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+async def decode_payload(request: Request, body: bytes) -> Any:
+    """The body as a mapping of fields: JSON (the contract) or a form (as the reference took)."""
+    media = _media_type(request.headers.get("content-type"))
+    if media in ("", "application/json") or (media.startswith("application/") and media.endswith("+json")):
+        try:
+            payload = orjson.loads(body.removeprefix(b"\xef\xbb\xbf"))
+        except orjson.JSONDecodeError:
+            raise UnreadableBody(400, "The body is not valid JSON.") from None
+        if not isinstance(payload, dict):
+            raise UnreadableBody(400, "The body must be a JSON object.")
+        return payload
+    if media == "application/x-www-form-urlencoded":
+        try:
+            return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError:
+            raise UnreadableBody(400, "The form is not valid UTF-8.") from None
+    if media == "multipart/form-data":
+
+        async def replay() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            form = await Request(request.scope, replay).form()
+        except Exception:
+            raise UnreadableBody(400, "The multipart form cannot be read.") from None
+        return {name: value for name, value in form.items() if isinstance(value, str)}
+    raise UnreadableBody(415, "Send the call as application/json or as a form (application/x-www-form-urlencoded).")
+
+
+def _authorized(request: Request) -> bool:
+    keys = request.app.state.services.callpower_keys
+    headers = request.headers
+    return matches(headers.get(KEY_HEADER), keys) or matches(headers.get(LEGACY_KEY_HEADER), keys)
+
+
+async def receive_call(request: Request) -> Response:
+    if not _authorized(request):
+        return Response(UNAUTHORIZED_BODY, status_code=401, media_type="application/json")
+    services = request.app.state.services
+    body = await request.body()
+    content_type = request.headers.get("content-type")
+    raw = raw_text(body)
+    unreadable: UnreadableBody | None = None
+    try:
+        payload = await decode_payload(request, body)
+    except UnreadableBody as problem:
+        unreadable = problem
+        delivery = Delivery.rejected({"body": [str(problem)]}, raw=raw, content_type=content_type)
+    else:
+        delivery = Delivery.of_payload(
+            payload, raw=raw, content_type=content_type, region=services.settings.default_region
+        )
+
+    try:
+        await services.writer.store(delivery)
+    except Exception as error:
+        log.error("intake.not_stored", error=repr(error))
+        return error_response(503, UNAVAILABLE_MESSAGE, headers={"Retry-After": "5"})
+
+    if unreadable is not None:
+        return error_response(unreadable.status, str(unreadable))
+    if delivery.errors is not None:
+        return error_response(422, VALIDATION_MESSAGE, delivery.errors)
+    return Response(SUCCESS_BODY, media_type="application/json")
+
+
+# -- the OpenAPI description of the intake ----------------------------------------------------
+
+_INTEGER_OR_TEXT = {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": r"^\s*[+-]?[0-9]{1,20}\s*$"}]}
+_FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
+    "mobile": {"type": "string", "description": "The caller's number; any format libphonenumber can read."},
+    "callpower_campaign_id": {**_INTEGER_OR_TEXT, "description": "CallPower's campaign id (at least 1)."},
+    "status": {"type": "string", "description": "completed, busy, no-answer, failed, canceled, unknown, ..."},
+    "call_timestamp": {
+        "type": "string",
+        "description": "ISO-8601, with T or a space; no offset means UTC.",
+        "example": "2017-11-07T18:54:10.829655",
+    },
+    "call_duration": {**_INTEGER_OR_TEXT, "description": "Seconds (0 or more)."},
+    "campaign_target_name": {"type": ["string", "null"]},
+    "campaign_target_title": {"type": "string"},
+    "campaign_target_district": {"type": ["string", "null"], "example": "FL-7"},
+    "callpower_campaign_name": {"type": "string"},
+    "number_dialed_into": {"type": "string"},
+}
+assert set(_FIELD_SCHEMAS) == set(CONTRACT_FIELDS)
+CALL_RECORD_SCHEMA = {
+    "type": "object",
+    "required": list(REQUIRED_FIELDS),
+    "properties": _FIELD_SCHEMAS,
+    "additionalProperties": True,
+    "description": f"Optional: {', '.join(OPTIONAL_FIELDS)}. Unknown extra fields are kept in the stored raw body.",
+}
+
+
+def _error_schema(code: int, with_fields: bool = False) -> dict[str, Any]:
+    error: dict[str, Any] = {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {"code": {"type": "integer", "enum": [code]}, "message": {"type": "string"}},
+    }
+    if with_fields:
+        error["required"].append("fields")
+        error["properties"]["fields"] = {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        }
+    return {"type": "object", "required": ["error"], "properties": {"error": error}}
+
+
+def _answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+INTAKE_OPENAPI: dict[str, Any] = {
+    "parameters": [
+        {"name": KEY_HEADER, "in": "header", "required": False, "schema": {"type": "string"}},
+        {
+            "name": LEGACY_KEY_HEADER,
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "The header stock CallPower sends; either header may carry the key.",
+        },
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": CALL_RECORD_SCHEMA},
+            "application/x-www-form-urlencoded": {"schema": CALL_RECORD_SCHEMA},
+        },
+    },
+}
+INTAKE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: _answer(
+        "Stored (committed and synced to disk), or a repeat of a call already stored.",
+        {
+            "type": "object",
+            "required": ["success"],
+            "properties": {
+                "success": {
+                    "type": "object",
+                    "properties": {"code": {"type": "integer", "enum": [200]}, "message": {"type": "string"}},
+                }
+            },
+        },
+    ),
+    400: _answer("The body is not a JSON object or a readable form (kept as rejected).", _error_schema(400)),
+    401: _answer("Missing or wrong key. Nothing is stored.", _error_schema(401)),
+    413: _answer("The body is over the size limit (64 KiB). Nothing is stored.", _error_schema(413)),
+    415: _answer("Neither JSON nor a form (kept as rejected).", _error_schema(415)),
+    422: _answer("The record breaks the contract; every bad field is named (kept as rejected).", _error_schema(422, True)),
+    503: _answer("The call could not be stored; send it again.", _error_schema(503)),
+}
+
+for _path, _name, _summary in (
+    (CONTRACT_PATH, "receive_call", "Receive one CallPower call"),
+    (LEGACY_PATH, "receive_call_legacy", "Receive one CallPower call (stock CallPower's path)"),
+):
+    router.add_api_route(
+        _path,
+        receive_call,
+        methods=["POST"],
+        name=_name,
+        summary=_summary,
+        operation_id=_name,
+        openapi_extra=INTAKE_OPENAPI,
+        responses=INTAKE_RESPONSES,
+        response_class=Response,
+    )

@@ -1,0 +1,86 @@
+"""The stored call: every authenticated delivery CallPower made, and what became of it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rollcall.db import Base, JSONDocument, UTCDateTime, iso_utc, utcnow
+
+
+class CallState(enum.StrEnum):
+    RECEIVED = "received"  # stored, waiting for the importer
+    IMPORTED = "imported"  # became a post
+    DISCARDED = "discarded"  # anonymous caller: nobody to credit
+    UNMAPPED = "unmapped"  # no action has its CallPower campaign id yet; waits for one
+    FAILED = "failed"  # an unexpected error; retried with exponential backoff
+    DEAD = "dead"  # failed too many times; waits for an operator's retry
+    REJECTED = "rejected"  # the record broke the contract (answered 4xx); kept for operators
+
+
+# States the importer picks up by itself.
+WAITING_STATES = (CallState.RECEIVED, CallState.FAILED)
+# States an operator may send back to the importer.
+RETRYABLE_STATES = (CallState.FAILED, CallState.DEAD, CallState.UNMAPPED)
+
+
+class Call(Base):
+    __tablename__ = "calls"
+    __table_args__ = (
+        sa.Index("ix_calls_state_next_attempt_at", "state", "next_attempt_at"),
+        sa.Index("ix_calls_callpower_campaign_id_state", "callpower_campaign_id", "state"),
+        sa.Index("ix_calls_mobile", "mobile"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    state: Mapped[str] = mapped_column(sa.String(16))
+    # Hash of the normalized record: a second delivery of the same call is not stored again.
+    dedup_key: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # The body exactly as it arrived (text), with unknown extra fields, and how it was encoded.
+    raw: Mapped[str] = mapped_column(sa.Text)
+    content_type: Mapped[str | None] = mapped_column(sa.String(255))
+    # The validated, normalized record (null when rejected) and the validation errors (when rejected).
+    record: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    errors: Mapped[dict[str, list[str]] | None] = mapped_column(JSONDocument)
+    callpower_campaign_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    callpower_campaign_name: Mapped[str | None] = mapped_column(sa.String(255))
+    mobile: Mapped[str | None] = mapped_column(sa.String(32))
+    call_timestamp: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Import bookkeeping.
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    imported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # What the call became.
+    user_id: Mapped[str | None] = mapped_column(sa.String(24))
+    signup_id: Mapped[int | None] = mapped_column(sa.Integer)
+    post_id: Mapped[int | None] = mapped_column(sa.Integer)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state,
+            "callpower_campaign_id": self.callpower_campaign_id,
+            "callpower_campaign_name": self.callpower_campaign_name,
+            "mobile": self.mobile,
+            "call_timestamp": iso_utc(self.call_timestamp),
+            "received_at": iso_utc(self.received_at),
+            "updated_at": iso_utc(self.updated_at),
+            "attempts": self.attempts,
+            "next_attempt_at": iso_utc(self.next_attempt_at),
+            "last_error": self.last_error,
+            "errors": self.errors,
+            "record": self.record,
+            "raw": self.raw,
+            "content_type": self.content_type,
+            "imported_at": iso_utc(self.imported_at),
+            "user_id": self.user_id,
+            "signup_id": self.signup_id,
+            "post_id": self.post_id,
+        }

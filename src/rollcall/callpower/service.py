@@ -1,0 +1,261 @@
+"""Plain functions over a session: storing deliveries, the life of a stored call, campaign mapping."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from rollcall.activity import service as activity
+from rollcall.activity.models import Action
+from rollcall.callpower.importer import ImportOutcome
+from rollcall.callpower.models import RETRYABLE_STATES, WAITING_STATES, Call, CallState
+from rollcall.callpower.record import CallRecord, InvalidCall, campaign_id_of, parse_call
+from rollcall.db import insert_ignoring_conflicts, lock_callpower_campaign, utcnow
+from rollcall.errors import Conflict, NotFound
+
+DEFAULT_LIMIT = 20
+MAX_RETRY_DELAY = dt.timedelta(hours=6)
+
+
+class UnknownCall(NotFound):
+    def __init__(self, call_id: object) -> None:
+        super().__init__("call", call_id)
+
+
+class CallPowerCampaignTaken(Conflict):
+    def __init__(self, callpower_campaign_id: int, action_id: int | None) -> None:
+        holder = f"action {action_id}" if action_id is not None else "another action"
+        super().__init__(f"CallPower campaign {callpower_campaign_id} is already mapped to {holder}.")
+        self.callpower_campaign_id = callpower_campaign_id
+        self.action_id = action_id
+
+
+class CallNotRetryable(Conflict):
+    def __init__(self, call_id: int, state: str) -> None:
+        allowed = ", ".join(state.value for state in RETRYABLE_STATES)
+        super().__init__(f"Call {call_id} is {state}; only {allowed} calls can be retried.")
+
+
+# -- deliveries -------------------------------------------------------------------------------
+
+
+def raw_text(body: bytes) -> str:
+    """The body as text to keep: undecodable bytes and NUL (which PostgreSQL text refuses) replaced."""
+    return body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One authenticated delivery, ready to store: a valid record, or the errors that rejected it."""
+
+    raw: str
+    content_type: str | None
+    record: CallRecord | None = None
+    errors: dict[str, list[str]] | None = None
+    callpower_campaign_id: int | None = None
+
+    @classmethod
+    def of_payload(cls, payload: Any, *, raw: str, content_type: str | None, region: str) -> Delivery:
+        """Validate a decoded payload; an invalid one becomes a rejected delivery, never an exception."""
+        try:
+            record = parse_call(payload, region=region)
+        except InvalidCall as invalid:
+            return cls(raw, content_type, errors=invalid.fields, callpower_campaign_id=campaign_id_of(payload))
+        return cls(raw, content_type, record=record, callpower_campaign_id=record.callpower_campaign_id)
+
+    @classmethod
+    def rejected(cls, errors: dict[str, list[str]], *, raw: str, content_type: str | None) -> Delivery:
+        return cls(raw, content_type, errors=errors)
+
+    def row(self, now: dt.datetime) -> dict[str, Any]:
+        record = self.record
+        return {
+            "state": CallState.RECEIVED if record else CallState.REJECTED,
+            "dedup_key": record.dedup_key() if record else None,
+            "received_at": now,
+            "updated_at": now,
+            "raw": self.raw,
+            "content_type": self.content_type,
+            "record": record.to_document() if record else None,
+            "errors": self.errors,
+            "callpower_campaign_id": self.callpower_campaign_id,
+            "callpower_campaign_name": record.callpower_campaign_name if record else None,
+            "mobile": record.mobile if record else None,
+            "call_timestamp": record.call_timestamp if record else None,
+            "attempts": 0,
+            "next_attempt_at": now if record else None,
+        }
+
+
+def store_deliveries(session: Session, deliveries: Sequence[Delivery]) -> int:
+    """Store deliveries in one statement; a call stored before is skipped. Returns how many calls are new."""
+    if not deliveries:
+        return 0
+    now = utcnow()
+    statement = insert_ignoring_conflicts(session, Call.__table__).returning(Call.__table__.c.state)
+    states = session.scalars(statement, [delivery.row(now) for delivery in deliveries]).all()
+    return sum(1 for state in states if state == CallState.RECEIVED)
+
+
+# -- reading calls ----------------------------------------------------------------------------
+
+
+def get_call(session: Session, call_id: int) -> Call:
+    call = session.get(Call, call_id)
+    if call is None:
+        raise UnknownCall(call_id)
+    return call
+
+
+def list_calls(
+    session: Session,
+    *,
+    state: CallState | None = None,
+    callpower_campaign_id: int | None = None,
+    limit: int = DEFAULT_LIMIT,
+    before_id: int | None = None,
+) -> Sequence[Call]:
+    query = sa.select(Call).order_by(Call.id.desc()).limit(limit)
+    if state is not None:
+        query = query.where(Call.state == state)
+    if callpower_campaign_id is not None:
+        query = query.where(Call.callpower_campaign_id == callpower_campaign_id)
+    if before_id is not None:
+        query = query.where(Call.id < before_id)
+    return session.scalars(query).all()
+
+
+# -- the importer's side of a call's life -----------------------------------------------------
+
+
+def claim_waiting_calls(session: Session, limit: int) -> list[Call]:
+    """Calls due for import, locked for this transaction (other importers skip them).
+
+    New calls first, then failed calls whose retry time has come. On PostgreSQL the rows stay
+    locked until the transaction ends, so an importer that dies releases them with its connection.
+    """
+    now = utcnow()
+    claimed: list[Call] = []
+    for state in WAITING_STATES:
+        if len(claimed) >= limit:
+            break
+        query = (
+            sa.select(Call)
+            .where(Call.state == state, Call.next_attempt_at <= now)
+            .order_by(Call.next_attempt_at, Call.id)
+            .limit(limit - len(claimed))
+            .with_for_update(skip_locked=True)
+        )
+        claimed.extend(session.scalars(query))
+    return claimed
+
+
+def record_outcome(session: Session, call: Call, outcome: ImportOutcome) -> None:
+    now = utcnow()
+    session.execute(
+        sa.update(Call)
+        .where(Call.id == call.id)
+        .values(
+            state=outcome.state,
+            user_id=outcome.user_id,
+            signup_id=outcome.signup_id,
+            post_id=outcome.post_id,
+            imported_at=now if outcome.state == CallState.IMPORTED else None,
+            attempts=call.attempts + 1,
+            next_attempt_at=None,
+            last_error=None,
+            updated_at=now,
+        )
+    )
+
+
+def record_failure(session: Session, call: Call, error: BaseException, *, max_attempts: int, base_delay: float) -> None:
+    """Count a failed attempt: retry later with exponential backoff, or give up (`dead`)."""
+    now = utcnow()
+    attempts = call.attempts + 1
+    values: dict[str, Any] = {
+        "attempts": attempts,
+        "last_error": f"{type(error).__name__}: {error}"[:2000],
+        "updated_at": now,
+    }
+    if attempts >= max_attempts:
+        values.update(state=CallState.DEAD, next_attempt_at=None)
+    else:
+        delay = min(dt.timedelta(seconds=base_delay * 2 ** (attempts - 1)), MAX_RETRY_DELAY)
+        values.update(state=CallState.FAILED, next_attempt_at=now + delay)
+    session.execute(sa.update(Call).where(Call.id == call.id).values(**values))
+
+
+# -- operators' side: retry and mapping -------------------------------------------------------
+
+
+def _send_back(call_filter: Any) -> Any:
+    """UPDATE that hands calls back to the importer now, with a fresh count of attempts."""
+    now = utcnow()
+    return (
+        sa.update(Call)
+        .where(call_filter)
+        .values(state=CallState.RECEIVED, attempts=0, next_attempt_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def retry_call(session: Session, call_id: int) -> Call:
+    call = get_call(session, call_id)
+    if call.state not in RETRYABLE_STATES:
+        raise CallNotRetryable(call_id, call.state)
+    session.execute(_send_back(Call.id == call_id))
+    session.refresh(call)
+    return call
+
+
+def retry_calls(session: Session, state: CallState) -> int:
+    """Send every call in `state` back to the importer; returns how many."""
+    if state not in RETRYABLE_STATES:
+        allowed = ", ".join(state.value for state in RETRYABLE_STATES)
+        raise Conflict(f"Only {allowed} calls can be retried, not {state}.")
+    return session.execute(_send_back(Call.state == state)).rowcount
+
+
+def release_unmapped_calls(session: Session, callpower_campaign_id: int) -> int:
+    """Hand a CallPower campaign's parked (`unmapped`) calls to the importer; returns how many."""
+    lock_callpower_campaign(session, callpower_campaign_id)
+    released = session.execute(
+        _send_back((Call.state == CallState.UNMAPPED) & (Call.callpower_campaign_id == callpower_campaign_id))
+    )
+    return released.rowcount
+
+
+def map_campaign(session: Session, action_id: int, callpower_campaign_id: int | None) -> tuple[Action, int]:
+    """Make `action_id` the action of a CallPower campaign (or of none).
+
+    The campaign's waiting (`unmapped`) calls go to the importer in the same transaction.
+    Returns the action and how many calls were released.
+    """
+    action = activity.get_action(session, action_id)
+    if callpower_campaign_id is not None:
+        holder = activity.action_for_callpower_campaign(session, callpower_campaign_id)
+        if holder is not None and holder.id != action.id:
+            raise CallPowerCampaignTaken(callpower_campaign_id, holder.id)
+    action.callpower_campaign_id = callpower_campaign_id
+    try:
+        session.flush()
+    except sa.exc.IntegrityError:
+        # Another session mapped the same campaign between our check and our write.
+        raise CallPowerCampaignTaken(callpower_campaign_id or 0, None) from None
+    released = 0 if callpower_campaign_id is None else release_unmapped_calls(session, callpower_campaign_id)
+    return action, released
+
+
+def count_calls_by_state(session: Session, states: Iterable[CallState] = tuple(CallState)) -> dict[str, int]:
+    rows = session.execute(
+        sa.select(Call.state, sa.func.count()).where(Call.state.in_(list(states))).group_by(Call.state)
+    ).all()
+    counts = {state.value: 0 for state in states}
+    counts.update({state: count for state, count in rows})
+    return counts

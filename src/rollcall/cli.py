@@ -1,0 +1,428 @@
+"""The `rollcall` command. Every command calls the same service functions as the HTTP API.
+
+Errors the user can fix print one line on stderr and exit 1; they never print a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import sqlalchemy as sa
+import typer
+
+from rollcall.activity import service as activity
+from rollcall.callpower import service as calls
+from rollcall.callpower.models import CallState
+from rollcall.callpower.record import InvalidMobile, normalize_mobile
+from rollcall.config import ConfigError, Settings
+from rollcall.credentials import CALLPOWER_KEY, ensure_secret, stored_secret
+from rollcall.db import Database, DatabaseNotMigrated, migrate, schema_is_current
+from rollcall.errors import InvalidInput, RollcallError
+
+app = typer.Typer(
+    help="rollcall: CallPower calls become users, signups and phone-call posts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+campaigns_app = typer.Typer(help="Campaigns.", no_args_is_help=True)
+actions_app = typer.Typer(help="Campaign actions and their CallPower campaigns.", no_args_is_help=True)
+calls_app = typer.Typer(help="Stored CallPower calls.", no_args_is_help=True)
+posts_app = typer.Typer(help="Posts.", no_args_is_help=True)
+users_app = typer.Typer(help="Users.", no_args_is_help=True)
+signups_app = typer.Typer(help="Signups.", no_args_is_help=True)
+keys_app = typer.Typer(help="The secrets that open the service.", no_args_is_help=True)
+for sub, name in (
+    (campaigns_app, "campaigns"),
+    (actions_app, "actions"),
+    (calls_app, "calls"),
+    (posts_app, "posts"),
+    (users_app, "users"),
+    (signups_app, "signups"),
+    (keys_app, "keys"),
+):
+    app.add_typer(sub, name=name)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+LimitOption = Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many rows, newest first.")]
+
+
+class CommandError(Exception):
+    """A mistake the user can fix; printed as one line."""
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _database(settings: Settings | None = None) -> Database:
+    """The configured database, which must exist and be migrated (read commands never create it)."""
+    settings = settings or _settings()
+    if settings.database_url.startswith("sqlite"):
+        path = settings.database_url.split("///", 1)[-1]
+        if path and not Path(path).exists():
+            raise CommandError(f"no database at {path}: run `rollcall migrate` or `rollcall serve` first")
+    database = Database(settings.database_url)
+    if not schema_is_current(database):
+        raise CommandError("the database schema is not current: run `rollcall migrate`")
+    return database
+
+
+def _print(rows: Sequence[dict[str, Any]] | dict[str, Any], as_json: bool, columns: Sequence[str] = ()) -> None:
+    if as_json:
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    if isinstance(rows, dict):
+        for key, value in rows.items():
+            typer.echo(f"{key}: {value}")
+        return
+    if not rows:
+        typer.echo("(none)")
+        return
+    columns = list(columns) or list(rows[0])
+    cells = [[("" if row.get(c) is None else str(row.get(c))) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    typer.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for r in cells:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+# -- running --------------------------------------------------------------------------------
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Create the database or bring its schema up to date."""
+    database = Database(_settings().database_url)
+    migrate(database)
+    typer.echo("database schema is current")
+
+
+def _announce_key(settings: Settings, database: Database) -> None:
+    if settings.callpower_api_keys:
+        return
+    _, made = ensure_secret(database, CALLPOWER_KEY)
+    what = "Generated a CallPower API key" if made else "Using the CallPower API key generated on first start"
+    typer.echo(
+        f"{what} (CALLPOWER_API_KEY is not set). Print it with `rollcall keys show` "
+        "and give it to CallPower as its API key.",
+        err=True,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="API processes.")] = 1,
+) -> None:
+    """Run the service: migrations, then the HTTP API with the importer in the same process."""
+    import uvicorn
+
+    settings = _settings()
+    database = Database(settings.database_url)
+    migrate(database)
+    _announce_key(settings, database)
+    database.dispose()
+    uvicorn.run(
+        "rollcall.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        server_header=False,
+        log_level="info",
+        timeout_graceful_shutdown=30,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run an importer on its own (beside `rollcall serve` or on another machine)."""
+    from rollcall.worker import Importer
+
+    settings = _settings()
+    database = _database(settings)
+    importer = Importer(database, settings)
+
+    def stop(signum: int, frame: Any) -> None:
+        importer.request_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    typer.echo("importer running; SIGTERM or Ctrl-C stops it", err=True)
+    importer.run()
+    database.dispose()
+
+
+@keys_app.command("show")
+def keys_show() -> None:
+    """Print the CallPower API key in use."""
+    settings = _settings()
+    if settings.callpower_api_keys:
+        typer.echo("CallPower API keys come from CALLPOWER_API_KEY (this command does not repeat them).")
+        return
+    database = _database(settings)
+    with database.reading() as session:
+        key = stored_secret(session, CALLPOWER_KEY)
+    if key is None:
+        raise CommandError("no key generated yet: `rollcall serve` makes one on first start")
+    typer.echo(key)
+
+
+# -- campaigns and actions ------------------------------------------------------------------
+
+
+@campaigns_app.command("add")
+def campaigns_add(
+    title: Annotated[str, typer.Option("--title", help="The campaign's internal title.")],
+    cause: Annotated[str | None, typer.Option(help="Its cause.")] = None,
+) -> None:
+    """Add a campaign."""
+    with _database().writing() as session:
+        campaign = activity.create_campaign(session, internal_title=title, cause=cause)
+        typer.echo(f"campaign {campaign.id} added")
+
+
+@campaigns_app.command("list")
+def campaigns_list(as_json: JsonOption = False, limit: LimitOption = 100) -> None:
+    """List campaigns, newest first."""
+    with _database().reading() as session:
+        rows = [c.document() for c in activity.list_campaigns(session, limit=limit)]
+    _print(rows, as_json, ("id", "internal_title", "cause", "created_at"))
+
+
+@actions_app.command("add")
+def actions_add(
+    campaign_id: Annotated[int, typer.Option("--campaign-id", help="The campaign the action belongs to.")],
+    name: Annotated[str, typer.Option("--name", help="The action's name.")],
+    post_type: Annotated[str, typer.Option("--post-type", help="Type of its posts.")] = "phone-call",
+    callpower_campaign_id: Annotated[
+        int | None, typer.Option("--callpower-campaign-id", min=1, help="The CallPower campaign it receives calls of.")
+    ] = None,
+) -> None:
+    """Add an action to a campaign, optionally mapped to a CallPower campaign."""
+    with _database().writing() as session:
+        action = activity.create_action(session, campaign_id=campaign_id, name=name, post_type=post_type)
+        if callpower_campaign_id is not None:
+            calls.map_campaign(session, action.id, callpower_campaign_id)
+        typer.echo(f"action {action.id} added")
+
+
+@actions_app.command("list")
+def actions_list(as_json: JsonOption = False, limit: LimitOption = 100) -> None:
+    """List actions, newest first."""
+    with _database().reading() as session:
+        rows = [a.document() for a in activity.list_actions(session, limit=limit)]
+    _print(rows, as_json, ("id", "campaign_id", "name", "post_type", "callpower_campaign_id"))
+
+
+@actions_app.command("map")
+def actions_map(
+    action_id: Annotated[int, typer.Argument(help="The action.")],
+    callpower_campaign_id: Annotated[int, typer.Option("--callpower-campaign-id", min=1)],
+) -> None:
+    """Map a CallPower campaign to an action; its waiting calls are imported at once."""
+    with _database().writing() as session:
+        _, released = calls.map_campaign(session, action_id, callpower_campaign_id)
+    typer.echo(
+        f"action {action_id} now receives CallPower campaign {callpower_campaign_id}; "
+        f"{released} waiting calls handed to the importer"
+    )
+
+
+# -- calls ----------------------------------------------------------------------------------
+
+
+def _state(value: str | None) -> CallState | None:
+    if value is None:
+        return None
+    try:
+        return CallState(value)
+    except ValueError:
+        raise CommandError(f"unknown state {value!r}; one of: {', '.join(s.value for s in CallState)}") from None
+
+
+@calls_app.command("list")
+def calls_list(
+    state: Annotated[str | None, typer.Option(help="Only calls in this state.")] = None,
+    as_json: JsonOption = False,
+    limit: LimitOption = 100,
+) -> None:
+    """List stored calls, newest first."""
+    with _database().reading() as session:
+        rows = [c.document() for c in calls.list_calls(session, state=_state(state), limit=limit)]
+    if not as_json:
+        for row in rows:
+            row["error"] = row["last_error"] or ("; ".join(sum((row["errors"] or {}).values(), [])) or None)
+    _print(
+        rows,
+        as_json,
+        ("id", "state", "callpower_campaign_id", "mobile", "call_timestamp", "attempts", "post_id", "error"),
+    )
+
+
+@calls_app.command("retry")
+def calls_retry(
+    call_id: Annotated[int | None, typer.Argument(help="One call to retry.")] = None,
+    state: Annotated[str | None, typer.Option(help="Retry every call in this state.")] = None,
+) -> None:
+    """Send failed, dead or unmapped calls back to the importer."""
+    if (call_id is None) == (state is None):
+        raise CommandError("give either a call id or --state, not both")
+    with _database().writing() as session:
+        if call_id is not None:
+            calls.retry_call(session, call_id)
+            typer.echo(f"call {call_id} sent back to the importer")
+        else:
+            count = calls.retry_calls(session, _state(state))  # type: ignore[arg-type]
+            typer.echo(f"{count} calls sent back to the importer")
+
+
+def _records(path: Path) -> Iterator[tuple[str, Any]]:
+    """(raw text, decoded record) of each line of a JSON-lines file or row of a CSV file."""
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames:
+            return
+        for row in reader:
+            raw = ",".join(row.get(name) or "" for name in reader.fieldnames)
+            yield raw, {key: value for key, value in row.items() if key is not None}
+        return
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            yield line, orjson.loads(line)
+        except orjson.JSONDecodeError:
+            yield line, None
+
+
+@calls_app.command("import")
+def calls_import(
+    file: Annotated[Path, typer.Argument(help="A JSON-lines (.jsonl) or CSV (.csv) file of call records.")],
+) -> None:
+    """Store the calls of a file, through the same validation and de-duplication as the intake."""
+    if not file.is_file():
+        raise CommandError(f"no file at {file}")
+    settings = _settings()
+    database = _database(settings)
+    content_type = "text/csv" if file.suffix.lower() == ".csv" else "application/x-ndjson"
+    counts = {"stored": 0, "duplicate": 0, "rejected": 0}
+    batch: list[calls.Delivery] = []
+
+    def flush() -> None:
+        with database.writing() as session:
+            new = calls.store_deliveries(session, batch)
+        valid = sum(1 for delivery in batch if delivery.record is not None)
+        counts["stored"] += new
+        counts["duplicate"] += valid - new
+        counts["rejected"] += len(batch) - valid
+        batch.clear()
+
+    try:
+        records = list(enumerate(_records(file), start=1))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise CommandError(f"cannot read {file}: {error}") from None
+    for number, (raw, payload) in records:
+        if payload is None:
+            delivery = calls.Delivery.rejected({"body": ["The line is not valid JSON."]}, raw=raw, content_type=content_type)
+        elif not isinstance(payload, dict):
+            delivery = calls.Delivery.rejected(
+                {"body": ["The line must be a JSON object."]}, raw=raw, content_type=content_type
+            )
+        else:
+            delivery = calls.Delivery.of_payload(
+                payload, raw=raw, content_type=content_type, region=settings.default_region
+            )
+        if delivery.errors:
+            problems = "; ".join(message for messages in delivery.errors.values() for message in messages)
+            typer.echo(f"line {number}: rejected: {problems}", err=True)
+        batch.append(delivery)
+        if len(batch) >= 500:
+            flush()
+    flush()
+    typer.echo(" ".join(f"{name}={count}" for name, count in counts.items()))
+
+
+# -- activity -------------------------------------------------------------------------------
+
+
+@posts_app.command("list")
+def posts_list(
+    campaign_id: Annotated[int | None, typer.Option("--campaign-id")] = None,
+    status: Annotated[str | None, typer.Option(help="accepted, incomplete, ...")] = None,
+    as_json: JsonOption = False,
+    limit: LimitOption = 100,
+) -> None:
+    """List posts, newest first."""
+    with _database().reading() as session:
+        rows = [p.document() for p in activity.list_posts(session, campaign_id=campaign_id, status=status, limit=limit)]
+    _print(rows, as_json, ("id", "type", "status", "campaign_id", "action_id", "northstar_id", "call_timestamp"))
+
+
+@users_app.command("list")
+def users_list(
+    mobile: Annotated[str | None, typer.Option(help="Only the user with this number (any format).")] = None,
+    as_json: JsonOption = False,
+    limit: LimitOption = 100,
+) -> None:
+    """List users, newest first."""
+    settings = _settings()
+    if mobile is not None:
+        try:
+            mobile = normalize_mobile(mobile, settings.default_region)
+        except InvalidMobile:
+            raise CommandError(f"{mobile!r} is not a possible phone number") from None
+    with _database(settings).reading() as session:
+        rows = [u.document() for u in activity.list_users(session, mobile=mobile, limit=limit)]
+    _print(rows, as_json, ("id", "mobile", "sms_status", "source", "created_at"))
+
+
+@signups_app.command("list")
+def signups_list(
+    campaign_id: Annotated[int | None, typer.Option("--campaign-id")] = None,
+    as_json: JsonOption = False,
+    limit: LimitOption = 100,
+) -> None:
+    """List signups, newest first."""
+    with _database().reading() as session:
+        rows = [s.document() for s in activity.list_signups(session, campaign_id=campaign_id, limit=limit)]
+    _print(rows, as_json, ("id", "northstar_id", "campaign_id", "quantity", "source", "created_at"))
+
+
+# -- the one place errors become a line on stderr -------------------------------------------
+
+_USER_ERRORS: tuple[type[BaseException], ...] = (
+    CommandError,
+    RollcallError,
+    ConfigError,
+    DatabaseNotMigrated,
+    sa.exc.OperationalError,
+    sa.exc.ArgumentError,
+)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, InvalidInput):
+        return "; ".join(message for messages in error.fields.values() for message in messages)
+    if isinstance(error, sa.exc.OperationalError):
+        return f"database error: {error.orig}"
+    return str(error)
+
+
+def main(argv: Sequence[str] | None = None, *, run: Callable[..., Any] = app) -> None:
+    try:
+        run(args=argv, prog_name="rollcall")
+    except _USER_ERRORS as error:
+        typer.echo(f"error: {_describe(error)}", err=True)
+        raise SystemExit(1) from None

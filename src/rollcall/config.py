@@ -1,0 +1,81 @@
+"""The one settings object, read from the environment once at start and passed down."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_DATABASE_URL = "sqlite:///./rollcall.db"
+
+
+class ConfigError(Exception):
+    """A setting in the environment cannot be used."""
+
+
+def _split_secrets(value: str | None) -> tuple[str, ...]:
+    """A comma-separated list of secrets; blanks never count as a secret."""
+    if not value:
+        return ()
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    # Keys CallPower may present; empty means "use the key generated on first start".
+    callpower_api_keys: tuple[str, ...] = ()
+    # Bearer tokens for staff (API and console); empty means "use the generated token".
+    admin_tokens: tuple[str, ...] = ()
+    default_region: str = "US"
+    max_body_bytes: int = 64 * 1024
+    # Import retries: the delay doubles from import_retry_base_seconds, at most import_max_attempts.
+    import_max_attempts: int = 8
+    import_retry_base_seconds: float = 2.0
+    import_batch_size: int = 200
+    # How often an importer with nothing to do looks for work another process made.
+    import_poll_seconds: float = 0.5
+    # How long an importer's claim on a call lasts before another importer may take it over.
+    import_lease_seconds: float = 60.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        region = (env.get("ROLLCALL_DEFAULT_REGION") or "US").strip().upper()
+        if len(region) != 2 or not region.isalpha():
+            raise ConfigError(f"ROLLCALL_DEFAULT_REGION must be a two-letter region code, got {region!r}")
+        settings = cls(
+            database_url=(env.get("ROLLCALL_DATABASE_URL") or DEFAULT_DATABASE_URL).strip(),
+            callpower_api_keys=_split_secrets(env.get("CALLPOWER_API_KEY")),
+            admin_tokens=_split_secrets(env.get("ROLLCALL_ADMIN_TOKEN")),
+            default_region=region,
+            max_body_bytes=_int(env, "ROLLCALL_MAX_BODY_BYTES", 64 * 1024),
+            import_max_attempts=_int(env, "ROLLCALL_IMPORT_MAX_ATTEMPTS", 8),
+            import_retry_base_seconds=_float(env, "ROLLCALL_IMPORT_RETRY_BASE_SECONDS", 2.0),
+            import_batch_size=_int(env, "ROLLCALL_IMPORT_BATCH_SIZE", 200),
+            import_poll_seconds=_float(env, "ROLLCALL_IMPORT_POLL_SECONDS", 0.5),
+            import_lease_seconds=_float(env, "ROLLCALL_IMPORT_LEASE_SECONDS", 60.0),
+        )
+        if settings.import_max_attempts < 1:
+            raise ConfigError("ROLLCALL_IMPORT_MAX_ATTEMPTS must be at least 1")
+        return settings

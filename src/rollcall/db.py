@@ -1,0 +1,225 @@
+"""The database: engines, sessions, migrations, and every dialect-specific detail.
+
+Everything that differs between SQLite and PostgreSQL lives in this module, so the rest of the
+code writes portable SQLAlchemy. SQLite runs in WAL mode with `synchronous=FULL` so a committed
+transaction survives a power cut; PostgreSQL runs with `synchronous_commit=on` for the same reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from importlib import resources
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from rollcall.config import ConfigError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or cannot store anything right now."""
+
+
+class DatabaseNotMigrated(Exception):
+    """The database exists but its schema is not at the version this code needs."""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def iso_utc(moment: dt.datetime | None) -> str | None:
+    """ISO-8601 in UTC with a `Z`, the form every interface shows times in."""
+    if moment is None:
+        return None
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
+    """A point in time, stored as UTC and always read back as an aware UTC datetime."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        value = value.astimezone(dt.UTC)
+        # SQLite stores text without an offset; PostgreSQL keeps the zone itself.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+# A JSON document: JSONB on PostgreSQL, JSON text on SQLite.
+JSONDocument = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def normalize_url(url: str) -> str:
+    """Accept the plain `postgresql://` form people copy from elsewhere; we drive it with psycopg 3."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # Take transaction control away from pysqlite so BEGIN, SAVEPOINT and DDL behave.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn: Connection) -> None:
+        # Writers take the write lock when they begin, not when they first write: a reader's
+        # snapshot that later tries to write fails at once in WAL mode instead of waiting.
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> Engine:
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        if ":memory:" in url or url.rstrip("/") in ("sqlite:", "sqlite://"):
+            raise ConfigError("rollcall needs a SQLite file, not an in-memory database")
+        engine = sa.create_engine(
+            url,
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_size=pool_size,
+            max_overflow=pool_size,
+        )
+        _configure_sqlite(engine)
+        return engine
+    if url.startswith("postgresql"):
+        return sa.create_engine(
+            url,
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
+            connect_args={"options": "-c synchronous_commit=on -c timezone=UTC"},
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+        )
+    raise ConfigError("unsupported ROLLCALL_DATABASE_URL: use sqlite:///path/to/file.db or postgresql://...")
+
+
+class Database:
+    """The engines and session factories of one database.
+
+    `writing()` opens a transaction that may write; `reading()` one that only reads. On SQLite
+    they differ (BEGIN IMMEDIATE vs deferred); on PostgreSQL they are the same.
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = normalize_url(url)
+        self.engine = create_engine(self.url, pool_size=pool_size)
+        self.dialect = self.engine.dialect.name
+        self.write_engine = (
+            self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.dialect == "sqlite" else self.engine
+        )
+        self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time. Threads of this process queue on a lock that wakes
+        # the next one at once, rather than on SQLite's busy handler, which sleeps and polls.
+        self._write_turn: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
+        )
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A session in one transaction: committed when the block ends, rolled back on error."""
+        with self._write_turn, self._write_sessions() as session, session.begin():
+            yield session
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
+        with self._read_sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+# -- dialect-specific statements ------------------------------------------------------------
+
+
+def _dialect(session: Session | Connection) -> str:
+    return session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
+
+
+def insert_ignoring_conflicts(session: Session | Connection, table: sa.Table) -> Any:
+    """`INSERT ... ON CONFLICT DO NOTHING` in the session's dialect."""
+    dialect_insert = sqlite.insert if _dialect(session) == "sqlite" else postgresql.insert
+    return dialect_insert(table).on_conflict_do_nothing()
+
+
+def lock_callpower_campaign(session: Session, callpower_campaign_id: int) -> None:
+    """Serialize "is this CallPower campaign mapped?" decisions with mapping it.
+
+    The importer takes this lock before it parks a call as unmapped and the mapping takes it
+    before it releases the parked calls, so a call cannot be parked just after its campaign's
+    parked calls were released. SQLite writers are already serialized by BEGIN IMMEDIATE.
+    """
+    if _dialect(session) == "postgresql":
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(1_000_000_000_000 + callpower_campaign_id)))
+
+
+def migrations_config(connection: Connection | None = None) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("rollcall") / "migrations"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def migrate(database: Database) -> None:
+    """Bring the schema to the newest migration; safe when several processes start at once."""
+    from alembic import command
+
+    # The write engine: on SQLite, BEGIN IMMEDIATE makes a second process wait, then see "done".
+    with database.write_engine.begin() as connection:
+        if database.dialect == "postgresql":
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(42_4242)))
+        command.upgrade(migrations_config(connection), "head")
+
+
+def schema_is_current(database: Database) -> bool:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(migrations_config()).get_current_head()
+    with database.engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    return current == head

@@ -1,0 +1,97 @@
+"""The import loop: claim waiting calls, import each one, record the outcome. Nothing else."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import structlog
+
+from rollcall.callpower import service as calls
+from rollcall.callpower.importer import import_call
+from rollcall.config import Settings
+from rollcall.db import Database
+
+log = structlog.get_logger("rollcall.importer")
+
+# One batch is one transaction. On SQLite it holds the only write lock, so it is kept short
+# (the intake's commits wait behind it); the time budget bounds it whatever the batch size.
+BATCH_TIME_BUDGET = 0.025
+# After a database error, wait this long before trying again.
+ERROR_PAUSE = 1.0
+
+
+class Importer:
+    def __init__(self, database: Database, settings: Settings) -> None:
+        self.database = database
+        self.settings = settings
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        """New calls are stored: look now rather than at the next poll."""
+        self._wake.set()
+
+    def import_batch(self) -> int:
+        """Import the calls due now, up to a batch; returns how many were handled."""
+        self._wake.clear()
+        settings = self.settings
+        deadline = time.monotonic() + BATCH_TIME_BUDGET
+        handled = 0
+        with self.database.writing() as session:
+            for call in calls.claim_waiting_calls(session, settings.import_batch_size):
+                started = time.perf_counter()
+                try:
+                    with session.begin_nested():
+                        outcome = import_call(session, call)
+                        calls.record_outcome(session, call, outcome)
+                except Exception as error:
+                    calls.record_failure(
+                        session,
+                        call,
+                        error,
+                        max_attempts=settings.import_max_attempts,
+                        base_delay=settings.import_retry_base_seconds,
+                    )
+                    log.warning("call.import_failed", call_id=call.id, attempts=call.attempts, error=repr(error))
+                else:
+                    log.info(
+                        "call.import",
+                        call_id=call.id,
+                        state=str(outcome.state),
+                        post_id=outcome.post_id,
+                        seconds=round(time.perf_counter() - started, 6),
+                    )
+                handled += 1
+                if time.monotonic() > deadline or self._stopping.is_set():
+                    break
+        return handled
+
+    def run(self) -> None:
+        """Import until `stop()`; sleeps when there is nothing to do, until woken or the next poll."""
+        while not self._stopping.is_set():
+            try:
+                handled = self.import_batch()
+            except Exception as error:  # the database went away: keep the process, try again
+                log.error("importer.batch_failed", error=repr(error))
+                self._stopping.wait(ERROR_PAUSE)
+                continue
+            if handled == 0:
+                self._wake.wait(self.settings.import_poll_seconds)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="rollcall-importer", daemon=True)
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        """Ask the loop to end after the call in hand; safe from a signal handler."""
+        self._stopping.set()
+        self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the call in hand, commit the batch, and end the loop's thread."""
+        self.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
