@@ -1,0 +1,229 @@
+"""Fixtures: real databases (a SQLite file; PostgreSQL when configured) and the real app over HTTP."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import uvicorn
+
+from rollcall.app import create_app
+from rollcall.config import Settings
+from rollcall.db import Database, migrate
+
+API_KEY = "test-callpower-key"
+ADMIN_TOKEN = "test-admin-token"
+POSTGRES_URL = os.environ.get("ROLLCALL_TEST_POSTGRES_URL")
+
+SEED_CALL: dict[str, Any] = {
+    "mobile": "+15551231234",
+    "status": "completed",
+    "call_timestamp": "2017-11-07 18:54:10.829655",
+    "call_duration": 36,
+    "campaign_target_title": "Representative",
+    "campaign_target_district": "FL-7",
+    "callpower_campaign_id": 1,
+    "campaign_target_name": "Mickey Mouse",
+    "callpower_campaign_name": "DefendDreamers_Nov9_CongressCalls",
+    "number_dialed_into": "+15554441234",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll until `predicate()` is truthy; fail the test with a clear message if it never is."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+# -- databases ------------------------------------------------------------------------------
+
+
+def _postgres_admin_url() -> str:
+    assert POSTGRES_URL
+    return Database(POSTGRES_URL).url
+
+
+class PostgresDatabases:
+    """Fresh PostgreSQL databases for tests, each a copy of one migrated template."""
+
+    def __init__(self, url: str) -> None:
+        self.admin = sa.create_engine(Database(url).url, isolation_level="AUTOCOMMIT")
+        self.base_url = sa.engine.make_url(Database(url).url)
+        self.template = f"rollcall_template_{os.getpid()}"
+        with self.admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.template}"')
+            connection.exec_driver_sql(f'CREATE DATABASE "{self.template}"')
+        template = Database(self.url_of(self.template))
+        migrate(template)
+        template.dispose()
+
+    def url_of(self, name: str) -> str:
+        return self.base_url.set(database=name).render_as_string(hide_password=False)
+
+    def create(self) -> str:
+        name = f"rollcall_test_{secrets.token_hex(6)}"
+        with self.admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        return name
+
+    def drop(self, name: str) -> None:
+        with self.admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def close(self) -> None:
+        self.drop(self.template)
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[PostgresDatabases]:
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL half skipped: set ROLLCALL_TEST_POSTGRES_URL to run it (CI does)")
+    try:
+        databases = PostgresDatabases(POSTGRES_URL)
+    except sa.exc.OperationalError as error:
+        # Set but unreachable is a failure, never a skip: CI must not go green without it.
+        pytest.fail(f"ROLLCALL_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {error}")
+    yield databases
+    databases.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database of each kind."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'rollcall.db'}"
+        database = Database(url)
+        migrate(database)
+        database.dispose()
+        yield url
+        return
+    databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+    name = databases.create()
+    yield databases.url_of(name)
+    databases.drop(name)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        callpower_api_keys=(API_KEY,),
+        admin_tokens=(ADMIN_TOKEN,),
+        import_poll_seconds=0.05,
+        import_retry_base_seconds=0.05,
+    )
+
+
+@pytest.fixture
+def database(settings: Settings) -> Iterator[Database]:
+    database = Database(settings.database_url)
+    yield database
+    database.dispose()
+
+
+# -- the app over HTTP ----------------------------------------------------------------------
+
+
+@dataclass
+class RunningApp:
+    url: str
+    settings: Settings
+    server: uvicorn.Server
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+
+def start_app(settings: Settings, *, run_importer: bool = True) -> tuple[RunningApp, threading.Thread]:
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, run_importer=run_importer),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started or not thread.is_alive())
+    if not server.started:
+        pytest.fail("the app did not start")
+    return RunningApp(f"http://127.0.0.1:{port}", settings, server), thread
+
+
+@pytest.fixture
+def app_factory(settings: Settings) -> Iterator[Callable[..., RunningApp]]:
+    """Start the real app (uvicorn on loopback) with these settings, or changed ones."""
+    running: list[tuple[RunningApp, threading.Thread]] = []
+
+    def start(run_importer: bool = True, **changes: Any) -> RunningApp:
+        started = start_app(replace(settings, **changes), run_importer=run_importer)
+        running.append(started)
+        return started[0]
+
+    yield start
+    for app, thread in running:
+        app.server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def app(app_factory: Callable[..., RunningApp]) -> RunningApp:
+    return app_factory()
+
+
+@pytest.fixture
+def client(app: RunningApp) -> Iterator[httpx.Client]:
+    with app.client(headers={"X-DS-CallPower-API-Key": API_KEY}) as client:
+        yield client
+
+
+# -- the CLI as a real process ----------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(settings: Settings) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run `rollcall ...` as its own process against the test database."""
+
+    def run(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        environment = {
+            **os.environ,
+            "ROLLCALL_DATABASE_URL": settings.database_url,
+            "CALLPOWER_API_KEY": API_KEY,
+            **(env or {}),
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "rollcall", *args], capture_output=True, text=True, env=environment, timeout=60
+        )
+        if check and result.returncode != 0:
+            pytest.fail(f"rollcall {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    return run

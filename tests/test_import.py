@@ -1,0 +1,215 @@
+"""The importer: what a stored call becomes, and how it waits, fails, retries and gives up."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from rollcall.activity import service as activity
+from rollcall.activity.models import Post, Signup, User
+from rollcall.callpower import service as calls
+from rollcall.callpower.models import Call, CallState
+from rollcall.callpower.record import ANONYMOUS_MOBILES
+from rollcall.config import Settings
+from rollcall.db import Database
+from rollcall.worker import Importer
+from tests.conftest import SEED_CALL, wait_for
+from tests.test_intake import CONTRACT_PATH, calls_in, count, map_seed_campaign
+
+
+def store(database: Database, *records: dict[str, Any]) -> list[int]:
+    with database.writing() as session:
+        deliveries = [calls.Delivery.of_payload(r, raw="{}", content_type="application/json", region="US") for r in records]
+        assert all(d.record is not None for d in deliveries), [d.errors for d in deliveries]
+        calls.store_deliveries(session, deliveries)
+    return [c.id for c in calls_in(database)][-len(records) :]
+
+
+def import_all(database: Database, settings: Settings) -> None:
+    importer = Importer(database, settings)
+    while importer.import_batch():
+        pass
+
+
+def call_state(database: Database, call_id: int) -> Call:
+    with database.reading() as session:
+        return calls.get_call(session, call_id)
+
+
+def test_busy_call_makes_an_incomplete_post(database: Database, settings: Settings) -> None:
+    map_seed_campaign(database)
+    [call_id] = store(database, {**SEED_CALL, "status": "busy", "call_duration": 0})
+    import_all(database, settings)
+    with database.reading() as session:
+        post = session.scalars(sa.select(Post)).one()
+    assert post.status == "incomplete"
+    assert post.details["status_details"] == "busy"
+    assert call_state(database, call_id).post_id == post.id
+
+
+@pytest.mark.parametrize("status", ["completed", "COMPLETED", "  Completed  "])
+def test_completed_in_any_case_is_accepted(database: Database, settings: Settings, status: str) -> None:
+    map_seed_campaign(database)
+    store(database, {**SEED_CALL, "status": status})
+    import_all(database, settings)
+    with database.reading() as session:
+        assert session.scalars(sa.select(Post.status)).all() == ["accepted"]
+
+
+def test_national_number_is_normalized_to_e164(database: Database, settings: Settings) -> None:
+    map_seed_campaign(database)
+    store(database, {**SEED_CALL, "mobile": "2224567891"}, {**SEED_CALL, "mobile": "(222) 456-7891", "call_duration": 5})
+    import_all(database, settings)
+    with database.reading() as session:
+        assert session.scalars(sa.select(User.mobile)).all() == ["+12224567891"]
+        assert session.scalars(sa.select(Signup.quantity)).all() == [2]
+
+
+def test_default_region_decides_national_numbers(database: Database, settings: Settings) -> None:
+    map_seed_campaign(database)
+    with database.writing() as session:
+        delivery = calls.Delivery.of_payload(
+            {**SEED_CALL, "mobile": "020 7946 0958"}, raw="{}", content_type=None, region="GB"
+        )
+        calls.store_deliveries(session, [delivery])
+    import_all(database, settings)
+    with database.reading() as session:
+        assert session.scalars(sa.select(User.mobile)).all() == ["+442079460958"]
+
+
+@pytest.mark.parametrize("mobile", sorted(ANONYMOUS_MOBILES))
+def test_anonymous_caller_is_discarded(client: httpx.Client, database: Database, mobile: str) -> None:
+    map_seed_campaign(database)
+    answer = client.post(CONTRACT_PATH, json={**SEED_CALL, "mobile": mobile})
+    assert answer.status_code == 200
+    wait_for(lambda: calls_in(database)[0].state == CallState.DISCARDED)
+    assert count(database, User) == 0 and count(database, Post) == 0
+
+
+def test_unmapped_call_waits_then_imports_when_mapped_from_the_cli(
+    client: httpx.Client, database: Database, cli: Any
+) -> None:
+    answer = client.post(CONTRACT_PATH, json={**SEED_CALL, "callpower_campaign_id": 77})
+    assert answer.status_code == 200
+    wait_for(lambda: calls_in(database)[0].state == CallState.UNMAPPED)
+    assert count(database, Post) == 0
+
+    cli("campaigns", "add", "--title", "Defend Dreamers")
+    cli("actions", "add", "--campaign-id", "1", "--name", "Call Congress")
+    mapped = cli("actions", "map", "1", "--callpower-campaign-id", "77")
+    assert "1 waiting calls handed to the importer" in mapped.stdout
+
+    # No further command: the running service's importer picks them up.
+    wait_for(lambda: calls_in(database)[0].state == CallState.IMPORTED)
+    with database.reading() as session:
+        post = session.scalars(sa.select(Post)).one()
+    assert post.action_id == 1
+
+
+def test_post_keeps_the_call_time_beside_its_creation_time(database: Database, settings: Settings) -> None:
+    map_seed_campaign(database)
+    store(database, {**SEED_CALL, "call_timestamp": "2017-11-07T13:54:10-05:00"})
+    import_all(database, settings)
+    with database.reading() as session:
+        post = session.scalars(sa.select(Post)).one()
+    assert post.call_timestamp == dt.datetime(2017, 11, 7, 18, 54, 10, tzinfo=dt.UTC)
+    assert post.created_at > post.call_timestamp
+    assert post.details["call_timestamp"] == "2017-11-07T18:54:10Z"
+
+
+def _break_posts(database: Database) -> None:
+    """Make every insert into posts fail, as a full disk or a bug half-way through an import would."""
+    with database.writing() as session:
+        if database.dialect == "sqlite":
+            session.execute(
+                sa.text("CREATE TRIGGER broken BEFORE INSERT ON posts BEGIN SELECT RAISE(ABORT, 'posts broken'); END")
+            )
+        else:
+            session.execute(
+                sa.text(
+                    "CREATE FUNCTION broken() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'posts broken'; END $$"
+                )
+            )
+            session.execute(sa.text("CREATE TRIGGER broken BEFORE INSERT ON posts FOR EACH ROW EXECUTE FUNCTION broken()"))
+
+
+def _mend_posts(database: Database) -> None:
+    with database.writing() as session:
+        session.execute(sa.text("DROP TRIGGER broken" + ("" if database.dialect == "sqlite" else " ON posts")))
+
+
+def test_failure_half_way_leaves_nothing_behind_and_is_retried(database: Database, settings: Settings) -> None:
+    map_seed_campaign(database)
+    [call_id] = store(database, SEED_CALL)
+    _break_posts(database)
+
+    import_all(database, settings)
+
+    failed = call_state(database, call_id)
+    assert failed.state == CallState.FAILED
+    assert failed.attempts == 1
+    assert "posts broken" in (failed.last_error or "")
+    assert failed.next_attempt_at is not None and failed.next_attempt_at > failed.updated_at
+    # The user and signup made before the failing step were rolled back with it.
+    assert count(database, User) == 0 and count(database, Signup) == 0
+
+    _mend_posts(database)
+    wait_for(lambda: (import_all(database, settings), call_state(database, call_id).state)[1] == CallState.IMPORTED)
+    assert count(database, Post) == 1 and count(database, User) == 1
+
+
+def test_failed_call_backs_off_then_dies_then_can_be_retried(database: Database, settings: Settings, cli: Any) -> None:
+    map_seed_campaign(database)
+    [call_id] = store(database, SEED_CALL)
+    _break_posts(database)
+    importer = Importer(database, settings)
+    delays = []
+    for attempt in range(1, settings.import_max_attempts + 1):
+        wait_for(lambda: importer.import_batch() == 1, timeout=30)
+        call = call_state(database, call_id)
+        assert call.attempts == attempt
+        if call.state == CallState.FAILED:
+            delays.append((call.next_attempt_at - call.updated_at).total_seconds())
+    assert call.state == CallState.DEAD
+    assert delays == pytest.approx([0.05 * 2**n for n in range(settings.import_max_attempts - 1)], abs=0.01)
+    assert importer.import_batch() == 0  # dead calls are left alone
+
+    _mend_posts(database)
+    cli("calls", "retry", str(call_id))
+    import_all(database, settings)
+    assert call_state(database, call_id).state == CallState.IMPORTED
+
+
+def test_imported_call_cannot_be_retried(database: Database, settings: Settings, cli: Any) -> None:
+    map_seed_campaign(database)
+    [call_id] = store(database, SEED_CALL)
+    import_all(database, settings)
+    result = cli("calls", "retry", str(call_id), check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: Call {call_id} is imported; only failed, dead, unmapped calls can be retried."
+    )
+
+
+def test_second_action_cannot_take_a_mapped_callpower_campaign(database: Database) -> None:
+    first = map_seed_campaign(database, 5)
+    with database.writing() as session:
+        other = activity.create_action(session, campaign_id=1, name="Other")
+        other_id = other.id
+    with pytest.raises(calls.CallPowerCampaignTaken, match=f"already mapped to action {first}"):
+        with database.writing() as session:
+            calls.map_campaign(session, other_id, 5)
+
+
+def test_many_calls_of_one_member_count_on_one_signup(database: Database, settings: Settings) -> None:
+    map_seed_campaign(database)
+    store(database, *({**SEED_CALL, "call_duration": n} for n in range(30)))
+    import_all(database, settings)
+    with database.reading() as session:
+        assert session.scalars(sa.select(Signup.quantity)).all() == [30]
+        assert session.scalar(sa.select(sa.func.count()).select_from(Post)) == 30
