@@ -131,6 +131,9 @@ def serve(
     migrate(database)
     _announce_key(settings, database)
     database.dispose()
+    # uvicorn drains on SIGTERM, then raises the signal again for the parent to see. A drained
+    # stop is a clean stop: this handler takes that second signal so the process exits 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.run(
         "rollcall.app:app_from_environment",
         factory=True,

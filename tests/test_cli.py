@@ -1,0 +1,131 @@
+"""The `rollcall` command as a real process: listing, importing files, errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from rollcall.callpower.models import CallState
+from rollcall.config import Settings
+from rollcall.db import Database
+from tests.conftest import SEED_CALL
+from tests.test_import import import_all, store
+from tests.test_intake import calls_in, map_seed_campaign
+
+
+def test_campaign_and_action_round_trip(cli: Any) -> None:
+    assert cli("campaigns", "add", "--title", "Defend Dreamers").stdout.strip() == "campaign 1 added"
+    added = cli("actions", "add", "--campaign-id", "1", "--name", "Call Congress", "--callpower-campaign-id", "9")
+    assert added.stdout.strip() == "action 1 added"
+
+    campaigns = json.loads(cli("campaigns", "list", "--json").stdout)
+    actions = json.loads(cli("actions", "list", "--json").stdout)
+
+    assert [c["internal_title"] for c in campaigns] == ["Defend Dreamers"]
+    assert [(a["name"], a["post_type"], a["callpower_campaign_id"]) for a in actions] == [
+        ("Call Congress", "phone-call", 9)
+    ]
+    table = cli("actions", "list").stdout
+    assert "Call Congress" in table and "callpower_campaign_id" in table
+
+
+def test_read_commands_print_json(cli: Any, database: Database, settings: Settings) -> None:
+    map_seed_campaign(database)
+    store(database, SEED_CALL)
+    import_all(database, settings)
+
+    posts = json.loads(cli("posts", "list", "--json").stdout)
+    users = json.loads(cli("users", "list", "--mobile", "(555) 123-1234", "--json").stdout)
+    signups = json.loads(cli("signups", "list", "--json").stdout)
+    stored = json.loads(cli("calls", "list", "--state", "imported", "--json").stdout)
+
+    assert [(p["status"], p["type"], p["details"]["campaign_target_name"]) for p in posts] == [
+        ("accepted", "phone-call", "Mickey Mouse")
+    ]
+    assert [u["mobile"] for u in users] == ["+15551231234"]
+    assert [(s["northstar_id"], s["quantity"]) for s in signups] == [(users[0]["id"], 1)]
+    assert [(c["state"], c["post_id"]) for c in stored] == [("imported", posts[0]["id"])]
+    assert json.loads(cli("posts", "list", "--status", "incomplete", "--json").stdout) == []
+
+
+def test_import_file_of_json_lines(cli: Any, database: Database, tmp_path: Path) -> None:
+    lines = [
+        json.dumps(SEED_CALL),
+        json.dumps({**SEED_CALL, "call_timestamp": "2017-11-07T18:54:10.829655"}),  # the same call again
+        json.dumps({**SEED_CALL, "campaign_target_name": "Donald Duck"}),
+        json.dumps({**SEED_CALL, "mobile": ""}),
+        "{broken",
+        "",
+    ]
+    path = tmp_path / "calls.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+
+    result = cli("calls", "import", str(path))
+
+    assert result.stdout.strip() == "stored=2 duplicate=1 rejected=2"
+    assert "line 4: rejected: The mobile field is required." in result.stderr
+    assert "line 5: rejected: The line is not valid JSON." in result.stderr
+    assert sorted(c.state for c in calls_in(database)) == ["received", "received", "rejected", "rejected"]
+    # Importing the same file again stores nothing new.
+    again = cli("calls", "import", str(path))
+    assert again.stdout.strip() == "stored=0 duplicate=3 rejected=2"
+
+
+def test_import_csv_file(cli: Any, database: Database, tmp_path: Path) -> None:
+    path = tmp_path / "calls.csv"
+    header = ",".join(SEED_CALL)
+    row = ",".join(str(v) for v in SEED_CALL.values())
+    blank_district = ",".join("" if k == "campaign_target_district" else str(v) for k, v in SEED_CALL.items())
+    path.write_text(f"{header}\n{row}\n{blank_district}\n")
+
+    result = cli("calls", "import", str(path))
+
+    assert result.stdout.strip() == "stored=2 duplicate=0 rejected=0"
+    records = [c.record for c in calls_in(database)]
+    assert [r["campaign_target_district"] for r in records] == ["FL-7", None]
+    assert records[0]["call_duration"] == 36
+
+
+def test_user_mistakes_print_one_line_and_fail(cli: Any, tmp_path: Path) -> None:
+    cases = [
+        (("actions", "map", "42", "--callpower-campaign-id", "3"), "error: No action with id 42."),
+        (("actions", "add", "--campaign-id", "9", "--name", "x"), "error: No campaign with id 9."),
+        (("calls", "retry", "5"), "error: No call with id 5."),
+        (("calls", "list", "--state", "lost"), "error: unknown state 'lost'; one of: received, imported,"),
+        (("calls", "import", str(tmp_path / "nope.jsonl")), "error: no file at"),
+        (("users", "list", "--mobile", "12"), "error: '12' is not a possible phone number"),
+        (("campaigns", "add", "--title", "  "), "error: The internal title field is required."),
+        (("calls", "retry"), "error: give either a call id or --state, not both"),
+        (("calls", "retry", "--state", "imported"), "error: Only failed, dead, unmapped calls can be retried"),
+    ]
+    for args, message in cases:
+        result = cli(*args, check=False)
+        assert result.returncode == 1, args
+        assert result.stderr.startswith(message), (args, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def test_missing_database_is_a_clear_error(tmp_path: Path) -> None:
+    env = {**os.environ, "ROLLCALL_DATABASE_URL": f"sqlite:///{tmp_path / 'absent.db'}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "rollcall", "posts", "list"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: no database at ")
+    assert "rollcall migrate" in result.stderr
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_retry_by_state_sends_calls_back(cli: Any, database: Database) -> None:
+    store(database, SEED_CALL, {**SEED_CALL, "call_duration": 1})
+    with database.writing() as session:
+        session.execute(sa.text("UPDATE calls SET state = 'dead'"))
+    result = cli("calls", "retry", "--state", "dead")
+    assert result.stdout.strip() == "2 calls sent back to the importer"
+    assert [c.state for c in calls_in(database)] == [CallState.RECEIVED, CallState.RECEIVED]
