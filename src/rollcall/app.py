@@ -15,6 +15,7 @@ from rollcall.config import Settings
 from rollcall.credentials import CALLPOWER_KEY, ensure_secret
 from rollcall.db import Database, DatabaseNotMigrated, schema_is_current
 from rollcall.http import BodyLimit, install_error_handlers
+from rollcall.logs import configure_logging
 from rollcall.worker import Importer
 
 
@@ -66,4 +67,6 @@ def create_app(settings: Settings, *, run_importer: bool = True) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """The factory `rollcall serve` hands to uvicorn (each worker process calls it)."""
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -25,6 +25,7 @@ from rollcall.config import ConfigError, Settings
 from rollcall.credentials import CALLPOWER_KEY, ensure_secret, stored_secret
 from rollcall.db import Database, DatabaseNotMigrated, migrate, schema_is_current
 from rollcall.errors import InvalidInput, RollcallError
+from rollcall.logs import configure_logging
 
 app = typer.Typer(
     help="rollcall: CallPower calls become users, signups and phone-call posts.",
@@ -153,6 +154,7 @@ def worker() -> None:
     from rollcall.worker import Importer
 
     settings = _settings()
+    configure_logging(settings.log_level)
     database = _database(settings)
     importer = Importer(database, settings)
 

@@ -57,6 +57,7 @@ class Settings:
     import_poll_seconds: float = 0.5
     # How long an importer's claim on a call lasts before another importer may take it over.
     import_lease_seconds: float = 60.0
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -75,6 +76,7 @@ class Settings:
             import_batch_size=_int(env, "ROLLCALL_IMPORT_BATCH_SIZE", 200),
             import_poll_seconds=_float(env, "ROLLCALL_IMPORT_POLL_SECONDS", 0.5),
             import_lease_seconds=_float(env, "ROLLCALL_IMPORT_LEASE_SECONDS", 60.0),
+            log_level=(env.get("ROLLCALL_LOG_LEVEL") or "INFO").strip().upper(),
         )
         if settings.import_max_attempts < 1:
             raise ConfigError("ROLLCALL_IMPORT_MAX_ATTEMPTS must be at least 1")

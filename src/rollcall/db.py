@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import threading
 from collections.abc import Iterator
 from importlib import resources
@@ -133,6 +134,45 @@ def create_engine(url: str, *, pool_size: int = 10) -> Engine:
     raise ConfigError("unsupported ROLLCALL_DATABASE_URL: use sqlite:///path/to/file.db or postgresql://...")
 
 
+class _WriteTurn:
+    """A lock that also tells whether someone is queued for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self.waiting = 0
+
+    def __enter__(self) -> None:
+        with self._count_lock:
+            self.waiting += 1
+        self._lock.acquire()
+        with self._count_lock:
+            self.waiting -= 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+
+@contextlib.contextmanager
+def savepoint(connection: Connection, name: str = "rollcall_savepoint") -> Iterator[None]:
+    """A savepoint that undoes the block's writes if it raises; the transaction goes on.
+
+    Sent straight to the driver rather than through `Connection.begin_nested()`: it runs for
+    every imported call, the SQL is the same on SQLite and PostgreSQL, and SQLAlchemy's
+    bookkeeping of nested transactions cost more than the import's own statements.
+    """
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        driver.execute(f"ROLLBACK TO SAVEPOINT {name}")
+        driver.execute(f"RELEASE SAVEPOINT {name}")
+        raise
+    driver.execute(f"RELEASE SAVEPOINT {name}")
+
+
 class Database:
     """The engines and session factories of one database.
 
@@ -151,15 +191,17 @@ class Database:
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time. Threads of this process queue on a lock that wakes
         # the next one at once, rather than on SQLite's busy handler, which sleeps and polls.
-        self._write_turn: contextlib.AbstractContextManager[Any] = (
-            threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
-        )
+        self._write_turn = _WriteTurn() if self.dialect == "sqlite" else None
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Session]:
         """A session in one transaction: committed when the block ends, rolled back on error."""
-        with self._write_turn, self._write_sessions() as session, session.begin():
+        with self._write_turn or contextlib.nullcontext(), self._write_sessions() as session, session.begin():
             yield session
+
+    def writer_waiting(self) -> bool:
+        """True when another thread of this process waits to write (SQLite only; else never)."""
+        return self._write_turn is not None and self._write_turn.waiting > 0
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Session]:
@@ -178,9 +220,33 @@ def _dialect(session: Session | Connection) -> str:
 
 
 def insert_ignoring_conflicts(session: Session | Connection, table: sa.Table) -> Any:
-    """`INSERT ... ON CONFLICT DO NOTHING` in the session's dialect."""
-    dialect_insert = sqlite.insert if _dialect(session) == "sqlite" else postgresql.insert
+    """`INSERT ... ON CONFLICT DO NOTHING` in the session's dialect (built once per table)."""
+    return _insert_ignoring_conflicts(_dialect(session), table)
+
+
+@functools.cache
+def _insert_ignoring_conflicts(dialect: str, table: sa.Table) -> Any:
+    dialect_insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
     return dialect_insert(table).on_conflict_do_nothing()
+
+
+def insert_or_add(session: Session | Connection, table: sa.Table, unique: tuple[str, ...], added: str) -> Any:
+    """`INSERT ... ON CONFLICT (unique) DO UPDATE SET added = added + new value RETURNING id`.
+
+    One atomic statement that creates a row or adds to its counter, and says which row it was;
+    concurrent callers never lose an addition and never make a second row.
+    """
+    return _insert_or_add(_dialect(session), table, unique, added)
+
+
+@functools.cache
+def _insert_or_add(dialect: str, table: sa.Table, unique: tuple[str, ...], added: str) -> Any:
+    dialect_insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    statement = dialect_insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c[name] for name in unique],
+        set_={added: table.c[added] + statement.excluded[added], "updated_at": statement.excluded.updated_at},
+    ).returning(table.c.id)
 
 
 def lock_callpower_campaign(session: Session, callpower_campaign_id: int) -> None:

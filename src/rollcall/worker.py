@@ -10,13 +10,17 @@ import structlog
 from rollcall.callpower import service as calls
 from rollcall.callpower.importer import import_call
 from rollcall.config import Settings
-from rollcall.db import Database
+from rollcall.db import Database, savepoint
 
 log = structlog.get_logger("rollcall.importer")
 
-# One batch is one transaction. On SQLite it holds the only write lock, so it is kept short
-# (the intake's commits wait behind it); the time budget bounds it whatever the batch size.
-BATCH_TIME_BUDGET = 0.025
+# One batch is one transaction. On SQLite it holds the only write lock: the batch ends early
+# when the intake of this process waits to commit, and after this long in any case, so the
+# intake of another process waits at most about this long.
+BATCH_TIME_BUDGET = 0.2
+# The first claim of a loop is small; it doubles while batches finish whole (up to the
+# configured batch size) and shrinks to what was done when a batch ends early.
+FIRST_CLAIM = 16
 # After a database error, wait this long before trying again.
 ERROR_PAUSE = 1.0
 
@@ -25,6 +29,7 @@ class Importer:
     def __init__(self, database: Database, settings: Settings) -> None:
         self.database = database
         self.settings = settings
+        self._claim = FIRST_CLAIM
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -40,10 +45,12 @@ class Importer:
         deadline = time.monotonic() + BATCH_TIME_BUDGET
         handled = 0
         with self.database.writing() as session:
-            for call in calls.claim_waiting_calls(session, settings.import_batch_size):
+            connection = session.connection()
+            claimed = calls.claim_waiting_calls(session, self._claim)
+            for call in claimed:
                 started = time.perf_counter()
                 try:
-                    with session.begin_nested():
+                    with savepoint(connection, "import_call"):
                         outcome = import_call(session, call)
                         calls.record_outcome(session, call, outcome)
                 except Exception as error:
@@ -54,7 +61,7 @@ class Importer:
                         max_attempts=settings.import_max_attempts,
                         base_delay=settings.import_retry_base_seconds,
                     )
-                    log.warning("call.import_failed", call_id=call.id, attempts=call.attempts, error=repr(error))
+                    log.warning("call.import_failed", call_id=call.id, attempts=call.attempts + 1, error=repr(error))
                 else:
                     log.info(
                         "call.import",
@@ -64,8 +71,12 @@ class Importer:
                         seconds=round(time.perf_counter() - started, 6),
                     )
                 handled += 1
-                if time.monotonic() > deadline or self._stopping.is_set():
+                if self.database.writer_waiting() or time.monotonic() > deadline or self._stopping.is_set():
                     break
+        if handled < len(claimed):
+            self._claim = max(FIRST_CLAIM, handled)
+        elif handled == self._claim:
+            self._claim = min(settings.import_batch_size, self._claim * 2)
         return handled
 
     def run(self) -> None:

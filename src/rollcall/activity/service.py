@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -23,7 +23,7 @@ from rollcall.activity.models import (
     User,
     new_user_id,
 )
-from rollcall.db import insert_ignoring_conflicts, utcnow
+from rollcall.db import insert_ignoring_conflicts, insert_or_add, utcnow
 from rollcall.errors import InvalidInput, NotFound
 
 DEFAULT_LIMIT = 20
@@ -118,8 +118,25 @@ def get_action(session: Session, action_id: int) -> Action:
     return action
 
 
-def action_for_callpower_campaign(session: Session, callpower_campaign_id: int) -> Action | None:
-    return session.scalar(sa.select(Action).where(Action.callpower_campaign_id == callpower_campaign_id))
+class ActionTarget(NamedTuple):
+    """What a post needs of its action (read on every import, so kept to a light row)."""
+
+    id: int
+    campaign_id: int
+    post_type: str
+    name: str
+
+
+_actions = Action.__table__
+_ACTION_BY_CALLPOWER_ID = sa.select(
+    _actions.c.id, _actions.c.campaign_id, _actions.c.post_type, _actions.c.name
+).where(_actions.c.callpower_campaign_id == sa.bindparam("callpower_campaign_id"))
+
+
+def action_for_callpower_campaign(session: Session, callpower_campaign_id: int) -> ActionTarget | None:
+    """The action that receives a CallPower campaign's calls, if any."""
+    row = session.connection().execute(_ACTION_BY_CALLPOWER_ID, {"callpower_campaign_id": callpower_campaign_id}).first()
+    return ActionTarget(*row) if row is not None else None
 
 
 def list_actions(
@@ -143,101 +160,93 @@ def list_actions(
 # -- users, signups, posts --------------------------------------------------------------------
 
 
+# The import path runs these statements for every call: they are built once, with bound
+# parameters, and run on the session's connection (no ORM bookkeeping on the hot path).
+_users, _signups, _posts = User.__table__, Signup.__table__, Post.__table__
+_USER_ID_BY_MOBILE = sa.select(_users.c.id).where(_users.c.mobile == sa.bindparam("mobile"))
+_INSERT_POST = sa.insert(_posts).returning(_posts.c.id)
+
+
 def get_or_create_user_id(session: Session, mobile: str) -> str:
     """The id of the user with this E.164 mobile, registering one if there is none.
 
     Race-free: two importers meeting the same new mobile make one user (the unique mobile decides).
     A CallPower caller has not opted into SMS, so a new user starts with `sms_status = "stop"`.
     """
-    by_mobile = sa.select(User.id).where(User.mobile == mobile)
-    user_id = session.scalar(by_mobile)
+    connection = session.connection()
+    user_id = connection.execute(_USER_ID_BY_MOBILE, {"mobile": mobile}).scalar()
     if user_id is None:
         now = utcnow()
-        session.execute(
-            insert_ignoring_conflicts(session, User.__table__).values(
-                id=new_user_id(),
-                mobile=mobile,
-                sms_status="stop",
-                source=SOURCE,
-                source_detail=SOURCE_DETAILS,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        user_id = session.scalar(by_mobile)
-    assert user_id is not None
-    return user_id
-
-
-def get_or_create_signup_id(session: Session, user_id: str, campaign_id: int) -> int:
-    """The id of the user's signup for the campaign, made if there is none; race-free like users."""
-    existing = sa.select(Signup.id).where(Signup.northstar_id == user_id, Signup.campaign_id == campaign_id)
-    signup_id = session.scalar(existing)
-    if signup_id is None:
-        now = utcnow()
-        session.execute(
-            insert_ignoring_conflicts(session, Signup.__table__).values(
-                northstar_id=user_id,
-                campaign_id=campaign_id,
-                quantity=0,
-                source=SOURCE,
-                source_details=SOURCE_DETAILS,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        signup_id = session.scalar(existing)
-    assert signup_id is not None
-    return signup_id
+        user_id = connection.execute(
+            insert_ignoring_conflicts(session, _users).returning(_users.c.id),
+            {
+                "id": new_user_id(),
+                "mobile": mobile,
+                "sms_status": "stop",
+                "source": SOURCE,
+                "source_detail": SOURCE_DETAILS,
+                "created_at": now,
+                "updated_at": now,
+            },
+        ).scalar()
+        if user_id is None:  # another importer registered this mobile a moment ago
+            user_id = connection.execute(_USER_ID_BY_MOBILE, {"mobile": mobile}).scalar_one()
+    return str(user_id)
 
 
 def add_post(
     session: Session,
     *,
-    signup_id: int,
     user_id: str,
-    action: Action,
+    action: ActionTarget,
     status: str,
     details: dict[str, Any],
     call_timestamp: dt.datetime | None,
     call_id: int | None = None,
     quantity: int = 1,
-) -> int:
-    """A post on the action, counted on its signup; returns the post id.
+) -> tuple[int, int]:
+    """A post on the action, counted on the user's signup for its campaign; returns (signup id, post id).
 
-    The signup's quantity is the sum of its posts' quantities. It is kept by adding each post's
-    quantity in the same statement that locks the signup, which stays right when two importers
-    add posts to one signup at once (a recomputed sum could miss the other's post).
+    The signup is made on the user's first post for the campaign. Its quantity is the sum of its
+    posts' quantities, kept by adding each post's quantity in the statement that finds or makes
+    the signup: that stays right when two importers add posts to one signup at once, where a
+    recomputed sum could miss the other's post, and two first posts still make one signup.
     """
+    connection = session.connection()
     now = utcnow()
-    post_id = session.scalar(
-        sa.insert(Post)
-        .values(
-            signup_id=signup_id,
-            campaign_id=action.campaign_id,
-            northstar_id=user_id,
-            action_id=action.id,
-            call_id=call_id,
-            type=action.post_type,
-            action=action.name,
-            quantity=quantity,
-            status=status,
-            source=SOURCE,
-            source_details=SOURCE_DETAILS,
-            details=details,
-            call_timestamp=call_timestamp,
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(Post.id)
-    )
-    session.execute(
-        sa.update(Signup)
-        .where(Signup.id == signup_id)
-        .values(quantity=Signup.quantity + quantity, updated_at=now)
-    )
-    assert post_id is not None
-    return post_id
+    signup_id = connection.execute(
+        insert_or_add(session, _signups, ("northstar_id", "campaign_id"), "quantity"),
+        {
+            "northstar_id": user_id,
+            "campaign_id": action.campaign_id,
+            "quantity": quantity,
+            "source": SOURCE,
+            "source_details": SOURCE_DETAILS,
+            "created_at": now,
+            "updated_at": now,
+        },
+    ).scalar_one()
+    post_id = connection.execute(
+        _INSERT_POST,
+        {
+            "signup_id": signup_id,
+            "campaign_id": action.campaign_id,
+            "northstar_id": user_id,
+            "action_id": action.id,
+            "call_id": call_id,
+            "type": action.post_type,
+            "action": action.name,
+            "quantity": quantity,
+            "status": status,
+            "source": SOURCE,
+            "source_details": SOURCE_DETAILS,
+            "details": details,
+            "call_timestamp": call_timestamp,
+            "created_at": now,
+            "updated_at": now,
+        },
+    ).scalar_one()
+    return int(signup_id), int(post_id)
 
 
 def list_users(session: Session, *, mobile: str | None = None, limit: int = DEFAULT_LIMIT) -> Sequence[User]:

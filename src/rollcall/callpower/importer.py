@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy.orm import Session
 
 from rollcall.activity import service as activity
-from rollcall.callpower.models import Call, CallState
+from rollcall.callpower.models import CallState, ClaimedCall, ImportOutcome
 from rollcall.callpower.record import parse_call
 from rollcall.db import lock_callpower_campaign
 
 
-@dataclass(frozen=True)
-class ImportOutcome:
-    state: CallState
-    user_id: str | None = None
-    signup_id: int | None = None
-    post_id: int | None = None
-
-
-def import_call(session: Session, call: Call) -> ImportOutcome:
+def import_call(session: Session, call: ClaimedCall) -> ImportOutcome:
     """Turn a stored call into a user, a signup and a post, or say why it cannot be.
 
     Everything happens in the caller's transaction, so a crash part-way leaves nothing behind, and
@@ -41,10 +31,8 @@ def import_call(session: Session, call: Call) -> ImportOutcome:
             return ImportOutcome(CallState.UNMAPPED)
 
     user_id = activity.get_or_create_user_id(session, record.mobile)
-    signup_id = activity.get_or_create_signup_id(session, user_id, action.campaign_id)
-    post_id = activity.add_post(
+    signup_id, post_id = activity.add_post(
         session,
-        signup_id=signup_id,
         user_id=user_id,
         action=action,
         status="accepted" if record.is_completed else "incomplete",

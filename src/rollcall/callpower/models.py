@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -26,6 +27,24 @@ class CallState(enum.StrEnum):
 WAITING_STATES = (CallState.RECEIVED, CallState.FAILED)
 # States an operator may send back to the importer.
 RETRYABLE_STATES = (CallState.FAILED, CallState.DEAD, CallState.UNMAPPED)
+
+
+class ClaimedCall(NamedTuple):
+    """A call an importer holds: what its import needs, nothing more."""
+
+    id: int
+    record: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    """What one import made of a call: the state it ends in and, if imported, what it became."""
+
+    state: CallState
+    user_id: str | None = None
+    signup_id: int | None = None
+    post_id: int | None = None
 
 
 class Call(Base):

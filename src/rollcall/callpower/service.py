@@ -12,8 +12,7 @@ from sqlalchemy.orm import Session
 
 from rollcall.activity import service as activity
 from rollcall.activity.models import Action
-from rollcall.callpower.importer import ImportOutcome
-from rollcall.callpower.models import RETRYABLE_STATES, WAITING_STATES, Call, CallState
+from rollcall.callpower.models import RETRYABLE_STATES, WAITING_STATES, Call, CallState, ClaimedCall, ImportOutcome
 from rollcall.callpower.record import CallRecord, InvalidCall, campaign_id_of, parse_call
 from rollcall.db import insert_ignoring_conflicts, lock_callpower_campaign, utcnow
 from rollcall.errors import Conflict, NotFound
@@ -133,62 +132,74 @@ def list_calls(
 # -- the importer's side of a call's life -----------------------------------------------------
 
 
-def claim_waiting_calls(session: Session, limit: int) -> list[Call]:
+_calls = Call.__table__
+
+
+def claim_waiting_calls(session: Session, limit: int) -> list[ClaimedCall]:
     """Calls due for import, locked for this transaction (other importers skip them).
 
     New calls first, then failed calls whose retry time has come. On PostgreSQL the rows stay
     locked until the transaction ends, so an importer that dies releases them with its connection.
     """
     now = utcnow()
-    claimed: list[Call] = []
+    claimed: list[ClaimedCall] = []
+    connection = session.connection()
     for state in WAITING_STATES:
         if len(claimed) >= limit:
             break
         query = (
-            sa.select(Call)
-            .where(Call.state == state, Call.next_attempt_at <= now)
-            .order_by(Call.next_attempt_at, Call.id)
+            sa.select(_calls.c.id, _calls.c.record, _calls.c.attempts)
+            .where(_calls.c.state == state, _calls.c.next_attempt_at <= now)
+            .order_by(_calls.c.next_attempt_at, _calls.c.id)
             .limit(limit - len(claimed))
             .with_for_update(skip_locked=True)
         )
-        claimed.extend(session.scalars(query))
+        claimed.extend(ClaimedCall(*row) for row in connection.execute(query))
     return claimed
 
 
-def record_outcome(session: Session, call: Call, outcome: ImportOutcome) -> None:
+_UPDATE_CALL = sa.update(_calls).where(_calls.c.id == sa.bindparam("call"))
+
+
+def record_outcome(session: Session, call: ClaimedCall, outcome: ImportOutcome) -> None:
     now = utcnow()
-    session.execute(
-        sa.update(Call)
-        .where(Call.id == call.id)
-        .values(
-            state=outcome.state,
-            user_id=outcome.user_id,
-            signup_id=outcome.signup_id,
-            post_id=outcome.post_id,
-            imported_at=now if outcome.state == CallState.IMPORTED else None,
-            attempts=call.attempts + 1,
-            next_attempt_at=None,
-            last_error=None,
-            updated_at=now,
-        )
+    session.connection().execute(
+        _UPDATE_CALL,
+        {
+            "call": call.id,
+            "state": outcome.state,
+            "user_id": outcome.user_id,
+            "signup_id": outcome.signup_id,
+            "post_id": outcome.post_id,
+            "imported_at": now if outcome.state == CallState.IMPORTED else None,
+            "attempts": call.attempts + 1,
+            "next_attempt_at": None,
+            "last_error": None,
+            "updated_at": now,
+        },
     )
 
 
-def record_failure(session: Session, call: Call, error: BaseException, *, max_attempts: int, base_delay: float) -> None:
+def record_failure(session: Session, call: ClaimedCall, error: BaseException, *, max_attempts: int, base_delay: float) -> None:
     """Count a failed attempt: retry later with exponential backoff, or give up (`dead`)."""
     now = utcnow()
     attempts = call.attempts + 1
-    values: dict[str, Any] = {
-        "attempts": attempts,
-        "last_error": f"{type(error).__name__}: {error}"[:2000],
-        "updated_at": now,
-    }
     if attempts >= max_attempts:
-        values.update(state=CallState.DEAD, next_attempt_at=None)
+        state, next_attempt_at = CallState.DEAD, None
     else:
         delay = min(dt.timedelta(seconds=base_delay * 2 ** (attempts - 1)), MAX_RETRY_DELAY)
-        values.update(state=CallState.FAILED, next_attempt_at=now + delay)
-    session.execute(sa.update(Call).where(Call.id == call.id).values(**values))
+        state, next_attempt_at = CallState.FAILED, now + delay
+    session.connection().execute(
+        _UPDATE_CALL,
+        {
+            "call": call.id,
+            "state": state,
+            "attempts": attempts,
+            "next_attempt_at": next_attempt_at,
+            "last_error": f"{type(error).__name__}: {error}"[:2000],
+            "updated_at": now,
+        },
+    )
 
 
 # -- operators' side: retry and mapping -------------------------------------------------------

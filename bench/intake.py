@@ -1,0 +1,251 @@
+"""Intake and importer benchmark (SQLite, every 200 durable).
+
+Starts `rollcall serve` and a bare endpoint of the same framework and server (bench/bare_app.py),
+drives each with wrk on loopback in alternating rounds, and prints requests/s and latency for
+(a) 50 connections and (b) one connection sending sequentially (CallPower's pattern), plus the
+ratio to the bare endpoint measured in the same run. Then it measures the importer's rate on a
+backlog of stored calls.
+
+    python bench/intake.py [--seconds 10] [--rounds 3] [--backlog 100000]
+
+Needs `wrk` (apt-get install -y wrk). Medians over the rounds are what docs/benchmarks.md quotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+KEY = "bench-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}")
+        try:
+            httpx.post(url, content=b"{}", timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=log.parent)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def wrk(port: int, connections: int, seconds: int) -> dict[str, float]:
+    threads = min(connections, 2)
+    output = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(HERE / "calls.lua"),
+            f"http://127.0.0.1:{port}",
+            "--",
+            KEY,
+            secrets.token_hex(4),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    figures = {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+        "p50": _ms(re.search(r"\s50%\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
+        "p99": _ms(re.search(r"\s99%\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
+    }
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    figures["non_2xx"] = float(errors.group(1)) if errors else 0.0
+    if socket_errors:
+        print(f"    wrk socket errors: {socket_errors.group(1)}")
+    return figures
+
+
+def intake(args: argparse.Namespace, workdir: Path) -> None:
+    env = {
+        **os.environ,
+        "ROLLCALL_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+        "CALLPOWER_API_KEY": KEY,
+    }
+    ours_port, bare_port = free_port(), free_port()
+    rollcall = shutil.which("rollcall") or "rollcall"
+    subprocess.run([rollcall, "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([rollcall, "campaigns", "add", "--title", "Bench"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [rollcall, "actions", "add", "--campaign-id", "1", "--name", "Call", "--callpower-campaign-id", "1"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    ours = start([rollcall, "serve", "--port", str(ours_port)], env, workdir / "serve.log")
+    bare = start(
+        [
+            sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(bare_port),
+            "--no-access-log", "--log-level", "warning", "--app-dir", str(HERE),
+        ],
+        env,
+        workdir / "bare.log",
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{ours_port}/api/v1/callpower/call", ours)
+        wait_ready(f"http://127.0.0.1:{bare_port}/api/v1/callpower/call", bare)
+        for label, connections in (("50 connections", 50), ("1 connection, sequential", 1)):
+            print(f"\n{label}: {args.rounds} rounds of {args.seconds}s each, alternating")
+            results: dict[str, list[dict[str, float]]] = {"bare": [], "rollcall": []}
+            wrk(bare_port, connections, 2)  # warm up both
+            wrk(ours_port, connections, 2)
+            for round_number in range(args.rounds):
+                for name, port in (("bare", bare_port), ("rollcall", ours_port)):
+                    figures = wrk(port, connections, args.seconds)
+                    results[name].append(figures)
+                    print(
+                        f"  round {round_number + 1} {name:8s} {figures['rps']:8.0f} req/s"
+                        f"  p50 {figures['p50']:7.2f} ms  p99 {figures['p99']:7.2f} ms"
+                        f"  non-2xx {figures['non_2xx']:.0f}"
+                    )
+            ratios = [o["rps"] / b["rps"] for o, b in zip(results["rollcall"], results["bare"], strict=True)]
+            for name in ("bare", "rollcall"):
+                rounds = results[name]
+                print(
+                    f"  median {name:8s} {statistics.median(r['rps'] for r in rounds):8.0f} req/s"
+                    f"  p50 {statistics.median(r['p50'] for r in rounds):7.2f} ms"
+                    f"  p99 {statistics.median(r['p99'] for r in rounds):7.2f} ms"
+                )
+            print(f"  median ratio rollcall/bare: {statistics.median(ratios):.2f}  (rounds: "
+                  + ", ".join(f"{r:.2f}" for r in ratios) + ")")
+    finally:
+        stop(ours)
+        stop(bare)
+
+
+def importer(args: argparse.Namespace, workdir: Path) -> None:
+    """Store a backlog directly (as the intake would), then time the importer emptying it."""
+    from rollcall.activity import service as activity
+    from rollcall.callpower import service as calls
+    from rollcall.db import Database, migrate
+
+    url = f"sqlite:///{workdir / 'backlog.db'}"
+    database = Database(url)
+    migrate(database)
+    with database.writing() as session:
+        campaign = activity.create_campaign(session, internal_title="Backlog")
+        action = activity.create_action(session, campaign_id=campaign.id, name="Call")
+        calls.map_campaign(session, action.id, 1)
+    print(f"\nimporter: storing a backlog of {args.backlog} calls ...")
+    batch = []
+    for n in range(args.backlog):
+        record = {
+            "mobile": f"+1555{n % 20000:07d}",
+            "status": "completed" if n % 3 else "busy",
+            "call_timestamp": f"2017-11-07T18:54:10.{n:06d}",
+            "call_duration": n % 600,
+            "campaign_target_title": "Representative",
+            "campaign_target_district": "FL-7",
+            "callpower_campaign_id": 1,
+            "campaign_target_name": f"Target {n % 3}",
+            "callpower_campaign_name": "Backlog",
+            "number_dialed_into": "+15554441234",
+        }
+        batch.append(calls.Delivery.of_payload(record, raw="{}", content_type="application/json", region="US"))
+        if len(batch) == 5000:
+            with database.writing() as session:
+                calls.store_deliveries(session, batch)
+            batch.clear()
+    with database.writing() as session:
+        calls.store_deliveries(session, batch)
+
+    database.dispose()
+    env = {**os.environ, "ROLLCALL_DATABASE_URL": url}
+    worker = start([shutil.which("rollcall") or "rollcall", "worker"], env, workdir / "worker.log")
+    started = time.perf_counter()
+    try:
+        while _waiting(url):
+            time.sleep(0.2)
+        seconds = time.perf_counter() - started
+    finally:
+        stop(worker)
+    database = Database(url)
+    with database.reading() as session:
+        counts = calls.count_calls_by_state(session)
+    database.dispose()
+    imported = counts["imported"] + counts["discarded"]
+    print(f"  rollcall worker imported {imported} calls in {seconds:.1f} s: {imported / seconds:.0f} calls/s")
+    print(f"  states afterwards: {counts}")
+
+
+def _waiting(url: str) -> int:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.exec_driver_sql("SELECT count(*) FROM calls WHERE state = 'received'").scalar_one())
+    finally:
+        engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backlog", type=int, default=100_000)
+    parser.add_argument("--skip-intake", action="store_true")
+    parser.add_argument("--skip-importer", action="store_true")
+    args = parser.parse_args()
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(time.strftime("date: %Y-%m-%d %H:%M %Z"))
+    with tempfile.TemporaryDirectory(prefix="rollcall-bench-") as directory:
+        workdir = Path(directory)
+        if not args.skip_intake:
+            intake(args, workdir)
+        if not args.skip_importer:
+            importer(args, workdir)
+
+
+if __name__ == "__main__":
+    main()
