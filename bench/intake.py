@@ -125,8 +125,17 @@ def intake(args: argparse.Namespace, workdir: Path) -> None:
     ours = start([rollcall, "serve", "--port", str(ours_port)], env, workdir / "serve.log")
     bare = start(
         [
-            sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(bare_port),
-            "--no-access-log", "--log-level", "warning", "--app-dir", str(HERE),
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bare_app:app",
+            "--port",
+            str(bare_port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--app-dir",
+            str(HERE),
         ],
         env,
         workdir / "bare.log",
@@ -156,8 +165,11 @@ def intake(args: argparse.Namespace, workdir: Path) -> None:
                     f"  p50 {statistics.median(r['p50'] for r in rounds):7.2f} ms"
                     f"  p99 {statistics.median(r['p99'] for r in rounds):7.2f} ms"
                 )
-            print(f"  median ratio rollcall/bare: {statistics.median(ratios):.2f}  (rounds: "
-                  + ", ".join(f"{r:.2f}" for r in ratios) + ")")
+            print(
+                f"  median ratio rollcall/bare: {statistics.median(ratios):.2f}  (rounds: "
+                + ", ".join(f"{r:.2f}" for r in ratios)
+                + ")"
+            )
     finally:
         stop(ours)
         stop(bare)
@@ -237,7 +249,9 @@ def main() -> None:
     parser.add_argument("--skip-intake", action="store_true")
     parser.add_argument("--skip-importer", action="store_true")
     args = parser.parse_args()
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     print(time.strftime("date: %Y-%m-%d %H:%M %Z"))
     with tempfile.TemporaryDirectory(prefix="rollcall-bench-") as directory:
         workdir = Path(directory)

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -38,7 +37,9 @@ def start_server(settings: Settings, port: int, tmp_path: Path) -> subprocess.Po
     return process
 
 
-def test_sigkill_during_a_burst_loses_no_acknowledged_call(settings: Settings, database: Database, tmp_path: Path) -> None:
+def test_sigkill_during_a_burst_loses_no_acknowledged_call(
+    settings: Settings, database: Database, tmp_path: Path
+) -> None:
     port = free_port()
     server = start_server(settings, port, tmp_path)
     acknowledged: list[str] = []

@@ -23,7 +23,9 @@ from tests.test_intake import CONTRACT_PATH, calls_in, count, map_seed_campaign
 
 def store(database: Database, *records: dict[str, Any]) -> list[int]:
     with database.writing() as session:
-        deliveries = [calls.Delivery.of_payload(r, raw="{}", content_type="application/json", region="US") for r in records]
+        deliveries = [
+            calls.Delivery.of_payload(r, raw="{}", content_type="application/json", region="US") for r in records
+        ]
         assert all(d.record is not None for d in deliveries), [d.errors for d in deliveries]
         calls.store_deliveries(session, deliveries)
     return [c.id for c in calls_in(database)][-len(records) :]
@@ -62,7 +64,9 @@ def test_completed_in_any_case_is_accepted(database: Database, settings: Setting
 
 def test_national_number_is_normalized_to_e164(database: Database, settings: Settings) -> None:
     map_seed_campaign(database)
-    store(database, {**SEED_CALL, "mobile": "2224567891"}, {**SEED_CALL, "mobile": "(222) 456-7891", "call_duration": 5})
+    store(
+        database, {**SEED_CALL, "mobile": "2224567891"}, {**SEED_CALL, "mobile": "(222) 456-7891", "call_duration": 5}
+    )
     import_all(database, settings)
     with database.reading() as session:
         assert session.scalars(sa.select(User.mobile)).all() == ["+12224567891"]
@@ -135,7 +139,9 @@ def _break_posts(database: Database) -> None:
                     "$$ BEGIN RAISE EXCEPTION 'posts broken'; END $$"
                 )
             )
-            session.execute(sa.text("CREATE TRIGGER broken BEFORE INSERT ON posts FOR EACH ROW EXECUTE FUNCTION broken()"))
+            session.execute(
+                sa.text("CREATE TRIGGER broken BEFORE INSERT ON posts FOR EACH ROW EXECUTE FUNCTION broken()")
+            )
 
 
 def _mend_posts(database: Database) -> None:
@@ -201,9 +207,11 @@ def test_second_action_cannot_take_a_mapped_callpower_campaign(database: Databas
     with database.writing() as session:
         other = activity.create_action(session, campaign_id=1, name="Other")
         other_id = other.id
-    with pytest.raises(calls.CallPowerCampaignTaken, match=f"already mapped to action {first}"):
-        with database.writing() as session:
-            calls.map_campaign(session, other_id, 5)
+    with (
+        pytest.raises(calls.CallPowerCampaignTaken, match=f"already mapped to action {first}"),
+        database.writing() as session,
+    ):
+        calls.map_campaign(session, other_id, 5)
 
 
 def test_many_calls_of_one_member_count_on_one_signup(database: Database, settings: Settings) -> None:

@@ -124,7 +124,9 @@ def test_either_of_several_configured_keys_opens_the_intake(app_factory: Any, da
     app = app_factory(callpower_api_keys=("old-key", "new-key"))
     with app.client() as client:
         old = client.post(CONTRACT_PATH, json=SEED_CALL, headers={"X-DS-CallPower-API-Key": "old-key"})
-        new = client.post(LEGACY_PATH, json={**SEED_CALL, "call_duration": 1}, headers={"X-DS-Importer-API-Key": "new-key"})
+        new = client.post(
+            LEGACY_PATH, json={**SEED_CALL, "call_duration": 1}, headers={"X-DS-Importer-API-Key": "new-key"}
+        )
     assert (old.status_code, new.status_code) == (200, 200)
     assert len(calls_in(database)) == 2
 
@@ -163,7 +165,9 @@ def test_stock_callpower_custom_target_without_title_is_rejected_and_kept(app: R
         answer = client.post(LEGACY_PATH, json=body, headers={"X-DS-Importer-API-Key": API_KEY})
 
     assert answer.status_code == 422
-    assert answer.json()["error"]["fields"] == {"campaign_target_title": ["The campaign target title field is required."]}
+    assert answer.json()["error"]["fields"] == {
+        "campaign_target_title": ["The campaign target title field is required."]
+    }
     [stored] = calls_in(database)
     assert stored.state == "rejected"
     assert stored.callpower_campaign_id == 1
@@ -257,8 +261,16 @@ def test_unknown_extra_fields_are_kept_in_the_raw_record(client: httpx.Client, d
         ({"call_duration": -1}, "call_duration", "The call duration must be at least 0."),
         ({"call_duration": 2**40}, "call_duration", f"The call duration must be at most {2**31 - 1}."),
         ({"call_duration": [36]}, "call_duration", "The call duration must be an integer."),
-        ({"call_timestamp": "yesterday"}, "call_timestamp", "The call timestamp is not a valid ISO-8601 date and time."),
-        ({"call_timestamp": "2017-13-45 99:00"}, "call_timestamp", "The call timestamp is not a valid ISO-8601 date and time."),
+        (
+            {"call_timestamp": "yesterday"},
+            "call_timestamp",
+            "The call timestamp is not a valid ISO-8601 date and time.",
+        ),
+        (
+            {"call_timestamp": "2017-13-45 99:00"},
+            "call_timestamp",
+            "The call timestamp is not a valid ISO-8601 date and time.",
+        ),
         ({"call_timestamp": 1510080850}, "call_timestamp", "The call timestamp must be an ISO-8601 date and time."),
         ({"status": {"a": 1}}, "status", "The status must be a string."),
         ({"status": "   "}, "status", "The status field is required."),
@@ -266,10 +278,16 @@ def test_unknown_extra_fields_are_kept_in_the_raw_record(client: httpx.Client, d
         ({"mobile": "call me"}, "mobile", "The mobile is not a possible phone number."),
         ({"mobile": ["+15551231234"]}, "mobile", "The mobile must be a string."),
         ({"campaign_target_name": 5}, "campaign_target_name", "The campaign target name must be a string."),
-        ({"callpower_campaign_name": "a\u0000b"}, "callpower_campaign_name", "The callpower campaign name must not contain a NUL character."),
+        (
+            {"callpower_campaign_name": "a\u0000b"},
+            "callpower_campaign_name",
+            "The callpower campaign name must not contain a NUL character.",
+        ),
     ],
 )
-def test_bad_field_is_a_clear_422(client: httpx.Client, database: Database, change: dict, field: str, message: str) -> None:
+def test_bad_field_is_a_clear_422(
+    client: httpx.Client, database: Database, change: dict, field: str, message: str
+) -> None:
     answer = client.post(CONTRACT_PATH, json={**SEED_CALL, **change})
     assert answer.status_code == 422
     assert answer.json() == {"error": {"code": 422, "message": "Failed validation.", "fields": {field: [message]}}}

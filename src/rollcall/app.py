@@ -26,7 +26,6 @@ class Services:
     settings: Settings
     database: Database
     writer: CallWriter
-    importer: Importer | None
     callpower_keys: tuple[str, ...]
 
 
@@ -39,18 +38,15 @@ def create_app(settings: Settings, *, run_importer: bool = True) -> FastAPI:
             raise DatabaseNotMigrated("the database schema is not current: run `rollcall migrate`")
         # Never open: with no key in the environment, the key generated on first start is used.
         keys = settings.callpower_api_keys or (ensure_secret(database, CALLPOWER_KEY)[0],)
+        # The importer runs on the writer's thread, in the gaps between storing deliveries.
         importer = Importer(database, settings) if run_importer else None
-        writer = CallWriter(database, on_stored=(lambda _: importer.wake()) if importer else None)
-        app.state.services = Services(settings, database, writer, importer, keys)
+        writer = CallWriter(database, importer)
+        app.state.services = Services(settings, database, writer, keys)
         writer.start()
-        if importer is not None:
-            importer.start()
         try:
             yield
         finally:
             writer.stop()
-            if importer is not None:
-                importer.stop()
             database.dispose()
 
     app = FastAPI(
@@ -58,9 +54,13 @@ def create_app(settings: Settings, *, run_importer: bool = True) -> FastAPI:
         version=__version__,
         summary="CallPower calls become member activity: users, signups and phone-call posts.",
         lifespan=lifespan,
+        # rollcall has its own metrics and logs; FastAPI's OpenTelemetry hooks cost time on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.include_router(intake.router)
     install_error_handlers(app)
+    # Added last is outermost: the body limit applies to the intake's fast path too.
+    app.add_middleware(intake.IntakeFastPath)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     return app
 

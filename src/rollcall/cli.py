@@ -340,7 +340,9 @@ def calls_import(
         raise CommandError(f"cannot read {file}: {error}") from None
     for number, (raw, payload) in records:
         if payload is None:
-            delivery = calls.Delivery.rejected({"body": ["The line is not valid JSON."]}, raw=raw, content_type=content_type)
+            delivery = calls.Delivery.rejected(
+                {"body": ["The line is not valid JSON."]}, raw=raw, content_type=content_type
+            )
         elif not isinstance(payload, dict):
             delivery = calls.Delivery.rejected(
                 {"body": ["The line must be a JSON object."]}, raw=raw, content_type=content_type

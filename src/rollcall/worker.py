@@ -1,9 +1,14 @@
-"""The import loop: claim waiting calls, import each one, record the outcome. Nothing else."""
+"""The import loop: claim waiting calls, import each one, record the outcome. Nothing else.
+
+`rollcall worker` runs `Importer.run()`. Inside `rollcall serve` the writer thread drives
+`import_batch()` in the gaps between storing deliveries (see `callpower/writer.py`).
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import structlog
 
@@ -15,8 +20,8 @@ from rollcall.db import Database, savepoint
 log = structlog.get_logger("rollcall.importer")
 
 # One batch is one transaction. On SQLite it holds the only write lock: the batch ends early
-# when the intake of this process waits to commit, and after this long in any case, so the
-# intake of another process waits at most about this long.
+# when someone waits to write (`yield_to`), and after this long in any case, so a writer in
+# another process waits at most about this long.
 BATCH_TIME_BUDGET = 0.2
 # The first claim of a loop is small; it doubles while batches finish whole (up to the
 # configured batch size) and shrinks to what was done when a batch ends early.
@@ -30,17 +35,14 @@ class Importer:
         self.database = database
         self.settings = settings
         self._claim = FIRST_CLAIM
-        self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def wake(self) -> None:
-        """New calls are stored: look now rather than at the next poll."""
-        self._wake.set()
+    def import_batch(self, yield_to: Callable[[], bool] | None = None) -> int:
+        """Import the calls due now, up to a batch; returns how many were handled.
 
-    def import_batch(self) -> int:
-        """Import the calls due now, up to a batch; returns how many were handled."""
-        self._wake.clear()
+        The batch ends early, committing what is done, as soon as `yield_to()` is true.
+        """
+        yield_to = yield_to or self.database.writer_waiting
         settings = self.settings
         deadline = time.monotonic() + BATCH_TIME_BUDGET
         handled = 0
@@ -71,7 +73,7 @@ class Importer:
                         seconds=round(time.perf_counter() - started, 6),
                     )
                 handled += 1
-                if self.database.writer_waiting() or time.monotonic() > deadline or self._stopping.is_set():
+                if yield_to() or time.monotonic() > deadline or self._stopping.is_set():
                     break
         if handled < len(claimed):
             self._claim = max(FIRST_CLAIM, handled)
@@ -80,7 +82,7 @@ class Importer:
         return handled
 
     def run(self) -> None:
-        """Import until `stop()`; sleeps when there is nothing to do, until woken or the next poll."""
+        """Import until `request_stop()`; when idle, look for work every poll interval."""
         while not self._stopping.is_set():
             try:
                 handled = self.import_batch()
@@ -89,20 +91,8 @@ class Importer:
                 self._stopping.wait(ERROR_PAUSE)
                 continue
             if handled == 0:
-                self._wake.wait(self.settings.import_poll_seconds)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="rollcall-importer", daemon=True)
-        self._thread.start()
+                self._stopping.wait(self.settings.import_poll_seconds)
 
     def request_stop(self) -> None:
         """Ask the loop to end after the call in hand; safe from a signal handler."""
         self._stopping.set()
-        self._wake.set()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Finish the call in hand, commit the batch, and end the loop's thread."""
-        self.request_stop()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None

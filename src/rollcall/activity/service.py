@@ -42,9 +42,7 @@ class UnknownAction(NotFound):
 def _required_text(fields: dict[str, Any]) -> dict[str, str]:
     """Trimmed values of required text fields, or `InvalidInput` naming every blank one."""
     cleaned = {name: (value or "").strip() for name, value in fields.items()}
-    blank = {
-        name: [f"The {name.replace('_', ' ')} field is required."] for name, value in cleaned.items() if not value
-    }
+    blank = {name: [f"The {name.replace('_', ' ')} field is required."] for name, value in cleaned.items() if not value}
     if blank:
         raise InvalidInput(blank)
     return cleaned
@@ -128,14 +126,16 @@ class ActionTarget(NamedTuple):
 
 
 _actions = Action.__table__
-_ACTION_BY_CALLPOWER_ID = sa.select(
-    _actions.c.id, _actions.c.campaign_id, _actions.c.post_type, _actions.c.name
-).where(_actions.c.callpower_campaign_id == sa.bindparam("callpower_campaign_id"))
+_ACTION_BY_CALLPOWER_ID = sa.select(_actions.c.id, _actions.c.campaign_id, _actions.c.post_type, _actions.c.name).where(
+    _actions.c.callpower_campaign_id == sa.bindparam("callpower_campaign_id")
+)
 
 
 def action_for_callpower_campaign(session: Session, callpower_campaign_id: int) -> ActionTarget | None:
     """The action that receives a CallPower campaign's calls, if any."""
-    row = session.connection().execute(_ACTION_BY_CALLPOWER_ID, {"callpower_campaign_id": callpower_campaign_id}).first()
+    row = (
+        session.connection().execute(_ACTION_BY_CALLPOWER_ID, {"callpower_campaign_id": callpower_campaign_id}).first()
+    )
     return ActionTarget(*row) if row is not None else None
 
 

@@ -1,16 +1,26 @@
-"""Group commit: the deliveries of concurrent requests are stored together, in one transaction.
+"""The one writing thread of `rollcall serve`: group commit first, imports in the gaps.
 
-Every request hands its delivery to one writer thread and waits. The writer takes everything
-that queued up while the previous commit was syncing to disk, stores it in one transaction,
-and then answers all of those requests. One fsync thus covers many requests, and no request is
-answered before its call is on disk.
+Every request hands its delivery to this thread and waits. The thread takes everything that
+queued up while its previous commit was syncing to disk, stores it in one transaction, and then
+answers all of those requests: one fsync covers many requests, and no request is answered
+before its call is on disk.
+
+When no delivery has come for a moment, the same thread imports stored calls, a batch at a
+time, and stops a batch as soon as a delivery arrives. While deliveries never pause (a burst,
+or CallPower replaying a campaign's history one request after another), the importer still gets
+a short slice at regular intervals, so it keeps moving without holding up the intake for long.
+Acknowledging calls comes first: under a burst the backlog grows and is worked off when the
+burst ends, and on SQLite, where there is one writer at a time, the intake never queues behind
+a long import.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,11 +28,18 @@ import structlog
 
 from rollcall.callpower.service import Delivery, store_deliveries
 from rollcall.db import Database
+from rollcall.worker import ERROR_PAUSE, Importer
 
 log = structlog.get_logger("rollcall.writer")
 
 MAX_BATCH = 256
+# Import once no delivery has come for this long ...
+IMPORT_AFTER_QUIET = 0.002
+# ... or, while deliveries keep coming, every this often, for at least IMPORT_SLICE.
+IMPORT_PERIOD = 0.05
+IMPORT_SLICE = 0.005
 _STOP = object()
+_WAKE = object()
 
 
 class WriterStopped(Exception):
@@ -39,9 +56,9 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
 
 
 class CallWriter:
-    def __init__(self, database: Database, on_stored: Callable[[int], None] | None = None) -> None:
+    def __init__(self, database: Database, importer: Importer | None = None) -> None:
         self.database = database
-        self.on_stored = on_stored
+        self.importer = importer
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._running = False
@@ -55,47 +72,83 @@ class CallWriter:
         self._queue.put((delivery, loop, future))
         await future
 
+    def wake_importer(self) -> None:
+        """Calls were released (mapping, retry): import now rather than at the next poll."""
+        self._queue.put(_WAKE)
+
     def start(self) -> None:
         self._running = True
         self._thread = threading.Thread(target=self._run, name="rollcall-writer", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        """Store what is queued, then end the thread."""
+        """Store what is queued, finish the call being imported, then end the thread."""
         self._running = False
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
 
+    def _take(self, timeout: float | None) -> list[Any]:
+        """What queued up: waits up to `timeout` for the first item (None: for ever)."""
+        try:
+            items = [self._queue.get(timeout=timeout) if timeout != 0 else self._queue.get_nowait()]
+        except queue.Empty:
+            return []
+        while len(items) < MAX_BATCH:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    def _deliveries_waiting(self) -> bool:
+        return not self._queue.empty() or self.database.writer_waiting()
+
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            batch = [self._queue.get()]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if _STOP in batch:
-                stopping = True
-                batch = [item for item in batch if item is not _STOP]
+        # With an importer, look for calls at once (some may have waited for a restart).
+        wait: float | None = 0 if self.importer else None
+        last_import = time.monotonic()
+        while True:
+            items = self._take(wait)
+            batch = [item for item in items if item is not _STOP and item is not _WAKE]
             if batch:
                 self._commit(batch)
+            if _STOP in items:
+                return
+            if self.importer is None:
+                continue
+            now = time.monotonic()
+            if batch and now - last_import < IMPORT_PERIOD:
+                wait = IMPORT_AFTER_QUIET  # deliveries are coming: see if more do first
+                continue
+            # Quiet (or the importer's turn): a batch that gives way to deliveries, after a
+            # minimum slice when it is the importer's turn under a steady stream.
+            slice_end = now + (IMPORT_SLICE if batch else 0)
+
+            def give_way(slice_end: float = slice_end) -> bool:
+                return time.monotonic() >= slice_end and self._deliveries_waiting()
+
+            wait = self._import_some(self.importer, give_way)
+            last_import = time.monotonic()
+
+    def _import_some(self, importer: Importer, yield_to: Callable[[], bool]) -> float:
+        """One import batch; returns how long to wait for deliveries before the next one."""
+        try:
+            handled = importer.import_batch(yield_to=yield_to)
+        except Exception as error:  # the database went away: the intake answers 503 meanwhile
+            log.error("importer.batch_failed", error=repr(error))
+            return ERROR_PAUSE
+        return 0 if handled else importer.settings.import_poll_seconds
 
     def _commit(self, batch: list[Any]) -> None:
         error: BaseException | None = None
-        new = 0
         try:
             with self.database.writing() as session:
-                new = store_deliveries(session, [delivery for delivery, _, _ in batch])
+                store_deliveries(session, [delivery for delivery, _, _ in batch])
         except Exception as failure:
             log.error("writer.commit_failed", requests=len(batch), error=repr(failure))
             error = failure
         for _, loop, future in batch:
-            try:
+            with contextlib.suppress(RuntimeError):  # that request's event loop is closed
                 loop.call_soon_threadsafe(_settle, future, error)
-            except RuntimeError:  # that request's event loop is closed
-                pass
-        if new and self.on_stored is not None:
-            self.on_stored(new)
