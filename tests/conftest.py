@@ -129,6 +129,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
+def postgres_url(postgres_databases: PostgresDatabases) -> Iterator[str]:
+    """A migrated, empty PostgreSQL database (for tests that are about PostgreSQL only)."""
+    name = postgres_databases.create()
+    yield postgres_databases.url_of(name)
+    postgres_databases.drop(name)
+
+
+@pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings(
         database_url=database_url,
@@ -203,6 +211,38 @@ def app(app_factory: Callable[..., RunningApp]) -> RunningApp:
 def client(app: RunningApp) -> Iterator[httpx.Client]:
     with app.client(headers={"X-DS-CallPower-API-Key": API_KEY}) as client:
         yield client
+
+
+# -- real processes -------------------------------------------------------------------------
+
+
+def rollcall_process(args: list[str], database_url: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    """Start `rollcall ARGS` as its own process, its output going to `log`."""
+    environment = {**os.environ, "ROLLCALL_DATABASE_URL": database_url, "CALLPOWER_API_KEY": API_KEY, **env}
+    output = log.open("ab")
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "rollcall", *args], env=environment, stdout=output, stderr=output
+        )
+    finally:
+        output.close()
+
+
+def serve_process(database_url: str, log: Path, *args: str, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`rollcall serve` on a free port, once it answers; returns the process and its base URL."""
+    port = free_port()
+    process = rollcall_process(["serve", "--port", str(port), *args], database_url, log, **env)
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.post(f"{url}/api/v1/callpower/call", timeout=1).status_code == 401
+        except httpx.TransportError:
+            assert process.poll() is None, log.read_text()
+            return False
+
+    wait_for(ready, timeout=60)
+    return process, url
 
 
 # -- the CLI as a real process ----------------------------------------------------------------

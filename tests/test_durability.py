@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -16,39 +13,25 @@ import sqlalchemy as sa
 from rollcall.callpower.models import Call
 from rollcall.config import Settings
 from rollcall.db import Database
-from tests.conftest import API_KEY, SEED_CALL, free_port, wait_for
+from tests.conftest import API_KEY, SEED_CALL, serve_process, wait_for
 
 
-def start_server(settings: Settings, port: int, tmp_path: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "ROLLCALL_DATABASE_URL": settings.database_url, "CALLPOWER_API_KEY": API_KEY}
-    log = open(tmp_path / f"serve-{port}.log", "wb")  # noqa: SIM115 (closed with the process)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rollcall", "serve", "--port", str(port)], env=env, stdout=log, stderr=log
-    )
-
-    def ready() -> bool:
-        try:
-            return httpx.post(f"http://127.0.0.1:{port}/api/v1/callpower/call", timeout=1).status_code == 401
-        except httpx.TransportError:
-            assert process.poll() is None, (tmp_path / f"serve-{port}.log").read_text()
-            return False
-
-    wait_for(ready, timeout=30)
-    return process
+def count_state(database: Database, state: str) -> int:
+    with database.reading() as session:
+        return session.scalar(sa.select(sa.func.count()).select_from(Call).where(Call.state == state)) or 0
 
 
 def test_sigkill_during_a_burst_loses_no_acknowledged_call(
     settings: Settings, database: Database, tmp_path: Path
 ) -> None:
-    port = free_port()
-    server = start_server(settings, port, tmp_path)
+    server, url = serve_process(settings.database_url, tmp_path / "serve.log")
     acknowledged: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
     start = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 
     def send(worker: int) -> None:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-DS-Importer-API-Key": API_KEY}) as client:
+        with httpx.Client(base_url=url, headers={"X-DS-Importer-API-Key": API_KEY}) as client:
             n = 0
             while not stop.is_set():
                 stamp = (start + dt.timedelta(seconds=worker * 1_000_000 + n)).isoformat()
@@ -77,16 +60,11 @@ def test_sigkill_during_a_burst_loses_no_acknowledged_call(
     assert len(acknowledged) >= 300
     assert not missing, f"{len(missing)} acknowledged calls were lost"
 
-    # And after a restart, the service imports what it had stored (nothing lost, nothing doubled).
-    server = start_server(settings, free_port(), tmp_path)
+    # After a restart the service works off what it had stored: no action is mapped, so every
+    # stored call ends up waiting in `unmapped`, none stuck in between.
+    server, _ = serve_process(settings.database_url, tmp_path / "serve.log")
     try:
-        # No action is mapped: every stored call ends up waiting in `unmapped`, none in between.
-        wait_for(lambda: _count_state(database, "unmapped") == len(stored), timeout=60)
+        wait_for(lambda: count_state(database, "unmapped") == len(stored), timeout=60)
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(30) == 0
-
-
-def _count_state(database: Database, state: str) -> int:
-    with database.reading() as session:
-        return session.scalar(sa.select(sa.func.count()).select_from(Call).where(Call.state == state)) or 0

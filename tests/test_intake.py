@@ -347,3 +347,12 @@ def test_answers_are_json_whatever_accept_says(client: httpx.Client) -> None:
     answer = client.post(CONTRACT_PATH, json=SEED_CALL, headers={"Accept": "text/html"})
     assert answer.headers["content-type"] == "application/json"
     assert answer.json() == SUCCESS
+
+
+def test_json_sent_as_a_form_by_plain_curl_is_read_as_json(client: httpx.Client, database: Database) -> None:
+    # `curl -d '{...}'` without -H 'Content-Type: application/json' labels the body as a form.
+    answer = client.post(
+        CONTRACT_PATH, content=json.dumps(SEED_CALL), headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert answer.status_code == 200
+    assert [c.state for c in calls_in(database)] == ["received"]

@@ -32,7 +32,7 @@ class Services:
 def create_app(settings: Settings, *, run_importer: bool = True) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = Database(settings.database_url)
+        database = Database.for_settings(settings)
         if not schema_is_current(database):
             database.dispose()
             raise DatabaseNotMigrated("the database schema is not current: run `rollcall migrate`")

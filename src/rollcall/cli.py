@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -70,7 +72,7 @@ def _database(settings: Settings | None = None) -> Database:
         path = settings.database_url.split("///", 1)[-1]
         if path and not Path(path).exists():
             raise CommandError(f"no database at {path}: run `rollcall migrate` or `rollcall serve` first")
-    database = Database(settings.database_url)
+    database = Database.for_settings(settings)
     if not schema_is_current(database):
         raise CommandError("the database schema is not current: run `rollcall migrate`")
     return database
@@ -101,7 +103,7 @@ def _print(rows: Sequence[dict[str, Any]] | dict[str, Any], as_json: bool, colum
 @app.command("migrate")
 def migrate_command() -> None:
     """Create the database or bring its schema up to date."""
-    database = Database(_settings().database_url)
+    database = Database.for_settings(_settings())
     migrate(database)
     typer.echo("database schema is current")
 
@@ -128,7 +130,7 @@ def serve(
     import uvicorn
 
     settings = _settings()
-    database = Database(settings.database_url)
+    database = Database.for_settings(settings)
     migrate(database)
     _announce_key(settings, database)
     database.dispose()
@@ -148,24 +150,60 @@ def serve(
     )
 
 
-@app.command()
-def worker() -> None:
-    """Run an importer on its own (beside `rollcall serve` or on another machine)."""
+def _run_importer() -> None:
+    """One importer process: imports until SIGTERM or SIGINT, then finishes the call in hand."""
     from rollcall.worker import Importer
 
     settings = _settings()
     configure_logging(settings.log_level)
     database = _database(settings)
     importer = Importer(database, settings)
+    signal.signal(signal.SIGTERM, lambda signum, frame: importer.request_stop())
+    signal.signal(signal.SIGINT, lambda signum, frame: importer.request_stop())
+    importer.run()
+    database.dispose()
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Importer processes to run.")] = 1,
+) -> None:
+    """Run importers on their own (beside `rollcall serve`, or on other machines)."""
+    _database().dispose()  # fail here, once, if the database is missing or not migrated
+    typer.echo(f"{concurrency} importer(s) running; SIGTERM or Ctrl-C stops them", err=True)
+    if concurrency == 1:
+        _run_importer()
+        return
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    children = [context.Process(target=_run_importer, name=f"rollcall-importer-{n}") for n in range(concurrency)]
+    stopping = False
 
     def stop(signum: int, frame: Any) -> None:
-        importer.request_stop()
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.pid is not None and child.is_alive():
+                os.kill(child.pid, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    typer.echo("importer running; SIGTERM or Ctrl-C stops it", err=True)
-    importer.run()
-    database.dispose()
+    for child in children:
+        child.start()
+    # Supervise: an importer that died is started again (its claimed calls were released with
+    # its connection); on SIGTERM every importer finishes its call in hand and exits.
+    while not stopping:
+        for n, child in enumerate(children):
+            if not child.is_alive() and not stopping:
+                typer.echo(f"importer {child.name} exited ({child.exitcode}); starting it again", err=True)
+                children[n] = context.Process(target=_run_importer, name=child.name)
+                children[n].start()
+        time.sleep(0.5)
+    for child in children:
+        child.join(60)
+    if any(child.exitcode not in (0, None) for child in children):
+        raise SystemExit(1)
 
 
 @keys_app.command("show")

@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import functools
 import threading
+import time
 from collections.abc import Iterator
 from importlib import resources
 from typing import Any
@@ -22,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from rollcall.config import ConfigError
+from rollcall.config import ConfigError, Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -106,7 +107,7 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> Engine:
+def create_engine(url: str, *, pool_size: int = 10, lease_seconds: float = 60.0) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
         if ":memory:" in url or url.rstrip("/") in ("sqlite:", "sqlite://"):
@@ -122,11 +123,25 @@ def create_engine(url: str, *, pool_size: int = 10) -> Engine:
         _configure_sqlite(engine)
         return engine
     if url.startswith("postgresql"):
+        # An importer holds its claimed calls' row locks in an open transaction. If its machine
+        # dies, the server ends that session after the lease (no transaction of ours idles that
+        # long) and its calls go to another importer; keepalives notice a vanished peer sooner.
+        lease_ms = max(1000, int(lease_seconds * 1000))
+        options = (
+            f"-c synchronous_commit=on -c timezone=UTC -c idle_in_transaction_session_timeout={lease_ms} "
+            "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3"
+        )
         return sa.create_engine(
             url,
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
-            connect_args={"options": "-c synchronous_commit=on -c timezone=UTC"},
+            connect_args={
+                "options": options,
+                "keepalives": 1,
+                "keepalives_idle": 30,
+                "keepalives_interval": 10,
+                "keepalives_count": 3,
+            },
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_pre_ping=True,
@@ -180,9 +195,9 @@ class Database:
     they differ (BEGIN IMMEDIATE vs deferred); on PostgreSQL they are the same.
     """
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, lease_seconds: float = 60.0) -> None:
         self.url = normalize_url(url)
-        self.engine = create_engine(self.url, pool_size=pool_size)
+        self.engine = create_engine(self.url, pool_size=pool_size, lease_seconds=lease_seconds)
         self.dialect = self.engine.dialect.name
         self.write_engine = (
             self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.dialect == "sqlite" else self.engine
@@ -192,6 +207,10 @@ class Database:
         # SQLite has one writer at a time. Threads of this process queue on a lock that wakes
         # the next one at once, rather than on SQLite's busy handler, which sleeps and polls.
         self._write_turn = _WriteTurn() if self.dialect == "sqlite" else None
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Database:
+        return cls(settings.database_url, lease_seconds=settings.import_lease_seconds)
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Session]:
@@ -247,6 +266,52 @@ def _insert_or_add(dialect: str, table: sa.Table, unique: tuple[str, ...], added
         index_elements=[table.c[name] for name in unique],
         set_={added: table.c[added] + statement.excluded[added], "updated_at": statement.excluded.updated_at},
     ).returning(table.c.id)
+
+
+CALLS_CHANNEL = "rollcall_calls"
+
+
+def announce_calls(session: Session) -> None:
+    """Tell importers in every process that calls are waiting (delivered when the transaction commits).
+
+    PostgreSQL: NOTIFY. SQLite has no such thing; importers there look every poll interval.
+    """
+    if _dialect(session) == "postgresql":
+        session.connection().exec_driver_sql(f"NOTIFY {CALLS_CHANNEL}")
+
+
+class CallsSignal:
+    """Waits for `announce_calls` from any process, or for the timeout, whichever comes first."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._connection: Any = None
+
+    def _listen(self) -> Any:
+        if self._connection is None:
+            import psycopg
+
+            url = sa.engine.make_url(self._database.url).set(drivername="postgresql")
+            self._connection = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+            self._connection.execute(f"LISTEN {CALLS_CHANNEL}")
+        return self._connection
+
+    def wait(self, timeout: float) -> None:
+        if self._database.dialect != "postgresql":
+            time.sleep(timeout)
+            return
+        try:
+            for _ in self._listen().notifies(timeout=timeout, stop_after=1):
+                pass
+        except Exception:  # the listening connection broke: fall back to the poll, reconnect later
+            self.close()
+            time.sleep(timeout)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
 
 
 def lock_callpower_campaign(session: Session, callpower_campaign_id: int) -> None:

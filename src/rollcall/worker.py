@@ -15,7 +15,7 @@ import structlog
 from rollcall.callpower import service as calls
 from rollcall.callpower.importer import import_call
 from rollcall.config import Settings
-from rollcall.db import Database, savepoint
+from rollcall.db import CallsSignal, Database, savepoint
 
 log = structlog.get_logger("rollcall.importer")
 
@@ -82,16 +82,24 @@ class Importer:
         return handled
 
     def run(self) -> None:
-        """Import until `request_stop()`; when idle, look for work every poll interval."""
-        while not self._stopping.is_set():
-            try:
-                handled = self.import_batch()
-            except Exception as error:  # the database went away: keep the process, try again
-                log.error("importer.batch_failed", error=repr(error))
-                self._stopping.wait(ERROR_PAUSE)
-                continue
-            if handled == 0:
-                self._stopping.wait(self.settings.import_poll_seconds)
+        """Import until `request_stop()`.
+
+        With nothing to do it waits for calls to be announced (PostgreSQL NOTIFY from any
+        process) or for the poll interval, which also brings failed calls whose retry is due.
+        """
+        signal = CallsSignal(self.database)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    handled = self.import_batch()
+                except Exception as error:  # the database went away: keep the process, try again
+                    log.error("importer.batch_failed", error=repr(error))
+                    self._stopping.wait(ERROR_PAUSE)
+                    continue
+                if handled == 0:
+                    signal.wait(self.settings.import_poll_seconds)
+        finally:
+            signal.close()
 
     def request_stop(self) -> None:
         """Ask the loop to end after the call in hand; safe from a signal handler."""

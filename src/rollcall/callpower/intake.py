@@ -58,7 +58,10 @@ def _media_type(content_type: str | None) -> str:
 async def decode_payload(request: Request, body: bytes, content_type: str | None) -> Any:
     """The body as a mapping of fields: JSON (the contract) or a form (as the reference took)."""
     media = _media_type(content_type)
-    if media in ("", "application/json") or (media.startswith("application/") and media.endswith("+json")):
+    # `curl -d '{...}'` labels JSON as a form; a form field cannot start with "{", so read it as JSON.
+    looks_like_json = body.lstrip()[:1] == b"{"
+    is_json = media in ("", "application/json") or (media.startswith("application/") and media.endswith("+json"))
+    if is_json or (media == "application/x-www-form-urlencoded" and looks_like_json):
         try:
             payload = orjson.loads(body.removeprefix(b"\xef\xbb\xbf"))
         except orjson.JSONDecodeError:

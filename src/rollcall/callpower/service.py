@@ -26,7 +26,7 @@ from rollcall.callpower.record import (
     campaign_id_of,
     parse_call,
 )
-from rollcall.db import insert_ignoring_conflicts, lock_callpower_campaign, utcnow
+from rollcall.db import announce_calls, insert_ignoring_conflicts, lock_callpower_campaign, utcnow
 from rollcall.errors import Conflict, NotFound
 
 DEFAULT_LIMIT = 20
@@ -112,7 +112,10 @@ def store_deliveries(session: Session, deliveries: Sequence[Delivery]) -> int:
     statement = insert_ignoring_conflicts(session, _calls).returning(_calls.c.state)
     # On the connection: the ORM's bulk-insert bookkeeping cost more than the insert itself.
     states = session.connection().execute(statement, [delivery.row(now) for delivery in deliveries]).scalars()
-    return sum(1 for state in states if state == CallState.RECEIVED)
+    new = sum(1 for state in states if state == CallState.RECEIVED)
+    if new:
+        announce_calls(session)
+    return new
 
 
 # -- reading calls ----------------------------------------------------------------------------
@@ -238,6 +241,7 @@ def retry_call(session: Session, call_id: int) -> Call:
     if call.state not in RETRYABLE_STATES:
         raise CallNotRetryable(call_id, call.state)
     session.execute(_send_back(Call.id == call_id))
+    announce_calls(session)
     session.refresh(call)
     return call
 
@@ -247,7 +251,10 @@ def retry_calls(session: Session, state: CallState) -> int:
     if state not in RETRYABLE_STATES:
         allowed = ", ".join(state.value for state in RETRYABLE_STATES)
         raise Conflict(f"Only {allowed} calls can be retried, not {state}.")
-    return session.execute(_send_back(Call.state == state)).rowcount
+    count = session.execute(_send_back(Call.state == state)).rowcount
+    if count:
+        announce_calls(session)
+    return count
 
 
 def release_unmapped_calls(session: Session, callpower_campaign_id: int) -> int:
@@ -255,8 +262,10 @@ def release_unmapped_calls(session: Session, callpower_campaign_id: int) -> int:
     lock_callpower_campaign(session, callpower_campaign_id)
     released = session.execute(
         _send_back((Call.state == CallState.UNMAPPED) & (Call.callpower_campaign_id == callpower_campaign_id))
-    )
-    return released.rowcount
+    ).rowcount
+    if released:
+        announce_calls(session)
+    return released
 
 
 def map_campaign(session: Session, action_id: int, callpower_campaign_id: int | None) -> tuple[Action, int]:
