@@ -355,4 +355,5 @@ def test_json_sent_as_a_form_by_plain_curl_is_read_as_json(client: httpx.Client,
         CONTRACT_PATH, content=json.dumps(SEED_CALL), headers={"Content-Type": "application/x-www-form-urlencoded"}
     )
     assert answer.status_code == 200
-    assert [c.state for c in calls_in(database)] == ["received"]
+    [stored] = calls_in(database)
+    assert stored.record is not None and stored.record["mobile"] == "+15551231234"
