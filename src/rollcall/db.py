@@ -149,25 +149,6 @@ def create_engine(url: str, *, pool_size: int = 10, lease_seconds: float = 60.0)
     raise ConfigError("unsupported ROLLCALL_DATABASE_URL: use sqlite:///path/to/file.db or postgresql://...")
 
 
-class _WriteTurn:
-    """A lock that also tells whether someone is queued for it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._count_lock = threading.Lock()
-        self.waiting = 0
-
-    def __enter__(self) -> None:
-        with self._count_lock:
-            self.waiting += 1
-        self._lock.acquire()
-        with self._count_lock:
-            self.waiting -= 1
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._lock.release()
-
-
 @contextlib.contextmanager
 def savepoint(connection: Connection, name: str = "rollcall_savepoint") -> Iterator[None]:
     """A savepoint that undoes the block's writes if it raises; the transaction goes on.
@@ -206,7 +187,7 @@ class Database:
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time. Threads of this process queue on a lock that wakes
         # the next one at once, rather than on SQLite's busy handler, which sleeps and polls.
-        self._write_turn = _WriteTurn() if self.dialect == "sqlite" else None
+        self._write_turn = threading.Lock() if self.dialect == "sqlite" else None
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Database:
@@ -217,10 +198,6 @@ class Database:
         """A session in one transaction: committed when the block ends, rolled back on error."""
         with self._write_turn or contextlib.nullcontext(), self._write_sessions() as session, session.begin():
             yield session
-
-    def writer_waiting(self) -> bool:
-        """True when another thread of this process waits to write (SQLite only; else never)."""
-        return self._write_turn is not None and self._write_turn.waiting > 0
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Session]:
@@ -250,10 +227,10 @@ def _insert_ignoring_conflicts(dialect: str, table: sa.Table) -> Any:
 
 
 def insert_or_add(session: Session | Connection, table: sa.Table, unique: tuple[str, ...], added: str) -> Any:
-    """`INSERT ... ON CONFLICT (unique) DO UPDATE SET added = added + new value RETURNING id`.
+    """`INSERT ... ON CONFLICT (unique) DO UPDATE SET added = added + new value` (add RETURNING to taste).
 
-    One atomic statement that creates a row or adds to its counter, and says which row it was;
-    concurrent callers never lose an addition and never make a second row.
+    One atomic statement that creates rows or adds to their counters; concurrent callers never
+    lose an addition and never make a second row.
     """
     return _insert_or_add(_dialect(session), table, unique, added)
 
@@ -265,7 +242,7 @@ def _insert_or_add(dialect: str, table: sa.Table, unique: tuple[str, ...], added
     return statement.on_conflict_do_update(
         index_elements=[table.c[name] for name in unique],
         set_={added: table.c[added] + statement.excluded[added], "updated_at": statement.excluded.updated_at},
-    ).returning(table.c.id)
+    )
 
 
 CALLS_CHANNEL = "rollcall_calls"

@@ -5,8 +5,9 @@ The CLI, the HTTP API and the console all call these; none of them queries the t
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -126,17 +127,22 @@ class ActionTarget(NamedTuple):
 
 
 _actions = Action.__table__
-_ACTION_BY_CALLPOWER_ID = sa.select(_actions.c.id, _actions.c.campaign_id, _actions.c.post_type, _actions.c.name).where(
-    _actions.c.callpower_campaign_id == sa.bindparam("callpower_campaign_id")
-)
+_ACTIONS_BY_CALLPOWER_ID = sa.select(
+    _actions.c.callpower_campaign_id, _actions.c.id, _actions.c.campaign_id, _actions.c.post_type, _actions.c.name
+).where(_actions.c.callpower_campaign_id.in_(sa.bindparam("ids", expanding=True)))
+
+
+def actions_for_callpower_campaigns(session: Session, callpower_ids: Collection[int]) -> dict[int, ActionTarget]:
+    """The actions that receive these CallPower campaigns' calls, by CallPower campaign id (unmapped: absent)."""
+    if not callpower_ids:
+        return {}
+    rows = session.connection().execute(_ACTIONS_BY_CALLPOWER_ID, {"ids": list(callpower_ids)})
+    return {row[0]: ActionTarget(*row[1:]) for row in rows}
 
 
 def action_for_callpower_campaign(session: Session, callpower_campaign_id: int) -> ActionTarget | None:
     """The action that receives a CallPower campaign's calls, if any."""
-    row = (
-        session.connection().execute(_ACTION_BY_CALLPOWER_ID, {"callpower_campaign_id": callpower_campaign_id}).first()
-    )
-    return ActionTarget(*row) if row is not None else None
+    return actions_for_callpower_campaigns(session, (callpower_campaign_id,)).get(callpower_campaign_id)
 
 
 def list_actions(
@@ -160,93 +166,119 @@ def list_actions(
 # -- users, signups, posts --------------------------------------------------------------------
 
 
-# The import path runs these statements for every call: they are built once, with bound
-# parameters, and run on the session's connection (no ORM bookkeeping on the hot path).
+# The importer runs these for every batch of calls: set-based statements on the session's
+# connection, built once, so a batch costs a few round trips whatever its size.
 _users, _signups, _posts = User.__table__, Signup.__table__, Post.__table__
-_USER_ID_BY_MOBILE = sa.select(_users.c.id).where(_users.c.mobile == sa.bindparam("mobile"))
-_INSERT_POST = sa.insert(_posts).returning(_posts.c.id)
+_USERS_BY_MOBILE = sa.select(_users.c.mobile, _users.c.id).where(
+    _users.c.mobile.in_(sa.bindparam("mobiles", expanding=True))
+)
 
 
-def get_or_create_user_id(session: Session, mobile: str) -> str:
-    """The id of the user with this E.164 mobile, registering one if there is none.
+def user_ids_for_mobiles(session: Session, mobiles: Collection[str]) -> dict[str, str]:
+    """The ids of the users with these E.164 mobiles, registering those who are new.
 
-    Race-free: two importers meeting the same new mobile make one user (the unique mobile decides).
-    A CallPower caller has not opted into SMS, so a new user starts with `sms_status = "stop"`.
+    Race-free: two importers meeting the same new mobile make one user (the unique mobile decides,
+    and the loser reads the winner's row). A CallPower caller has not opted into SMS, so a new
+    user starts with `sms_status = "stop"`.
     """
+    wanted = set(mobiles)
+    if not wanted:
+        return {}
     connection = session.connection()
-    user_id = connection.execute(_USER_ID_BY_MOBILE, {"mobile": mobile}).scalar()
-    if user_id is None:
+    found: dict[str, str] = dict(connection.execute(_USERS_BY_MOBILE, {"mobiles": list(wanted)}).all())
+    new = sorted(wanted - found.keys())
+    if new:
         now = utcnow()
-        user_id = connection.execute(
-            insert_ignoring_conflicts(session, _users).returning(_users.c.id),
-            {
-                "id": new_user_id(),
-                "mobile": mobile,
-                "sms_status": "stop",
-                "source": SOURCE,
-                "source_detail": SOURCE_DETAILS,
-                "created_at": now,
-                "updated_at": now,
-            },
-        ).scalar()
-        if user_id is None:  # another importer registered this mobile a moment ago
-            user_id = connection.execute(_USER_ID_BY_MOBILE, {"mobile": mobile}).scalar_one()
-    return str(user_id)
+        registered = connection.execute(
+            insert_ignoring_conflicts(session, _users).returning(_users.c.mobile, _users.c.id),
+            [
+                {
+                    "id": new_user_id(),
+                    "mobile": mobile,
+                    "sms_status": "stop",
+                    "source": SOURCE,
+                    "source_detail": SOURCE_DETAILS,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for mobile in new
+            ],
+        )
+        found.update(registered.all())
+        raced = [mobile for mobile in new if mobile not in found]  # registered meanwhile by another importer
+        if raced:
+            found.update(connection.execute(_USERS_BY_MOBILE, {"mobiles": raced}).all())
+    return found
 
 
-def add_post(
-    session: Session,
-    *,
-    user_id: str,
-    action: ActionTarget,
-    status: str,
-    details: dict[str, Any],
-    call_timestamp: dt.datetime | None,
-    call_id: int | None = None,
-    quantity: int = 1,
-) -> tuple[int, int]:
-    """A post on the action, counted on the user's signup for its campaign; returns (signup id, post id).
+class NewPost(NamedTuple):
+    user_id: str
+    action: ActionTarget
+    status: str
+    details: dict[str, Any]
+    call_timestamp: dt.datetime | None
+    call_id: int
+    quantity: int = 1
 
-    The signup is made on the user's first post for the campaign. Its quantity is the sum of its
-    posts' quantities, kept by adding each post's quantity in the statement that finds or makes
-    the signup: that stays right when two importers add posts to one signup at once, where a
-    recomputed sum could miss the other's post, and two first posts still make one signup.
+
+def add_posts(session: Session, posts: Sequence[NewPost]) -> dict[int, tuple[int, int]]:
+    """Posts on their actions, counted on each user's signup for the campaign.
+
+    Returns (signup id, post id) by call id. A signup is made with the user's first post on the
+    campaign. Its quantity is the sum of its posts' quantities, kept by adding them in the one
+    statement that finds or makes the signup: that stays right when two importers add posts to
+    one signup at once (a recomputed sum could miss the other's post), and two first posts still
+    make one signup.
     """
+    if not posts:
+        return {}
     connection = session.connection()
     now = utcnow()
-    signup_id = connection.execute(
-        insert_or_add(session, _signups, ("northstar_id", "campaign_id"), "quantity"),
+    added: collections.Counter[tuple[str, int]] = collections.Counter()
+    for post in posts:
+        added[(post.user_id, post.action.campaign_id)] += post.quantity
+    # Rows in a stable order, so concurrent importers lock shared signups in the same order.
+    signup_rows = [
         {
             "northstar_id": user_id,
-            "campaign_id": action.campaign_id,
+            "campaign_id": campaign_id,
             "quantity": quantity,
             "source": SOURCE,
             "source_details": SOURCE_DETAILS,
             "created_at": now,
             "updated_at": now,
-        },
-    ).scalar_one()
-    post_id = connection.execute(
-        _INSERT_POST,
+        }
+        for (user_id, campaign_id), quantity in sorted(added.items())
+    ]
+    counted = connection.execute(
+        insert_or_add(session, _signups, ("northstar_id", "campaign_id"), "quantity").returning(
+            _signups.c.northstar_id, _signups.c.campaign_id, _signups.c.id
+        ),
+        signup_rows,
+    )
+    signup_ids = {(user_id, campaign_id): signup_id for user_id, campaign_id, signup_id in counted}
+    post_rows = [
         {
-            "signup_id": signup_id,
-            "campaign_id": action.campaign_id,
-            "northstar_id": user_id,
-            "action_id": action.id,
-            "call_id": call_id,
-            "type": action.post_type,
-            "action": action.name,
-            "quantity": quantity,
-            "status": status,
+            "signup_id": signup_ids[(post.user_id, post.action.campaign_id)],
+            "campaign_id": post.action.campaign_id,
+            "northstar_id": post.user_id,
+            "action_id": post.action.id,
+            "call_id": post.call_id,
+            "type": post.action.post_type,
+            "action": post.action.name,
+            "quantity": post.quantity,
+            "status": post.status,
             "source": SOURCE,
             "source_details": SOURCE_DETAILS,
-            "details": details,
-            "call_timestamp": call_timestamp,
+            "details": post.details,
+            "call_timestamp": post.call_timestamp,
             "created_at": now,
             "updated_at": now,
-        },
-    ).scalar_one()
-    return int(signup_id), int(post_id)
+        }
+        for post in posts
+    ]
+    made = connection.execute(sa.insert(_posts).returning(_posts.c.call_id, _posts.c.signup_id, _posts.c.id), post_rows)
+    return {call_id: (signup_id, post_id) for call_id, signup_id, post_id in made}
 
 
 def list_users(session: Session, *, mobile: str | None = None, limit: int = DEFAULT_LIMIT) -> Sequence[User]:

@@ -1,6 +1,12 @@
-"""The import of one stored call: the reference's steps 1-7, in the caller's transaction."""
+"""The import of stored calls: the reference's steps 1-7, in the caller's transaction.
+
+`import_calls` takes a batch and works set-wise (a few statements per batch, whatever its size);
+`import_call` is the same for one call. There is one implementation of the rules, here.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
@@ -10,34 +16,60 @@ from rollcall.callpower.record import parse_call
 from rollcall.db import lock_callpower_campaign
 
 
-def import_call(session: Session, call: ClaimedCall) -> ImportOutcome:
-    """Turn a stored call into a user, a signup and a post, or say why it cannot be.
+def import_calls(session: Session, calls: Sequence[ClaimedCall]) -> list[ImportOutcome]:
+    """Turn stored calls into users, signups and posts, or say why each cannot be.
 
-    Everything happens in the caller's transaction, so a crash part-way leaves nothing behind, and
-    the post's unique `call_id` makes a second import of the same call fail rather than double it.
+    Returns one outcome per call, in order. Everything happens in the caller's transaction, so a
+    failure part-way leaves nothing behind, and the post's unique `call_id` makes a second import
+    of the same call fail rather than double it.
     """
-    # The stored record was validated and normalized at intake (mobile already in E.164).
-    record = parse_call(call.record)
-    if record.is_anonymous:
-        return ImportOutcome(CallState.DISCARDED)
+    # The stored records were validated and normalized at intake (mobiles already in E.164).
+    records = [parse_call(call.record) for call in calls]
+    members = [record for record in records if not record.is_anonymous]
 
-    action = activity.action_for_callpower_campaign(session, record.callpower_campaign_id)
-    if action is None:
+    wanted = {record.callpower_campaign_id for record in members}
+    actions = activity.actions_for_callpower_campaigns(session, wanted)
+    for callpower_campaign_id in sorted(wanted - actions.keys()):
         # Look again under the campaign's lock: a mapping committed meanwhile must be seen here,
-        # or its release of parked calls must come after this call is parked.
-        lock_callpower_campaign(session, record.callpower_campaign_id)
-        action = activity.action_for_callpower_campaign(session, record.callpower_campaign_id)
-        if action is None:
-            return ImportOutcome(CallState.UNMAPPED)
+        # or its release of parked calls must come after these calls are parked.
+        lock_callpower_campaign(session, callpower_campaign_id)
+        action = activity.action_for_callpower_campaign(session, callpower_campaign_id)
+        if action is not None:
+            actions[callpower_campaign_id] = action
 
-    user_id = activity.get_or_create_user_id(session, record.mobile)
-    signup_id, post_id = activity.add_post(
+    mapped = [record for record in members if record.callpower_campaign_id in actions]
+    user_ids = activity.user_ids_for_mobiles(session, {record.mobile for record in mapped})
+    placed = activity.add_posts(
         session,
-        user_id=user_id,
-        action=action,
-        status="accepted" if record.is_completed else "incomplete",
-        details=record.post_details(),
-        call_timestamp=record.call_timestamp,
-        call_id=call.id,
+        [
+            activity.NewPost(
+                user_id=user_ids[record.mobile],
+                action=actions[record.callpower_campaign_id],
+                status="accepted" if record.is_completed else "incomplete",
+                details=record.post_details(),
+                call_timestamp=record.call_timestamp,
+                call_id=call.id,
+            )
+            for call, record in zip(calls, records, strict=True)
+            if not record.is_anonymous and record.callpower_campaign_id in actions
+        ],
     )
-    return ImportOutcome(CallState.IMPORTED, user_id=user_id, signup_id=signup_id, post_id=post_id)
+
+    outcomes = []
+    for call, record in zip(calls, records, strict=True):
+        if record.is_anonymous:
+            outcomes.append(ImportOutcome(CallState.DISCARDED))
+        elif record.callpower_campaign_id not in actions:
+            outcomes.append(ImportOutcome(CallState.UNMAPPED))
+        else:
+            signup_id, post_id = placed[call.id]
+            outcomes.append(
+                ImportOutcome(CallState.IMPORTED, user_id=user_ids[record.mobile], signup_id=signup_id, post_id=post_id)
+            )
+    return outcomes
+
+
+def import_call(session: Session, call: ClaimedCall) -> ImportOutcome:
+    """`import_calls` for one call."""
+    [outcome] = import_calls(session, [call])
+    return outcome

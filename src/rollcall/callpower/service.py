@@ -179,22 +179,26 @@ def claim_waiting_calls(session: Session, limit: int) -> list[ClaimedCall]:
 _UPDATE_CALL = sa.update(_calls).where(_calls.c.id == sa.bindparam("call"))
 
 
-def record_outcome(session: Session, call: ClaimedCall, outcome: ImportOutcome) -> None:
+def record_outcomes(session: Session, calls: Sequence[ClaimedCall], outcomes: Sequence[ImportOutcome]) -> None:
+    """Store what each call became (one statement for the batch)."""
     now = utcnow()
     session.connection().execute(
         _UPDATE_CALL,
-        {
-            "call": call.id,
-            "state": outcome.state,
-            "user_id": outcome.user_id,
-            "signup_id": outcome.signup_id,
-            "post_id": outcome.post_id,
-            "imported_at": now if outcome.state == CallState.IMPORTED else None,
-            "attempts": call.attempts + 1,
-            "next_attempt_at": None,
-            "last_error": None,
-            "updated_at": now,
-        },
+        [
+            {
+                "call": call.id,
+                "state": outcome.state,
+                "user_id": outcome.user_id,
+                "signup_id": outcome.signup_id,
+                "post_id": outcome.post_id,
+                "imported_at": now if outcome.state == CallState.IMPORTED else None,
+                "attempts": call.attempts + 1,
+                "next_attempt_at": None,
+                "last_error": None,
+                "updated_at": now,
+            }
+            for call, outcome in zip(calls, outcomes, strict=True)
+        ],
     )
 
 

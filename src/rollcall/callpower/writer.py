@@ -6,9 +6,9 @@ answers all of those requests: one fsync covers many requests, and no request is
 before its call is on disk.
 
 When no delivery has come for a moment, the same thread imports stored calls, a batch at a
-time, and stops a batch as soon as a delivery arrives. While deliveries never pause (a burst,
-or CallPower replaying a campaign's history one request after another), the importer still gets
-a short slice at regular intervals, so it keeps moving without holding up the intake for long.
+time, looking at the queue between batches. While deliveries never pause (a burst, or CallPower
+replaying a campaign's history one request after another), the importer still gets a small
+batch at regular intervals, so it keeps moving without holding up the intake for long.
 Acknowledging calls comes first: under a burst the backlog grows and is worked off when the
 burst ends, and on SQLite, where there is one writer at a time, the intake never queues behind
 a long import.
@@ -21,7 +21,6 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -35,9 +34,9 @@ log = structlog.get_logger("rollcall.writer")
 MAX_BATCH = 256
 # Import once no delivery has come for this long ...
 IMPORT_AFTER_QUIET = 0.002
-# ... or, while deliveries keep coming, every this often, for at least IMPORT_SLICE.
+# ... or, while deliveries keep coming, a batch of IMPORT_SLICE calls every IMPORT_PERIOD.
 IMPORT_PERIOD = 0.05
-IMPORT_SLICE = 0.005
+IMPORT_SLICE = 32
 _STOP = object()
 _WAKE = object()
 
@@ -102,9 +101,6 @@ class CallWriter:
                 break
         return items
 
-    def _deliveries_waiting(self) -> bool:
-        return not self._queue.empty() or self.database.writer_waiting()
-
     def _run(self) -> None:
         # With an importer, look for calls at once (some may have waited for a restart).
         wait: float | None = 0 if self.importer else None
@@ -118,24 +114,17 @@ class CallWriter:
                 return
             if self.importer is None:
                 continue
-            now = time.monotonic()
-            if batch and now - last_import < IMPORT_PERIOD:
+            if batch and time.monotonic() - last_import < IMPORT_PERIOD:
                 wait = IMPORT_AFTER_QUIET  # deliveries are coming: see if more do first
                 continue
-            # Quiet (or the importer's turn): a batch that gives way to deliveries, after a
-            # minimum slice when it is the importer's turn under a steady stream.
-            slice_end = now + (IMPORT_SLICE if batch else 0)
-
-            def give_way(slice_end: float = slice_end) -> bool:
-                return time.monotonic() >= slice_end and self._deliveries_waiting()
-
-            wait = self._import_some(self.importer, give_way)
+            # Quiet: a full batch. The importer's turn under a steady stream: a small one.
+            wait = self._import_some(self.importer, IMPORT_SLICE if batch else None)
             last_import = time.monotonic()
 
-    def _import_some(self, importer: Importer, yield_to: Callable[[], bool]) -> float:
+    def _import_some(self, importer: Importer, limit: int | None) -> float:
         """One import batch; returns how long to wait for deliveries before the next one."""
         try:
-            handled = importer.import_batch(yield_to=yield_to)
+            handled = importer.import_batch(limit)
         except Exception as error:  # the database went away: the intake answers 503 meanwhile
             log.error("importer.batch_failed", error=repr(error))
             return ERROR_PAUSE
