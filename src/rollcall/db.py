@@ -126,9 +126,13 @@ def create_engine(url: str, *, pool_size: int = 10, lease_seconds: float = 60.0)
         # An importer holds its claimed calls' row locks in an open transaction. If its machine
         # dies, the server ends that session after the lease (no transaction of ours idles that
         # long) and its calls go to another importer; keepalives notice a vanished peer sooner.
+        # force_custom_plan: foreign-key checks run as plans cached per session; one cached while
+        # users or signups were nearly empty scans the table, and a pooled session keeps it while
+        # the table grows (imports slowed tenfold within minutes). Custom plans see the real size.
         lease_ms = max(1000, int(lease_seconds * 1000))
         options = (
             f"-c synchronous_commit=on -c timezone=UTC -c idle_in_transaction_session_timeout={lease_ms} "
+            "-c plan_cache_mode=force_custom_plan "
             "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3"
         )
         return sa.create_engine(
