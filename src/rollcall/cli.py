@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -28,6 +28,7 @@ from rollcall.credentials import CALLPOWER_KEY, ensure_secret, stored_secret
 from rollcall.db import Database, DatabaseNotMigrated, migrate, schema_is_current
 from rollcall.errors import InvalidInput, RollcallError
 from rollcall.logs import configure_logging
+from rollcall.paging import PageRequest
 
 app = typer.Typer(
     help="rollcall: CallPower calls become users, signups and phone-call posts.",
@@ -54,7 +55,8 @@ for sub, name in (
     app.add_typer(sub, name=name)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-LimitOption = Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many rows, newest first.")]
+LimitOption = Annotated[int, typer.Option("--limit", min=1, max=1000, help="How many rows, newest first.")]
+T = TypeVar("T")
 
 
 class CommandError(Exception):
@@ -239,7 +241,7 @@ def campaigns_add(
 def campaigns_list(as_json: JsonOption = False, limit: LimitOption = 100) -> None:
     """List campaigns, newest first."""
     with _database().reading() as session:
-        rows = [c.document() for c in activity.list_campaigns(session, limit=limit)]
+        rows = [c.document() for c in activity.list_campaigns(session, PageRequest(limit)).items]
     _print(rows, as_json, ("id", "internal_title", "cause", "created_at"))
 
 
@@ -264,7 +266,7 @@ def actions_add(
 def actions_list(as_json: JsonOption = False, limit: LimitOption = 100) -> None:
     """List actions, newest first."""
     with _database().reading() as session:
-        rows = [a.document() for a in activity.list_actions(session, limit=limit)]
+        rows = [a.document() for a in activity.list_actions(session, PageRequest(limit)).items]
     _print(rows, as_json, ("id", "campaign_id", "name", "post_type", "callpower_campaign_id"))
 
 
@@ -285,6 +287,11 @@ def actions_map(
 # -- calls ----------------------------------------------------------------------------------
 
 
+def _one(value: T | None) -> list[T] | None:
+    """A filter on one value, or no filter."""
+    return None if value is None else [value]
+
+
 def _state(value: str | None) -> CallState | None:
     if value is None:
         return None
@@ -302,7 +309,7 @@ def calls_list(
 ) -> None:
     """List stored calls, newest first."""
     with _database().reading() as session:
-        rows = [c.document() for c in calls.list_calls(session, state=_state(state), limit=limit)]
+        rows = [c.document() for c in calls.list_calls(session, PageRequest(limit), states=_one(_state(state))).items]
     if not as_json:
         for row in rows:
             row["error"] = row["last_error"] or ("; ".join(sum((row["errors"] or {}).values(), [])) or None)
@@ -411,7 +418,12 @@ def posts_list(
 ) -> None:
     """List posts, newest first."""
     with _database().reading() as session:
-        rows = [p.document() for p in activity.list_posts(session, campaign_id=campaign_id, status=status, limit=limit)]
+        rows = [
+            p.document()
+            for p in activity.list_posts(
+                session, PageRequest(limit), campaign_ids=_one(campaign_id), statuses=_one(status)
+            ).items
+        ]
     _print(rows, as_json, ("id", "type", "status", "campaign_id", "action_id", "northstar_id", "call_timestamp"))
 
 
@@ -429,7 +441,7 @@ def users_list(
         except InvalidMobile:
             raise CommandError(f"{mobile!r} is not a possible phone number") from None
     with _database(settings).reading() as session:
-        rows = [u.document() for u in activity.list_users(session, mobile=mobile, limit=limit)]
+        rows = [u.document() for u in activity.list_users(session, PageRequest(limit), mobiles=_one(mobile)).items]
     _print(rows, as_json, ("id", "mobile", "sms_status", "source", "created_at"))
 
 
@@ -441,7 +453,10 @@ def signups_list(
 ) -> None:
     """List signups, newest first."""
     with _database().reading() as session:
-        rows = [s.document() for s in activity.list_signups(session, campaign_id=campaign_id, limit=limit)]
+        rows = [
+            s.document()
+            for s in activity.list_signups(session, PageRequest(limit), campaign_ids=_one(campaign_id)).items
+        ]
     _print(rows, as_json, ("id", "northstar_id", "campaign_id", "quantity", "source", "created_at"))
 
 

@@ -12,7 +12,7 @@ import datetime as dt
 import functools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any
 
@@ -230,22 +230,26 @@ def _insert_ignoring_conflicts(dialect: str, table: sa.Table) -> Any:
     return dialect_insert(table).on_conflict_do_nothing()
 
 
-def insert_or_add(session: Session | Connection, table: sa.Table, unique: tuple[str, ...], added: str) -> Any:
-    """`INSERT ... ON CONFLICT (unique) DO UPDATE SET added = added + new value` (add RETURNING to taste).
+def upsert(
+    session: Session | Connection,
+    table: sa.Table,
+    unique: tuple[str, ...],
+    update: Callable[[sa.Table, Any], dict[str, Any]],
+) -> Any:
+    """`INSERT ... ON CONFLICT (unique) DO UPDATE SET ...` in the session's dialect (add RETURNING to taste).
 
-    One atomic statement that creates rows or adds to their counters; concurrent callers never
-    lose an addition and never make a second row.
+    `update(table, excluded)` gives the SET clause: `excluded` holds the row that was offered.
+    One atomic statement: concurrent callers never make a second row and never lose an update.
     """
-    return _insert_or_add(_dialect(session), table, unique, added)
+    return _upsert(_dialect(session), table, unique, update)
 
 
 @functools.cache
-def _insert_or_add(dialect: str, table: sa.Table, unique: tuple[str, ...], added: str) -> Any:
+def _upsert(dialect: str, table: sa.Table, unique: tuple[str, ...], update: Callable[..., dict[str, Any]]) -> Any:
     dialect_insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
     statement = dialect_insert(table)
     return statement.on_conflict_do_update(
-        index_elements=[table.c[name] for name in unique],
-        set_={added: table.c[added] + statement.excluded[added], "updated_at": statement.excluded.updated_at},
+        index_elements=[table.c[name] for name in unique], set_=update(table, statement.excluded)
     )
 
 

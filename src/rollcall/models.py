@@ -1,7 +1,7 @@
 """Every table, imported in one place so migrations and tests see the whole schema."""
 
 from rollcall.activity.models import Action, Campaign, Post, Signup, User
-from rollcall.callpower.models import Call
+from rollcall.callpower.models import Call, CallPowerCampaign
 from rollcall.credentials import StoredSecret
 
-__all__ = ["Action", "Call", "Campaign", "Post", "Signup", "StoredSecret", "User"]
+__all__ = ["Action", "Call", "CallPowerCampaign", "Campaign", "Post", "Signup", "StoredSecret", "User"]

@@ -24,10 +24,9 @@ from rollcall.activity.models import (
     User,
     new_user_id,
 )
-from rollcall.db import insert_ignoring_conflicts, insert_or_add, utcnow
+from rollcall.db import insert_ignoring_conflicts, upsert, utcnow
 from rollcall.errors import InvalidInput, NotFound
-
-DEFAULT_LIMIT = 20
+from rollcall.paging import Page, PageRequest, any_of, keyset_page
 
 
 class UnknownCampaign(NotFound):
@@ -74,11 +73,19 @@ def get_campaign(session: Session, campaign_id: int) -> Campaign:
     return campaign
 
 
-def list_campaigns(session: Session, *, limit: int = DEFAULT_LIMIT, before_id: int | None = None) -> Sequence[Campaign]:
-    query = sa.select(Campaign).order_by(Campaign.id.desc()).limit(limit)
-    if before_id is not None:
-        query = query.where(Campaign.id < before_id)
-    return session.scalars(query).all()
+def update_campaign(session: Session, campaign_id: int, changes: dict[str, Any]) -> Campaign:
+    """Change a campaign's fields (internal_title, cause, start_date, end_date)."""
+    campaign = get_campaign(session, campaign_id)
+    if "internal_title" in changes:
+        changes = {**changes, **_required_text({"internal_title": changes["internal_title"]})}
+    for name, value in changes.items():
+        setattr(campaign, name, value)
+    session.flush()
+    return campaign
+
+
+def list_campaigns(session: Session, page: PageRequest) -> Page[Campaign]:
+    return keyset_page(session, sa.select(Campaign), [Campaign.id], page, lambda c: (c.id,))
 
 
 # -- actions ----------------------------------------------------------------------------------
@@ -145,22 +152,28 @@ def action_for_callpower_campaign(session: Session, callpower_campaign_id: int) 
     return actions_for_callpower_campaigns(session, (callpower_campaign_id,)).get(callpower_campaign_id)
 
 
+def update_action(session: Session, action_id: int, changes: dict[str, Any]) -> Action:
+    """Change an action's own fields. Its CallPower campaign is changed with `callpower.service.map_campaign`."""
+    action = get_action(session, action_id)
+    required = {name: changes[name] for name in ("name", "post_type") if name in changes}
+    changes = {**changes, **_required_text(required)}
+    for name, value in changes.items():
+        setattr(action, name, value)
+    session.flush()
+    return action
+
+
 def list_actions(
     session: Session,
+    page: PageRequest,
     *,
-    campaign_id: int | None = None,
-    callpower_campaign_id: int | None = None,
-    limit: int = DEFAULT_LIMIT,
-    before_id: int | None = None,
-) -> Sequence[Action]:
-    query = sa.select(Action).order_by(Action.id.desc()).limit(limit)
-    if campaign_id is not None:
-        query = query.where(Action.campaign_id == campaign_id)
-    if callpower_campaign_id is not None:
-        query = query.where(Action.callpower_campaign_id == callpower_campaign_id)
-    if before_id is not None:
-        query = query.where(Action.id < before_id)
-    return session.scalars(query).all()
+    campaign_ids: Sequence[int] | None = None,
+    callpower_campaign_ids: Sequence[int] | None = None,
+) -> Page[Action]:
+    query = sa.select(Action).where(
+        *any_of(Action.campaign_id, campaign_ids), *any_of(Action.callpower_campaign_id, callpower_campaign_ids)
+    )
+    return keyset_page(session, query, [Action.id], page, lambda a: (a.id,))
 
 
 # -- users, signups, posts --------------------------------------------------------------------
@@ -211,6 +224,10 @@ def user_ids_for_mobiles(session: Session, mobiles: Collection[str]) -> dict[str
     return found
 
 
+def _count_on_signup(signups: sa.Table, offered: Any) -> dict[str, Any]:
+    return {"quantity": signups.c.quantity + offered.quantity, "updated_at": offered.updated_at}
+
+
 class NewPost(NamedTuple):
     user_id: str
     action: ActionTarget
@@ -251,7 +268,7 @@ def add_posts(session: Session, posts: Sequence[NewPost]) -> dict[int, tuple[int
         for (user_id, campaign_id), quantity in sorted(added.items())
     ]
     counted = connection.execute(
-        insert_or_add(session, _signups, ("northstar_id", "campaign_id"), "quantity").returning(
+        upsert(session, _signups, ("northstar_id", "campaign_id"), _count_on_signup).returning(
             _signups.c.northstar_id, _signups.c.campaign_id, _signups.c.id
         ),
         signup_rows,
@@ -281,44 +298,79 @@ def add_posts(session: Session, posts: Sequence[NewPost]) -> dict[int, tuple[int
     return {call_id: (signup_id, post_id) for call_id, signup_id, post_id in made}
 
 
-def list_users(session: Session, *, mobile: str | None = None, limit: int = DEFAULT_LIMIT) -> Sequence[User]:
-    query = sa.select(User).order_by(User.created_at.desc(), User.id.desc()).limit(limit)
-    if mobile is not None:
-        query = query.where(User.mobile == mobile)
-    return session.scalars(query).all()
+def get_user(session: Session, user_id: str) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("user", user_id)
+    return user
+
+
+def list_users(session: Session, page: PageRequest, *, mobiles: Sequence[str] | None = None) -> Page[User]:
+    """Users, newest first (by creation; their ids are opaque)."""
+    query = sa.select(User).where(*any_of(User.mobile, mobiles))
+    return keyset_page(session, query, [User.created_at, User.id], page, lambda u: (u.created_at, u.id))
+
+
+def get_signup(session: Session, signup_id: int) -> Signup:
+    signup = session.get(Signup, signup_id)
+    if signup is None:
+        raise NotFound("signup", signup_id)
+    return signup
 
 
 def list_signups(
     session: Session,
+    page: PageRequest,
     *,
-    campaign_id: int | None = None,
-    user_id: str | None = None,
-    limit: int = DEFAULT_LIMIT,
-    before_id: int | None = None,
-) -> Sequence[Signup]:
-    query = sa.select(Signup).order_by(Signup.id.desc()).limit(limit)
-    if campaign_id is not None:
-        query = query.where(Signup.campaign_id == campaign_id)
-    if user_id is not None:
-        query = query.where(Signup.northstar_id == user_id)
-    if before_id is not None:
-        query = query.where(Signup.id < before_id)
-    return session.scalars(query).all()
+    campaign_ids: Sequence[int] | None = None,
+    northstar_ids: Sequence[str] | None = None,
+) -> Page[Signup]:
+    query = sa.select(Signup).where(
+        *any_of(Signup.campaign_id, campaign_ids), *any_of(Signup.northstar_id, northstar_ids)
+    )
+    return keyset_page(session, query, [Signup.id], page, lambda s: (s.id,))
+
+
+def posts_of_signups(session: Session, signup_ids: Sequence[int]) -> dict[int, list[Post]]:
+    """Each signup's posts, newest first."""
+    found: dict[int, list[Post]] = {signup_id: [] for signup_id in signup_ids}
+    if signup_ids:
+        for post in session.scalars(sa.select(Post).where(Post.signup_id.in_(signup_ids)).order_by(Post.id.desc())):
+            found[post.signup_id].append(post)
+    return found
+
+
+def get_post(session: Session, post_id: int) -> Post:
+    post = session.get(Post, post_id)
+    if post is None:
+        raise NotFound("post", post_id)
+    return post
 
 
 def list_posts(
     session: Session,
+    page: PageRequest,
     *,
-    campaign_id: int | None = None,
-    status: str | None = None,
-    limit: int = DEFAULT_LIMIT,
-    before_id: int | None = None,
-) -> Sequence[Post]:
-    query = sa.select(Post).order_by(Post.id.desc()).limit(limit)
-    if campaign_id is not None:
-        query = query.where(Post.campaign_id == campaign_id)
-    if status is not None:
-        query = query.where(Post.status == status)
-    if before_id is not None:
-        query = query.where(Post.id < before_id)
-    return session.scalars(query).all()
+    campaign_ids: Sequence[int] | None = None,
+    action_ids: Sequence[int] | None = None,
+    northstar_ids: Sequence[str] | None = None,
+    types: Sequence[str] | None = None,
+    statuses: Sequence[str] | None = None,
+    sources: Sequence[str] | None = None,
+    call_timestamp_gte: dt.datetime | None = None,
+    call_timestamp_lt: dt.datetime | None = None,
+) -> Page[Post]:
+    """Posts, newest first; each filter narrows, and a filter's several values mean any of them."""
+    query = sa.select(Post).where(
+        *any_of(Post.campaign_id, campaign_ids),
+        *any_of(Post.action_id, action_ids),
+        *any_of(Post.northstar_id, northstar_ids),
+        *any_of(Post.type, types),
+        *any_of(Post.status, statuses),
+        *any_of(Post.source, sources),
+    )
+    if call_timestamp_gte is not None:
+        query = query.where(Post.call_timestamp >= call_timestamp_gte)
+    if call_timestamp_lt is not None:
+        query = query.where(Post.call_timestamp < call_timestamp_lt)
+    return keyset_page(session, query, [Post.id], page, lambda p: (p.id,))

@@ -47,12 +47,31 @@ class ImportOutcome:
     post_id: int | None = None
 
 
+class CallPowerCampaign(Base):
+    """Every CallPower campaign id seen, kept up to date as its calls are stored.
+
+    `calls` counts the stored calls that named the campaign (rejected ones included), so the
+    campaigns overview never has to count the whole calls table.
+    """
+
+    __tablename__ = "callpower_campaigns"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str | None] = mapped_column(sa.String(255))
+    calls: Mapped[int] = mapped_column(sa.Integer, default=0)
+    first_call_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_call_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    first_received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Call(Base):
     __tablename__ = "calls"
     __table_args__ = (
         sa.Index("ix_calls_state_next_attempt_at", "state", "next_attempt_at"),
         sa.Index("ix_calls_callpower_campaign_id_state", "callpower_campaign_id", "state"),
         sa.Index("ix_calls_mobile", "mobile"),
+        sa.Index("ix_calls_state_callpower_campaign_id", "state", "callpower_campaign_id"),
     )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)

@@ -16,6 +16,7 @@ from rollcall.callpower.models import (
     RETRYABLE_STATES,
     WAITING_STATES,
     Call,
+    CallPowerCampaign,
     CallState,
     ClaimedCall,
     ImportOutcome,
@@ -26,11 +27,12 @@ from rollcall.callpower.record import (
     campaign_id_of,
     parse_call,
 )
-from rollcall.db import announce_calls, insert_ignoring_conflicts, lock_callpower_campaign, utcnow
+from rollcall.db import announce_calls, insert_ignoring_conflicts, lock_callpower_campaign, upsert, utcnow
 from rollcall.errors import Conflict, NotFound
+from rollcall.paging import Page, PageRequest, any_of, keyset_page
 
-DEFAULT_LIMIT = 20
 _calls = Call.__table__
+_campaigns = CallPowerCampaign.__table__
 MAX_RETRY_DELAY = dt.timedelta(hours=6)
 
 
@@ -109,13 +111,61 @@ def store_deliveries(session: Session, deliveries: Sequence[Delivery]) -> int:
     if not deliveries:
         return 0
     now = utcnow()
-    statement = insert_ignoring_conflicts(session, _calls).returning(_calls.c.state)
+    statement = insert_ignoring_conflicts(session, _calls).returning(
+        _calls.c.state, _calls.c.callpower_campaign_id, _calls.c.callpower_campaign_name, _calls.c.call_timestamp
+    )
     # On the connection: the ORM's bulk-insert bookkeeping cost more than the insert itself.
-    states = session.connection().execute(statement, [delivery.row(now) for delivery in deliveries]).scalars()
-    new = sum(1 for state in states if state == CallState.RECEIVED)
+    stored = session.connection().execute(statement, [delivery.row(now) for delivery in deliveries]).all()
+    _count_campaign_calls(session, stored, now)
+    new = sum(1 for row in stored if row.state == CallState.RECEIVED)
     if new:
         announce_calls(session)
     return new
+
+
+def _seen(campaigns: sa.Table, offered: Any) -> dict[str, Any]:
+    def earlier(column: str) -> Any:
+        return sa.case(
+            (campaigns.c[column].is_(None), offered[column]),
+            (offered[column] < campaigns.c[column], offered[column]),
+            else_=campaigns.c[column],
+        )
+
+    def later(column: str) -> Any:
+        return sa.case(
+            (campaigns.c[column].is_(None), offered[column]),
+            (offered[column] > campaigns.c[column], offered[column]),
+            else_=campaigns.c[column],
+        )
+
+    return {
+        "name": sa.func.coalesce(offered.name, campaigns.c.name),
+        "calls": campaigns.c.calls + offered.calls,
+        "first_call_at": earlier("first_call_at"),
+        "last_call_at": later("last_call_at"),
+        "last_received_at": offered.last_received_at,
+    }
+
+
+def _count_campaign_calls(session: Session, stored: Sequence[Any], now: dt.datetime) -> None:
+    """Keep `callpower_campaigns` up to date with newly stored calls (one row per campaign)."""
+    seen: dict[int, dict[str, Any]] = {}
+    for row in stored:
+        if row.callpower_campaign_id is None:
+            continue
+        campaign = seen.setdefault(
+            row.callpower_campaign_id,
+            {"id": row.callpower_campaign_id, "name": None, "calls": 0, "first_call_at": None, "last_call_at": None},
+        )
+        campaign["calls"] += 1
+        campaign["name"] = row.callpower_campaign_name or campaign["name"]
+        if row.call_timestamp is not None:
+            first, last = campaign["first_call_at"], campaign["last_call_at"]
+            campaign["first_call_at"] = min(first, row.call_timestamp) if first else row.call_timestamp
+            campaign["last_call_at"] = max(last, row.call_timestamp) if last else row.call_timestamp
+    if seen:
+        rows = [{**campaign, "first_received_at": now, "last_received_at": now} for _, campaign in sorted(seen.items())]
+        session.connection().execute(upsert(session, _campaigns, ("id",), _seen), rows)
 
 
 # -- reading calls ----------------------------------------------------------------------------
@@ -130,20 +180,78 @@ def get_call(session: Session, call_id: int) -> Call:
 
 def list_calls(
     session: Session,
+    page: PageRequest,
     *,
-    state: CallState | None = None,
-    callpower_campaign_id: int | None = None,
-    limit: int = DEFAULT_LIMIT,
-    before_id: int | None = None,
-) -> Sequence[Call]:
-    query = sa.select(Call).order_by(Call.id.desc()).limit(limit)
-    if state is not None:
-        query = query.where(Call.state == state)
-    if callpower_campaign_id is not None:
-        query = query.where(Call.callpower_campaign_id == callpower_campaign_id)
-    if before_id is not None:
-        query = query.where(Call.id < before_id)
-    return session.scalars(query).all()
+    states: Sequence[CallState] | None = None,
+    callpower_campaign_ids: Sequence[int] | None = None,
+    mobiles: Sequence[str] | None = None,
+) -> Page[Call]:
+    """Stored calls, newest first."""
+    query = sa.select(Call).where(
+        *any_of(Call.state, states),
+        *any_of(Call.callpower_campaign_id, callpower_campaign_ids),
+        *any_of(Call.mobile, mobiles),
+    )
+    return keyset_page(session, query, [Call.id], page, lambda c: (c.id,))
+
+
+@dataclass(frozen=True)
+class CampaignSummary:
+    """A CallPower campaign as seen through its calls, and the action it maps to (if any)."""
+
+    callpower_campaign_id: int
+    name: str | None
+    calls: dict[str, int]
+    first_call_at: dt.datetime | None
+    last_call_at: dt.datetime | None
+    last_received_at: dt.datetime
+    action: activity.ActionTarget | None
+
+
+# States other than `imported` are few; `imported` is what remains of a campaign's calls.
+_UNFINISHED = [state for state in CallState if state != CallState.IMPORTED]
+
+
+def summarize_campaigns(session: Session, campaigns: Sequence[CallPowerCampaign]) -> list[CampaignSummary]:
+    ids = [campaign.id for campaign in campaigns]
+    counts: dict[int, dict[str, int]] = {id_: dict.fromkeys(CallState, 0) for id_ in ids}
+    if ids:
+        rows = session.execute(
+            sa.select(Call.callpower_campaign_id, Call.state, sa.func.count())
+            .where(Call.state.in_(_UNFINISHED), Call.callpower_campaign_id.in_(ids))
+            .group_by(Call.callpower_campaign_id, Call.state)
+        )
+        for campaign_id, state, count in rows:
+            counts[campaign_id][state] = count
+    actions = activity.actions_for_callpower_campaigns(session, ids)
+    summaries = []
+    for campaign in campaigns:
+        by_state = {str(state): count for state, count in counts[campaign.id].items()}
+        by_state[CallState.IMPORTED] = campaign.calls - sum(by_state.values())
+        summaries.append(
+            CampaignSummary(
+                campaign.id,
+                campaign.name,
+                by_state,
+                campaign.first_call_at,
+                campaign.last_call_at,
+                campaign.last_received_at,
+                actions.get(campaign.id),
+            )
+        )
+    return summaries
+
+
+def list_callpower_campaigns(
+    session: Session, page: PageRequest, *, mapped: bool | None = None
+) -> Page[CampaignSummary]:
+    """Every CallPower campaign seen, newest id first; `mapped` False gives only the unmapped ones."""
+    query = sa.select(CallPowerCampaign)
+    if mapped is not None:
+        has_action = sa.exists().where(Action.callpower_campaign_id == CallPowerCampaign.id)
+        query = query.where(has_action if mapped else ~has_action)
+    found = keyset_page(session, query, [CallPowerCampaign.id], page, lambda c: (c.id,))
+    return Page(summarize_campaigns(session, found.items), found.next, found.prev)
 
 
 # -- the importer's side of a call's life -----------------------------------------------------

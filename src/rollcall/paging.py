@@ -1,0 +1,114 @@
+"""Lists: keyset pagination, newest first, with opaque cursors (no OFFSET, no COUNT).
+
+A list is ordered by a key (the id, or (created_at, id) where ids are not in time order),
+newest first. `next` leads to older rows, `prev` to newer ones. A page is found by comparing
+the key with the cursor's, so rows inserted meanwhile never shift a page: nothing is shown
+twice and nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from rollcall.errors import InvalidInput
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+_OLDER, _NEWER = "a", "b"
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next: str | None
+    prev: str | None
+
+    def map(self, convert: Callable[[T], Any]) -> Page[Any]:
+        return Page([convert(item) for item in self.items], self.next, self.prev)
+
+
+def any_of(column: Any, values: Sequence[Any] | None) -> list[Any]:
+    """The filter "column is one of values", as a list of conditions (empty when not filtering)."""
+    if values is None:
+        return []
+    return [column == values[0]] if len(values) == 1 else [column.in_(values)]
+
+
+def _encode(direction: str, key: tuple[Any, ...]) -> str:
+    values = [value.isoformat() if isinstance(value, dt.datetime) else value for value in key]
+    return base64.urlsafe_b64encode(orjson.dumps([direction, values])).decode().rstrip("=")
+
+
+def _decode(cursor: str, types: Sequence[type]) -> tuple[str, tuple[Any, ...]]:
+    invalid = InvalidInput({"cursor": ["The cursor is not valid."]})
+    try:
+        direction, values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if direction not in (_OLDER, _NEWER) or len(values) != len(types):
+            raise invalid
+        key = tuple(
+            dt.datetime.fromisoformat(value) if kind is dt.datetime else kind(value)
+            for kind, value in zip(types, values, strict=True)
+        )
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise invalid from None
+    if any(isinstance(value, bool) for value in key):
+        raise invalid
+    return direction, key
+
+
+def _beyond(columns: Sequence[Any], key: tuple[Any, ...], older: bool) -> Any:
+    if len(columns) == 1:
+        return columns[0] < key[0] if older else columns[0] > key[0]
+    left, right = sa.tuple_(*columns), sa.tuple_(*key)
+    return left < right if older else left > right
+
+
+def keyset_page(
+    session: Session,
+    query: sa.Select[Any],
+    key: Sequence[Any],
+    request: PageRequest,
+    key_of: Callable[[Any], tuple[Any, ...]],
+) -> Page[Any]:
+    """One page of `query`'s entities, newest first by the `key` columns.
+
+    `key_of(entity)` gives an entity's key values (for the cursors).
+    """
+    limit = max(1, request.limit)
+    types = [column.type.python_type for column in key]
+    direction = None
+    if request.cursor:
+        direction, position = _decode(request.cursor, types)
+        query = query.where(_beyond(key, position, older=direction == _OLDER))
+    newer = direction == _NEWER
+    order = [column.asc() if newer else column.desc() for column in key]
+    rows = list(session.scalars(query.order_by(*order).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if newer:
+        rows.reverse()
+    if not rows:
+        return Page([], None, None)
+    has_older = more if not newer else True
+    has_newer = direction is not None if not newer else more
+    return Page(
+        rows,
+        next=_encode(_OLDER, key_of(rows[-1])) if has_older else None,
+        prev=_encode(_NEWER, key_of(rows[0])) if has_newer else None,
+    )
