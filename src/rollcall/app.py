@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from rollcall import __version__
+from rollcall.activity import views as activity_views
 from rollcall.callpower import intake
+from rollcall.callpower import views as callpower_views
 from rollcall.callpower.writer import CallWriter
 from rollcall.config import Settings
-from rollcall.credentials import CALLPOWER_KEY, ensure_secret
+from rollcall.credentials import ADMIN_TOKEN, CALLPOWER_KEY, ensure_secret
 from rollcall.db import Database, DatabaseNotMigrated, schema_is_current
 from rollcall.http import BodyLimit, install_error_handlers
 from rollcall.logs import configure_logging
@@ -27,6 +29,7 @@ class Services:
     database: Database
     writer: CallWriter
     callpower_keys: tuple[str, ...]
+    admin_tokens: tuple[str, ...]
 
 
 def create_app(settings: Settings, *, run_importer: bool = True) -> FastAPI:
@@ -36,12 +39,13 @@ def create_app(settings: Settings, *, run_importer: bool = True) -> FastAPI:
         if not schema_is_current(database):
             database.dispose()
             raise DatabaseNotMigrated("the database schema is not current: run `rollcall migrate`")
-        # Never open: with no key in the environment, the key generated on first start is used.
+        # Never open: with no key or token in the environment, the one generated on first start is used.
         keys = settings.callpower_api_keys or (ensure_secret(database, CALLPOWER_KEY)[0],)
+        tokens = settings.admin_tokens or (ensure_secret(database, ADMIN_TOKEN)[0],)
         # The importer runs on the writer's thread, in the gaps between storing deliveries.
         importer = Importer(database, settings) if run_importer else None
         writer = CallWriter(database, importer)
-        app.state.services = Services(settings, database, writer, keys)
+        app.state.services = Services(settings, database, writer, keys, tokens)
         writer.start()
         try:
             yield
@@ -58,6 +62,8 @@ def create_app(settings: Settings, *, run_importer: bool = True) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.include_router(intake.router)
+    app.include_router(callpower_views.router)
+    app.include_router(activity_views.router)
     install_error_handlers(app)
     # Added last is outermost: the body limit applies to the intake's fast path too.
     app.add_middleware(intake.IntakeFastPath)

@@ -24,7 +24,7 @@ from rollcall.callpower import service as calls
 from rollcall.callpower.models import CallState
 from rollcall.callpower.record import InvalidMobile, normalize_mobile
 from rollcall.config import ConfigError, Settings
-from rollcall.credentials import CALLPOWER_KEY, ensure_secret, stored_secret
+from rollcall.credentials import ADMIN_TOKEN, CALLPOWER_KEY, ensure_secret, stored_secret
 from rollcall.db import Database, DatabaseNotMigrated, migrate, schema_is_current
 from rollcall.errors import InvalidInput, RollcallError
 from rollcall.logs import configure_logging
@@ -110,16 +110,24 @@ def migrate_command() -> None:
     typer.echo("database schema is current")
 
 
-def _announce_key(settings: Settings, database: Database) -> None:
-    if settings.callpower_api_keys:
-        return
-    _, made = ensure_secret(database, CALLPOWER_KEY)
-    what = "Generated a CallPower API key" if made else "Using the CallPower API key generated on first start"
-    typer.echo(
-        f"{what} (CALLPOWER_API_KEY is not set). Print it with `rollcall keys show` "
-        "and give it to CallPower as its API key.",
-        err=True,
-    )
+def _announce_secrets(settings: Settings, database: Database) -> None:
+    """The service never runs open: make the secrets the environment does not give, and say so."""
+    if not settings.callpower_api_keys:
+        _, made = ensure_secret(database, CALLPOWER_KEY)
+        what = "Generated a CallPower API key" if made else "Using the CallPower API key generated on first start"
+        typer.echo(
+            f"{what} (CALLPOWER_API_KEY is not set). Print it with `rollcall keys show` "
+            "and give it to CallPower as its API key.",
+            err=True,
+        )
+    if not settings.admin_tokens:
+        _, made = ensure_secret(database, ADMIN_TOKEN)
+        what = "Generated a staff token" if made else "Using the staff token generated on first start"
+        typer.echo(
+            f"{what} (ROLLCALL_ADMIN_TOKEN is not set) for the API and the console. "
+            "Print it with `rollcall keys show --admin`.",
+            err=True,
+        )
 
 
 @app.command()
@@ -134,7 +142,7 @@ def serve(
     settings = _settings()
     database = Database.for_settings(settings)
     migrate(database)
-    _announce_key(settings, database)
+    _announce_secrets(settings, database)
     database.dispose()
     # uvicorn drains on SIGTERM, then raises the signal again for the parent to see. A drained
     # stop is a clean stop: this handler takes that second signal so the process exits 0.
@@ -209,18 +217,21 @@ def worker(
 
 
 @keys_app.command("show")
-def keys_show() -> None:
-    """Print the CallPower API key in use."""
+def keys_show(
+    admin: Annotated[bool, typer.Option("--admin", help="The staff token instead of the CallPower key.")] = False,
+) -> None:
+    """Print the generated CallPower API key (or, with --admin, the generated staff token)."""
     settings = _settings()
-    if settings.callpower_api_keys:
-        typer.echo("CallPower API keys come from CALLPOWER_API_KEY (this command does not repeat them).")
+    name, variable = (ADMIN_TOKEN, "ROLLCALL_ADMIN_TOKEN") if admin else (CALLPOWER_KEY, "CALLPOWER_API_KEY")
+    if settings.admin_tokens if admin else settings.callpower_api_keys:
+        typer.echo(f"{variable} is set: those are the ones in use (this command does not repeat them).", err=True)
         return
     database = _database(settings)
     with database.reading() as session:
-        key = stored_secret(session, CALLPOWER_KEY)
-    if key is None:
-        raise CommandError("no key generated yet: `rollcall serve` makes one on first start")
-    typer.echo(key)
+        secret = stored_secret(session, name)
+    if secret is None:
+        raise CommandError("nothing generated yet: `rollcall serve` makes it on first start")
+    typer.echo(secret)
 
 
 # -- campaigns and actions ------------------------------------------------------------------

@@ -24,3 +24,10 @@ class InvalidInput(RollcallError):
     def __init__(self, fields: dict[str, list[str]]) -> None:
         super().__init__("; ".join(message for messages in fields.values() for message in messages))
         self.fields = fields
+
+
+class Unauthorized(RollcallError):
+    """No credential, or a wrong one."""
+
+    def __init__(self) -> None:
+        super().__init__("Unauthorized.")

@@ -9,12 +9,13 @@ import sqlalchemy as sa
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rollcall.db import DatabaseUnavailable
-from rollcall.errors import Conflict, InvalidInput, NotFound, RollcallError
+from rollcall.errors import Conflict, InvalidInput, NotFound, RollcallError, Unauthorized
 
 log = structlog.get_logger("rollcall.http")
 
@@ -39,6 +40,20 @@ def error_response(
 
 
 UNAUTHORIZED_MESSAGE = "Unauthorized."
+
+
+class ErrorDetail(BaseModel):
+    code: int
+    message: str
+    fields: dict[str, list[str]] | None = None
+
+
+class ErrorAnswer(BaseModel):
+    """The house shape of every error answer."""
+
+    error: ErrorDetail
+
+
 VALIDATION_MESSAGE = "Failed validation."
 UNAVAILABLE_MESSAGE = "The service cannot store anything right now; try again shortly."
 
@@ -88,6 +103,10 @@ class BodyLimit:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Turn the domain's errors, and the framework's, into the house shape."""
+
+    @app.exception_handler(Unauthorized)
+    async def unauthorized(request: Request, error: Unauthorized) -> Response:
+        return error_response(401, UNAUTHORIZED_MESSAGE, headers={"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(InvalidInput)
     async def invalid_input(request: Request, error: InvalidInput) -> Response:

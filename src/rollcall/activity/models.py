@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rollcall.db import Base, JSONDocument, UTCDateTime, iso_utc, utcnow
@@ -175,3 +176,120 @@ class Post(Base):
             "created_at": iso_utc(self.created_at),
             "updated_at": iso_utc(self.updated_at),
         }
+
+
+# -- shapes of the staff API ------------------------------------------------------------------
+
+_Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+_Word = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+_Text = Annotated[str, StringConstraints(max_length=255)]
+_CallPowerCampaignId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+_Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+class CampaignDocument(BaseModel):
+    id: int
+    internal_title: str
+    cause: str | None
+    start_date: dt.datetime | None
+    end_date: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class NewCampaign(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    internal_title: _Title
+    cause: _Text | None = None
+    start_date: AwareDatetime | None = None
+    end_date: AwareDatetime | None = None
+
+
+class CampaignChanges(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    internal_title: _Title | None = None
+    cause: _Text | None = None
+    start_date: AwareDatetime | None = None
+    end_date: AwareDatetime | None = None
+
+
+class ActionDocument(BaseModel):
+    id: int
+    name: str
+    campaign_id: int
+    post_type: str
+    action_type: str
+    callpower_campaign_id: int | None
+    noun: str
+    verb: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class NewAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    campaign_id: _Id
+    name: _Title
+    post_type: _Word = PHONE_CALL
+    action_type: _Word = "make-call"
+    noun: _Word = "calls"
+    verb: _Word = "completed"
+    callpower_campaign_id: _CallPowerCampaignId | None = None
+
+
+class ActionChanges(BaseModel):
+    """Only the fields sent change; `callpower_campaign_id: null` unmaps the action."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: _Title | None = None
+    post_type: _Word | None = None
+    action_type: _Word | None = None
+    noun: _Word | None = None
+    verb: _Word | None = None
+    callpower_campaign_id: _CallPowerCampaignId | None = None
+
+
+class UserDocument(BaseModel):
+    id: str
+    mobile: str
+    sms_status: str
+    source: str
+    source_detail: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class PostDocument(BaseModel):
+    id: int
+    signup_id: int
+    northstar_id: str
+    campaign_id: int
+    action_id: int
+    call_id: int | None
+    type: str
+    action: str
+    quantity: int
+    status: str
+    source: str | None
+    source_details: str | None
+    details: dict[str, Any] | None
+    call_timestamp: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class SignupDocument(BaseModel):
+    id: int
+    northstar_id: str
+    campaign_id: int
+    quantity: int
+    source: str | None
+    source_details: str | None
+    details: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    posts: list[PostDocument] | None = Field(None, description="With `include=posts`: the signup's posts.")

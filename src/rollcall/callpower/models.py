@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rollcall.db import Base, JSONDocument, UTCDateTime, iso_utc, utcnow
@@ -118,7 +119,53 @@ class Call(Base):
             "raw": self.raw,
             "content_type": self.content_type,
             "imported_at": iso_utc(self.imported_at),
-            "user_id": self.user_id,
+            "northstar_id": self.user_id,
             "signup_id": self.signup_id,
             "post_id": self.post_id,
         }
+
+
+# -- shapes of the staff API ------------------------------------------------------------------
+
+
+class CallDocument(BaseModel):
+    id: int
+    state: CallState
+    callpower_campaign_id: int | None
+    callpower_campaign_name: str | None
+    mobile: str | None
+    call_timestamp: dt.datetime | None
+    received_at: dt.datetime
+    updated_at: dt.datetime
+    attempts: int
+    next_attempt_at: dt.datetime | None = Field(description="When a failed call is tried again.")
+    last_error: str | None = Field(description="Why the last import attempt failed.")
+    errors: dict[str, list[str]] | None = Field(description="Why the delivery was rejected.")
+    record: dict[str, Any] | None = Field(description="The validated, normalized record.")
+    raw: str = Field(description="The body exactly as it arrived.")
+    content_type: str | None
+    imported_at: dt.datetime | None
+    northstar_id: str | None = Field(description="The user the call was credited to.")
+    signup_id: int | None
+    post_id: int | None
+
+
+class MappedAction(BaseModel):
+    id: int
+    name: str
+    campaign_id: int
+    post_type: str
+
+
+class CallPowerCampaignDocument(BaseModel):
+    callpower_campaign_id: int
+    name: str | None = Field(description="The name CallPower sent last.")
+    calls: dict[str, int] = Field(description="Stored calls in each state.")
+    first_call_at: dt.datetime | None
+    last_call_at: dt.datetime | None
+    last_received_at: dt.datetime
+    action: MappedAction | None = Field(description="The action its calls become posts on; null when unmapped.")
+
+
+class Retried(BaseModel):
+    retried: int

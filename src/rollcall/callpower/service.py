@@ -242,6 +242,14 @@ def summarize_campaigns(session: Session, campaigns: Sequence[CallPowerCampaign]
     return summaries
 
 
+def get_callpower_campaign(session: Session, callpower_campaign_id: int) -> CampaignSummary:
+    campaign = session.get(CallPowerCampaign, callpower_campaign_id)
+    if campaign is None:
+        raise NotFound("CallPower campaign", callpower_campaign_id)
+    [summary] = summarize_campaigns(session, [campaign])
+    return summary
+
+
 def list_callpower_campaigns(
     session: Session, page: PageRequest, *, mapped: bool | None = None
 ) -> Page[CampaignSummary]:

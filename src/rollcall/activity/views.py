@@ -1,0 +1,276 @@
+"""`/api/v3` campaigns, actions, users, signups and posts: parse, call the service, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from rollcall.activity import service as activity
+from rollcall.activity.models import (
+    ActionChanges,
+    ActionDocument,
+    CampaignChanges,
+    CampaignDocument,
+    NewAction,
+    NewCampaign,
+    PostDocument,
+    SignupDocument,
+    UserDocument,
+)
+from rollcall.api import (
+    INTEGER_LIST,
+    MAX_ID,
+    STAFF,
+    TEXT_LIST,
+    Listing,
+    One,
+    errors,
+    integers,
+    listing,
+    moment,
+    one,
+    page_request,
+    texts,
+)
+from rollcall.callpower import service as calls
+from rollcall.callpower.record import InvalidMobile, normalize_mobile
+from rollcall.errors import InvalidInput
+from rollcall.paging import PageRequest
+
+router = APIRouter(prefix="/api/v3", dependencies=STAFF)
+
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+Paged = Annotated[PageRequest, Depends(page_request)]
+
+
+def _integers(alias: str) -> Any:
+    return Query(alias=alias, pattern=INTEGER_LIST, description="Comma-separated ids: any of them.")
+
+
+def _texts(alias: str) -> Any:
+    return Query(alias=alias, pattern=TEXT_LIST, description="Comma-separated values: any of them.")
+
+
+def _services(request: Request) -> Any:
+    return request.app.state.services
+
+
+# -- campaigns ------------------------------------------------------------------------------
+
+
+@router.get("/campaigns", tags=["campaigns"], response_model=Listing[CampaignDocument], responses=errors())
+def list_campaigns(request: Request, page: Paged) -> dict[str, Any]:
+    with _services(request).database.reading() as session:
+        return listing(activity.list_campaigns(session, page), lambda c: c.document())
+
+
+@router.get("/campaigns/{campaign_id}", tags=["campaigns"], response_model=One[CampaignDocument], responses=errors(404))
+def get_campaign(request: Request, campaign_id: Id) -> dict[str, Any]:
+    with _services(request).database.reading() as session:
+        return one(activity.get_campaign(session, campaign_id).document())
+
+
+@router.post(
+    "/campaigns", tags=["campaigns"], status_code=201, response_model=One[CampaignDocument], responses=errors()
+)
+def create_campaign(request: Request, campaign: NewCampaign) -> dict[str, Any]:
+    with _services(request).database.writing() as session:
+        return one(activity.create_campaign(session, **campaign.model_dump()).document())
+
+
+@router.patch(
+    "/campaigns/{campaign_id}", tags=["campaigns"], response_model=One[CampaignDocument], responses=errors(404)
+)
+def update_campaign(request: Request, campaign_id: Id, changes: CampaignChanges) -> dict[str, Any]:
+    sent = changes.model_dump(exclude_unset=True)
+    if "internal_title" in sent and sent["internal_title"] is None:
+        raise InvalidInput({"internal_title": ["The internal title cannot be null."]})
+    with _services(request).database.writing() as session:
+        return one(activity.update_campaign(session, campaign_id, sent).document())
+
+
+# -- actions --------------------------------------------------------------------------------
+
+
+@router.get("/actions", tags=["actions"], response_model=Listing[ActionDocument], responses=errors())
+def list_actions(
+    request: Request,
+    page: Paged,
+    campaign_id: Annotated[str | None, _integers("filter[campaign_id]")] = None,
+    callpower_campaign_id: Annotated[str | None, _integers("filter[callpower_campaign_id]")] = None,
+) -> dict[str, Any]:
+    with _services(request).database.reading() as session:
+        found = activity.list_actions(
+            session,
+            page,
+            campaign_ids=integers("filter[campaign_id]", campaign_id),
+            callpower_campaign_ids=integers("filter[callpower_campaign_id]", callpower_campaign_id, 2**63 - 1),
+        )
+        return listing(found, lambda a: a.document())
+
+
+@router.get("/actions/{action_id}", tags=["actions"], response_model=One[ActionDocument], responses=errors(404))
+def get_action(request: Request, action_id: Id) -> dict[str, Any]:
+    with _services(request).database.reading() as session:
+        return one(activity.get_action(session, action_id).document())
+
+
+@router.post(
+    "/actions",
+    tags=["actions"],
+    status_code=201,
+    response_model=One[ActionDocument],
+    responses=errors(404, 409),
+    description="A `callpower_campaign_id` already held by another action is 409. Setting one imports the "
+    "calls that waited for it (`unmapped`) at once.",
+)
+def create_action(request: Request, action: NewAction) -> dict[str, Any]:
+    services = _services(request)
+    fields = action.model_dump(exclude={"callpower_campaign_id"})
+    with services.database.writing() as session:
+        made = activity.create_action(session, **fields)
+        released = 0
+        if action.callpower_campaign_id is not None:
+            made, released = calls.map_campaign(session, made.id, action.callpower_campaign_id)
+        document = made.document()
+    if released:
+        services.writer.wake_importer()
+    return one(document)
+
+
+@router.patch(
+    "/actions/{action_id}",
+    tags=["actions"],
+    response_model=One[ActionDocument],
+    responses=errors(404, 409),
+    description="Only the fields sent change. Setting or changing `callpower_campaign_id` imports that "
+    "campaign's waiting calls at once; `null` unmaps the action.",
+)
+def update_action(request: Request, action_id: Id, changes: ActionChanges) -> dict[str, Any]:
+    services = _services(request)
+    sent = changes.model_dump(exclude_unset=True)
+    nulls = [name for name, value in sent.items() if value is None and name != "callpower_campaign_id"]
+    if nulls:
+        raise InvalidInput({name: [f"The {name.replace('_', ' ')} cannot be null."] for name in nulls})
+    remap = "callpower_campaign_id" in sent
+    callpower_campaign_id = sent.pop("callpower_campaign_id", None)
+    released = 0
+    with services.database.writing() as session:
+        action = activity.update_action(session, action_id, sent)
+        if remap:
+            action, released = calls.map_campaign(session, action_id, callpower_campaign_id)
+        document = action.document()
+    if released:
+        services.writer.wake_importer()
+    return one(document)
+
+
+# -- users ----------------------------------------------------------------------------------
+
+
+@router.get("/users", tags=["users"], response_model=Listing[UserDocument], responses=errors())
+def list_users(
+    request: Request,
+    page: Paged,
+    mobile: Annotated[
+        str | None, Query(alias="filter[mobile]", pattern=TEXT_LIST, description="Any format the intake takes.")
+    ] = None,
+) -> dict[str, Any]:
+    services = _services(request)
+    region = services.settings.default_region
+    try:
+        mobiles = [normalize_mobile(value, region) for value in texts(mobile)] if mobile is not None else None
+    except InvalidMobile:
+        raise InvalidInput({"filter[mobile]": ["The filter[mobile] is not a possible phone number."]}) from None
+    with services.database.reading() as session:
+        return listing(activity.list_users(session, page, mobiles=mobiles), lambda u: u.document())
+
+
+@router.get("/users/{user_id}", tags=["users"], response_model=One[UserDocument], responses=errors(404))
+def get_user(request: Request, user_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+    with _services(request).database.reading() as session:
+        return one(activity.get_user(session, user_id).document())
+
+
+# -- signups --------------------------------------------------------------------------------
+
+Include = Annotated[str | None, Query(pattern=r"^posts$", description="`posts` adds each signup's posts.")]
+
+
+def _signup_documents(session: Any, signups: list[Any], include: str | None) -> list[dict[str, Any]]:
+    posts = activity.posts_of_signups(session, [s.id for s in signups]) if include == "posts" else None
+    documents = []
+    for signup in signups:
+        document = signup.document()
+        if posts is not None:
+            document["posts"] = [post.document() for post in posts[signup.id]]
+        documents.append(document)
+    return documents
+
+
+@router.get("/signups", tags=["signups"], response_model=Listing[SignupDocument], responses=errors())
+def list_signups(
+    request: Request,
+    page: Paged,
+    campaign_id: Annotated[str | None, _integers("filter[campaign_id]")] = None,
+    northstar_id: Annotated[str | None, _texts("filter[northstar_id]")] = None,
+    include: Include = None,
+) -> dict[str, Any]:
+    with _services(request).database.reading() as session:
+        found = activity.list_signups(
+            session,
+            page,
+            campaign_ids=integers("filter[campaign_id]", campaign_id),
+            northstar_ids=texts(northstar_id),
+        )
+        return listing(found, documents=_signup_documents(session, found.items, include))
+
+
+@router.get("/signups/{signup_id}", tags=["signups"], response_model=One[SignupDocument], responses=errors(404))
+def get_signup(request: Request, signup_id: Id, include: Include = None) -> dict[str, Any]:
+    with _services(request).database.reading() as session:
+        [document] = _signup_documents(session, [activity.get_signup(session, signup_id)], include)
+        return one(document)
+
+
+# -- posts ----------------------------------------------------------------------------------
+
+
+@router.get("/posts", tags=["posts"], response_model=Listing[PostDocument], responses=errors())
+def list_posts(
+    request: Request,
+    page: Paged,
+    campaign_id: Annotated[str | None, _integers("filter[campaign_id]")] = None,
+    action_id: Annotated[str | None, _integers("filter[action_id]")] = None,
+    northstar_id: Annotated[str | None, _texts("filter[northstar_id]")] = None,
+    type: Annotated[str | None, _texts("filter[type]")] = None,
+    status: Annotated[str | None, _texts("filter[status]")] = None,
+    source: Annotated[str | None, _texts("filter[source]")] = None,
+    call_timestamp_gte: Annotated[
+        str | None, Query(alias="filter[call_timestamp][gte]", description="Calls made at or after (ISO-8601).")
+    ] = None,
+    call_timestamp_lt: Annotated[
+        str | None, Query(alias="filter[call_timestamp][lt]", description="Calls made before (ISO-8601).")
+    ] = None,
+) -> dict[str, Any]:
+    with _services(request).database.reading() as session:
+        found = activity.list_posts(
+            session,
+            page,
+            campaign_ids=integers("filter[campaign_id]", campaign_id),
+            action_ids=integers("filter[action_id]", action_id),
+            northstar_ids=texts(northstar_id),
+            types=texts(type),
+            statuses=texts(status),
+            sources=texts(source),
+            call_timestamp_gte=moment("filter[call_timestamp][gte]", call_timestamp_gte),
+            call_timestamp_lt=moment("filter[call_timestamp][lt]", call_timestamp_lt),
+        )
+        return listing(found, lambda p: p.document())
+
+
+@router.get("/posts/{post_id}", tags=["posts"], response_model=One[PostDocument], responses=errors(404))
+def get_post(request: Request, post_id: Id) -> dict[str, Any]:
+    with _services(request).database.reading() as session:
+        return one(activity.get_post(session, post_id).document())

@@ -1,0 +1,154 @@
+"""The staff API's conventions, shared by every `/api/v3` route.
+
+Bearer tokens (never the CallPower key), `filter[...]` query parameters where a comma means
+"any of", unknown parameters refused, and answers wrapped as `{"data": ...}` with cursors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from rollcall.callpower.record import parse_timestamp
+from rollcall.credentials import matches
+from rollcall.errors import InvalidInput, Unauthorized
+from rollcall.http import ErrorAnswer
+from rollcall.paging import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest
+
+T = TypeVar("T")
+
+# Ids of rows with integer keys fit PostgreSQL's `integer`; larger ones cannot exist.
+MAX_ID = 2**31 - 1
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="StaffToken",
+    description="A staff token from ROLLCALL_ADMIN_TOKEN (or the generated one `rollcall keys show` prints).",
+)
+
+
+def require_staff(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    """Every staff route: a valid bearer token, compared in constant time, or 401."""
+    tokens = request.app.state.services.admin_tokens
+    if credentials is None or not matches(credentials.credentials, tokens):
+        raise Unauthorized()
+
+
+def _query_aliases(dependant: Any) -> Iterable[str]:
+    for field in dependant.query_params:
+        yield field.alias
+    for sub in dependant.dependencies:
+        yield from _query_aliases(sub)
+
+
+def reject_unknown_parameters(request: Request) -> None:
+    """A parameter the route does not know is an error, not silently ignored (a mistyped filter
+    would otherwise return everything)."""
+    route = request.scope.get("route")
+    known = set(_query_aliases(route.dependant)) if route is not None else set()
+    unknown = sorted(name for name in request.query_params if name not in known)
+    if unknown:
+        raise InvalidInput(
+            {name: [f"Unknown {'filter' if name.startswith('filter[') else 'parameter'} {name}."] for name in unknown}
+        )
+
+
+STAFF = [Depends(require_staff), Depends(reject_unknown_parameters)]
+
+
+def page_request(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Rows per page, newest first.")] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(description="`meta.cursor.next` or `.prev` of a page.")] = None,
+) -> PageRequest:
+    return PageRequest(limit=limit, cursor=cursor)
+
+
+# -- filter values --------------------------------------------------------------------------
+
+INTEGER_LIST = r"^\s*\d{1,10}\s*(,\s*\d{1,10}\s*)*$"
+TEXT_LIST = r"^[^,]+(,[^,]+)*$"
+
+
+def integers(name: str, value: str | None, maximum: int = MAX_ID) -> list[int] | None:
+    """`filter[x]=1,2` as [1, 2]; no filter as None."""
+    if value is None:
+        return None
+    try:
+        numbers = [int(part) for part in value.split(",")]
+    except ValueError:
+        raise InvalidInput({name: [f"The {name} must be integers separated by commas."]}) from None
+    if any(number < 1 or number > maximum for number in numbers):
+        raise InvalidInput({name: [f"The {name} values must be between 1 and {maximum}."]})
+    return numbers
+
+
+def texts(value: str | None) -> list[str] | None:
+    """`filter[x]=a,b` as ["a", "b"] (blanks dropped); no filter as None."""
+    if value is None:
+        return None
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def moment(name: str, value: str | None) -> dt.datetime | None:
+    """An ISO-8601 time (no offset means UTC), as the intake reads `call_timestamp`."""
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value.strip())
+    except (ValueError, OverflowError):
+        raise InvalidInput({name: [f"The {name} is not a valid ISO-8601 date and time."]}) from None
+
+
+# -- answers --------------------------------------------------------------------------------
+
+
+class Cursor(BaseModel):
+    next: str | None
+    prev: str | None
+
+
+class Meta(BaseModel):
+    cursor: Cursor
+
+
+class One(BaseModel, Generic[T]):
+    data: T
+
+
+class Listing(BaseModel, Generic[T]):
+    data: list[T]
+    meta: Meta
+
+
+def one(document: dict[str, Any]) -> dict[str, Any]:
+    return {"data": document}
+
+
+def listing(
+    page: Page[Any],
+    document: Callable[[Any], dict[str, Any]] | None = None,
+    *,
+    documents: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A page as `{"data": [...], "meta": {"cursor": ...}}`: `document(item)` of each item, or `documents`."""
+    data = documents if documents is not None else [document(item) for item in page.items] if document else []
+    return {"data": data, "meta": {"cursor": {"next": page.next, "prev": page.prev}}}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI answers for these error codes, in the house shape (401 and 422 always)."""
+    described = {
+        401: "Missing or wrong staff token.",
+        404: "No such id.",
+        409: "The value is taken, or the row is not in a state that allows this.",
+        422: "Invalid parameters or body; every bad field is named.",
+    }
+    return {code: {"model": ErrorAnswer, "description": described[code]} for code in sorted({401, 422, *codes})}

@@ -1,0 +1,125 @@
+"""`/api/v3/callpower`: the stored calls, the CallPower campaigns seen, and retries."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from rollcall.api import INTEGER_LIST, MAX_ID, STAFF, Listing, One, errors, integers, listing, one, page_request, texts
+from rollcall.callpower import service as calls
+from rollcall.callpower.models import (
+    RETRYABLE_STATES,
+    CallDocument,
+    CallPowerCampaignDocument,
+    CallState,
+    Retried,
+)
+from rollcall.callpower.record import MAX_CAMPAIGN_ID
+from rollcall.db import iso_utc
+from rollcall.paging import PageRequest
+
+router = APIRouter(prefix="/api/v3/callpower", dependencies=STAFF, tags=["CallPower calls"])
+
+Paged = Annotated[PageRequest, Depends(page_request)]
+STATES = "|".join(state.value for state in CallState)
+RETRYABLE = "|".join(state.value for state in RETRYABLE_STATES)
+
+
+def _states(value: str | None) -> list[CallState] | None:
+    return [CallState(state) for state in texts(value) or []] if value is not None else None
+
+
+def campaign_document(summary: calls.CampaignSummary) -> dict[str, Any]:
+    document = asdict(summary)
+    for name in ("first_call_at", "last_call_at", "last_received_at"):
+        document[name] = iso_utc(document[name])
+    document["action"] = summary.action._asdict() if summary.action else None
+    return document
+
+
+@router.get("/calls", response_model=Listing[CallDocument], responses=errors())
+def list_calls(
+    request: Request,
+    page: Paged,
+    state: Annotated[
+        str | None, Query(alias="filter[state]", pattern=rf"^({STATES})(,({STATES}))*$", description="Any of these.")
+    ] = None,
+    callpower_campaign_id: Annotated[
+        str | None, Query(alias="filter[callpower_campaign_id]", pattern=INTEGER_LIST)
+    ] = None,
+) -> dict[str, Any]:
+    with request.app.state.services.database.reading() as session:
+        found = calls.list_calls(
+            session,
+            page,
+            states=_states(state),
+            callpower_campaign_ids=integers("filter[callpower_campaign_id]", callpower_campaign_id, MAX_CAMPAIGN_ID),
+        )
+        return listing(found, lambda c: c.document())
+
+
+@router.get("/calls/{call_id}", response_model=One[CallDocument], responses=errors(404))
+def get_call(request: Request, call_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> dict[str, Any]:
+    with request.app.state.services.database.reading() as session:
+        return one(calls.get_call(session, call_id).document())
+
+
+@router.post(
+    "/calls/retry",
+    response_model=One[Retried],
+    responses=errors(),
+    description="Send every call in the given state (failed, dead or unmapped) back to the importer.",
+)
+def retry_calls(
+    request: Request,
+    state: Annotated[str, Query(alias="filter[state]", pattern=rf"^({RETRYABLE})$")],
+) -> dict[str, Any]:
+    services = request.app.state.services
+    with services.database.writing() as session:
+        retried = calls.retry_calls(session, CallState(state))
+    if retried:
+        services.writer.wake_importer()
+    return one({"retried": retried})
+
+
+@router.post(
+    "/calls/{call_id}/retry",
+    response_model=One[CallDocument],
+    responses=errors(404, 409),
+    description="Send one failed, dead or unmapped call back to the importer; other states are 409.",
+)
+def retry_call(request: Request, call_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> dict[str, Any]:
+    services = request.app.state.services
+    with services.database.writing() as session:
+        document = calls.retry_call(session, call_id).document()
+    services.writer.wake_importer()
+    return one(document)
+
+
+@router.get(
+    "/campaigns",
+    response_model=Listing[CallPowerCampaignDocument],
+    responses=errors(),
+    description="Every CallPower campaign id seen, with its calls per state and the action it maps to.",
+)
+def list_callpower_campaigns(
+    request: Request,
+    page: Paged,
+    mapped: Annotated[
+        str | None, Query(alias="filter[mapped]", pattern=r"^(true|false)$", description="Only (un)mapped ones.")
+    ] = None,
+) -> dict[str, Any]:
+    with request.app.state.services.database.reading() as session:
+        found = calls.list_callpower_campaigns(session, page, mapped=None if mapped is None else mapped == "true")
+        return listing(found, campaign_document)
+
+
+@router.get("/campaigns/{callpower_campaign_id}", response_model=One[CallPowerCampaignDocument], responses=errors(404))
+def get_callpower_campaign(
+    request: Request, callpower_campaign_id: Annotated[int, Path(ge=1, le=MAX_CAMPAIGN_ID)]
+) -> dict[str, Any]:
+    with request.app.state.services.database.reading() as session:
+        summary = calls.get_callpower_campaign(session, callpower_campaign_id)
+        return one(campaign_document(summary))
