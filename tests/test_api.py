@@ -321,9 +321,8 @@ def test_users_filter_by_mobile_in_any_format(staff: httpx.Client, database: Dat
         assert [u["mobile"] for u in found] == ["+15551231234"], given
     both = staff.get("/api/v3/users", params={"filter[mobile]": "5551231234,2224567891"}).json()["data"]
     assert sorted(u["mobile"] for u in both) == ["+12224567891", "+15551231234"]
-    bad = staff.get("/api/v3/users", params={"filter[mobile]": "12"})
-    assert bad.status_code == 422
-    assert bad.json()["error"]["fields"] == {"filter[mobile]": ["The filter[mobile] is not a possible phone number."]}
+    # No possible number, so nobody has it.
+    assert staff.get("/api/v3/users", params={"filter[mobile]": "12"}).json()["data"] == []
 
 
 def _two_campaigns(database: Database) -> tuple[int, int, int, int]:
@@ -414,7 +413,7 @@ def test_posts_each_filter(staff: httpx.Client, database: Database, settings: Se
         ({"limit": "0"}, "limit"),
         ({"cursor": "not-a-cursor"}, "cursor"),
         ({"filter[campaign_id]": "x"}, "filter[campaign_id]"),
-        ({"filter[campaign_id]": "99999999999"}, "filter[campaign_id]"),
+        ({"filter[campaign_id]": "1,,2"}, "filter[campaign_id]"),
         ({"filter[call_timestamp][gte]": "soon"}, "filter[call_timestamp][gte]"),
     ],
 )

@@ -252,7 +252,12 @@ def test_unknown_extra_fields_are_kept_in_the_raw_record(client: httpx.Client, d
         ({"callpower_campaign_id": 0}, "callpower_campaign_id", "The callpower campaign id must be at least 1."),
         ({"callpower_campaign_id": 4.5}, "callpower_campaign_id", "The callpower campaign id must be an integer."),
         ({"callpower_campaign_id": True}, "callpower_campaign_id", "The callpower campaign id must be an integer."),
-        ({"callpower_campaign_id": 10**30}, "callpower_campaign_id", "The callpower campaign id must be an integer."),
+        (
+            {"callpower_campaign_id": 10**30},
+            "callpower_campaign_id",
+            f"The callpower campaign id must be at most {2**63 - 1}.",
+        ),
+        ({"call_duration": 36.5}, "call_duration", "The call duration must be an integer."),
         (
             {"callpower_campaign_id": str(2**63)},
             "callpower_campaign_id",

@@ -57,9 +57,11 @@ def test_optional_fields_may_be_absent_null_or_blank() -> None:
     assert parse_call(trimmed).campaign_target_district is None
 
 
-def test_integers_may_come_as_strings() -> None:
+def test_integers_may_come_as_strings_or_integral_numbers() -> None:
     record = parse_call({**SEED_CALL, "callpower_campaign_id": "4", "call_duration": "0"})
     assert (record.callpower_campaign_id, record.call_duration) == (4, 0)
+    record = parse_call({**SEED_CALL, "callpower_campaign_id": 4.0, "call_duration": 36.0})
+    assert (record.callpower_campaign_id, record.call_duration) == (4, 36)
 
 
 def test_every_bad_field_is_reported_at_once() -> None:

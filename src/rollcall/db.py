@@ -311,7 +311,10 @@ def lock_callpower_campaign(session: Session, callpower_campaign_id: int) -> Non
     parked calls were released. SQLite writers are already serialized by BEGIN IMMEDIATE.
     """
     if _dialect(session) == "postgresql":
-        session.execute(sa.select(sa.func.pg_advisory_xact_lock(1_000_000_000_000 + callpower_campaign_id)))
+        # A 64-bit lock key from the id's hash: campaign ids span the whole bigint range, and a
+        # rare collision only makes two campaigns wait for each other.
+        key = sa.func.hashtextextended(f"rollcall.callpower_campaign:{callpower_campaign_id}", 0)
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
 
 
 def migrations_config(connection: Connection | None = None) -> Any:

@@ -43,10 +43,22 @@ class Page(Generic[T]):
         return Page([convert(item) for item in self.items], self.next, self.prev)
 
 
+_INTEGER_RANGES = {sa.BigInteger: 2**63, sa.Integer: 2**31}
+
+
 def any_of(column: Any, values: Sequence[Any] | None) -> list[Any]:
-    """The filter "column is one of values", as a list of conditions (empty when not filtering)."""
+    """The filter "column is one of values", as a list of conditions (empty when not filtering).
+
+    Integers the column cannot hold match nothing (PostgreSQL would refuse to compare them).
+    """
     if values is None:
         return []
+    for kind, bound in _INTEGER_RANGES.items():
+        if isinstance(column.type, kind):
+            values = [value for value in values if -bound <= value < bound]
+            break
+    if not values:
+        return [sa.false()]
     return [column == values[0]] if len(values) == 1 else [column.in_(values)]
 
 
@@ -67,7 +79,7 @@ def _decode(cursor: str, types: Sequence[type]) -> tuple[str, tuple[Any, ...]]:
         )
     except (ValueError, TypeError, orjson.JSONDecodeError):
         raise invalid from None
-    if any(isinstance(value, bool) for value in key):
+    if any(isinstance(value, bool) or (isinstance(value, str) and "\x00" in value) for value in key):
         raise invalid
     return direction, key
 

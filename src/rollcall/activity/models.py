@@ -7,7 +7,7 @@ import secrets
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rollcall.db import Base, JSONDocument, UTCDateTime, iso_utc, utcnow
@@ -180,9 +180,22 @@ class Post(Base):
 
 # -- shapes of the staff API ------------------------------------------------------------------
 
-_Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-_Word = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-_Text = Annotated[str, StringConstraints(max_length=255)]
+# Text a database can hold: no NUL (in the schema, so generated examples respect it) and no
+# lone surrogate (JSON can spell one; PostgreSQL refuses both).
+STORABLE_TEXT = "^[^\\u0000]*$"
+# ... and not blank: at least one character that is neither whitespace nor a control character.
+FILLED_TEXT = "^[^\\u0000]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000]*$"
+
+
+def _encodable(value: str) -> str:
+    value.encode("utf-8")  # UnicodeEncodeError (a ValueError) for a lone surrogate
+    return value
+
+
+_Storable = AfterValidator(_encodable)
+_Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255, pattern=FILLED_TEXT), _Storable]
+_Word = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64, pattern=FILLED_TEXT), _Storable]
+_Text = Annotated[str, StringConstraints(max_length=255, pattern=STORABLE_TEXT), _Storable]
 _CallPowerCampaignId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 _Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
@@ -207,9 +220,11 @@ class NewCampaign(BaseModel):
 
 
 class CampaignChanges(BaseModel):
+    """Only the fields sent change."""
+
     model_config = ConfigDict(extra="forbid")
 
-    internal_title: _Title | None = None
+    internal_title: _Title = None  # type: ignore[assignment]  # absent means unchanged; null is refused
     cause: _Text | None = None
     start_date: AwareDatetime | None = None
     end_date: AwareDatetime | None = None
@@ -245,11 +260,12 @@ class ActionChanges(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: _Title | None = None
-    post_type: _Word | None = None
-    action_type: _Word | None = None
-    noun: _Word | None = None
-    verb: _Word | None = None
+    # Absent means unchanged; null is refused (except for the CallPower campaign).
+    name: _Title = None  # type: ignore[assignment]
+    post_type: _Word = None  # type: ignore[assignment]
+    action_type: _Word = None  # type: ignore[assignment]
+    noun: _Word = None  # type: ignore[assignment]
+    verb: _Word = None  # type: ignore[assignment]
     callpower_campaign_id: _CallPowerCampaignId | None = None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -35,7 +36,6 @@ from rollcall.api import (
 )
 from rollcall.callpower import service as calls
 from rollcall.callpower.record import InvalidMobile, normalize_mobile
-from rollcall.errors import InvalidInput
 from rollcall.paging import PageRequest
 
 router = APIRouter(prefix="/api/v3", dependencies=STAFF)
@@ -84,8 +84,6 @@ def create_campaign(request: Request, campaign: NewCampaign) -> dict[str, Any]:
 )
 def update_campaign(request: Request, campaign_id: Id, changes: CampaignChanges) -> dict[str, Any]:
     sent = changes.model_dump(exclude_unset=True)
-    if "internal_title" in sent and sent["internal_title"] is None:
-        raise InvalidInput({"internal_title": ["The internal title cannot be null."]})
     with _services(request).database.writing() as session:
         return one(activity.update_campaign(session, campaign_id, sent).document())
 
@@ -105,7 +103,7 @@ def list_actions(
             session,
             page,
             campaign_ids=integers("filter[campaign_id]", campaign_id),
-            callpower_campaign_ids=integers("filter[callpower_campaign_id]", callpower_campaign_id, 2**63 - 1),
+            callpower_campaign_ids=integers("filter[callpower_campaign_id]", callpower_campaign_id),
         )
         return listing(found, lambda a: a.document())
 
@@ -150,9 +148,6 @@ def create_action(request: Request, action: NewAction) -> dict[str, Any]:
 def update_action(request: Request, action_id: Id, changes: ActionChanges) -> dict[str, Any]:
     services = _services(request)
     sent = changes.model_dump(exclude_unset=True)
-    nulls = [name for name, value in sent.items() if value is None and name != "callpower_campaign_id"]
-    if nulls:
-        raise InvalidInput({name: [f"The {name.replace('_', ' ')} cannot be null."] for name in nulls})
     remap = "callpower_campaign_id" in sent
     callpower_campaign_id = sent.pop("callpower_campaign_id", None)
     released = 0
@@ -179,16 +174,19 @@ def list_users(
 ) -> dict[str, Any]:
     services = _services(request)
     region = services.settings.default_region
-    try:
-        mobiles = [normalize_mobile(value, region) for value in texts(mobile)] if mobile is not None else None
-    except InvalidMobile:
-        raise InvalidInput({"filter[mobile]": ["The filter[mobile] is not a possible phone number."]}) from None
+    mobiles = None
+    if mobile is not None:
+        # Read as the intake reads a mobile; text that is no possible number matches nobody.
+        mobiles = []
+        for value in texts(mobile) or []:
+            with contextlib.suppress(InvalidMobile):
+                mobiles.append(normalize_mobile(value, region))
     with services.database.reading() as session:
         return listing(activity.list_users(session, page, mobiles=mobiles), lambda u: u.document())
 
 
 @router.get("/users/{user_id}", tags=["users"], response_model=One[UserDocument], responses=errors(404))
-def get_user(request: Request, user_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+def get_user(request: Request, user_id: Annotated[str, Path(max_length=64, pattern=r"^[0-9a-f]+$")]) -> dict[str, Any]:
     with _services(request).database.reading() as session:
         return one(activity.get_user(session, user_id).document())
 
@@ -248,10 +246,20 @@ def list_posts(
     status: Annotated[str | None, _texts("filter[status]")] = None,
     source: Annotated[str | None, _texts("filter[source]")] = None,
     call_timestamp_gte: Annotated[
-        str | None, Query(alias="filter[call_timestamp][gte]", description="Calls made at or after (ISO-8601).")
+        str | None,
+        Query(
+            alias="filter[call_timestamp][gte]",
+            description="Calls made at or after (ISO-8601; no offset means UTC).",
+            json_schema_extra={"format": "date-time"},
+        ),
     ] = None,
     call_timestamp_lt: Annotated[
-        str | None, Query(alias="filter[call_timestamp][lt]", description="Calls made before (ISO-8601).")
+        str | None,
+        Query(
+            alias="filter[call_timestamp][lt]",
+            description="Calls made before (ISO-8601; no offset means UTC).",
+            json_schema_extra={"format": "date-time"},
+        ),
     ] = None,
 ) -> dict[str, Any]:
     with _services(request).database.reading() as session:

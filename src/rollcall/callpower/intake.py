@@ -155,22 +155,50 @@ class IntakeFastPath:
 
 # -- the OpenAPI description of the intake ----------------------------------------------------
 
-_INTEGER_OR_TEXT = {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": r"^\s*[+-]?[0-9]{1,20}\s*$"}]}
+# The schema describes what is certainly accepted (so generated examples are accepted); the
+# intake also takes more, as the descriptions say: any format libphonenumber reads as a possible
+# number, timestamps with a space instead of `T`, integers sent as strings.
+# Not blank: at least one character that is neither whitespace nor a control character.
+_TEXT = {
+    "type": "string",
+    "pattern": "^[^\\u0000]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000]*$",
+    "description": "Not blank; trimmed.",
+}
+_OPTIONAL_TEXT = {"anyOf": [{"type": "string", "pattern": "^[^\\u0000]*$"}, {"type": "null"}]}
 _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
-    "mobile": {"type": "string", "description": "The caller's number; any format libphonenumber can read."},
-    "callpower_campaign_id": {**_INTEGER_OR_TEXT, "description": "CallPower's campaign id (at least 1)."},
-    "status": {"type": "string", "description": "completed, busy, no-answer, failed, canceled, unknown, ..."},
+    "mobile": {
+        "type": "string",
+        "pattern": r"^\+1[2-9][0-9]{9}$",
+        "description": "The caller's number. E.164 here; any number libphonenumber deems possible is accepted, "
+        "a national one read in ROLLCALL_DEFAULT_REGION. Anonymous placeholders are accepted and discarded.",
+        "example": "+15551231234",
+    },
+    "callpower_campaign_id": {
+        "anyOf": [
+            {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+            {"type": "string", "pattern": r"^\s*\+?0*[1-9][0-9]{0,17}\s*$"},
+        ],
+        "description": "CallPower's campaign id (at least 1), or the same as a string.",
+    },
+    "status": {**_TEXT, "description": "completed (any case: an accepted post), busy, no-answer, failed, ..."},
     "call_timestamp": {
         "type": "string",
-        "description": "ISO-8601, with T or a space; no offset means UTC.",
+        "format": "date-time",
+        "description": "ISO-8601, with `T` or a space, any fraction; no offset means UTC.",
         "example": "2017-11-07T18:54:10.829655",
     },
-    "call_duration": {**_INTEGER_OR_TEXT, "description": "Seconds (0 or more)."},
-    "campaign_target_name": {"type": ["string", "null"]},
-    "campaign_target_title": {"type": "string"},
-    "campaign_target_district": {"type": ["string", "null"], "example": "FL-7"},
-    "callpower_campaign_name": {"type": "string"},
-    "number_dialed_into": {"type": "string"},
+    "call_duration": {
+        "anyOf": [
+            {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+            {"type": "string", "pattern": r"^\s*\+?[0-9]{1,9}\s*$"},
+        ],
+        "description": "Seconds (0 or more), or the same as a string.",
+    },
+    "campaign_target_name": _OPTIONAL_TEXT,
+    "campaign_target_title": _TEXT,
+    "campaign_target_district": {**_OPTIONAL_TEXT, "example": "FL-7"},
+    "callpower_campaign_name": _TEXT,
+    "number_dialed_into": _TEXT,
 }
 assert set(_FIELD_SCHEMAS) == set(CONTRACT_FIELDS)
 CALL_RECORD_SCHEMA = {

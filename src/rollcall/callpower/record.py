@@ -90,6 +90,8 @@ def normalize_mobile(value: str, region: str) -> str:
 
 def parse_integer(value: Any, *, minimum: int, maximum: int) -> int:
     """An integer, or a string holding one; `ValueError` says which bound was broken."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON's 36.0 is the integer 36 (JSON Schema, and the reference, agree)
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise TypeError("must be an integer.")
     if isinstance(value, str):

@@ -55,7 +55,7 @@ def list_calls(
             session,
             page,
             states=_states(state),
-            callpower_campaign_ids=integers("filter[callpower_campaign_id]", callpower_campaign_id, MAX_CAMPAIGN_ID),
+            callpower_campaign_ids=integers("filter[callpower_campaign_id]", callpower_campaign_id),
         )
         return listing(found, lambda c: c.document())
 
