@@ -1,0 +1,201 @@
+"""A large database for the read benchmarks: campaigns, actions, users, signups, calls and posts.
+
+    python bench/data.py PATH [--posts 1000000] [--campaigns 100]
+
+Rows go in through SQLAlchemy Core in big batches (not through the intake: that is measured
+elsewhere), shaped exactly as the importer writes them. Calls span the last 30 days, a few of
+them in every state, so the console's overview and campaign pages have something to count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import secrets
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from rollcall.activity.models import Action, Campaign, Post, Signup, User
+from rollcall.callpower.models import Call, CallPowerCampaign, CallState
+from rollcall.db import Database, migrate
+
+BATCH = 20_000
+
+
+def build(path: Path, posts: int, campaigns: int, users: int | None = None) -> str:
+    url = f"sqlite:///{path}"
+    database = Database(url)
+    migrate(database)
+    rng = random.Random(1)
+    users = users or max(1, posts // 20)
+    now = dt.datetime.now(dt.UTC)
+    started = time.perf_counter()
+    with database.write_engine.begin() as connection:
+        connection.execute(
+            sa.insert(Campaign),
+            [{"internal_title": f"Campaign {n}", "created_at": now, "updated_at": now} for n in range(campaigns)],
+        )
+        connection.execute(
+            sa.insert(Action),
+            [
+                {
+                    "name": f"Call {n}",
+                    "campaign_id": n + 1,
+                    "post_type": "phone-call",
+                    "action_type": "make-call",
+                    "callpower_campaign_id": n + 1 if n % 10 else None,  # every tenth unmapped
+                    "noun": "calls",
+                    "verb": "completed",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for n in range(campaigns)
+            ],
+        )
+        user_ids = [secrets.token_hex(12) for _ in range(users)]
+        for start in range(0, users, BATCH):
+            connection.execute(
+                sa.insert(User),
+                [
+                    {
+                        "id": user_ids[n],
+                        "mobile": f"+1555{n:07d}",
+                        "sms_status": "stop",
+                        "source": "importer-client",
+                        "source_detail": "CallPower",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for n in range(start, min(users, start + BATCH))
+                ],
+            )
+    signups: dict[tuple[int, int], int] = {}
+    quantities: dict[int, int] = {}
+    post_id = 0
+    calls = 0
+    with database.write_engine.begin() as connection:
+        while post_id < posts:
+            call_rows, post_rows, new_signups = [], [], []
+            for n in range(calls, calls + BATCH):
+                if post_id >= posts:
+                    break
+                calls += 1
+                user = rng.randrange(users)
+                campaign = rng.randrange(campaigns) + 1
+                when = now - dt.timedelta(seconds=rng.randrange(30 * 86400))
+                key = (user, campaign)
+                if key not in signups:
+                    signups[key] = len(signups) + 1
+                    new_signups.append(
+                        {
+                            "id": signups[key],
+                            "northstar_id": user_ids[user],
+                            "campaign_id": campaign,
+                            "quantity": 0,
+                            "source": "importer-client",
+                            "source_details": "CallPower",
+                            "created_at": when,
+                            "updated_at": when,
+                        }
+                    )
+                quantities[signups[key]] = quantities.get(signups[key], 0) + 1
+                record = {
+                    "mobile": f"+1555{user:07d}",
+                    "callpower_campaign_id": campaign,
+                    "status": "completed",
+                    "call_timestamp": when.isoformat().replace("+00:00", "Z"),
+                    "call_duration": 30,
+                    "campaign_target_name": "Target",
+                    "campaign_target_title": "Representative",
+                    "campaign_target_district": "FL-7",
+                    "callpower_campaign_name": f"CallPower {campaign}",
+                    "number_dialed_into": "+15554441234",
+                }
+                mapped = campaign % 10 != 1
+                state = (
+                    CallState.IMPORTED if mapped and n % 50 else CallState.UNMAPPED if not mapped else CallState.FAILED
+                )
+                post_id += 1 if state == CallState.IMPORTED else 0
+                call_rows.append(
+                    {
+                        "id": n + 1,
+                        "state": state,
+                        "dedup_key": f"{n:064d}",
+                        "received_at": when,
+                        "updated_at": when,
+                        "raw": "{}",
+                        "content_type": "application/json",
+                        "record": record,
+                        "callpower_campaign_id": campaign,
+                        "callpower_campaign_name": record["callpower_campaign_name"],
+                        "mobile": record["mobile"],
+                        "call_timestamp": when,
+                        "attempts": 1,
+                        "next_attempt_at": when + dt.timedelta(hours=1) if state == CallState.FAILED else None,
+                        "user_id": user_ids[user] if state == CallState.IMPORTED else None,
+                        "signup_id": signups[key] if state == CallState.IMPORTED else None,
+                        "post_id": post_id if state == CallState.IMPORTED else None,
+                    }
+                )
+                if state == CallState.IMPORTED:
+                    post_rows.append(
+                        {
+                            "id": post_id,
+                            "signup_id": signups[key],
+                            "campaign_id": campaign,
+                            "northstar_id": user_ids[user],
+                            "action_id": campaign,
+                            "call_id": n + 1,
+                            "type": "phone-call",
+                            "action": f"Call {campaign - 1}",
+                            "quantity": 1,
+                            "status": "accepted",
+                            "source": "importer-client",
+                            "source_details": "CallPower",
+                            "details": {"status_details": "completed", "call_duration": 30},
+                            "call_timestamp": when,
+                            "created_at": when,
+                            "updated_at": when,
+                        }
+                    )
+            if new_signups:
+                connection.execute(sa.insert(Signup), new_signups)
+            connection.execute(sa.insert(Call), call_rows)
+            if post_rows:
+                connection.execute(sa.insert(Post), post_rows)
+        connection.execute(
+            sa.update(Signup).where(Signup.id == sa.bindparam("sid")).values(quantity=sa.bindparam("q")),
+            [{"sid": signup_id, "q": quantity} for signup_id, quantity in quantities.items()],
+        )
+        connection.execute(
+            sa.insert(CallPowerCampaign).from_select(
+                ["id", "name", "calls", "first_call_at", "last_call_at", "first_received_at", "last_received_at"],
+                sa.select(
+                    Call.callpower_campaign_id,
+                    sa.func.max(Call.callpower_campaign_name),
+                    sa.func.count(),
+                    sa.func.min(Call.call_timestamp),
+                    sa.func.max(Call.call_timestamp),
+                    sa.func.min(Call.received_at),
+                    sa.func.max(Call.received_at),
+                ).group_by(Call.callpower_campaign_id),
+            )
+        )
+        connection.exec_driver_sql("ANALYZE")
+    database.dispose()
+    print(
+        f"built {path}: {calls} calls, {post_id} posts, {campaigns} campaigns in {time.perf_counter() - started:.0f} s"
+    )
+    return url
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("path", type=Path)
+    parser.add_argument("--posts", type=int, default=1_000_000)
+    parser.add_argument("--campaigns", type=int, default=100)
+    arguments = parser.parse_args()
+    build(arguments.path, arguments.posts, arguments.campaigns)
