@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import resources
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from rollcall import __version__
 from rollcall.activity import views as activity_views
@@ -14,7 +17,9 @@ from rollcall.callpower import intake
 from rollcall.callpower import views as callpower_views
 from rollcall.callpower.writer import CallWriter
 from rollcall.config import Settings
-from rollcall.credentials import ADMIN_TOKEN, CALLPOWER_KEY, ensure_secret
+from rollcall.console import views as console_views
+from rollcall.console.session import Sessions
+from rollcall.credentials import ADMIN_TOKEN, CALLPOWER_KEY, CONSOLE_SECRET, ensure_secret
 from rollcall.db import Database, DatabaseNotMigrated, schema_is_current
 from rollcall.http import BodyLimit, install_error_handlers
 from rollcall.logs import configure_logging
@@ -30,6 +35,9 @@ class Services:
     writer: CallWriter
     callpower_keys: tuple[str, ...]
     admin_tokens: tuple[str, ...]
+    console_sessions: Sessions
+    # The console overview's count of calls per finished day (they never change).
+    day_totals: dict[dt.date, int] = field(default_factory=dict)
 
 
 def create_app(settings: Settings, *, run_importer: bool = True) -> FastAPI:
@@ -45,7 +53,8 @@ def create_app(settings: Settings, *, run_importer: bool = True) -> FastAPI:
         # The importer runs on the writer's thread, in the gaps between storing deliveries.
         importer = Importer(database, settings) if run_importer else None
         writer = CallWriter(database, importer)
-        app.state.services = Services(settings, database, writer, keys, tokens)
+        sessions = Sessions(ensure_secret(database, CONSOLE_SECRET)[0])
+        app.state.services = Services(settings, database, writer, keys, tokens, sessions)
         writer.start()
         try:
             yield
@@ -64,6 +73,10 @@ def create_app(settings: Settings, *, run_importer: bool = True) -> FastAPI:
     app.include_router(intake.router)
     app.include_router(callpower_views.router)
     app.include_router(activity_views.router)
+    app.include_router(console_views.router)
+    app.mount(
+        "/console/static", StaticFiles(directory=str(resources.files("rollcall") / "console" / "static")), "static"
+    )
     install_error_handlers(app)
     # Added last is outermost: the body limit applies to the intake's fast path too.
     app.add_middleware(intake.IntakeFastPath)

@@ -18,6 +18,7 @@ from rollcall.db import Base, Database, insert_ignoring_conflicts
 
 CALLPOWER_KEY = "callpower_api_key"
 ADMIN_TOKEN = "admin_token"
+CONSOLE_SECRET = "console_session_secret"
 
 
 class StoredSecret(Base):

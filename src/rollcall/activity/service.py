@@ -311,6 +311,12 @@ def list_users(session: Session, page: PageRequest, *, mobiles: Sequence[str] | 
     return keyset_page(session, query, [User.created_at, User.id], page, lambda u: (u.created_at, u.id))
 
 
+def mobiles_of_users(session: Session, user_ids: Collection[str]) -> dict[str, str]:
+    if not user_ids:
+        return {}
+    return dict(session.execute(sa.select(User.id, User.mobile).where(User.id.in_(list(user_ids)))).all())
+
+
 def get_signup(session: Session, signup_id: int) -> Signup:
     signup = session.get(Signup, signup_id)
     if signup is None:

@@ -70,9 +70,14 @@ class Call(Base):
     __tablename__ = "calls"
     __table_args__ = (
         sa.Index("ix_calls_state_next_attempt_at", "state", "next_attempt_at"),
-        sa.Index("ix_calls_callpower_campaign_id_state", "callpower_campaign_id", "state"),
-        sa.Index("ix_calls_mobile", "mobile"),
         sa.Index("ix_calls_state_callpower_campaign_id", "state", "callpower_campaign_id"),
+        # Lists, newest first: by state, by CallPower campaign, by mobile.
+        sa.Index("ix_calls_state_id", "state", "id"),
+        sa.Index("ix_calls_callpower_campaign_id_id", "callpower_campaign_id", "id"),
+        sa.Index("ix_calls_mobile_id", "mobile", "id"),
+        # The console's overview: calls per day, and per state and day.
+        sa.Index("ix_calls_received_at", "received_at"),
+        sa.Index("ix_calls_state_received_at", "state", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)

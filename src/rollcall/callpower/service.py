@@ -416,3 +416,69 @@ def count_calls_by_state(session: Session, states: Iterable[CallState] = tuple(C
     counts = {state.value: 0 for state in states}
     counts.update({state: count for state, count in rows})
     return counts
+
+
+# -- the operators' overview ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DayOfCalls:
+    day: dt.date
+    calls: dict[str, int]  # by state, for the calls received that day
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+
+@dataclass(frozen=True)
+class Overview:
+    days: list[DayOfCalls]  # oldest first; the last one is today (UTC)
+    backlog: int  # calls waiting for the importer: received, and failed ones waiting to be retried
+    oldest_waiting_at: dt.datetime | None
+    last_received_at: dt.datetime | None
+
+    @property
+    def today(self) -> dict[str, int]:
+        return self.days[-1].calls
+
+    @property
+    def week(self) -> dict[str, int]:
+        totals = dict.fromkeys(self.today, 0)
+        for day in self.days[-7:]:
+            for state, count in day.calls.items():
+                totals[state] += count
+        return totals
+
+
+def overview(
+    session: Session, *, days: int = 14, now: dt.datetime | None = None, day_totals: dict[dt.date, int] | None = None
+) -> Overview:
+    """Calls per state for each of the last `days` days (UTC), the backlog and the last arrival.
+
+    Most calls end `imported`, so that is what the other states leave of a day's total: the
+    other states are counted on the (state, received_at) index, which holds few of them, and a
+    day's total on the received_at index. A finished day's total never changes (calls are not
+    deleted); pass the same `day_totals` dict to each call to count each past day once.
+    """
+    now = now or utcnow()
+    today = now.astimezone(dt.UTC).date()
+    totals = day_totals if day_totals is not None else {}
+    result = []
+    for offset in range(days - 1, -1, -1):
+        day = today - dt.timedelta(days=offset)
+        start = dt.datetime.combine(day, dt.time(), dt.UTC)
+        within = (Call.received_at >= start, Call.received_at < start + dt.timedelta(days=1))
+        if day not in totals or day >= today:
+            totals[day] = session.scalar(sa.select(sa.func.count()).select_from(Call).where(*within)) or 0
+        calls = {state.value: 0 for state in CallState}
+        rows = session.execute(
+            sa.select(Call.state, sa.func.count()).where(Call.state.in_(_UNFINISHED), *within).group_by(Call.state)
+        )
+        calls.update({state: count for state, count in rows})
+        calls[CallState.IMPORTED] = totals[day] - sum(calls.values())
+        result.append(DayOfCalls(day, calls))
+    waiting = sa.select(sa.func.count(), sa.func.min(Call.received_at)).where(Call.state.in_(WAITING_STATES))
+    backlog, oldest = session.execute(waiting).one()
+    last = session.scalar(sa.select(sa.func.max(Call.received_at)))
+    return Overview(result, backlog, oldest, last)

@@ -1,0 +1,194 @@
+"""The operator console in a real headless Chromium against the real app on loopback.
+
+Needs Debian's `chromium` (`apt-get install -y chromium`; `.ci/run` installs it). Without it
+these tests are skipped with a message, except in CI (`CI=true`), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from rollcall.db import Database
+from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp, wait_for
+from tests.test_import import _break_posts, _mend_posts
+from tests.test_intake import CONTRACT_PATH, calls_in
+
+CHROMIUM = os.environ.get("ROLLCALL_TEST_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not shutil.which(CHROMIUM):
+        message = f"no Chromium at {CHROMIUM}: apt-get install -y chromium (browser tests)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+def sign_in(page: Any, app: RunningApp) -> None:
+    page.goto(f"{app.url}/console/")
+    assert "/console/sign-in" in page.url
+    page.fill("#token", ADMIN_TOKEN)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(f"{app.url}/console/")
+
+
+def send(app: RunningApp, call: dict[str, Any]) -> None:
+    with app.client(headers={"X-DS-CallPower-API-Key": API_KEY}) as client:
+        assert client.post(CONTRACT_PATH, json=call).status_code == 200
+
+
+def test_operator_maps_a_campaign_retries_a_call_downloads_posts_and_signs_out(
+    app_factory: Any, page: Any, database: Database
+) -> None:
+    # Failed calls wait an hour before their automatic retry: the operator's retry is what imports.
+    app = app_factory(import_retry_base_seconds=3600)
+    ARTIFACTS.mkdir(exist_ok=True)
+    backend = database.dialect
+    # Two calls for a CallPower campaign nobody has mapped yet.
+    send(app, {**SEED_CALL, "callpower_campaign_id": 77, "callpower_campaign_name": "Dreamers_Nov9"})
+    send(
+        app, {**SEED_CALL, "callpower_campaign_id": 77, "callpower_campaign_name": "Dreamers_Nov9", "call_duration": 9}
+    )
+    wait_for(lambda: [c.state for c in calls_in(database)] == ["unmapped", "unmapped"])
+
+    sign_in(page, app)
+    assert page.locator("text=1 CallPower campaign without an action: 2 calls are waiting").is_visible()
+    assert page.locator("#states tr.state-unmapped td").first.inner_text() == "2"
+    page.screenshot(path=str(ARTIFACTS / f"console-overview-{backend}.png"), full_page=True)
+
+    page.click("a:has-text('Map them')")
+    campaign = page.locator("#callpower-77")
+    assert "Dreamers_Nov9" in campaign.inner_text()
+    assert "unmapped 2" in campaign.inner_text()
+    page.screenshot(path=str(ARTIFACTS / f"console-campaigns-{backend}.png"), full_page=True)
+    campaign.locator("input[name=campaign_title]").fill("Defend Dreamers")
+    campaign.locator("input[name=action_name]").fill("Call Congress")
+    campaign.locator("button[type=submit]").click()
+    page.wait_for_selector(".flash")
+    assert "CallPower campaign 77 now feeds action" in page.locator(".flash").inner_text()
+    assert "2 waiting calls sent to the importer" in page.locator(".flash").inner_text()
+
+    def shows_imported() -> bool:
+        page.goto(f"{app.url}/console/campaigns")
+        return "imported 2" in page.locator("#mapped #callpower-77").inner_text()
+
+    wait_for(shows_imported, timeout=20)
+
+    # The posts of the campaign, and their CSV.
+    page.click("nav >> text=Posts")
+    rows = page.locator("#posts tbody tr")
+    assert rows.count() == 2
+    assert "•" in rows.first.locator("td.mobile").inner_text()
+    assert rows.first.locator("td.mobile").inner_text().endswith("1234")
+    assert "+15551231234" not in page.content()  # lists mask mobiles
+    with page.expect_download() as download_info:
+        page.click("#csv")
+    download = download_info.value
+    content = Path(download.path()).read_text()
+    table = list(csv.DictReader(io.StringIO(content)))
+    assert [row["status"] for row in table] == ["accepted", "accepted"]
+    assert {row["campaign_target_name"] for row in table} == {"Mickey Mouse"}
+    assert download.suggested_filename.endswith("-posts.csv")
+
+    # A call that fails, then is retried from its page once the fault is mended.
+    _break_posts(database)
+    send(app, {**SEED_CALL, "callpower_campaign_id": 77, "call_duration": 99})
+    wait_for(lambda: calls_in(database)[-1].state == "failed")
+    failed_id = calls_in(database)[-1].id
+    page.goto(f"{app.url}/console/calls?state=failed")
+    page.click(f"#calls a:has-text('{failed_id}')")
+    assert page.locator("#state").inner_text() == "failed"
+    assert "posts broken" in page.content()
+    assert "+15551231234" in page.content()  # a call's own page shows the number
+    _mend_posts(database)
+    page.click("button:has-text('Retry this call')")
+    page.wait_for_selector(".flash")
+
+    def imported() -> bool:
+        page.reload()
+        return page.locator("#state").inner_text() == "imported"
+
+    wait_for(imported, timeout=20)
+    page.click("dd a[href^='/console/posts/']")
+    assert "Call Congress" in page.content()
+
+    # Sign out: the console is closed again.
+    page.click("button:has-text('Sign out')")
+    page.wait_for_url(re.compile(r".*/console/sign-in"))
+    page.goto(f"{app.url}/console/campaigns")
+    assert "/console/sign-in" in page.url
+
+
+def test_a_form_without_the_csrf_token_is_refused(app: RunningApp, page: Any, database: Database) -> None:
+    send(app, {**SEED_CALL, "callpower_campaign_id": 78})
+    wait_for(lambda: [c.state for c in calls_in(database)] == ["unmapped"])
+    sign_in(page, app)
+    # The browser holds a signed-in session; a forged form from elsewhere carries no token.
+    for form in (
+        {"campaign_title": "Forged", "action_name": "Forged"},
+        {"campaign_title": "Forged", "action_name": "Forged", "csrf_token": "guess"},
+    ):
+        answer = page.request.post(f"{app.url}/console/campaigns/78/map", form=form, max_redirects=0)
+        assert answer.status == 403
+        assert "Form refused" in answer.text()
+    assert page.request.post(f"{app.url}/console/sign-out", form={}, max_redirects=0).status == 403
+    page.goto(f"{app.url}/console/campaigns")
+    assert "unmapped 1" in page.locator("#callpower-78").inner_text()  # nothing was mapped
+
+
+def test_wrong_token_does_not_sign_in(app: RunningApp, page: Any) -> None:
+    page.goto(f"{app.url}/console/sign-in")
+    page.fill("#token", "not-the-token")
+    page.click("button:has-text('Sign in')")
+    assert page.locator("text=That token is not a staff token.").is_visible()
+    page.goto(f"{app.url}/console/")
+    assert "/console/sign-in" in page.url
+
+
+def test_session_cookie_is_httponly_and_strict(app: RunningApp) -> None:
+    with httpx.Client(base_url=app.url) as client:
+        answer = client.get("/console/sign-in")
+        cookie = answer.headers["set-cookie"]
+        assert "HttpOnly" in cookie
+        assert "SameSite=strict" in cookie or "SameSite=Strict" in cookie
+        assert "Secure" not in cookie  # plain HTTP on loopback
+        forwarded = client.get("/console/sign-in", headers={"X-Forwarded-Proto": "https"})
+        assert "Secure" in forwarded.headers["set-cookie"]
