@@ -46,7 +46,7 @@ def test_the_document_describes_every_route(app: RunningApp) -> None:
     document = httpx.get(f"{app.url}/openapi.json").json()
     intake = document["paths"]["/api/v1/callpower/call"]["post"]
     assert {p["name"] for p in intake["parameters"]} == {"X-DS-CallPower-API-Key", "X-DS-Importer-API-Key"}
-    assert set(intake["responses"]) == {"200", "400", "401", "413", "415", "422", "503"}
+    assert set(intake["responses"]) == {"200", "400", "401", "408", "413", "415", "422", "429", "503"}
     assert set(document["paths"]) >= {
         "/api/partners/callpower/call",
         "/api/v3/campaigns",

@@ -37,9 +37,10 @@ def require_staff(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     """Every staff route: a valid bearer token, compared in constant time, or 401."""
-    tokens = request.app.state.services.admin_tokens
-    if credentials is None or not matches(credentials.credentials, tokens):
+    services = request.app.state.services
+    if credentials is None or not matches(credentials.credentials, services.admin_tokens):
         raise Unauthorized()
+    services.rate_limiter.take(credentials.credentials)
 
 
 def _query_aliases(dependant: Any) -> Iterable[str]:
@@ -144,8 +145,9 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI answers for these error codes, in the house shape (401 and 422 always)."""
     described = {
         401: "Missing or wrong staff token.",
+        429: "Over the per-token rate limit (when one is set); see Retry-After.",
         404: "No such id.",
         409: "The value is taken, or the row is not in a state that allows this.",
         422: "Invalid parameters or body; every bad field is named.",
     }
-    return {code: {"model": ErrorAnswer, "description": described[code]} for code in sorted({401, 422, *codes})}
+    return {code: {"model": ErrorAnswer, "description": described[code]} for code in sorted({401, 422, 429, *codes})}

@@ -11,7 +11,7 @@ from importlib import resources
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from rollcall import __version__
+from rollcall import __version__, operations
 from rollcall.activity import views as activity_views
 from rollcall.callpower import intake
 from rollcall.callpower import views as callpower_views
@@ -21,7 +21,8 @@ from rollcall.console import views as console_views
 from rollcall.console.session import Sessions
 from rollcall.credentials import ADMIN_TOKEN, CALLPOWER_KEY, CONSOLE_SECRET, ensure_secret
 from rollcall.db import Database, DatabaseNotMigrated, schema_is_current
-from rollcall.http import BodyLimit, install_error_handlers
+from rollcall.http import BodyLimit, RequestLog, install_error_handlers
+from rollcall.limits import NoLimit, RateLimiter
 from rollcall.logs import configure_logging
 from rollcall.worker import Importer
 
@@ -36,6 +37,7 @@ class Services:
     callpower_keys: tuple[str, ...]
     admin_tokens: tuple[str, ...]
     console_sessions: Sessions
+    rate_limiter: RateLimiter | NoLimit
     # The console overview's count of calls per finished day (they never change).
     day_totals: dict[dt.date, int] = field(default_factory=dict)
 
@@ -54,7 +56,8 @@ def create_app(settings: Settings, *, run_importer: bool = True) -> FastAPI:
         importer = Importer(database, settings) if run_importer else None
         writer = CallWriter(database, importer)
         sessions = Sessions(ensure_secret(database, CONSOLE_SECRET)[0])
-        app.state.services = Services(settings, database, writer, keys, tokens, sessions)
+        limiter = RateLimiter(*settings.rate_limit) if settings.rate_limit else NoLimit()
+        app.state.services = Services(settings, database, writer, keys, tokens, sessions, limiter)
         writer.start()
         try:
             yield
@@ -74,13 +77,16 @@ def create_app(settings: Settings, *, run_importer: bool = True) -> FastAPI:
     app.include_router(callpower_views.router)
     app.include_router(activity_views.router)
     app.include_router(console_views.router)
+    app.include_router(operations.router)
     app.mount(
         "/console/static", StaticFiles(directory=str(resources.files("rollcall") / "console" / "static")), "static"
     )
     install_error_handlers(app)
-    # Added last is outermost: the body limit applies to the intake's fast path too.
+    # Added last is outermost: the body limit applies to the intake's fast path too, and the
+    # request log sees every answer, errors included.
     app.add_middleware(intake.IntakeFastPath)
-    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, timeout=settings.body_timeout_seconds)
+    app.add_middleware(RequestLog)
     return app
 
 

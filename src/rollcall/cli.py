@@ -140,6 +140,7 @@ def serve(
     import uvicorn
 
     settings = _settings()
+    _count_metrics_across_processes()
     database = Database.for_settings(settings)
     migrate(database)
     _announce_secrets(settings, database)
@@ -160,6 +161,33 @@ def serve(
     )
 
 
+def _count_metrics_across_processes() -> None:
+    """Give this process and its children one fresh directory for Prometheus counters.
+
+    Must run before prometheus_client is imported; an operator's own setting is kept.
+    """
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import atexit
+        import shutil
+        import tempfile
+
+        directory = tempfile.mkdtemp(prefix="rollcall-metrics-")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+
+
+def _serve_metrics(host: str, port: int, settings: Settings) -> None:
+    """`/metrics` of this importer process and its children, on their own address."""
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    from rollcall.metrics import DatabaseCollector
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    registry.register(DatabaseCollector(Database.for_settings(settings)))
+    start_http_server(port, addr=host, registry=registry)
+
+
 def _run_importer() -> None:
     """One importer process: imports until SIGTERM or SIGINT, then finishes the call in hand."""
     from rollcall.worker import Importer
@@ -177,9 +205,17 @@ def _run_importer() -> None:
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Importer processes to run.")] = 1,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on this port (no token: bind it privately).")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
 ) -> None:
     """Run importers on their own (beside `rollcall serve`, or on other machines)."""
-    _database().dispose()  # fail here, once, if the database is missing or not migrated
+    _count_metrics_across_processes()
+    settings = _settings()
+    _database(settings).dispose()  # fail here, once, if the database is missing or not migrated
+    if metrics_port is not None:
+        _serve_metrics(metrics_host, metrics_port, settings)
     typer.echo(f"{concurrency} importer(s) running; SIGTERM or Ctrl-C stops them", err=True)
     if concurrency == 1:
         _run_importer()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +41,30 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _rate(value: str | None) -> tuple[int, float] | None:
+    """`600/60` is 600 requests per 60 seconds; unset, empty or `off` is no limit."""
+    if value is None or value.strip().lower() in ("", "off", "0"):
+        return None
+    try:
+        count, _, seconds = value.partition("/")
+        limit = (int(count), float(seconds or "1"))
+    except ValueError:
+        raise ConfigError(f"ROLLCALL_RATE_LIMIT must look like 600/60 (requests/seconds), got {value!r}") from None
+    if limit[0] < 1 or limit[1] <= 0:
+        raise ConfigError("ROLLCALL_RATE_LIMIT needs at least 1 request per a positive number of seconds")
+    return limit
+
+
+def _networks(value: str | None) -> tuple[str, ...]:
+    networks = tuple(part.strip() for part in (value or "").split(",") if part.strip())
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(f"ROLLCALL_METRICS_ALLOW_FROM: {network!r} is not an address or network") from None
+    return networks
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -58,6 +83,12 @@ class Settings:
     # How long an importer's claim on a call lasts before another importer may take it over.
     import_lease_seconds: float = 60.0
     log_level: str = "INFO"
+    # A request body must keep arriving: a client silent this long is cut off (408).
+    body_timeout_seconds: float = 10.0
+    # Requests per key (CallPower key or staff token) per window, per process; None: no limit.
+    rate_limit: tuple[int, float] | None = None
+    # Addresses that may read /metrics without a staff token (e.g. the Prometheus server).
+    metrics_allow_from: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -77,6 +108,9 @@ class Settings:
             import_poll_seconds=_float(env, "ROLLCALL_IMPORT_POLL_SECONDS", 0.5),
             import_lease_seconds=_float(env, "ROLLCALL_IMPORT_LEASE_SECONDS", 60.0),
             log_level=(env.get("ROLLCALL_LOG_LEVEL") or "INFO").strip().upper(),
+            body_timeout_seconds=_float(env, "ROLLCALL_BODY_TIMEOUT_SECONDS", 10.0),
+            rate_limit=_rate(env.get("ROLLCALL_RATE_LIMIT")),
+            metrics_allow_from=_networks(env.get("ROLLCALL_METRICS_ALLOW_FROM")),
         )
         if settings.import_max_attempts < 1:
             raise ConfigError("ROLLCALL_IMPORT_MAX_ATTEMPTS must be at least 1")

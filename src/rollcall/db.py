@@ -118,6 +118,7 @@ def create_engine(url: str, *, pool_size: int = 10, lease_seconds: float = 60.0)
             raise ConfigError("rollcall needs a SQLite file, not an in-memory database")
         engine = sa.create_engine(
             url,
+            hide_parameters=True,  # errors must not carry mobiles or bodies into logs
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
@@ -141,6 +142,7 @@ def create_engine(url: str, *, pool_size: int = 10, lease_seconds: float = 60.0)
         )
         return sa.create_engine(
             url,
+            hide_parameters=True,  # errors must not carry mobiles or bodies into logs
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
             connect_args={
@@ -338,11 +340,17 @@ def migrate(database: Database) -> None:
         command.upgrade(migrations_config(connection), "head")
 
 
-def schema_is_current(database: Database) -> bool:
-    from alembic.runtime.migration import MigrationContext
+@functools.cache
+def _head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(migrations_config()).get_current_head()
+    return ScriptDirectory.from_config(migrations_config()).get_current_head()
+
+
+def schema_is_current(database: Database) -> bool:
+    from alembic.runtime.migration import MigrationContext
+
+    head = _head_revision()
     with database.engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
     return current == head

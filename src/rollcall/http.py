@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+import time
+import uuid
 from typing import Any
 
 import orjson
@@ -10,12 +14,14 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rollcall.db import DatabaseUnavailable
 from rollcall.errors import Conflict, InvalidInput, NotFound, RollcallError, Unauthorized
+from rollcall.limits import TooManyRequests
 
 log = structlog.get_logger("rollcall.http")
 
@@ -58,47 +64,145 @@ VALIDATION_MESSAGE = "Failed validation."
 UNAVAILABLE_MESSAGE = "The service cannot store anything right now; try again shortly."
 
 
-class BodyTooLarge(Exception):
+class BodyRefused(Exception):
+    """The request body cannot be read: answered with `status` before it is read whole."""
+
+    status = 400
+
+
+class BodyTooLarge(BodyRefused):
+    status = 413
+
     def __init__(self, limit: int) -> None:
         super().__init__(f"The body is larger than {limit} bytes.")
-        self.limit = limit
 
 
-class BodyLimit:
-    """Refuse request bodies over the limit before they are read whole (pure ASGI, no buffering).
+class BodyTooSlow(BodyRefused):
+    status = 408
 
-    The refusal happens when the route reads the body, not before, so a route can still answer
-    401 to a wrong key first: the body of an unauthenticated request is never looked at.
+    def __init__(self, timeout: float) -> None:
+        super().__init__(f"The body did not arrive within {timeout:g} seconds.")
+
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
+# The console is served whole by this app: nothing from elsewhere, no inline script.
+_CONSOLE_POLICY = (
+    b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
+
+
+def route_of(scope: Scope) -> str:
+    """The route's path template (a bounded label), not the raw path."""
+    route = scope.get("route")
+    if route is not None:
+        return str(getattr(route, "path", "unmatched"))
+    return scope.get("rollcall.route", "unmatched")
+
+
+class RequestLog:
+    """One log line per request, with a request id; timing, metrics and security headers.
+
+    The id is the caller's `X-Request-ID` when it is a plain token, else a new one; it is sent
+    back and bound to every log line of the request. The query string is never logged (it may
+    hold a mobile number).
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.limit = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit
-        declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
-        if declared is not None and declared.isdigit() and int(declared) <= limit:
-            # The server never reads past an honest Content-Length, so nothing to count.
+        from rollcall import metrics  # imported late: prometheus_client reads its setup at import
+
+        started = time.perf_counter()
+        given = next((v for n, v in scope["headers"] if n == b"x-request-id"), b"").decode("latin-1")
+        request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        path = scope["path"]
+        status = 500
+
+        async def answer(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers["x-request-id"] = request_id
+                headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+                for name, value in _SECURITY_HEADERS:
+                    headers.append(name.decode(), value.decode())
+                if not path.startswith("/console/static"):
+                    headers["cache-control"] = "no-store"
+                if path.startswith("/console"):
+                    headers["content-security-policy"] = _CONSOLE_POLICY.decode()
+                if scope.get("scheme") == "https":
+                    headers["strict-transport-security"] = "max-age=31536000"
+            await send(message)
+
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, answer)
+        finally:
+            seconds = time.perf_counter() - started
+            route = route_of(scope)
+            method = scope["method"]
+            metrics.REQUESTS.labels(method, route, str(status)).inc()
+            metrics.REQUEST_SECONDS.labels(method, route).observe(seconds)
+            if scope.get("rollcall.intake"):
+                metrics.INTAKE_CALLS.labels(path, str(status)).inc()
+            log.info("request", method=method, path=path, route=route, status=status, ms=round(seconds * 1000, 2))
+            structlog.contextvars.clear_contextvars()
+
+
+class BodyLimit:
+    """Refuse request bodies that are too large or too slow, before they are read whole.
+
+    Pure ASGI, no buffering. The refusal happens when the route reads the body, not before, so
+    a route can still answer 401 to a wrong key first: the body of an unauthenticated request is
+    never looked at. A client that sends its body slower than `timeout` seconds per chunk is cut
+    off (408) instead of holding a connection open for ever.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, timeout: float) -> None:
+        self.app = app
+        self.limit = max_body_bytes
+        self.timeout = timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit, timeout = self.limit, self.timeout
+        declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
         received = int(declared) if declared is not None and declared.isdigit() else 0
+        complete = False
 
-        async def counting_receive() -> Message:
-            nonlocal received
+        async def guarded_receive() -> Message:
+            nonlocal received, complete
+            if complete:  # after the body: waiting for a disconnect may take as long as it takes
+                return await receive()
             if received > limit:
                 raise BodyTooLarge(limit)
-            message = await receive()
+            try:
+                async with asyncio.timeout(timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTooSlow(timeout) from None
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge(limit)
+                if declared is None:
+                    received += len(message.get("body", b""))
+                    if received > limit:
+                        raise BodyTooLarge(limit)
+                complete = not message.get("more_body", False)
             return message
 
-        await self.app(scope, counting_receive, send)
+        await self.app(scope, guarded_receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -107,6 +211,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Unauthorized)
     async def unauthorized(request: Request, error: Unauthorized) -> Response:
         return error_response(401, UNAUTHORIZED_MESSAGE, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(TooManyRequests)
+    async def too_many(request: Request, error: TooManyRequests) -> Response:
+        return error_response(429, str(error), headers={"Retry-After": str(error.retry_after)})
 
     @app.exception_handler(InvalidInput)
     async def invalid_input(request: Request, error: InvalidInput) -> Response:
@@ -124,9 +232,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def other(request: Request, error: RollcallError) -> Response:
         return error_response(400, str(error))
 
-    @app.exception_handler(BodyTooLarge)
-    async def too_large(request: Request, error: BodyTooLarge) -> Response:
-        return error_response(413, str(error))
+    @app.exception_handler(BodyRefused)
+    async def body_refused(request: Request, error: BodyRefused) -> Response:
+        return error_response(error.status, str(error))
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(request: Request, error: RequestValidationError) -> Response:

@@ -7,9 +7,11 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import structlog
 
+from rollcall import metrics
 from rollcall.callpower import service as calls
 from rollcall.callpower.importer import import_calls
 from rollcall.callpower.models import ImportOutcome
@@ -36,6 +38,7 @@ class Importer:
         others go through. Returns how many calls were handled.
         """
         settings = self.settings
+        started = time.perf_counter()
         with self.database.writing() as session:
             connection = session.connection()
             claimed = calls.claim_waiting_calls(session, limit or settings.import_batch_size)
@@ -65,9 +68,14 @@ class Importer:
                         log.warning(
                             "call.import_failed", call_id=call.id, attempts=call.attempts + 1, error=repr(error)
                         )
+        seconds = time.perf_counter() - started
+        metrics.IMPORT_SECONDS.observe(seconds)
         for call, outcome in zip(claimed, outcomes, strict=True):
+            state = str(outcome.state) if outcome is not None else "failed"
+            metrics.IMPORTED_CALLS.labels(state).inc()
+            metrics.IMPORT_CALL_SECONDS.observe(seconds / len(claimed))
             if outcome is not None:
-                log.info("call.import", call_id=call.id, state=str(outcome.state), post_id=outcome.post_id)
+                log.info("call.import", call_id=call.id, state=state, post_id=outcome.post_id)
         return len(claimed)
 
     def run(self) -> None:

@@ -24,10 +24,11 @@ from rollcall.http import (
     UNAUTHORIZED_MESSAGE,
     UNAVAILABLE_MESSAGE,
     VALIDATION_MESSAGE,
-    BodyTooLarge,
+    BodyRefused,
     error_body,
     error_response,
 )
+from rollcall.limits import TooManyRequests
 
 log = structlog.get_logger("rollcall.intake")
 
@@ -90,17 +91,24 @@ async def decode_payload(request: Request, body: bytes, content_type: str | None
 _KEY_HEADERS = (KEY_HEADER.lower().encode(), LEGACY_KEY_HEADER.lower().encode())
 
 
-def _authorized(request: Request) -> bool:
-    """Either key header carries a valid key. One pass over the raw headers (this runs per call)."""
+def _valid_key(request: Request) -> str | None:
+    """The valid key one of the key headers carries, if any. One pass over the raw headers."""
     keys = request.app.state.services.callpower_keys
-    presented = [value for name, value in request.scope["headers"] if name in _KEY_HEADERS]
-    return any(matches(value.decode("latin-1"), keys) for value in presented)
+    for name, value in request.scope["headers"]:
+        if name in _KEY_HEADERS and matches(presented := value.decode("latin-1"), keys):
+            return presented
+    return None
 
 
 async def receive_call(request: Request) -> Response:
-    if not _authorized(request):
+    key = _valid_key(request)
+    if key is None:
         return Response(UNAUTHORIZED_BODY, status_code=401, media_type="application/json")
     services = request.app.state.services
+    try:
+        services.rate_limiter.take(key)
+    except TooManyRequests as error:
+        return error_response(429, str(error), headers={"Retry-After": str(error.retry_after)})
     body = await request.body()
     content_type = request.headers.get("content-type")
     raw = raw_text(body)
@@ -144,10 +152,12 @@ class IntakeFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in INTAKE_PATHS:
+            scope["rollcall.intake"] = True
+            scope["rollcall.route"] = scope["path"]
             try:
                 response = await receive_call(Request(scope, receive))
-            except BodyTooLarge as error:
-                response = error_response(413, str(error))
+            except BodyRefused as error:
+                response = error_response(error.status, str(error))
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -264,11 +274,13 @@ INTAKE_RESPONSES: dict[int | str, dict[str, Any]] = {
     ),
     400: _answer("The body is not a JSON object or a readable form (kept as rejected).", _error_schema(400)),
     401: _answer("Missing or wrong key. Nothing is stored.", _error_schema(401)),
+    408: _answer("The body did not arrive in time. Nothing is stored.", _error_schema(408)),
     413: _answer("The body is over the size limit (64 KiB). Nothing is stored.", _error_schema(413)),
     415: _answer("Neither JSON nor a form (kept as rejected).", _error_schema(415)),
     422: _answer(
         "The record breaks the contract; every bad field is named (kept as rejected).", _error_schema(422, True)
     ),
+    429: _answer("Over the per-key rate limit (when one is set); see Retry-After.", _error_schema(429)),
     503: _answer("The call could not be stored; send it again.", _error_schema(503)),
 }
 

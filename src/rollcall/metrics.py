@@ -1,0 +1,104 @@
+"""Prometheus metrics: what the processes count, and what the database says at scrape time.
+
+`rollcall serve` points PROMETHEUS_MULTIPROC_DIR at a fresh directory before its API processes
+start, so `/metrics` adds up every process's counters. Call states, the backlog and the oldest
+waiting call are read from the database when scraped, so they are right whichever process (or
+machine) did the work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+
+import sqlalchemy as sa
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from rollcall.callpower.models import WAITING_STATES, Call, CallPowerCampaign, CallState
+from rollcall.db import Database, utcnow
+
+MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+
+REQUESTS = Counter("rollcall_http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
+REQUEST_SECONDS = Histogram(
+    "rollcall_http_request_duration_seconds",
+    "Time from request to the end of the answer.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+INTAKE_CALLS = Counter(
+    "rollcall_intake_calls_total", "Calls received, by intake path and answer status.", ["path", "status"]
+)
+IMPORTED_CALLS = Counter("rollcall_import_outcomes_total", "Calls handled by importers, by resulting state.", ["state"])
+IMPORT_SECONDS = Histogram(
+    "rollcall_import_batch_duration_seconds",
+    "Time to import one batch of calls (one transaction).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+IMPORT_CALL_SECONDS = Histogram(
+    "rollcall_import_duration_seconds",
+    "Time to import one call (its batch's time shared out).",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+)
+
+
+class DatabaseCollector(Collector):
+    """Gauges read from the database at scrape time."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        states = GaugeMetricFamily("rollcall_calls", "Stored calls by import state.", labels=["state"])
+        backlog = GaugeMetricFamily("rollcall_import_backlog", "Calls waiting for an importer (received, failed).")
+        oldest = GaugeMetricFamily(
+            "rollcall_import_oldest_waiting_seconds", "Age of the oldest call waiting for an importer."
+        )
+        with self.database.reading() as session:
+            # Most calls end imported: count the others on their index and take imported as the rest
+            # of the total, which `callpower_campaigns` keeps (plus the few calls naming no campaign).
+            counts = {state.value: 0 for state in CallState}
+            others = [state for state in CallState if state != CallState.IMPORTED]
+            for state, count in session.execute(
+                sa.select(Call.state, sa.func.count()).where(Call.state.in_(others)).group_by(Call.state)
+            ):
+                counts[state] = count
+            total = (session.scalar(sa.select(sa.func.sum(CallPowerCampaign.calls))) or 0) + (
+                session.scalar(sa.select(sa.func.count()).select_from(Call).where(Call.callpower_campaign_id.is_(None)))
+                or 0
+            )
+            counts[CallState.IMPORTED] = max(0, total - sum(counts.values()))
+            waiting, first = session.execute(
+                sa.select(sa.func.count(), sa.func.min(Call.received_at)).where(Call.state.in_(WAITING_STATES))
+            ).one()
+        for state, count in counts.items():
+            states.add_metric([state], count)
+        backlog.add_metric([], waiting)
+        age = (utcnow() - first).total_seconds() if isinstance(first, dt.datetime) else 0.0
+        oldest.add_metric([], max(0.0, age))
+        yield states
+        yield backlog
+        yield oldest
+
+
+def exposition(database: Database) -> tuple[bytes, str]:
+    """The text of `/metrics`: every process's counters (multiprocess mode) and the database's gauges."""
+    if os.environ.get(MULTIPROCESS_DIRECTORY):
+        processes = CollectorRegistry()
+        multiprocess.MultiProcessCollector(processes)
+    else:
+        processes = REGISTRY  # one process: its own metrics
+    from_database = CollectorRegistry()
+    from_database.register(DatabaseCollector(database))
+    return generate_latest(processes) + generate_latest(from_database), CONTENT_TYPE_LATEST
