@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -14,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from rollcall import __version__, operations
 from rollcall.activity import views as activity_views
 from rollcall.callpower import intake
+from rollcall.callpower import service as calls
 from rollcall.callpower import views as callpower_views
 from rollcall.callpower.writer import CallWriter
 from rollcall.config import Settings
@@ -42,6 +44,11 @@ class Services:
     day_totals: dict[dt.date, int] = field(default_factory=dict)
 
 
+def _warm_overview(services: Services) -> None:
+    with contextlib.suppress(Exception), services.database.reading() as session:
+        calls.overview(session, day_totals=services.day_totals)
+
+
 def create_app(settings: Settings, *, run_importer: bool = True) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,6 +66,8 @@ def create_app(settings: Settings, *, run_importer: bool = True) -> FastAPI:
         limiter = RateLimiter(*settings.rate_limit) if settings.rate_limit else NoLimit()
         app.state.services = Services(settings, database, writer, keys, tokens, sessions, limiter)
         writer.start()
+        # Count the finished days of the console's overview now, not on the first visit.
+        threading.Thread(target=_warm_overview, args=(app.state.services,), daemon=True).start()
         try:
             yield
         finally:
