@@ -218,7 +218,13 @@ def client(app: RunningApp) -> Iterator[httpx.Client]:
 
 def rollcall_process(args: list[str], database_url: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
     """Start `rollcall ARGS` as its own process, its output going to `log`."""
-    environment = {**os.environ, "ROLLCALL_DATABASE_URL": database_url, "CALLPOWER_API_KEY": API_KEY, **env}
+    environment = {
+        **os.environ,
+        "ROLLCALL_DATABASE_URL": database_url,
+        "CALLPOWER_API_KEY": API_KEY,
+        "ROLLCALL_ADMIN_TOKEN": ADMIN_TOKEN,
+        **env,
+    }
     output = log.open("ab")
     try:
         return subprocess.Popen(
