@@ -71,7 +71,8 @@ class PostgresDatabases:
     """Fresh PostgreSQL databases for tests, each a copy of one migrated template."""
 
     def __init__(self, url: str) -> None:
-        self.admin = sa.create_engine(Database(url).url, isolation_level="AUTOCOMMIT")
+        # pre-ping: a fault test restarts PostgreSQL, and this engine outlives it.
+        self.admin = sa.create_engine(Database(url).url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
         self.base_url = sa.engine.make_url(Database(url).url)
         self.template = f"rollcall_template_{os.getpid()}"
         with self.admin.connect() as connection:

@@ -83,6 +83,8 @@ class Settings:
     # How long an importer's claim on a call lasts before another importer may take it over.
     import_lease_seconds: float = 60.0
     log_level: str = "INFO"
+    # SQLite: how long a writer waits for another process's lock before giving up (503).
+    sqlite_busy_timeout_ms: int = 30_000
     # A request body must keep arriving: a client silent this long is cut off (408).
     body_timeout_seconds: float = 10.0
     # Requests per key (CallPower key or staff token) per window, per process; None: no limit.
@@ -109,6 +111,7 @@ class Settings:
             import_lease_seconds=_float(env, "ROLLCALL_IMPORT_LEASE_SECONDS", 60.0),
             log_level=(env.get("ROLLCALL_LOG_LEVEL") or "INFO").strip().upper(),
             body_timeout_seconds=_float(env, "ROLLCALL_BODY_TIMEOUT_SECONDS", 10.0),
+            sqlite_busy_timeout_ms=_int(env, "ROLLCALL_SQLITE_BUSY_TIMEOUT_MS", 30_000),
             rate_limit=_rate(env.get("ROLLCALL_RATE_LIMIT")),
             metrics_allow_from=_networks(env.get("ROLLCALL_METRICS_ALLOW_FROM")),
         )

@@ -91,13 +91,13 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         # Take transaction control away from pysqlite so BEGIN, SAVEPOINT and DDL behave.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA foreign_keys = ON")
@@ -111,7 +111,9 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def create_engine(url: str, *, pool_size: int = 10, lease_seconds: float = 60.0) -> Engine:
+def create_engine(
+    url: str, *, pool_size: int = 10, lease_seconds: float = 60.0, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
         if ":memory:" in url or url.rstrip("/") in ("sqlite:", "sqlite://"):
@@ -121,11 +123,11 @@ def create_engine(url: str, *, pool_size: int = 10, lease_seconds: float = 60.0)
             hide_parameters=True,  # errors must not carry mobiles or bodies into logs
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
-            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
             pool_size=pool_size,
             max_overflow=pool_size,
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, busy_timeout_ms)
         return engine
     if url.startswith("postgresql"):
         # An importer holds its claimed calls' row locks in an open transaction. If its machine
@@ -186,9 +188,18 @@ class Database:
     they differ (BEGIN IMMEDIATE vs deferred); on PostgreSQL they are the same.
     """
 
-    def __init__(self, url: str, *, pool_size: int = 10, lease_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        lease_seconds: float = 60.0,
+        busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    ) -> None:
         self.url = normalize_url(url)
-        self.engine = create_engine(self.url, pool_size=pool_size, lease_seconds=lease_seconds)
+        self.engine = create_engine(
+            self.url, pool_size=pool_size, lease_seconds=lease_seconds, busy_timeout_ms=busy_timeout_ms
+        )
         self.dialect = self.engine.dialect.name
         self.write_engine = (
             self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.dialect == "sqlite" else self.engine
@@ -201,7 +212,11 @@ class Database:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Database:
-        return cls(settings.database_url, lease_seconds=settings.import_lease_seconds)
+        return cls(
+            settings.database_url,
+            lease_seconds=settings.import_lease_seconds,
+            busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        )
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Session]:

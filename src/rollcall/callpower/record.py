@@ -50,7 +50,7 @@ CONTRACT_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 
 MAX_CAMPAIGN_ID = 2**63 - 1
 MAX_DURATION = 2**31 - 1
-_INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,20}")
+_INTEGER_TEXT = re.compile(r"[+-]?0*[0-9]{1,20}")
 
 
 class InvalidCall(InvalidInput):

@@ -1,0 +1,183 @@
+"""Faults: a full disk, a locked database, PostgreSQL restarting. The intake answers
+503 (never 200 for a call it did not store), recovers by itself, and the importer resumes.
+
+Process kills are in test_durability.py (the API) and test_production.py (an importer).
+A read-only disk is not simulated here: a mounted filesystem with the database open for writing
+cannot be remounted read-only (EBUSY), and SQLite reports it through the same error path as a
+full disk (an OperationalError on commit, answered 503).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from rollcall.callpower.models import Call
+from rollcall.db import Database, migrate
+from tests.conftest import API_KEY, SEED_CALL, RunningApp, wait_for
+from tests.test_intake import CONTRACT_PATH, calls_in, map_seed_campaign
+
+UNAVAILABLE = {"error": {"code": 503, "message": "The service cannot store anything right now; try again shortly."}}
+
+
+def stored_timestamps(database: Database) -> set[str]:
+    with database.reading() as session:
+        return set(session.scalars(sa.select(Call.record["call_timestamp"].as_string())))
+
+
+def call_at(n: int) -> dict[str, Any]:
+    return {**SEED_CALL, "call_timestamp": f"2022-02-02T00:00:00.{n + 1:06d}"}
+
+
+def stamp(n: int) -> str:
+    return f"2022-02-02T00:00:00.{n + 1:06d}Z"
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str = "4m") -> Iterator[Path]:
+    """A tmpfs of `size` mounted at `path` (needs root, as CI has)."""
+    path.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if result.returncode != 0:
+        message = f"cannot mount a small disk for the fault test: {result.stderr.decode().strip()}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+@SQLITE_ONLY
+def test_full_disk_answers_503_and_recovers_by_itself(app_factory: Any, tmp_path: Path) -> None:
+    with small_disk(tmp_path / "disk") as disk:
+        url = f"sqlite:///{disk / 'rollcall.db'}"
+        migrate(Database(url))
+        app = app_factory(database_url=url)
+        database = Database(url)
+        map_seed_campaign(database)
+        answers: dict[int, int] = {}
+        with app.client(headers={"X-DS-CallPower-API-Key": API_KEY}) as client:
+            for n in range(5):
+                answers[n] = client.post(CONTRACT_PATH, json=call_at(n)).status_code
+            filler = disk / "filler"
+            with filler.open("wb") as handle, contextlib.suppress(OSError):
+                while True:
+                    handle.write(b"\0" * 65536)
+                    handle.flush()
+            refused = None
+            for n in range(5, 400):
+                answer = client.post(CONTRACT_PATH, json={**call_at(n), "padding": "x" * 20000})
+                answers[n] = answer.status_code
+                if answer.status_code == 503:
+                    refused = answer
+                    break
+            assert refused is not None, "the full disk never refused a call"
+            assert refused.json() == UNAVAILABLE
+            assert refused.headers["retry-after"]
+
+            filler.unlink()  # the disk has room again: no restart, no command
+            later = [client.post(CONTRACT_PATH, json=call_at(1000 + n)) for n in range(5)]
+            assert [a.status_code for a in later] == [200] * 5
+            answers.update({1000 + n: 200 for n in range(5)})
+        acknowledged = {stamp(n) for n, status in answers.items() if status == 200}
+        assert acknowledged <= stored_timestamps(database)
+        wait_for(lambda: {c.state for c in calls_in(database)} == {"imported"}, timeout=30)
+        database.dispose()
+
+
+@SQLITE_ONLY
+def test_locked_database_answers_503_then_recovers(app_factory: Any, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'rollcall.db'}"
+    migrate(Database(url))
+    app = app_factory(database_url=url, sqlite_busy_timeout_ms=300)
+    database = Database(url)
+    with app.client(headers={"X-DS-CallPower-API-Key": API_KEY}) as client:
+        assert client.post(CONTRACT_PATH, json=call_at(0)).status_code == 200
+        # Another program takes the write lock and keeps it.
+        holder = sqlite3.connect(tmp_path / "rollcall.db", isolation_level=None, timeout=5)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            refused = client.post(CONTRACT_PATH, json=call_at(1))
+            assert refused.status_code == 503
+            assert refused.json() == UNAVAILABLE
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert client.post(CONTRACT_PATH, json=call_at(2)).status_code == 200
+    assert stored_timestamps(database) == {stamp(0), stamp(2)}
+    database.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_postgresql_restart_mid_load_loses_no_acknowledged_call(database_url: str, app_factory: Any) -> None:
+    cluster = shutil.which("pg_ctlcluster")
+    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
+    if not cluster or not versions:
+        message = "pg_ctlcluster is not here: cannot restart PostgreSQL for this fault test"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    app: RunningApp = app_factory()
+    database = Database(database_url)
+    map_seed_campaign(database)
+    answers: dict[int, int | str] = {}
+    stop = threading.Event()
+    counter = iter(range(1_000_000))
+    lock = threading.Lock()
+
+    def send() -> None:
+        with app.client(headers={"X-DS-CallPower-API-Key": API_KEY}) as client:
+            while not stop.is_set():
+                with lock:
+                    n = next(counter)
+                try:
+                    answers[n] = client.post(CONTRACT_PATH, json=call_at(n)).status_code
+                except httpx.TransportError as error:
+                    answers[n] = type(error).__name__
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_for(lambda: sum(1 for a in answers.values() if a == 200) >= 50, timeout=30)
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "restart", "--", "-m", "fast"],
+            check=True,
+            capture_output=True,
+        )
+        # After the restart the intake stores calls again, by itself.
+        before = len(answers)
+        wait_for(
+            lambda: sum(1 for n, a in list(answers.items()) if n > before + 20 and a == 200) >= 30,
+            timeout=60,
+        )
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+
+    statuses = set(answers.values())
+    assert statuses <= {200, 503}, statuses  # a failure is a clear 503, never a 500 or a lost 200
+    acknowledged = {stamp(n) for n, status in answers.items() if status == 200}
+    wait_for(lambda: acknowledged <= stored_timestamps(database), timeout=30)
+    # And the importer resumed: every stored call becomes a post.
+    wait_for(lambda: {c.state for c in calls_in(database)} == {"imported"}, timeout=60)
+    database.dispose()
