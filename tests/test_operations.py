@@ -58,24 +58,32 @@ def test_metrics_need_a_staff_token_or_an_allowed_address(app_factory: Any) -> N
 
 def test_metrics_count_calls_by_answer_and_state(app: RunningApp, database: Database) -> None:
     map_seed_campaign(database)
-    with app.client(headers={"X-DS-Importer-API-Key": API_KEY}) as client:
-        for duration in range(3):
-            assert client.post(LEGACY_PATH, json={**SEED_CALL, "call_duration": duration}).status_code == 200
-        assert client.post(LEGACY_PATH, json={**SEED_CALL, "mobile": ""}).status_code == 422
-        assert client.post(LEGACY_PATH, json=SEED_CALL, headers={"X-DS-Importer-API-Key": "x"}).status_code == 401
-    wait_for(lambda: [c.state for c in calls_in(database)].count("imported") == 3)
-    with app.client(headers=STAFF) as client:
-        text = client.get("/metrics").text
-    assert metric(text, "rollcall_intake_calls_total", path=LEGACY_PATH, status="200") == 3
-    assert metric(text, "rollcall_intake_calls_total", path=LEGACY_PATH, status="422") == 1
-    assert metric(text, "rollcall_intake_calls_total", path=LEGACY_PATH, status="401") == 1
-    assert metric(text, "rollcall_calls", state="imported") == 3
-    assert metric(text, "rollcall_calls", state="rejected") == 1
-    assert metric(text, "rollcall_import_backlog") == 0
-    assert metric(text, "rollcall_import_outcomes_total", state="imported") == 3
-    assert "rollcall_import_duration_seconds_bucket" in text
+    with app.client(headers=STAFF) as staff:
+        # Counters live as long as the process (here: the test run), so compare before and after.
+        before = staff.get("/metrics").text
+        with app.client(headers={"X-DS-Importer-API-Key": API_KEY}) as client:
+            for duration in range(3):
+                assert client.post(LEGACY_PATH, json={**SEED_CALL, "call_duration": duration}).status_code == 200
+            assert client.post(LEGACY_PATH, json={**SEED_CALL, "mobile": ""}).status_code == 422
+            wrong = {"X-DS-Importer-API-Key": "x"}
+            assert client.post(LEGACY_PATH, json=SEED_CALL, headers=wrong).status_code == 401
+        wait_for(lambda: [c.state for c in calls_in(database)].count("imported") == 3)
+        after = staff.get("/metrics").text
+
+    def added(name: str, **labels: str) -> float:
+        return metric(after, name, **labels) - metric(before, name, **labels)
+
+    assert added("rollcall_intake_calls_total", path=LEGACY_PATH, status="200") == 3
+    assert added("rollcall_intake_calls_total", path=LEGACY_PATH, status="422") == 1
+    assert added("rollcall_intake_calls_total", path=LEGACY_PATH, status="401") == 1
+    assert added("rollcall_import_outcomes_total", state="imported") == 3
+    assert metric(after, "rollcall_calls", state="imported") == 3
+    assert metric(after, "rollcall_calls", state="rejected") == 1
+    assert metric(after, "rollcall_import_backlog") == 0
+    assert "rollcall_import_duration_seconds_bucket" in after
     assert (
-        'rollcall_http_request_duration_seconds_bucket{le="0.005",method="POST",route="/api/v1/callpower/call"}' in text
+        'rollcall_http_request_duration_seconds_bucket{le="0.005",method="POST",route="/api/v1/callpower/call"}'
+        in after
     )
 
 
