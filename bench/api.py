@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import statistics
 import sys
 import tempfile
@@ -24,7 +23,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from data import build  # noqa: E402
-from intake import free_port, start, stop, wait_ready  # noqa: E402
+from processes import serving  # noqa: E402
 
 TOKEN = "bench-token"
 
@@ -55,17 +54,9 @@ def main() -> None:
         path = args.keep or Path(directory) / "big.db"
         if not path.exists():
             build(path, args.posts, args.campaigns)
-        port = free_port()
-        env = {**os.environ, "ROLLCALL_DATABASE_URL": f"sqlite:///{path}", "ROLLCALL_ADMIN_TOKEN": TOKEN}
-        server = start(
-            [shutil.which("rollcall") or "rollcall", "serve", "--port", str(port)], env, Path(directory) / "serve.log"
-        )
-        try:
-            wait_ready(f"http://127.0.0.1:{port}/api/v1/callpower/call", server)
+        with serving(f"sqlite:///{path}", Path(directory), ROLLCALL_ADMIN_TOKEN=TOKEN) as url:
             rng = random.Random(5)
-            with httpx.Client(
-                base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
-            ) as client:
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as client:
                 for _ in range(20):  # warm up
                     timed(client, "/api/v3/posts", {"limit": 100})
                 first, deeper = [], []
@@ -97,8 +88,6 @@ def main() -> None:
                         query = params or {"filter[campaign_id]": rng.randrange(args.campaigns) + 1, "limit": 100}
                         times.append(timed(client, name.split("?")[0], query)[0])
                     report(name, times)
-        finally:
-            stop(server)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import statistics
 import sys
 import tempfile
@@ -24,7 +23,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from data import build  # noqa: E402
-from intake import free_port, start, stop, wait_ready  # noqa: E402
+from processes import serving  # noqa: E402
 
 TOKEN = "bench-token"
 
@@ -48,51 +47,45 @@ def main() -> None:
         path = args.keep or Path(directory) / "big.db"
         if not path.exists():
             build(path, args.posts, args.campaigns)
-        port = free_port()
-        env = {**os.environ, "ROLLCALL_DATABASE_URL": f"sqlite:///{path}", "ROLLCALL_ADMIN_TOKEN": TOKEN}
-        server = start(
-            [shutil.which("rollcall") or "rollcall", "serve", "--port", str(port)], env, Path(directory) / "serve.log"
-        )
-        try:
-            wait_ready(f"http://127.0.0.1:{port}/api/v1/callpower/call", server)
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-                form = client.get("/console/sign-in").text
-                csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
-                client.post("/console/sign-in", data={"csrf_token": csrf, "token": TOKEN, "next": "/console/"})
-                with_post = client.get("/console/posts").text
-                post = re.search(r'href="/console/posts/(\d+)"', with_post).group(1)  # type: ignore[union-attr]
-                user = re.search(r'href="/console/users/([0-9a-f]+)"', with_post).group(1)  # type: ignore[union-attr]
-                pages = {
-                    "overview /console/": "/console/",
-                    "CallPower campaigns": "/console/campaigns",
-                    "calls": "/console/calls",
-                    "calls, state=failed": "/console/calls?state=failed",
-                    "calls, state=unmapped": "/console/calls?state=unmapped",
-                    "calls, one CallPower campaign": "/console/calls?campaign=5",
-                    "calls, one mobile": "/console/calls?mobile=5550000123",
-                    "one call": "/console/calls/1000",
-                    "posts of a campaign": "/console/posts?campaign_id=7",
-                    "one post": f"/console/posts/{post}",
-                    "one user": f"/console/users/{user}",
-                }
-                print(f"\nconsole pages on {args.posts} posts, server time (Server-Timing), {args.rounds} rounds:")
-                for name, url in pages.items():
-                    first = server_ms(client.get(url))
-                    times = []
-                    for _ in range(args.rounds):
-                        answer = client.get(url)
-                        assert answer.status_code == 200, (url, answer.status_code)
-                        times.append(server_ms(answer))
-                    print(
-                        f"  {name:32s} median {statistics.median(times):7.1f} ms   max {max(times):7.1f} ms"
-                        f"   first {first:7.1f} ms"
-                    )
-                started = time.perf_counter()
-                answer = client.get("/console/campaigns/7/posts.csv")
-                rows = answer.text.count("\n") - 1
-                print(f"  CSV of a campaign's posts: {rows} rows in {(time.perf_counter() - started) * 1000:.0f} ms")
-        finally:
-            stop(server)
+        with (
+            serving(f"sqlite:///{path}", Path(directory), ROLLCALL_ADMIN_TOKEN=TOKEN) as url,
+            httpx.Client(base_url=url, timeout=60) as client,
+        ):
+            form = client.get("/console/sign-in").text
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+            client.post("/console/sign-in", data={"csrf_token": csrf, "token": TOKEN, "next": "/console/"})
+            with_post = client.get("/console/posts").text
+            post = re.search(r'href="/console/posts/(\d+)"', with_post).group(1)  # type: ignore[union-attr]
+            user = re.search(r'href="/console/users/([0-9a-f]+)"', with_post).group(1)  # type: ignore[union-attr]
+            pages = {
+                "overview /console/": "/console/",
+                "CallPower campaigns": "/console/campaigns",
+                "calls": "/console/calls",
+                "calls, state=failed": "/console/calls?state=failed",
+                "calls, state=unmapped": "/console/calls?state=unmapped",
+                "calls, one CallPower campaign": "/console/calls?campaign=5",
+                "calls, one mobile": "/console/calls?mobile=5550000123",
+                "one call": "/console/calls/1000",
+                "posts of a campaign": "/console/posts?campaign_id=7",
+                "one post": f"/console/posts/{post}",
+                "one user": f"/console/users/{user}",
+            }
+            print(f"\nconsole pages on {args.posts} posts, server time (Server-Timing), {args.rounds} rounds:")
+            for name, url in pages.items():
+                first = server_ms(client.get(url))
+                times = []
+                for _ in range(args.rounds):
+                    answer = client.get(url)
+                    assert answer.status_code == 200, (url, answer.status_code)
+                    times.append(server_ms(answer))
+                print(
+                    f"  {name:32s} median {statistics.median(times):7.1f} ms   max {max(times):7.1f} ms"
+                    f"   first {first:7.1f} ms"
+                )
+            started = time.perf_counter()
+            answer = client.get("/console/campaigns/7/posts.csv")
+            rows = answer.text.count("\n") - 1
+            print(f"  CSV of a campaign's posts: {rows} rows in {(time.perf_counter() - started) * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -194,6 +194,35 @@ def build(path: Path, posts: int, campaigns: int, users: int | None = None) -> s
     return url
 
 
+def store_backlog(url: str, count: int) -> None:
+    """`count` stored calls waiting for the importer (20,000 members, CallPower campaign 1)."""
+    from rollcall.callpower import service as calls
+
+    database = Database(url)
+    batch = []
+    for n in range(count):
+        record = {
+            "mobile": f"+1555{n % 20000:07d}",
+            "status": "completed" if n % 3 else "busy",
+            "call_timestamp": f"2017-11-07T18:54:10.{n:06d}",
+            "call_duration": n % 600,
+            "campaign_target_title": "Representative",
+            "campaign_target_district": "FL-7",
+            "callpower_campaign_id": 1,
+            "campaign_target_name": f"Target {n % 3}",
+            "callpower_campaign_name": "Backlog",
+            "number_dialed_into": "+15554441234",
+        }
+        batch.append(calls.Delivery.of_payload(record, raw="{}", content_type="application/json", region="US"))
+        if len(batch) == 5000 or n == count - 1:
+            with database.writing() as session:
+                calls.store_deliveries(session, batch)
+            batch.clear()
+    with database.engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE")
+    database.dispose()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", type=Path)

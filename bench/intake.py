@@ -19,8 +19,6 @@ import platform
 import re
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,42 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 HERE = Path(__file__).resolve().parent
 KEY = "bench-key"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode}")
-        try:
-            httpx.post(url, content=b"{}", timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
-
-
-def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=log.parent)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
+sys.path.insert(0, str(HERE))
+from processes import free_port, start, stop, wait_ready  # noqa: E402
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
@@ -177,6 +143,8 @@ def intake(args: argparse.Namespace, workdir: Path) -> None:
 
 def importer(args: argparse.Namespace, workdir: Path) -> None:
     """Store a backlog directly (as the intake would), then time the importer emptying it."""
+    from data import store_backlog
+
     from rollcall.activity import service as activity
     from rollcall.callpower import service as calls
     from rollcall.db import Database, migrate
@@ -189,28 +157,7 @@ def importer(args: argparse.Namespace, workdir: Path) -> None:
         action = activity.create_action(session, campaign_id=campaign.id, name="Call")
         calls.map_campaign(session, action.id, 1)
     print(f"\nimporter: storing a backlog of {args.backlog} calls ...")
-    batch = []
-    for n in range(args.backlog):
-        record = {
-            "mobile": f"+1555{n % 20000:07d}",
-            "status": "completed" if n % 3 else "busy",
-            "call_timestamp": f"2017-11-07T18:54:10.{n:06d}",
-            "call_duration": n % 600,
-            "campaign_target_title": "Representative",
-            "campaign_target_district": "FL-7",
-            "callpower_campaign_id": 1,
-            "campaign_target_name": f"Target {n % 3}",
-            "callpower_campaign_name": "Backlog",
-            "number_dialed_into": "+15554441234",
-        }
-        batch.append(calls.Delivery.of_payload(record, raw="{}", content_type="application/json", region="US"))
-        if len(batch) == 5000:
-            with database.writing() as session:
-                calls.store_deliveries(session, batch)
-            batch.clear()
-    with database.writing() as session:
-        calls.store_deliveries(session, batch)
-
+    store_backlog(url, args.backlog)
     database.dispose()
     env = {**os.environ, "ROLLCALL_DATABASE_URL": url}
     worker = start([shutil.which("rollcall") or "rollcall", "worker"], env, workdir / "worker.log")

@@ -26,7 +26,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from intake import KEY, free_port, start, stop, wait_ready, wrk  # noqa: E402
+from data import store_backlog  # noqa: E402
+from intake import KEY, wrk  # noqa: E402
+from processes import free_port, start, stop, wait_ready  # noqa: E402
 
 from rollcall.activity import service as activity  # noqa: E402
 from rollcall.callpower import service as calls  # noqa: E402
@@ -108,34 +110,6 @@ def intake(args: argparse.Namespace, workdir: Path) -> None:
         for process in servers.values():
             stop(process)
         drop_database(args.url, pg_url)
-
-
-def store_backlog(url: str, count: int) -> None:
-    database = Database(url)
-    batch = []
-    for n in range(count):
-        record = {
-            "mobile": f"+1555{n % 20000:07d}",
-            "status": "completed" if n % 3 else "busy",
-            "call_timestamp": f"2017-11-07T18:54:10.{n:06d}",
-            "call_duration": n % 600,
-            "campaign_target_title": "Representative",
-            "campaign_target_district": "FL-7",
-            "callpower_campaign_id": 1,
-            "campaign_target_name": f"Target {n % 3}",
-            "callpower_campaign_name": "Backlog",
-            "number_dialed_into": "+15554441234",
-        }
-        batch.append(calls.Delivery.of_payload(record, raw="{}", content_type="application/json", region="US"))
-        if len(batch) == 5000:
-            with database.writing() as session:
-                calls.store_deliveries(session, batch)
-            batch.clear()
-    with database.writing() as session:
-        calls.store_deliveries(session, batch)
-    with database.engine.connect() as connection:
-        connection.exec_driver_sql("ANALYZE")
-    database.dispose()
 
 
 def waiting(url: str) -> int:

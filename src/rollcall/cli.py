@@ -110,24 +110,22 @@ def migrate_command() -> None:
     typer.echo("database schema is current")
 
 
+_GENERATED = (
+    # (stored secret, what it is, the variable that would give it, how to print it)
+    (CALLPOWER_KEY, "CallPower API key", "CALLPOWER_API_KEY", "`rollcall keys show`; give it to CallPower"),
+    (ADMIN_TOKEN, "staff token", "ROLLCALL_ADMIN_TOKEN", "`rollcall keys show --admin`; for the API and console"),
+)
+
+
 def _announce_secrets(settings: Settings, database: Database) -> None:
     """The service never runs open: make the secrets the environment does not give, and say so."""
-    if not settings.callpower_api_keys:
-        _, made = ensure_secret(database, CALLPOWER_KEY)
-        what = "Generated a CallPower API key" if made else "Using the CallPower API key generated on first start"
-        typer.echo(
-            f"{what} (CALLPOWER_API_KEY is not set). Print it with `rollcall keys show` "
-            "and give it to CallPower as its API key.",
-            err=True,
-        )
-    if not settings.admin_tokens:
-        _, made = ensure_secret(database, ADMIN_TOKEN)
-        what = "Generated a staff token" if made else "Using the staff token generated on first start"
-        typer.echo(
-            f"{what} (ROLLCALL_ADMIN_TOKEN is not set) for the API and the console. "
-            "Print it with `rollcall keys show --admin`.",
-            err=True,
-        )
+    given = {CALLPOWER_KEY: settings.callpower_api_keys, ADMIN_TOKEN: settings.admin_tokens}
+    for name, what, variable, how in _GENERATED:
+        if given[name]:
+            continue
+        _, made = ensure_secret(database, name)
+        done = f"Generated a {what}" if made else f"Using the {what} generated on first start"
+        typer.echo(f"{done} ({variable} is not set). Print it with {how}.", err=True)
 
 
 @app.command()
