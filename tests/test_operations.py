@@ -82,7 +82,7 @@ def test_metrics_count_calls_by_answer_and_state(app: RunningApp, database: Data
     assert metric(after, "rollcall_import_backlog") == 0
     assert "rollcall_import_duration_seconds_bucket" in after
     assert (
-        'rollcall_http_request_duration_seconds_bucket{le="0.005",method="POST",route="/api/v1/callpower/call"}'
+        'rollcall_http_request_duration_seconds_bucket{le="0.005",method="POST",route="/api/v1/callpower/call",status="200"}'
         in after
     )
 

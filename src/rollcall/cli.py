@@ -138,7 +138,8 @@ def serve(
     import uvicorn
 
     settings = _settings()
-    _count_metrics_across_processes()
+    if workers > 1:
+        _count_metrics_across_processes()
     database = Database.for_settings(settings)
     migrate(database)
     _announce_secrets(settings, database)
@@ -162,7 +163,8 @@ def serve(
 def _count_metrics_across_processes() -> None:
     """Give this process and its children one fresh directory for Prometheus counters.
 
-    Must run before prometheus_client is imported; an operator's own setting is kept.
+    Only for several processes (counting through files costs time on every request); must run
+    before prometheus_client is imported; an operator's own setting is kept.
     """
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         import atexit
@@ -175,13 +177,15 @@ def _count_metrics_across_processes() -> None:
 
 
 def _serve_metrics(host: str, port: int, settings: Settings) -> None:
-    """`/metrics` of this importer process and its children, on their own address."""
-    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+    """`/metrics` of this importer process (and its children), on their own address."""
+    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
 
     from rollcall.metrics import DatabaseCollector
 
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
     registry.register(DatabaseCollector(Database.for_settings(settings)))
     start_http_server(port, addr=host, registry=registry)
 
@@ -209,7 +213,8 @@ def worker(
     metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
 ) -> None:
     """Run importers on their own (beside `rollcall serve`, or on other machines)."""
-    _count_metrics_across_processes()
+    if concurrency > 1:
+        _count_metrics_across_processes()
     settings = _settings()
     _database(settings).dispose()  # fail here, once, if the database is missing or not migrated
     if metrics_port is not None:

@@ -14,11 +14,13 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# prometheus_client decides at import whether to count through files (PROMETHEUS_MULTIPROC_DIR):
+# `rollcall serve` sets that before anything imports this module.
+from rollcall import metrics
 from rollcall.db import DatabaseUnavailable
 from rollcall.errors import Conflict, InvalidInput, NotFound, RollcallError, Unauthorized
 from rollcall.limits import TooManyRequests
@@ -84,17 +86,20 @@ class BodyTooSlow(BodyRefused):
         super().__init__(f"The body did not arrive within {timeout:g} seconds.")
 
 
-REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-_SECURITY_HEADERS = (
+REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+_SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
-)
+]
+_NO_STORE = (b"cache-control", b"no-store")
 # The console is served whole by this app: nothing from elsewhere, no inline script.
 _CONSOLE_POLICY = (
+    b"content-security-policy",
     b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-    b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
 )
+_HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
 def route_of(scope: Scope) -> str:
@@ -110,53 +115,67 @@ class RequestLog:
 
     The id is the caller's `X-Request-ID` when it is a plain token, else a new one; it is sent
     back and bound to every log line of the request. The query string is never logged (it may
-    hold a mobile number).
+    hold a mobile number). This runs for every call CallPower sends, so it works on the raw
+    ASGI headers and keeps its metric children.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._observers: dict[tuple[str, str, int], Any] = {}
+        self._intake_counters: dict[tuple[str, int], Any] = {}
+
+    def _record(self, method: str, route: str, path: str, status: int, seconds: float, intake: bool) -> None:
+        observe = self._observers.get((method, route, status))
+        if observe is None:
+            observe = metrics.REQUEST_SECONDS.labels(method, route, str(status)).observe
+            self._observers[(method, route, status)] = observe
+        observe(seconds)
+        if intake:
+            count = self._intake_counters.get((path, status))
+            if count is None:
+                count = self._intake_counters[(path, status)] = metrics.INTAKE_CALLS.labels(path, str(status)).inc
+            count()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from rollcall import metrics  # imported late: prometheus_client reads its setup at import
-
         started = time.perf_counter()
-        given = next((v for n, v in scope["headers"] if n == b"x-request-id"), b"").decode("latin-1")
-        request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                if REQUEST_ID.fullmatch(value):
+                    request_id = value
+                break
+        request_id = request_id or uuid.uuid4().hex.encode()
         path = scope["path"]
         status = 500
+        extra = [(b"x-request-id", request_id), *_SECURITY_HEADERS]
+        if not path.startswith("/console/static"):
+            extra.append(_NO_STORE)
+        if path.startswith("/console"):
+            extra.append(_CONSOLE_POLICY)
+        if scope.get("scheme") == "https":
+            extra.append(_HSTS)
 
         async def answer(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers["x-request-id"] = request_id
-                headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
-                for name, value in _SECURITY_HEADERS:
-                    headers.append(name.decode(), value.decode())
-                if not path.startswith("/console/static"):
-                    headers["cache-control"] = "no-store"
-                if path.startswith("/console"):
-                    headers["content-security-policy"] = _CONSOLE_POLICY.decode()
-                if scope.get("scheme") == "https":
-                    headers["strict-transport-security"] = "max-age=31536000"
+                timing = (b"server-timing", b"app;dur=%.1f" % ((time.perf_counter() - started) * 1000))
+                message["headers"] = [*message.get("headers", ()), timing, *extra]
             await send(message)
 
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        structlog.contextvars.bind_contextvars(request_id=request_id.decode())
         try:
             await self.app(scope, receive, answer)
         finally:
             seconds = time.perf_counter() - started
             route = route_of(scope)
-            method = scope["method"]
-            metrics.REQUESTS.labels(method, route, str(status)).inc()
-            metrics.REQUEST_SECONDS.labels(method, route).observe(seconds)
-            if scope.get("rollcall.intake"):
-                metrics.INTAKE_CALLS.labels(path, str(status)).inc()
-            log.info("request", method=method, path=path, route=route, status=status, ms=round(seconds * 1000, 2))
+            self._record(scope["method"], route, path, status, seconds, bool(scope.get("rollcall.intake")))
+            log.info(
+                "request", method=scope["method"], path=path, route=route, status=status, ms=round(seconds * 1000, 2)
+            )
             structlog.contextvars.clear_contextvars()
 
 
