@@ -32,10 +32,6 @@ class Base(DeclarativeBase):
     pass
 
 
-class DatabaseUnavailable(Exception):
-    """The database cannot be reached or cannot store anything right now."""
-
-
 class DatabaseNotMigrated(Exception):
     """The database exists but its schema is not at the version this code needs."""
 

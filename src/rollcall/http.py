@@ -21,7 +21,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 # prometheus_client decides at import whether to count through files (PROMETHEUS_MULTIPROC_DIR):
 # `rollcall serve` sets that before anything imports this module.
 from rollcall import metrics
-from rollcall.db import DatabaseUnavailable
 from rollcall.errors import Conflict, InvalidInput, NotFound, RollcallError, Unauthorized
 from rollcall.limits import TooManyRequests
 
@@ -270,7 +269,6 @@ def install_error_handlers(app: FastAPI) -> None:
             message = "Not found."
         return error_response(error.status_code, message, headers=getattr(error, "headers", None))
 
-    @app.exception_handler(DatabaseUnavailable)
     @app.exception_handler(sa.exc.OperationalError)
     async def unavailable(request: Request, error: Exception) -> Response:
         log.error("database.unavailable", path=request.url.path, error=repr(error))

@@ -39,9 +39,6 @@ class Page(Generic[T]):
     next: str | None
     prev: str | None
 
-    def map(self, convert: Callable[[T], Any]) -> Page[Any]:
-        return Page([convert(item) for item in self.items], self.next, self.prev)
-
 
 _INTEGER_RANGES = {sa.BigInteger: 2**63, sa.Integer: 2**31}
 

@@ -13,7 +13,7 @@ import structlog
 
 from rollcall import metrics
 from rollcall.callpower import service as calls
-from rollcall.callpower.importer import import_calls
+from rollcall.callpower.importer import import_call, import_calls
 from rollcall.callpower.models import ImportOutcome
 from rollcall.config import Settings
 from rollcall.db import CallsSignal, Database, savepoint
@@ -53,9 +53,9 @@ class Importer:
                 for call in claimed:
                     try:
                         with savepoint(connection, "import_call"):
-                            outcome = import_calls(session, [call])
-                            calls.record_outcomes(session, [call], outcome)
-                        outcomes.extend(outcome)
+                            outcome = import_call(session, call)
+                            calls.record_outcomes(session, [call], [outcome])
+                        outcomes.append(outcome)
                     except Exception as error:
                         calls.record_failure(
                             session,
