@@ -1,10 +1,9 @@
-"""Faults: a full disk, a locked database, PostgreSQL restarting. The intake answers
+"""Faults: a full or read-only disk, a locked database, PostgreSQL restarting. The intake answers
 503 (never 200 for a call it did not store), recovers by itself, and the importer resumes.
 
 Process kills are in test_durability.py (the API) and test_production.py (an importer).
-A read-only disk is not simulated here: a mounted filesystem with the database open for writing
-cannot be remounted read-only (EBUSY), and SQLite reports it through the same error path as a
-full disk (an OperationalError on commit, answered 503).
+A read-only disk is made the way it happens: ext4 meets an error and turns itself read-only
+(a mounted filesystem with files open for writing cannot be remounted read-only by hand).
 """
 
 from __future__ import annotations
@@ -181,3 +180,44 @@ def test_postgresql_restart_mid_load_loses_no_acknowledged_call(database_url: st
     # And the importer resumed: every stored call becomes a post.
     wait_for(lambda: {c.state for c in calls_in(database)} == {"imported"}, timeout=60)
     database.dispose()
+
+
+@contextlib.contextmanager
+def ext4_disk(workdir: Path) -> Iterator[tuple[Path, Path, str]]:
+    """An ext4 filesystem on a loop device, mounted at workdir/disk: (mount point, image, device)."""
+    image, mount_point = workdir / "disk.img", workdir / "disk"
+    mount_point.mkdir()
+    subprocess.run(["truncate", "-s", "64M", str(image)], check=True)
+    setup = subprocess.run(["losetup", "--find", "--show", str(image)], capture_output=True, text=True)
+    if setup.returncode != 0 or not shutil.which("mkfs.ext4"):
+        message = f"no loop device for the read-only disk test: {setup.stderr.strip()}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    device = setup.stdout.strip()
+    try:
+        subprocess.run(["mkfs.ext4", "-q", "-F", device], check=True)
+        subprocess.run(["mount", "-o", "errors=remount-ro", device, str(mount_point)], check=True)
+        yield mount_point, image, device
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+        subprocess.run(["losetup", "-d", device], check=False)
+
+
+@SQLITE_ONLY
+def test_read_only_disk_answers_503_and_acknowledges_nothing(app_factory: Any, tmp_path: Path) -> None:
+    # Recovery is shown by the full-disk test. Here the filesystem cannot come back while the
+    # service runs: ext4 turned read-only after an error must be unmounted and checked first.
+    with ext4_disk(tmp_path) as (disk, _, device):
+        url = f"sqlite:///{disk / 'rollcall.db'}"
+        migrate(Database(url))
+        app = app_factory(database_url=url)
+        with app.client(headers={"X-DS-CallPower-API-Key": API_KEY}) as client:
+            assert client.post(CONTRACT_PATH, json=call_at(0)).status_code == 200
+            # The kernel finds an error and turns the filesystem read-only, as ext4 does.
+            Path(f"/sys/fs/ext4/{Path(device).name}/trigger_fs_error").write_text("rollcall fault test\n")
+            for n in range(1, 6):
+                refused = client.post(CONTRACT_PATH, json=call_at(n))
+                assert refused.status_code == 503
+                assert refused.json() == UNAVAILABLE
+            assert client.get("/healthz").status_code == 200

@@ -99,6 +99,14 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
+    @event.listens_for(engine, "handle_error")
+    def on_error(context: Any) -> None:
+        # After an I/O error (the disk went read-only, or away) a connection keeps its old file
+        # handles: treat it as lost, so the pool opens fresh ones once the disk is back.
+        message = str(context.original_exception).lower()
+        if any(sign in message for sign in ("disk i/o error", "readonly database", "unable to open database")):
+            context.is_disconnect = True
+
     @event.listens_for(engine, "begin")
     def on_begin(conn: Connection) -> None:
         # Writers take the write lock when they begin, not when they first write: a reader's
