@@ -12,7 +12,6 @@ import datetime as dt
 import os
 from collections.abc import Iterator
 
-import sqlalchemy as sa
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -25,7 +24,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from rollcall.callpower.models import WAITING_STATES, Call, CallPowerCampaign, CallState
+from rollcall.callpower import service as calls
 from rollcall.db import Database, utcnow
 
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
@@ -66,22 +65,8 @@ class DatabaseCollector(Collector):
             "rollcall_import_oldest_waiting_seconds", "Age of the oldest call waiting for an importer."
         )
         with self.database.reading() as session:
-            # Most calls end imported: count the others on their index and take imported as the rest
-            # of the total, which `callpower_campaigns` keeps (plus the few calls naming no campaign).
-            counts = {state.value: 0 for state in CallState}
-            others = [state for state in CallState if state != CallState.IMPORTED]
-            for state, count in session.execute(
-                sa.select(Call.state, sa.func.count()).where(Call.state.in_(others)).group_by(Call.state)
-            ):
-                counts[state] = count
-            total = (session.scalar(sa.select(sa.func.sum(CallPowerCampaign.calls))) or 0) + (
-                session.scalar(sa.select(sa.func.count()).select_from(Call).where(Call.callpower_campaign_id.is_(None)))
-                or 0
-            )
-            counts[CallState.IMPORTED] = max(0, total - sum(counts.values()))
-            waiting, first = session.execute(
-                sa.select(sa.func.count(), sa.func.min(Call.received_at)).where(Call.state.in_(WAITING_STATES))
-            ).one()
+            counts = calls.count_calls_by_state(session)
+            waiting, first = calls.backlog(session)
         for state, count in counts.items():
             states.add_metric([state], count)
         backlog.add_metric([], waiting)
