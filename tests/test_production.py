@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from rollcall.activity import service as activity
@@ -201,3 +202,37 @@ def test_sigterm_drains_the_intake(database_url: str, database: Database, tmp_pa
     with database.reading() as session:
         stored = set(session.scalars(sa.select(Call.record["call_timestamp"].as_string())))
     assert set(acknowledged) <= stored
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_processes_take_turns_writing_one_sqlite_file(database_url: str, tmp_path: Path) -> None:
+    # Two API processes and an importer on one SQLite file, under load, with a busy timeout of
+    # 50 ms: without the shared write lock, writers give up ("database is locked": about 2% of
+    # these calls were answered 503 when the lock was taken out).
+    database = Database(database_url)
+    map_campaigns(database)
+    short = {"ROLLCALL_SQLITE_BUSY_TIMEOUT_MS": "50"}
+    servers = [serve_process(database_url, tmp_path / f"serve-{n}.log", **short) for n in range(2)]
+    importer = rollcall_process(["worker"], database_url, tmp_path / "worker.log", **short)
+    try:
+        unique = distinct_calls(600, mobiles=80, campaigns=(1, 2, 3))
+        sends = [(call, servers[n % 2][1]) for n, call in enumerate(unique * 2)]
+
+        def send(item: tuple[dict[str, Any], str]) -> int:
+            call, url = item
+            with httpx.Client(base_url=url, headers={"X-DS-Importer-API-Key": API_KEY}, timeout=60) as client:
+                return client.post("/api/v1/callpower/call", json=call).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            statuses = collections.Counter(pool.map(send, sends))
+        assert statuses == {200: len(sends)}
+        wait_for(lambda: states(database)["imported"] == len(unique), timeout=60)
+    finally:
+        importer.send_signal(signal.SIGTERM)
+        for server, _ in servers:
+            server.send_signal(signal.SIGTERM)
+        assert importer.wait(60) == 0
+        assert [server.wait(60) for server, _ in servers] == [0, 0]
+    with database.reading() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Post)) == len(unique)
+    database.dispose()
