@@ -88,7 +88,9 @@ def intake(args: argparse.Namespace, workdir: Path) -> None:
         check=True,
         capture_output=True,
     )
-    ours = start([rollcall, "serve", "--port", str(ours_port)], env, workdir / "serve.log")
+    ours = start(
+        [rollcall, "serve", "--port", str(ours_port), "--workers", str(args.workers)], env, workdir / "serve.log"
+    )
     bare = start(
         [
             sys.executable,
@@ -193,6 +195,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backlog", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=1, help="API processes for rollcall (the bare one has one)")
     parser.add_argument("--skip-intake", action="store_true")
     parser.add_argument("--skip-importer", action="store_true")
     args = parser.parse_args()
