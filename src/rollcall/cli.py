@@ -526,7 +526,7 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, InvalidInput):
         return "; ".join(message for messages in error.fields.values() for message in messages)
     if isinstance(error, sa.exc.OperationalError):
-        return f"database error: {error.orig}"
+        return "database error: " + str(error.orig).strip().splitlines()[0]
     return str(error)
 
 
