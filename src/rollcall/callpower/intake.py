@@ -140,11 +140,12 @@ INTAKE_PATHS = frozenset({CONTRACT_PATH, LEGACY_PATH})
 
 
 class IntakeFastPath:
-    """Answer the intake's POSTs straight from ASGI, ahead of FastAPI's router.
+    """Answer the intake's POSTs straight from ASGI, in front of the FastAPI app.
 
-    The intake is the one hot path, and FastAPI's routing and exception layers cost more per
-    request than validating and storing the call. The routes stay declared on the router below
-    (that is what OpenAPI documents) and are served by the same `receive_call`.
+    The intake is the one hot path, and FastAPI's middleware, routing and exception layers cost
+    more per request than validating and storing the call. The routes stay declared on the
+    router below (that is what OpenAPI documents) and are served by the same `receive_call`.
+    Everything else goes to the FastAPI app.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -152,12 +153,16 @@ class IntakeFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in INTAKE_PATHS:
+            scope["app"] = self.app  # what FastAPI would set: the routes find the services there
             scope["rollcall.intake"] = True
             scope["rollcall.route"] = scope["path"]
             try:
                 response = await receive_call(Request(scope, receive))
             except BodyRefused as error:
                 response = error_response(error.status, str(error))
+            except Exception:
+                log.exception("intake.crashed")
+                response = error_response(500, "Internal error.")
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)

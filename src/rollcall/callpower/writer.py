@@ -32,9 +32,10 @@ from rollcall.worker import ERROR_PAUSE, Importer
 log = structlog.get_logger("rollcall.writer")
 
 MAX_BATCH = 256
-# Import once no delivery has come for this long ...
-IMPORT_AFTER_QUIET = 0.002
-# ... or, while deliveries keep coming, a batch of IMPORT_SLICE calls every IMPORT_PERIOD.
+# While deliveries have come within BUSY_WINDOW, the importer gets a batch of IMPORT_SLICE
+# calls every IMPORT_PERIOD; once they have stopped for that long, whole batches back to back.
+# (Clients wait for their answers, so a queue that is empty for a moment is not a quiet one.)
+BUSY_WINDOW = 0.25
 IMPORT_PERIOD = 0.05
 IMPORT_SLICE = 32
 _STOP = object()
@@ -104,21 +105,23 @@ class CallWriter:
     def _run(self) -> None:
         # With an importer, look for calls at once (some may have waited for a restart).
         wait: float | None = 0 if self.importer else None
-        last_import = time.monotonic()
+        last_import = last_delivery = time.monotonic()
         while True:
             items = self._take(wait)
             batch = [item for item in items if item is not _STOP and item is not _WAKE]
             if batch:
                 self._commit(batch)
+                last_delivery = time.monotonic()
             if _STOP in items:
                 return
             if self.importer is None:
                 continue
-            if batch and time.monotonic() - last_import < IMPORT_PERIOD:
-                wait = IMPORT_AFTER_QUIET  # deliveries are coming: see if more do first
+            now = time.monotonic()
+            busy = now - last_delivery < BUSY_WINDOW
+            if busy and now - last_import < IMPORT_PERIOD:
+                wait = IMPORT_PERIOD - (now - last_import)  # deliveries first, until the importer's turn
                 continue
-            # Quiet: a full batch. The importer's turn under a steady stream: a small one.
-            wait = self._import_some(self.importer, IMPORT_SLICE if batch else None)
+            wait = self._import_some(self.importer, IMPORT_SLICE if busy else None)
             last_import = time.monotonic()
 
     def _import_some(self, importer: Importer, limit: int | None) -> float:
