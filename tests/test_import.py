@@ -26,7 +26,7 @@ def store(database: Database, *records: dict[str, Any]) -> list[int]:
         deliveries = [
             calls.Delivery.of_payload(r, raw="{}", content_type="application/json", region="US") for r in records
         ]
-        assert all(d.record is not None for d in deliveries), [d.errors for d in deliveries]
+        assert all(d.document is not None for d in deliveries), [d.errors for d in deliveries]
         calls.store_deliveries(session, deliveries)
     return [c.id for c in calls_in(database)][-len(records) :]
 

@@ -19,7 +19,8 @@ from rollcall.activity import views as activity_views
 from rollcall.callpower import intake
 from rollcall.callpower import service as calls
 from rollcall.callpower import views as callpower_views
-from rollcall.callpower.writer import CallWriter
+from rollcall.callpower.writer import CallWriter, Writer
+from rollcall.callpower.writer_process import RemoteWriter
 from rollcall.config import Settings
 from rollcall.console import views as console_views
 from rollcall.console.session import Sessions
@@ -37,7 +38,7 @@ class Services:
 
     settings: Settings
     database: Database
-    writer: CallWriter
+    writer: Writer
     callpower_keys: tuple[str, ...]
     admin_tokens: tuple[str, ...]
     console_sessions: Sessions
@@ -68,9 +69,13 @@ def create_api(settings: Settings, *, run_importer: bool = True) -> FastAPI:
         # Never open: with no key or token in the environment, the one generated on first start is used.
         keys = settings.callpower_api_keys or (ensure_secret(database, CALLPOWER_KEY)[0],)
         tokens = settings.admin_tokens or (ensure_secret(database, ADMIN_TOKEN)[0],)
-        # The importer runs on the writer's thread, in the gaps between storing deliveries.
-        importer = Importer(database, settings) if run_importer else None
-        writer = CallWriter(database, importer)
+        writer: Writer
+        if settings.writer_socket:
+            # `rollcall serve`: the writer process stores the calls and runs the importer.
+            writer = RemoteWriter(settings.writer_socket)
+        else:
+            # On a thread of this process, with the importer in the gaps between deliveries.
+            writer = CallWriter(database, Importer(database, settings) if run_importer else None)
         sessions = Sessions(ensure_secret(database, CONSOLE_SECRET)[0])
         limiter = RateLimiter(*settings.rate_limit) if settings.rate_limit else NoLimit()
         app.state.services = Services(settings, database, writer, keys, tokens, sessions, limiter)

@@ -134,19 +134,33 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="API processes.")] = 1,
 ) -> None:
-    """Run the service: migrations, then the HTTP API with the importer in the same process."""
-    import uvicorn
+    """Run the service: migrations, the writer process (stores calls, runs the importer), the HTTP API."""
+    from rollcall.callpower.writer_process import WriterProcess
+    from rollcall.config import WRITER_SOCKET_VARIABLE
 
     settings = _settings()
-    if workers > 1:
-        _count_metrics_across_processes()
+    # The writer process counts imports; /metrics (in the API processes) adds up every process.
+    _count_metrics_across_processes()
     database = Database.for_settings(settings)
     migrate(database)
     _announce_secrets(settings, database)
     database.dispose()
+    configure_logging(settings.log_level)
+    writer = WriterProcess()
+    writer.start()  # WriterNotStarted (one line, exit 1) if it cannot
+    os.environ[WRITER_SOCKET_VARIABLE] = writer.path  # the API processes hand their calls to it
     # uvicorn drains on SIGTERM, then raises the signal again for the parent to see. A drained
     # stop is a clean stop: this handler takes that second signal so the process exits 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        _run_uvicorn(host, port, workers)
+    finally:
+        writer.stop()  # last: requests in flight were waiting for it
+
+
+def _run_uvicorn(host: str, port: int, workers: int) -> None:
+    import uvicorn
+
     uvicorn.run(
         "rollcall.app:app_from_environment",
         factory=True,
@@ -163,8 +177,7 @@ def serve(
 def _count_metrics_across_processes() -> None:
     """Give this process and its children one fresh directory for Prometheus counters.
 
-    Only for several processes (counting through files costs time on every request); must run
-    before prometheus_client is imported; an operator's own setting is kept.
+    Must run before prometheus_client is imported; an operator's own setting is kept.
     """
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         import atexit
@@ -423,7 +436,7 @@ def calls_import(
     def flush() -> None:
         with database.writing() as session:
             new = calls.store_deliveries(session, batch)
-        valid = sum(1 for delivery in batch if delivery.record is not None)
+        valid = sum(1 for delivery in batch if delivery.document is not None)
         counts["stored"] += new
         counts["duplicate"] += valid - new
         counts["rejected"] += len(batch) - valid

@@ -65,6 +65,9 @@ def _networks(value: str | None) -> tuple[str, ...]:
     return networks
 
 
+WRITER_SOCKET_VARIABLE = "ROLLCALL_WRITER_SOCKET"
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -91,6 +94,9 @@ class Settings:
     rate_limit: tuple[int, float] | None = None
     # Addresses that may read /metrics without a staff token (e.g. the Prometheus server).
     metrics_allow_from: tuple[str, ...] = ()
+    # Set by `rollcall serve` for its API processes: the writer process's socket. Unset (an app
+    # made by create_app alone, as in tests), the app stores calls on a thread of its own.
+    writer_socket: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -114,6 +120,7 @@ class Settings:
             sqlite_busy_timeout_ms=_int(env, "ROLLCALL_SQLITE_BUSY_TIMEOUT_MS", 30_000),
             rate_limit=_rate(env.get("ROLLCALL_RATE_LIMIT")),
             metrics_allow_from=_networks(env.get("ROLLCALL_METRICS_ALLOW_FROM")),
+            writer_socket=env.get(WRITER_SOCKET_VARIABLE) or None,
         )
         if settings.import_max_attempts < 1:
             raise ConfigError("ROLLCALL_IMPORT_MAX_ATTEMPTS must be at least 1")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rollcall import metrics
 from rollcall.errors import Conflict, InvalidInput, NotFound, RollcallError, Unauthorized
 from rollcall.limits import TooManyRequests
+from rollcall.logs import log_request
 
 log = structlog.get_logger("rollcall.http")
 
@@ -146,7 +147,7 @@ class RequestLog:
                 if REQUEST_ID.fullmatch(value):
                     request_id = value
                 break
-        request_id = request_id or uuid.uuid4().hex.encode()
+        request_id = request_id or os.urandom(16).hex().encode()
         path = scope["path"]
         status = 500
         extra = [(b"x-request-id", request_id), *_SECURITY_HEADERS]
@@ -165,17 +166,43 @@ class RequestLog:
                 message["headers"] = [*message.get("headers", ()), timing, *extra]
             await send(message)
 
-        structlog.contextvars.bind_contextvars(request_id=request_id.decode())
+        request_text = request_id.decode()
+        structlog.contextvars.bind_contextvars(request_id=request_text)
         try:
             await self.app(scope, receive, answer)
         finally:
             seconds = time.perf_counter() - started
             route = route_of(scope)
             self._record(scope["method"], route, path, status, seconds, bool(scope.get("rollcall.intake")))
-            log.info(
-                "request", method=scope["method"], path=path, route=route, status=status, ms=round(seconds * 1000, 2)
+            log_request(
+                request_text, method=scope["method"], path=path, route=route, status=status, ms=round(seconds * 1000, 2)
             )
             structlog.contextvars.clear_contextvars()
+
+
+async def _within(timeout: float, receive: Receive) -> Message:
+    """`await receive()`, or `BodyTooSlow` after `timeout` seconds.
+
+    What `asyncio.timeout` does, in a third of its time: it runs for every request body.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(timeout, expire)
+    try:
+        return await receive()
+    except asyncio.CancelledError:
+        if expired and task.uncancel() == 0:
+            raise BodyTooSlow(timeout) from None
+        raise
+    finally:
+        timer.cancel()
 
 
 class BodyLimit:
@@ -207,11 +234,7 @@ class BodyLimit:
                 return await receive()
             if received > limit:
                 raise BodyTooLarge(limit)
-            try:
-                async with asyncio.timeout(timeout):
-                    message = await receive()
-            except TimeoutError:
-                raise BodyTooSlow(timeout) from None
+            message = await _within(timeout, receive)
             if message["type"] == "http.request":
                 if declared is None:
                     received += len(message.get("body", b""))

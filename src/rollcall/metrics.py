@@ -51,6 +51,17 @@ IMPORT_CALL_SECONDS = Histogram(
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
 )
 
+WRITER_COMMIT_SECONDS = Histogram(
+    "rollcall_writer_commit_duration_seconds",
+    "Time to store one batch of deliveries (one transaction, synced to disk).",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+WRITER_BATCH_CALLS = Histogram(
+    "rollcall_writer_batch_deliveries",
+    "Deliveries stored per commit (group commit: one sync to disk for all of them).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+
 
 class DatabaseCollector(Collector):
     """Gauges read from the database at scrape time."""

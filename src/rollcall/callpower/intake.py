@@ -8,14 +8,17 @@ is on disk. The key is checked before anything of the body is read.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from rollcall.callpower.record import CONTRACT_FIELDS, OPTIONAL_FIELDS, REQUIRED_FIELDS
 from rollcall.callpower.service import Delivery, raw_text
@@ -26,7 +29,6 @@ from rollcall.http import (
     VALIDATION_MESSAGE,
     BodyRefused,
     error_body,
-    error_response,
 )
 from rollcall.limits import TooManyRequests
 
@@ -36,12 +38,30 @@ CONTRACT_PATH = "/api/partners/callpower/call"
 LEGACY_PATH = "/api/v1/callpower/call"
 KEY_HEADER = "X-DS-CallPower-API-Key"
 LEGACY_KEY_HEADER = "X-DS-Importer-API-Key"
-
-SUCCESS_BODY = orjson.dumps({"success": {"code": 200, "message": "Received CallPower payload."}})
-UNAUTHORIZED_BODY = orjson.dumps(error_body(401, UNAUTHORIZED_MESSAGE))
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 router = APIRouter(tags=["CallPower intake"])
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the intake answers: a status, a JSON body, and any extra headers."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+    @classmethod
+    def error(cls, status: int, message: str, fields: dict[str, list[str]] | None = None, **headers: str) -> Answer:
+        extra = tuple((name.replace("_", "-").lower().encode(), value.encode()) for name, value in headers.items())
+        return cls(status, orjson.dumps(error_body(status, message, fields)), extra)
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(self.body)), *self.headers]
+
+
+STORED = Answer(200, orjson.dumps({"success": {"code": 200, "message": "Received CallPower payload."}}))
+UNAUTHORIZED = Answer.error(401, UNAUTHORIZED_MESSAGE)
 
 
 class UnreadableBody(Exception):
@@ -56,7 +76,7 @@ def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-async def decode_payload(request: Request, body: bytes, content_type: str | None) -> Any:
+async def decode_payload(scope: Scope, body: bytes, content_type: str | None) -> Any:
     """The body as a mapping of fields: JSON (the contract) or a form (as the reference took)."""
     media = _media_type(content_type)
     # `curl -d '{...}'` labels JSON as a form; a form field cannot start with "{", so read it as JSON.
@@ -81,7 +101,7 @@ async def decode_payload(request: Request, body: bytes, content_type: str | None
             return {"type": "http.request", "body": body, "more_body": False}
 
         try:
-            form = await Request(request.scope, replay).form()
+            form = await Request(scope, replay).form()
         except Exception:
             raise UnreadableBody(400, "The multipart form cannot be read.") from None
         return {name: value for name, value in form.items() if isinstance(value, str)}
@@ -91,30 +111,38 @@ async def decode_payload(request: Request, body: bytes, content_type: str | None
 _KEY_HEADERS = (KEY_HEADER.lower().encode(), LEGACY_KEY_HEADER.lower().encode())
 
 
-def _valid_key(request: Request) -> str | None:
+def _valid_key(headers: list[tuple[bytes, bytes]], keys: tuple[str, ...]) -> str | None:
     """The valid key one of the key headers carries, if any. One pass over the raw headers."""
-    keys = request.app.state.services.callpower_keys
-    for name, value in request.scope["headers"]:
+    for name, value in headers:
         if name in _KEY_HEADERS and matches(presented := value.decode("latin-1"), keys):
             return presented
     return None
 
 
-async def receive_call(request: Request) -> Response:
-    key = _valid_key(request)
+def _header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> str | None:
+    for name, value in headers:
+        if name == wanted:
+            return value.decode("latin-1")
+    return None
+
+
+async def take_call(services: Any, scope: Scope, read_body: Callable[[], Awaitable[bytes]]) -> Answer:
+    """The whole intake: key, body, validation, storage, answer. Served straight from ASGI
+    (`IntakeFastPath`) and, for anyone mounting the API without it, by the routes below."""
+    headers = scope["headers"]
+    key = _valid_key(headers, services.callpower_keys)
     if key is None:
-        return Response(UNAUTHORIZED_BODY, status_code=401, media_type="application/json")
-    services = request.app.state.services
+        return UNAUTHORIZED
     try:
         services.rate_limiter.take(key)
     except TooManyRequests as error:
-        return error_response(429, str(error), headers={"Retry-After": str(error.retry_after)})
-    body = await request.body()
-    content_type = request.headers.get("content-type")
+        return Answer.error(429, str(error), retry_after=str(error.retry_after))
+    body = await read_body()
+    content_type = _header(headers, b"content-type")
     raw = raw_text(body)
     unreadable: UnreadableBody | None = None
     try:
-        payload = await decode_payload(request, body, content_type)
+        payload = await decode_payload(scope, body, content_type)
     except UnreadableBody as problem:
         unreadable = problem
         delivery = Delivery.rejected({"body": [str(problem)]}, raw=raw, content_type=content_type)
@@ -127,13 +155,37 @@ async def receive_call(request: Request) -> Response:
         await services.writer.store(delivery)
     except Exception as error:
         log.error("intake.not_stored", error=repr(error))
-        return error_response(503, UNAVAILABLE_MESSAGE, headers={"Retry-After": "5"})
+        return Answer.error(503, UNAVAILABLE_MESSAGE, retry_after="5")
 
     if unreadable is not None:
-        return error_response(unreadable.status, str(unreadable))
+        return Answer.error(unreadable.status, str(unreadable))
     if delivery.errors is not None:
-        return error_response(422, VALIDATION_MESSAGE, delivery.errors)
-    return Response(SUCCESS_BODY, media_type="application/json")
+        return Answer.error(422, VALIDATION_MESSAGE, delivery.errors)
+    return STORED
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body, straight from ASGI messages (raises ClientDisconnect)."""
+    message = await receive()
+    if message["type"] != "http.request":
+        raise ClientDisconnect()
+    body = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body
+    chunks = [body]
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def receive_call(request: Request) -> Response:
+    answer = await take_call(request.app.state.services, request.scope, request.body)
+    headers = {name.decode(): value.decode() for name, value in answer.headers}
+    return Response(answer.body, status_code=answer.status, headers=headers, media_type="application/json")
 
 
 INTAKE_PATHS = frozenset({CONTRACT_PATH, LEGACY_PATH})
@@ -142,28 +194,31 @@ INTAKE_PATHS = frozenset({CONTRACT_PATH, LEGACY_PATH})
 class IntakeFastPath:
     """Answer the intake's POSTs straight from ASGI, in front of the FastAPI app.
 
-    The intake is the one hot path, and FastAPI's middleware, routing and exception layers cost
-    more per request than validating and storing the call. The routes stay declared on the
-    router below (that is what OpenAPI documents) and are served by the same `receive_call`.
-    Everything else goes to the FastAPI app.
+    The intake is the one hot path. FastAPI's middleware, routing, exception layers and
+    Starlette's request and response objects cost more per request than validating and storing
+    the call (measured: a bare FastAPI endpoint spends ~3x the CPU of the same endpoint on plain
+    ASGI). The routes stay declared on the router below (that is what OpenAPI documents) and run
+    the same `take_call`. Everything else goes to the FastAPI app.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: FastAPI) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in INTAKE_PATHS:
-            scope["app"] = self.app  # what FastAPI would set: the routes find the services there
             scope["rollcall.intake"] = True
             scope["rollcall.route"] = scope["path"]
             try:
-                response = await receive_call(Request(scope, receive))
+                answer = await take_call(self.app.state.services, scope, lambda: read_body(receive))
+            except ClientDisconnect:
+                return  # nobody is listening; nothing was stored
             except BodyRefused as error:
-                response = error_response(error.status, str(error))
+                answer = Answer.error(error.status, str(error))
             except Exception:
                 log.exception("intake.crashed")
-                response = error_response(500, "Internal error.")
-            await response(scope, receive, send)
+                answer = Answer.error(500, "Internal error.")
+            await send({"type": "http.response.start", "status": answer.status, "headers": answer.raw_headers()})
+            await send({"type": "http.response.body", "body": answer.body})
             return
         await self.app(scope, receive, send)
 

@@ -6,17 +6,17 @@ the tests all go through `parse_call`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
-from pydantic_core import PydanticCustomError
 
 from rollcall.db import iso_utc
 from rollcall.errors import InvalidInput
@@ -61,20 +61,21 @@ class InvalidMobile(ValueError):
     """Not even a possible phone number."""
 
 
+class _Problem(ValueError):
+    """One field's problem: the end of a sentence that starts with the field's name."""
+
+
 def _label(field: str) -> str:
     return field.replace("_", " ")
 
 
-def _problem(field: str, text: str) -> PydanticCustomError:
-    # The text is final: braces in it are not placeholders.
-    return PydanticCustomError("call_record", "{sentence}", {"sentence": f"The {_label(field)} {text}"})
-
-
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=65536)
 def normalize_mobile(value: str, region: str) -> str:
     """E.164 form of a possible phone number (anonymous placeholders are returned as they are).
 
     libphonenumber's "possible" test, not "valid": unassigned numbers such as +1555... must pass.
+    Cached: parsing costs more than the rest of a call's validation, and callers call again (one
+    call per target of a session). 65,536 entries are a few megabytes.
     """
     value = value.strip()
     if value in ANONYMOUS_MOBILES:
@@ -113,88 +114,20 @@ def parse_timestamp(value: str) -> dt.datetime:
     return moment.astimezone(dt.UTC)
 
 
-class CallRecord(BaseModel):
-    """One call leg, validated and normalized."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One call leg, validated and normalized (made by `parse_call` only)."""
 
     mobile: str
     callpower_campaign_id: int
     status: str
     call_timestamp: dt.datetime
     call_duration: int
-    campaign_target_name: str | None = None
+    campaign_target_name: str | None
     campaign_target_title: str
-    campaign_target_district: str | None = None
+    campaign_target_district: str | None
     callpower_campaign_name: str
     number_dialed_into: str
-
-    @model_validator(mode="before")
-    @classmethod
-    def _blank_means_missing(cls, data: Any) -> Any:
-        if not isinstance(data, Mapping):
-            raise PydanticCustomError("call_record", "The call must be an object.")
-        present = {}
-        for name in CONTRACT_FIELDS:
-            value = data.get(name)
-            if isinstance(value, str):
-                value = value.strip()
-            if value is not None and value != "":
-                present[name] = value
-        return present
-
-    @field_validator(
-        "status",
-        "campaign_target_name",
-        "campaign_target_title",
-        "campaign_target_district",
-        "callpower_campaign_name",
-        mode="plain",
-    )
-    @classmethod
-    def _text(cls, value: Any, info: ValidationInfo) -> str:
-        if not isinstance(value, str):
-            raise _problem(info.field_name, "must be a string.")
-        if "\x00" in value:
-            raise _problem(info.field_name, "must not contain a NUL character.")
-        return value
-
-    @field_validator("mobile", "number_dialed_into", mode="plain")
-    @classmethod
-    def _phone_text(cls, value: Any, info: ValidationInfo) -> str:
-        # The reference took any type here; numbers sent as JSON integers are common enough.
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        value = cls._text(value, info)
-        if info.field_name == "mobile":
-            region = (info.context or {}).get("region", "US")
-            try:
-                return normalize_mobile(value, region)
-            except InvalidMobile:
-                raise _problem("mobile", "is not a possible phone number.") from None
-        return value
-
-    @field_validator("callpower_campaign_id", "call_duration", mode="plain")
-    @classmethod
-    def _integer(cls, value: Any, info: ValidationInfo) -> int:
-        if info.field_name == "callpower_campaign_id":
-            bounds = {"minimum": 1, "maximum": MAX_CAMPAIGN_ID}
-        else:
-            bounds = {"minimum": 0, "maximum": MAX_DURATION}
-        try:
-            return parse_integer(value, **bounds)
-        except (TypeError, ValueError) as problem:
-            raise _problem(info.field_name, str(problem)) from None
-
-    @field_validator("call_timestamp", mode="plain")
-    @classmethod
-    def _timestamp(cls, value: Any, info: ValidationInfo) -> dt.datetime:
-        if not isinstance(value, str):
-            raise _problem("call_timestamp", "must be an ISO-8601 date and time.")
-        try:
-            return parse_timestamp(value)
-        except (ValueError, OverflowError):
-            raise _problem("call_timestamp", "is not a valid ISO-8601 date and time.") from None
 
     # -- what the rest of the product needs from a call --------------------------------------
 
@@ -222,17 +155,13 @@ class CallRecord(BaseModel):
         }
 
     def dedup_key(self) -> str:
-        """Equal for two deliveries of the same call: the same field values after normalization."""
-        document = self.to_document()
-        document["status"] = self.status.lower()
-        return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        return dedup_key_of(self.to_document())
 
     def post_details(self) -> dict[str, Any]:
         """The post's `details`, with the reference's keys."""
-        document = self.to_document()
         return {
             "status_details": self.status,
-            "call_timestamp": document["call_timestamp"],
+            "call_timestamp": iso_utc(self.call_timestamp),
             "call_duration": self.call_duration,
             "campaign_target_name": self.campaign_target_name,
             "campaign_target_title": self.campaign_target_title,
@@ -242,22 +171,99 @@ class CallRecord(BaseModel):
         }
 
 
-def _message(error: Any) -> str:
-    if error["type"] == "missing":
-        return f"The {_label(str(error['loc'][0]))} field is required."
-    return str(error["msg"])
+def dedup_key_of(document: dict[str, Any]) -> str:
+    """Equal for two deliveries of the same call: the same field values after normalization
+    (`document` is `CallRecord.to_document()`; the status counts in any case)."""
+    return hashlib.sha256(
+        orjson.dumps({**document, "status": document["status"].lower()}, option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()
+
+
+# -- the rules, one function per kind of field -------------------------------------------------
+
+
+def _text(value: Any, field: str, region: str) -> str:
+    if not isinstance(value, str):
+        raise _Problem("must be a string.")
+    if "\x00" in value:
+        raise _Problem("must not contain a NUL character.")
+    return value
+
+
+def _phone_text(value: Any, field: str, region: str) -> str:
+    # The reference took any type here; numbers sent as JSON integers are common enough.
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    value = _text(value, field, region)
+    if field == "mobile":
+        try:
+            return normalize_mobile(value, region)
+        except InvalidMobile:
+            raise _Problem("is not a possible phone number.") from None
+    return value
+
+
+def _integer(value: Any, field: str, region: str) -> int:
+    maximum = MAX_CAMPAIGN_ID if field == "callpower_campaign_id" else MAX_DURATION
+    try:
+        return parse_integer(value, minimum=1 if field == "callpower_campaign_id" else 0, maximum=maximum)
+    except (TypeError, ValueError) as problem:
+        raise _Problem(str(problem)) from None
+
+
+def _timestamp(value: Any, field: str, region: str) -> dt.datetime:
+    if not isinstance(value, str):
+        raise _Problem("must be an ISO-8601 date and time.")
+    try:
+        return parse_timestamp(value)
+    except (ValueError, OverflowError):
+        raise _Problem("is not a valid ISO-8601 date and time.") from None
+
+
+# Every field of the record, in the order problems are reported: (name, rule, required).
+_RULES: tuple[tuple[str, Callable[[Any, str, str], Any], bool], ...] = (
+    ("mobile", _phone_text, True),
+    ("callpower_campaign_id", _integer, True),
+    ("status", _text, True),
+    ("call_timestamp", _timestamp, True),
+    ("call_duration", _integer, True),
+    ("campaign_target_name", _text, False),
+    ("campaign_target_title", _text, True),
+    ("campaign_target_district", _text, False),
+    ("callpower_campaign_name", _text, True),
+    ("number_dialed_into", _phone_text, True),
+)
+assert {name for name, _, _ in _RULES} == set(CONTRACT_FIELDS)
+assert [name for name, _, _ in _RULES] == [field.name for field in dataclasses.fields(CallRecord)]
 
 
 def parse_call(payload: Any, *, region: str = "US") -> CallRecord:
-    """Validate and normalize one call record, or raise `InvalidCall` naming every bad field."""
-    try:
-        return CallRecord.model_validate(payload, context={"region": region})
-    except ValidationError as invalid:
-        fields: dict[str, list[str]] = {}
-        for error in invalid.errors(include_url=False, include_input=False):
-            field = str(error["loc"][0]) if error["loc"] else "body"
-            fields.setdefault(field, []).append(_message(error))
-        raise InvalidCall(fields) from None
+    """Validate and normalize one call record, or raise `InvalidCall` naming every bad field.
+
+    Strings are trimmed and an empty one counts as missing; unknown fields are ignored. Plain
+    Python on purpose: this runs for every call received and every call imported, and it costs
+    a fraction of a model library's per-field hooks.
+    """
+    if not isinstance(payload, Mapping):
+        raise InvalidCall({"body": ["The call must be an object."]})
+    values: list[Any] = []
+    problems: dict[str, list[str]] = {}
+    for name, rule, required in _RULES:
+        value = payload.get(name)
+        if isinstance(value, str):
+            value = value.strip()
+        if value is None or value == "":
+            if required:
+                problems[name] = [f"The {_label(name)} field is required."]
+            values.append(None)
+            continue
+        try:
+            values.append(rule(value, name, region))
+        except _Problem as problem:
+            problems[name] = [f"The {_label(name)} {problem}"]
+    if problems:
+        raise InvalidCall(problems)
+    return CallRecord(*values)
 
 
 def campaign_id_of(payload: Any) -> int | None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -22,12 +24,22 @@ from rollcall.callpower.models import (
     ImportOutcome,
 )
 from rollcall.callpower.record import (
-    CallRecord,
     InvalidCall,
     campaign_id_of,
+    dedup_key_of,
     parse_call,
+    parse_timestamp,
 )
-from rollcall.db import announce_calls, insert_ignoring_conflicts, lock_callpower_campaign, upsert, utcnow
+from rollcall.db import (
+    announce_calls,
+    driver_json,
+    driver_time,
+    insert_ignoring_conflicts,
+    insert_rows_ignoring_conflicts,
+    lock_callpower_campaign,
+    upsert,
+    utcnow,
+)
 from rollcall.errors import Conflict, NotFound
 from rollcall.paging import Page, PageRequest, any_of, keyset_page
 
@@ -63,15 +75,17 @@ def raw_text(body: bytes) -> str:
     return body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Delivery:
-    """One authenticated delivery, ready to store: a valid record, or the errors that rejected it."""
+    """One authenticated delivery, ready to store: a valid record (as its stored document), or
+    the errors that rejected it. Plain data, so it can cross to the writer process (`wire`)."""
 
     raw: str
     content_type: str | None
-    record: CallRecord | None = None
+    document: dict[str, Any] | None = None
     errors: dict[str, list[str]] | None = None
     callpower_campaign_id: int | None = None
+    dedup_key: str | None = None
 
     @classmethod
     def of_payload(cls, payload: Any, *, raw: str, content_type: str | None, region: str) -> Delivery:
@@ -80,30 +94,67 @@ class Delivery:
             record = parse_call(payload, region=region)
         except InvalidCall as invalid:
             return cls(raw, content_type, errors=invalid.fields, callpower_campaign_id=campaign_id_of(payload))
-        return cls(raw, content_type, record=record, callpower_campaign_id=record.callpower_campaign_id)
+        document = record.to_document()
+        return cls(raw, content_type, document, None, record.callpower_campaign_id, dedup_key_of(document))
 
     @classmethod
     def rejected(cls, errors: dict[str, list[str]], *, raw: str, content_type: str | None) -> Delivery:
         return cls(raw, content_type, errors=errors)
 
-    def row(self, now: dt.datetime) -> dict[str, Any]:
-        record = self.record
-        return {
-            "state": CallState.RECEIVED if record else CallState.REJECTED,
-            "dedup_key": record.dedup_key() if record else None,
-            "received_at": now,
-            "updated_at": now,
-            "raw": self.raw,
-            "content_type": self.content_type,
-            "record": record.to_document() if record else None,
-            "errors": self.errors,
-            "callpower_campaign_id": self.callpower_campaign_id,
-            "callpower_campaign_name": record.callpower_campaign_name if record else None,
-            "mobile": record.mobile if record else None,
-            "call_timestamp": record.call_timestamp if record else None,
-            "attempts": 0,
-            "next_attempt_at": now if record else None,
-        }
+    def wire(self) -> bytes:
+        return orjson.dumps(
+            [self.raw, self.content_type, self.document, self.errors, self.callpower_campaign_id, self.dedup_key]
+        )
+
+    @classmethod
+    def from_wire(cls, data: bytes | list[Any]) -> Delivery:
+        return cls(*(orjson.loads(data) if isinstance(data, bytes) else data))
+
+    @property
+    def call_timestamp(self) -> dt.datetime | None:
+        return parse_timestamp(self.document["call_timestamp"]) if self.document else None
+
+    def values(self, now: Any, time: Callable[[dt.datetime | None], Any]) -> tuple[Any, ...]:
+        """The row to store, in `_STORED_COLUMNS` order, as the driver takes it (`now` already is)."""
+        document = self.document
+        if document is None:
+            errors = driver_json(self.errors)
+            return (CallState.REJECTED.value, None, now, now, self.raw, self.content_type, "null", errors,
+                    self.callpower_campaign_id, None, None, None, 0, None)  # fmt: skip
+        return (
+            CallState.RECEIVED.value,
+            self.dedup_key,
+            now,
+            now,
+            self.raw,
+            self.content_type,
+            driver_json(document),
+            "null",  # no errors: JSON null, as SQLAlchemy stores None in a JSON column
+            self.callpower_campaign_id,
+            document["callpower_campaign_name"],
+            document["mobile"],
+            time(self.call_timestamp),
+            0,
+            now,
+        )
+
+
+_STORED_COLUMNS = (
+    "state",
+    "dedup_key",
+    "received_at",
+    "updated_at",
+    "raw",
+    "content_type",
+    "record",
+    "errors",
+    "callpower_campaign_id",
+    "callpower_campaign_name",
+    "mobile",
+    "call_timestamp",
+    "attempts",
+    "next_attempt_at",
+)
 
 
 def store_deliveries(session: Session, deliveries: Sequence[Delivery]) -> int:
@@ -111,13 +162,21 @@ def store_deliveries(session: Session, deliveries: Sequence[Delivery]) -> int:
     if not deliveries:
         return 0
     now = utcnow()
-    statement = insert_ignoring_conflicts(session, _calls).returning(
-        _calls.c.state, _calls.c.callpower_campaign_id, _calls.c.callpower_campaign_name, _calls.c.call_timestamp
+    stamp = driver_time(session, now)
+    time = functools.partial(driver_time, session)
+    inserted = insert_rows_ignoring_conflicts(
+        session, _calls, _STORED_COLUMNS, [delivery.values(stamp, time) for delivery in deliveries], ("dedup_key",)
     )
-    # On the connection: the ORM's bulk-insert bookkeeping cost more than the insert itself.
-    stored = session.connection().execute(statement, [delivery.row(now) for delivery in deliveries]).all()
+    new_keys = {key for (key,) in inserted if key is not None}
+    stored = []  # rejected deliveries are always new rows; a valid one only if its key went in
+    for delivery in deliveries:
+        if delivery.dedup_key is None:
+            stored.append(delivery)
+        elif delivery.dedup_key in new_keys:
+            new_keys.discard(delivery.dedup_key)  # the same call twice in one batch went in once
+            stored.append(delivery)
     _count_campaign_calls(session, stored, now)
-    new = sum(1 for row in stored if row.state == CallState.RECEIVED)
+    new = sum(1 for delivery in stored if delivery.document is not None)
     if new:
         announce_calls(session)
     return new
@@ -147,22 +206,23 @@ def _seen(campaigns: sa.Table, offered: Any) -> dict[str, Any]:
     }
 
 
-def _count_campaign_calls(session: Session, stored: Sequence[Any], now: dt.datetime) -> None:
+def _count_campaign_calls(session: Session, stored: Sequence[Delivery], now: dt.datetime) -> None:
     """Keep `callpower_campaigns` up to date with newly stored calls (one row per campaign)."""
     seen: dict[int, dict[str, Any]] = {}
-    for row in stored:
-        if row.callpower_campaign_id is None:
+    for delivery in stored:
+        if delivery.callpower_campaign_id is None:
             continue
         campaign = seen.setdefault(
-            row.callpower_campaign_id,
-            {"id": row.callpower_campaign_id, "name": None, "calls": 0, "first_call_at": None, "last_call_at": None},
+            delivery.callpower_campaign_id,
+            {"id": delivery.callpower_campaign_id, "name": None, "calls": 0, "first_call_at": None, "last_call_at": None},
         )
         campaign["calls"] += 1
-        campaign["name"] = row.callpower_campaign_name or campaign["name"]
-        if row.call_timestamp is not None:
+        moment = delivery.call_timestamp
+        if delivery.document is not None and moment is not None:
+            campaign["name"] = delivery.document["callpower_campaign_name"]
             first, last = campaign["first_call_at"], campaign["last_call_at"]
-            campaign["first_call_at"] = min(first, row.call_timestamp) if first else row.call_timestamp
-            campaign["last_call_at"] = max(last, row.call_timestamp) if last else row.call_timestamp
+            campaign["first_call_at"] = min(first, moment) if first else moment
+            campaign["last_call_at"] = max(last, moment) if last else moment
     if seen:
         rows = [{**campaign, "first_received_at": now, "last_received_at": now} for _, campaign in sorted(seen.items())]
         session.connection().execute(upsert(session, _campaigns, ("id",), _seen), rows)

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import queue
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import structlog
 
+from rollcall import metrics
 from rollcall.callpower.service import Delivery, store_deliveries
 from rollcall.db import Database
 from rollcall.worker import ERROR_PAUSE, Importer
@@ -42,8 +45,28 @@ _STOP = object()
 _WAKE = object()
 
 
+class Writer(Protocol):
+    """What the app needs of a writer: `CallWriter` here, or `RemoteWriter` (the writer process)."""
+
+    async def store(self, delivery: Delivery) -> None: ...
+
+    def wake_importer(self) -> None: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 class WriterStopped(Exception):
     """The writer is shut down; nothing more can be stored by this process."""
+
+
+Done = Callable[[BaseException | None], None]
+
+
+def _finish(dones: list[Done], error: BaseException | None) -> None:
+    for done in dones:
+        done(error)
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
@@ -65,12 +88,16 @@ class CallWriter:
 
     async def store(self, delivery: Delivery) -> None:
         """Return once the delivery is committed to disk; raise what the database raised if not."""
-        if not self._running:
-            raise WriterStopped()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._queue.put((delivery, loop, future))
+        self.submit(delivery, loop, functools.partial(_settle, future))
         await future
+
+    def submit(self, delivery: Delivery, loop: asyncio.AbstractEventLoop, done: Done) -> None:
+        """Queue a delivery; `done(error)` runs on `loop` once it is on disk (`error` None) or not."""
+        if not self._running:
+            raise WriterStopped()
+        self._queue.put((delivery, loop, done))
 
     def wake_importer(self) -> None:
         """Calls were released (mapping, retry): import now rather than at the next poll."""
@@ -135,12 +162,19 @@ class CallWriter:
 
     def _commit(self, batch: list[Any]) -> None:
         error: BaseException | None = None
+        started = time.perf_counter()
         try:
             with self.database.writing() as session:
                 store_deliveries(session, [delivery for delivery, _, _ in batch])
         except Exception as failure:
             log.error("writer.commit_failed", requests=len(batch), error=repr(failure))
             error = failure
-        for _, loop, future in batch:
-            with contextlib.suppress(RuntimeError):  # that request's event loop is closed
-                loop.call_soon_threadsafe(_settle, future, error)
+        metrics.WRITER_COMMIT_SECONDS.observe(time.perf_counter() - started)
+        metrics.WRITER_BATCH_CALLS.observe(len(batch))
+        # One wake-up per event loop for the whole batch, not one per request.
+        waiting: dict[asyncio.AbstractEventLoop, list[Done]] = {}
+        for _, loop, done in batch:
+            waiting.setdefault(loop, []).append(done)
+        for loop, dones in waiting.items():
+            with contextlib.suppress(RuntimeError):  # that event loop is closed
+                loop.call_soon_threadsafe(_finish, dones, error)
