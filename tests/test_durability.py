@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import signal
 import threading
 from pathlib import Path
@@ -68,3 +69,77 @@ def test_sigkill_during_a_burst_loses_no_acknowledged_call(
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(30) == 0
+
+
+def writer_processes(parent: int) -> list[int]:
+    """The writer process(es) `rollcall serve` (pid `parent`) started, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"spawn_main" in command and b"resource_tracker" not in command:
+            found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_killed_writer_process_loses_nothing_acknowledged_and_is_started_again(
+    settings: Settings, database: Database, tmp_path: Path
+) -> None:
+    server, url = serve_process(settings.database_url, tmp_path / "serve.log")
+    try:
+        (writer,) = writer_processes(server.pid)
+        answers: dict[str, int] = {}
+        start = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
+        with httpx.Client(base_url=url, headers={"X-DS-Importer-API-Key": API_KEY}, timeout=30) as client:
+
+            def send(n: int) -> int:
+                stamp = (start + dt.timedelta(seconds=n)).isoformat()
+                status = client.post("/api/v1/callpower/call", json={**SEED_CALL, "call_timestamp": stamp}).status_code
+                answers[stamp.replace("+00:00", "Z")] = status
+                return status
+
+            assert all(send(n) == 200 for n in range(20))
+            os.kill(writer, signal.SIGKILL)
+            # While it is down the intake says so (503, nothing acknowledged); then it is back.
+            statuses = [send(n) for n in range(20, 40)]
+            assert set(statuses) <= {200, 503}
+            wait_for(lambda: send(len(answers) + 100) == 200, timeout=30)
+            (replacement,) = writer_processes(server.pid)
+            assert replacement != writer
+
+        with database.reading() as session:
+            stored = set(session.scalars(sa.select(Call.record["call_timestamp"].as_string())))
+        acknowledged = {stamp for stamp, status in answers.items() if status == 200}
+        assert acknowledged <= stored
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0
+
+
+def test_the_writer_process_does_not_outlive_a_killed_service(settings: Settings, tmp_path: Path) -> None:
+    server, _ = serve_process(settings.database_url, tmp_path / "serve.log")
+    (writer,) = writer_processes(server.pid)
+    server.send_signal(signal.SIGKILL)
+    server.wait(10)
+    wait_for(lambda: not alive(writer), timeout=10)
+
+
+def test_a_stopped_service_stops_its_writer_process(settings: Settings, tmp_path: Path) -> None:
+    server, _ = serve_process(settings.database_url, tmp_path / "serve.log")
+    (writer,) = writer_processes(server.pid)
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(30) == 0
+    assert not alive(writer)

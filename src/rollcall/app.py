@@ -75,7 +75,8 @@ def create_api(settings: Settings, *, run_importer: bool = True) -> FastAPI:
             writer = RemoteWriter(settings.writer_socket)
         else:
             # On a thread of this process, with the importer in the gaps between deliveries.
-            writer = CallWriter(database, Importer(database, settings) if run_importer else None)
+            importer = Importer(database, settings) if run_importer else None
+            writer = CallWriter(database, importer, region=settings.default_region)
         sessions = Sessions(ensure_secret(database, CONSOLE_SECRET)[0])
         limiter = RateLimiter(*settings.rate_limit) if settings.rate_limit else NoLimit()
         app.state.services = Services(settings, database, writer, keys, tokens, sessions, limiter)

@@ -38,7 +38,6 @@ CONTRACT_PATH = "/api/partners/callpower/call"
 LEGACY_PATH = "/api/v1/callpower/call"
 KEY_HEADER = "X-DS-CallPower-API-Key"
 LEGACY_KEY_HEADER = "X-DS-Importer-API-Key"
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 router = APIRouter(tags=["CallPower intake"])
 
@@ -62,50 +61,6 @@ class Answer:
 
 STORED = Answer(200, orjson.dumps({"success": {"code": 200, "message": "Received CallPower payload."}}))
 UNAUTHORIZED = Answer.error(401, UNAUTHORIZED_MESSAGE)
-
-
-class UnreadableBody(Exception):
-    """The body cannot be decoded into a call record at all (400 or 415)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _media_type(content_type: str | None) -> str:
-    return (content_type or "").split(";", 1)[0].strip().lower()
-
-
-async def decode_payload(scope: Scope, body: bytes, content_type: str | None) -> Any:
-    """The body as a mapping of fields: JSON (the contract) or a form (as the reference took)."""
-    media = _media_type(content_type)
-    # `curl -d '{...}'` labels JSON as a form; a form field cannot start with "{", so read it as JSON.
-    looks_like_json = body.lstrip()[:1] == b"{"
-    is_json = media in ("", "application/json") or (media.startswith("application/") and media.endswith("+json"))
-    if is_json or (media == "application/x-www-form-urlencoded" and looks_like_json):
-        try:
-            payload = orjson.loads(body.removeprefix(b"\xef\xbb\xbf"))
-        except orjson.JSONDecodeError:
-            raise UnreadableBody(400, "The body is not valid JSON.") from None
-        if not isinstance(payload, dict):
-            raise UnreadableBody(400, "The body must be a JSON object.")
-        return payload
-    if media == "application/x-www-form-urlencoded":
-        try:
-            return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-        except UnicodeDecodeError:
-            raise UnreadableBody(400, "The form is not valid UTF-8.") from None
-    if media == "multipart/form-data":
-
-        async def replay() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        try:
-            form = await Request(scope, replay).form()
-        except Exception:
-            raise UnreadableBody(400, "The multipart form cannot be read.") from None
-        return {name: value for name, value in form.items() if isinstance(value, str)}
-    raise UnreadableBody(415, "Send the call as application/json or as a form (application/x-www-form-urlencoded).")
 
 
 _KEY_HEADERS = (KEY_HEADER.lower().encode(), LEGACY_KEY_HEADER.lower().encode())
@@ -138,30 +93,18 @@ async def take_call(services: Any, scope: Scope, read_body: Callable[[], Awaitab
     except TooManyRequests as error:
         return Answer.error(429, str(error), retry_after=str(error.retry_after))
     body = await read_body()
-    content_type = _header(headers, b"content-type")
-    raw = raw_text(body)
-    unreadable: UnreadableBody | None = None
     try:
-        payload = await decode_payload(scope, body, content_type)
-    except UnreadableBody as problem:
-        unreadable = problem
-        delivery = Delivery.rejected({"body": [str(problem)]}, raw=raw, content_type=content_type)
-    else:
-        delivery = Delivery.of_payload(
-            payload, raw=raw, content_type=content_type, region=services.settings.default_region
-        )
-
-    try:
-        await services.writer.store(delivery)
+        # Decoding, validation and storage happen in the writer (a process of its own under
+        # `rollcall serve`); this process answers with what it says.
+        status, errors = await services.writer.receive(body, _header(headers, b"content-type"))
     except Exception as error:
         log.error("intake.not_stored", error=repr(error))
         return Answer.error(503, UNAVAILABLE_MESSAGE, retry_after="5")
-
-    if unreadable is not None:
-        return Answer.error(unreadable.status, str(unreadable))
-    if delivery.errors is not None:
-        return Answer.error(422, VALIDATION_MESSAGE, delivery.errors)
-    return STORED
+    if status == 200:
+        return STORED
+    if status == 422:
+        return Answer.error(422, VALIDATION_MESSAGE, errors)
+    return Answer.error(status, errors["body"][0] if errors else "The body cannot be read.")
 
 
 async def read_body(receive: Receive) -> bytes:

@@ -78,7 +78,7 @@ def raw_text(body: bytes) -> str:
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One authenticated delivery, ready to store: a valid record (as its stored document), or
-    the errors that rejected it. Plain data, so it can cross to the writer process (`wire`)."""
+    the errors that rejected it."""
 
     raw: str
     content_type: str | None
@@ -86,6 +86,8 @@ class Delivery:
     errors: dict[str, list[str]] | None = None
     callpower_campaign_id: int | None = None
     dedup_key: str | None = None
+    # What the intake answers: 200 stored, 400 or 415 unreadable, 422 invalid (the last three kept as rejected).
+    status: int = 200
 
     @classmethod
     def of_payload(cls, payload: Any, *, raw: str, content_type: str | None, region: str) -> Delivery:
@@ -93,22 +95,15 @@ class Delivery:
         try:
             record = parse_call(payload, region=region)
         except InvalidCall as invalid:
-            return cls(raw, content_type, errors=invalid.fields, callpower_campaign_id=campaign_id_of(payload))
+            return cls(raw, content_type, None, invalid.fields, campaign_id_of(payload), None, 422)
         document = record.to_document()
         return cls(raw, content_type, document, None, record.callpower_campaign_id, dedup_key_of(document))
 
     @classmethod
-    def rejected(cls, errors: dict[str, list[str]], *, raw: str, content_type: str | None) -> Delivery:
-        return cls(raw, content_type, errors=errors)
-
-    def wire(self) -> bytes:
-        return orjson.dumps(
-            [self.raw, self.content_type, self.document, self.errors, self.callpower_campaign_id, self.dedup_key]
-        )
-
-    @classmethod
-    def from_wire(cls, data: bytes | list[Any]) -> Delivery:
-        return cls(*(orjson.loads(data) if isinstance(data, bytes) else data))
+    def rejected(
+        cls, errors: dict[str, list[str]], *, raw: str, content_type: str | None, status: int = 422
+    ) -> Delivery:
+        return cls(raw, content_type, errors=errors, status=status)
 
     @property
     def call_timestamp(self) -> dt.datetime | None:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import structlog
 
 from rollcall import metrics
+from rollcall.callpower.body import delivery_of
 from rollcall.callpower.service import Delivery, store_deliveries
 from rollcall.db import Database
 from rollcall.worker import ERROR_PAUSE, Importer
@@ -48,7 +49,10 @@ _WAKE = object()
 class Writer(Protocol):
     """What the app needs of a writer: `CallWriter` here, or `RemoteWriter` (the writer process)."""
 
-    async def store(self, delivery: Delivery) -> None: ...
+    async def receive(self, body: bytes, content_type: str | None) -> tuple[int, dict[str, list[str]] | None]:
+        """Decode, validate and store a delivery's body; (the answer's status, the errors).
+        Returns once the delivery is on disk; raises if it could not be stored."""
+        ...
 
     def wake_importer(self) -> None: ...
 
@@ -79,12 +83,18 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
 
 
 class CallWriter:
-    def __init__(self, database: Database, importer: Importer | None = None) -> None:
+    def __init__(self, database: Database, importer: Importer | None = None, *, region: str = "US") -> None:
         self.database = database
         self.importer = importer
+        self.region = region
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._running = False
+
+    async def receive(self, body: bytes, content_type: str | None) -> tuple[int, dict[str, list[str]] | None]:
+        delivery = await delivery_of(body, content_type, self.region)
+        await self.store(delivery)
+        return delivery.status, delivery.errors
 
     async def store(self, delivery: Delivery) -> None:
         """Return once the delivery is committed to disk; raise what the database raised if not."""

@@ -12,11 +12,16 @@ event loop ran requests, so a commit of 25 calls took 14 ms instead of 3 ms, and
 cost the API process more CPU than answering. In a process of its own, SQLite's work and the
 importer run on the other core, and the API process only validates and answers.
 
-The wire: each request frame is `!IQ` (payload length, request number) and the delivery as JSON
-(`Delivery.wire`); request number 0 with no payload asks the importer to look for work now.
-Each answer frame is `!I` and JSON `[request number, null or the error's text]`. A delivery whose
-connection drops before its answer is answered 503 by the API (CallPower sends it again; if it
-was stored meanwhile, the repeat is recognised and stored once).
+The writer process also decodes and validates the body (`body.delivery_of`, the one validator),
+so the API processes only authenticate, forward and answer: the work per call is split about
+evenly between the two cores.
+
+The wire: each request frame is `!IQH` (body length, request number, content type length), the
+content type and the body; request number 0 with nothing else asks the importer to look for
+work now. Each answer frame is `!I` and JSON `[request number, status, errors, null or the
+error that kept it from being stored]`. A delivery whose connection drops before its answer is
+answered 503 by the API (CallPower sends it again; if it was stored meanwhile, the repeat is
+recognised and stored once).
 """
 
 from __future__ import annotations
@@ -35,15 +40,19 @@ from typing import Any
 import orjson
 import structlog
 
+from rollcall.callpower.body import delivery_of
 from rollcall.callpower.service import Delivery
 from rollcall.callpower.writer import CallWriter, WriterStopped
 from rollcall.errors import RollcallError
 
 log = structlog.get_logger("rollcall.writer")
 
-REQUEST = struct.Struct("!IQ")
+REQUEST = struct.Struct("!IQH")
 ANSWER = struct.Struct("!I")
 WAKE = 0
+
+
+Receipt = tuple[int, dict[str, list[str]] | None]
 
 
 class WriterNotStarted(RollcallError):
@@ -68,7 +77,7 @@ class RemoteWriter:
         self._stream: asyncio.StreamWriter | None = None
         self._opening: asyncio.Future[asyncio.StreamWriter] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: dict[int, asyncio.Future[None]] = {}
+        self._pending: dict[int, asyncio.Future[Receipt]] = {}
         self._numbers = itertools.count(1)
         self._reader_task: asyncio.Task[None] | None = None
 
@@ -80,14 +89,14 @@ class RemoteWriter:
             self._stream.close()
         self._stream = None
 
-    async def store(self, delivery: Delivery) -> None:
+    async def receive(self, body: bytes, content_type: str | None) -> Receipt:
         stream = self._stream or await self._connect()
         number = next(self._numbers)
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         self._pending[number] = future
-        payload = delivery.wire()
-        stream.write(REQUEST.pack(len(payload), number) + payload)
-        await future
+        kind = (content_type or "").encode("latin-1")[:1024]
+        stream.write(REQUEST.pack(len(body), number, len(kind)) + kind + body)
+        return await future
 
     def wake_importer(self) -> None:
         """Calls were released (mapping, retry): ask the writer process's importer to look now.
@@ -101,7 +110,7 @@ class RemoteWriter:
 
     def _send_wake(self) -> None:
         if self._stream is not None and not self._stream.is_closing():
-            self._stream.write(REQUEST.pack(0, WAKE))
+            self._stream.write(REQUEST.pack(0, WAKE, 0))
 
     async def _connect(self) -> asyncio.StreamWriter:
         if self._opening is None:
@@ -124,14 +133,14 @@ class RemoteWriter:
         try:
             while True:
                 (size,) = ANSWER.unpack(await reader.readexactly(ANSWER.size))
-                number, error = orjson.loads(await reader.readexactly(size))
+                number, status, errors, failure = orjson.loads(await reader.readexactly(size))
                 future = pending.pop(number, None)
                 if future is None or future.done():
                     continue
-                if error is None:
-                    future.set_result(None)
+                if failure is None:
+                    future.set_result((status, errors))
                 else:
-                    future.set_exception(WriterFailed(error))
+                    future.set_exception(WriterFailed(failure))
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             log.error("writer.connection_lost", waiting=len(pending))
         finally:
@@ -148,25 +157,33 @@ class RemoteWriter:
 # -- the writer process -------------------------------------------------------------------------
 
 
-def _answer(stream: asyncio.StreamWriter, number: int, error: BaseException | None) -> None:
+def _answer(
+    stream: asyncio.StreamWriter, number: int, delivery: Delivery | None, failure: BaseException | None
+) -> None:
     if not stream.is_closing():
-        payload = orjson.dumps([number, None if error is None else repr(error)])
+        status, errors = (delivery.status, delivery.errors) if delivery is not None else (503, None)
+        payload = orjson.dumps([number, status, errors, None if failure is None else repr(failure)])
         stream.write(ANSWER.pack(len(payload)) + payload)
 
 
-async def _serve_connection(writer: CallWriter, reader: asyncio.StreamReader, stream: asyncio.StreamWriter) -> None:
+async def _serve_connection(
+    writer: CallWriter, reader: asyncio.StreamReader, stream: asyncio.StreamWriter
+) -> None:
     loop = asyncio.get_running_loop()
     try:
         while True:
-            size, number = REQUEST.unpack(await reader.readexactly(REQUEST.size))
-            payload = await reader.readexactly(size) if size else b""
+            size, number, kind_size = REQUEST.unpack(await reader.readexactly(REQUEST.size))
             if number == WAKE:
                 writer.wake_importer()
                 continue
+            content_type = (await reader.readexactly(kind_size)).decode("latin-1") if kind_size else None
+            body = await reader.readexactly(size) if size else b""
+            delivery = None
             try:
-                writer.submit(Delivery.from_wire(payload), loop, functools.partial(_answer, stream, number))
-            except Exception as error:  # a malformed frame, or the writer is stopping
-                _answer(stream, number, error)
+                delivery = await delivery_of(body, content_type, writer.region)
+                writer.submit(delivery, loop, functools.partial(_answer, stream, number, delivery))
+            except Exception as error:  # the writer is stopping
+                _answer(stream, number, delivery, error)
     except (asyncio.IncompleteReadError, ConnectionError):
         pass  # the API process went away; what it handed over is still stored
     finally:
@@ -202,7 +219,7 @@ def run_writer_process(path: str, parent: int) -> None:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     database = Database.for_settings(settings)
-    writer = CallWriter(database, Importer(database, settings))
+    writer = CallWriter(database, Importer(database, settings), region=settings.default_region)
     writer.start()
     gc.freeze()  # see app.py: full collections of long-lived objects stall the writer
     try:

@@ -1,0 +1,72 @@
+"""A delivery's body, decoded and validated: what the writer stores and what the answer says.
+
+JSON is the contract; forms are taken as the reference service took them. Runs where the
+calls are stored (the writer process under `rollcall serve`), so the API processes only
+authenticate, forward and answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.requests import Request
+
+from rollcall.callpower.service import Delivery, raw_text
+
+
+class UnreadableBody(Exception):
+    """The body cannot be decoded into a call record at all (400 or 415)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+async def decode_payload(body: bytes, content_type: str | None) -> Any:
+    """The body as a mapping of fields: JSON (the contract) or a form (as the reference took)."""
+    media = _media_type(content_type)
+    # `curl -d '{...}'` labels JSON as a form; a form field cannot start with "{", so read it as JSON.
+    looks_like_json = body.lstrip()[:1] == b"{"
+    is_json = media in ("", "application/json") or (media.startswith("application/") and media.endswith("+json"))
+    if is_json or (media == "application/x-www-form-urlencoded" and looks_like_json):
+        try:
+            payload = orjson.loads(body.removeprefix(b"\xef\xbb\xbf"))
+        except orjson.JSONDecodeError:
+            raise UnreadableBody(400, "The body is not valid JSON.") from None
+        if not isinstance(payload, dict):
+            raise UnreadableBody(400, "The body must be a JSON object.")
+        return payload
+    if media == "application/x-www-form-urlencoded":
+        try:
+            return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError:
+            raise UnreadableBody(400, "The form is not valid UTF-8.") from None
+    if media == "multipart/form-data":
+
+        async def replay() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            scope = {"type": "http", "headers": [(b"content-type", (content_type or "").encode("latin-1"))]}
+            form = await Request(scope, replay).form()
+        except Exception:
+            raise UnreadableBody(400, "The multipart form cannot be read.") from None
+        return {name: value for name, value in form.items() if isinstance(value, str)}
+    raise UnreadableBody(415, "Send the call as application/json or as a form (application/x-www-form-urlencoded).")
+
+
+async def delivery_of(body: bytes, content_type: str | None, region: str) -> Delivery:
+    """The delivery a body makes: valid (200), unreadable (400, 415) or invalid (422). Never raises
+    for what a client sent."""
+    raw = raw_text(body)
+    try:
+        payload = await decode_payload(body, content_type)
+    except UnreadableBody as problem:
+        return Delivery.rejected({"body": [str(problem)]}, raw=raw, content_type=content_type, status=problem.status)
+    return Delivery.of_payload(payload, raw=raw, content_type=content_type, region=region)
