@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 import structlog
@@ -21,7 +20,6 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from rollcall.callpower.record import CONTRACT_FIELDS, OPTIONAL_FIELDS, REQUIRED_FIELDS
-from rollcall.callpower.service import Delivery, raw_text
 from rollcall.credentials import matches
 from rollcall.http import (
     UNAUTHORIZED_MESSAGE,

@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -34,7 +33,6 @@ from rollcall.db import (
     announce_calls,
     driver_json,
     driver_time,
-    insert_ignoring_conflicts,
     insert_rows_ignoring_conflicts,
     lock_callpower_campaign,
     upsert,
@@ -209,7 +207,13 @@ def _count_campaign_calls(session: Session, stored: Sequence[Delivery], now: dt.
             continue
         campaign = seen.setdefault(
             delivery.callpower_campaign_id,
-            {"id": delivery.callpower_campaign_id, "name": None, "calls": 0, "first_call_at": None, "last_call_at": None},
+            {
+                "id": delivery.callpower_campaign_id,
+                "name": None,
+                "calls": 0,
+                "first_call_at": None,
+                "last_call_at": None,
+            },
         )
         campaign["calls"] += 1
         moment = delivery.call_timestamp

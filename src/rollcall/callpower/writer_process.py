@@ -166,9 +166,7 @@ def _answer(
         stream.write(ANSWER.pack(len(payload)) + payload)
 
 
-async def _serve_connection(
-    writer: CallWriter, reader: asyncio.StreamReader, stream: asyncio.StreamWriter
-) -> None:
+async def _serve_connection(writer: CallWriter, reader: asyncio.StreamReader, stream: asyncio.StreamWriter) -> None:
     loop = asyncio.get_running_loop()
     try:
         while True:
@@ -242,7 +240,6 @@ def socket_is_ready(path: str) -> bool:
     finally:
         probe.close()
     return True
-
 
 
 class WriterProcess:
