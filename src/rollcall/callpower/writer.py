@@ -40,8 +40,8 @@ MAX_BATCH = 256
 # calls every IMPORT_PERIOD; once they have stopped for that long, whole batches back to back.
 # (Clients wait for their answers, so a queue that is empty for a moment is not a quiet one.)
 BUSY_WINDOW = 0.25
-IMPORT_PERIOD = 0.2
-IMPORT_SLICE = 64
+IMPORT_PERIOD = 0.05
+IMPORT_SLICE = 16
 _STOP = object()
 _WAKE = object()
 
