@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from rollcall.activity import service as activity
 from rollcall.callpower.models import CallState, ClaimedCall, ImportOutcome
-from rollcall.callpower.record import parse_call
+from rollcall.callpower.record import CallRecord
 from rollcall.db import lock_callpower_campaign
 
 
@@ -24,7 +24,7 @@ def import_calls(session: Session, calls: Sequence[ClaimedCall]) -> list[ImportO
     of the same call fail rather than double it.
     """
     # The stored records were validated and normalized at intake (mobiles already in E.164).
-    records = [parse_call(call.record) for call in calls]
+    records = [CallRecord.from_document(call.record) for call in calls]
     members = [record for record in records if not record.is_anonymous]
 
     wanted = {record.callpower_campaign_id for record in members}
