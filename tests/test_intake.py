@@ -362,3 +362,15 @@ def test_json_sent_as_a_form_by_plain_curl_is_read_as_json(client: httpx.Client,
     assert answer.status_code == 200
     [stored] = calls_in(database)
     assert stored.record is not None and stored.record["mobile"] == "+15551231234"
+
+
+def test_calls_sent_one_after_another_are_imported_as_they_come(client: httpx.Client, database: Database) -> None:
+    """CallPower's own pattern: one request at a time. The importer keeps up while they keep
+    coming, rather than waiting for them to stop."""
+    map_seed_campaign(database)
+    for n in range(300):
+        stamp = f"2019-03-01T10:{n // 60:02d}:{n % 60:02d}"
+        assert client.post(LEGACY_PATH, json={**SEED_CALL, "call_timestamp": stamp}).status_code == 200
+    # Still sending would look the same to the writer: it has had no quiet spell yet.
+    assert count(database, Post) >= 250
+    wait_for(lambda: count(database, Post) == 300)
