@@ -221,3 +221,20 @@ def test_many_calls_of_one_member_count_on_one_signup(database: Database, settin
     with database.reading() as session:
         assert session.scalars(sa.select(Signup.quantity)).all() == [30]
         assert session.scalar(sa.select(sa.func.count()).select_from(Post)) == 30
+
+
+def test_a_large_batch_of_deliveries_is_stored_whole(database: Database) -> None:
+    """More rows than one statement may carry parameters for (SQLite 32,766; PostgreSQL 65,535)."""
+    deliveries = [
+        calls.Delivery.of_payload(
+            {**SEED_CALL, "call_timestamp": f"2018-01-01T00:00:00.{n:06d}"},
+            raw="{}",
+            content_type="application/json",
+            region="US",
+        )
+        for n in range(5_000)
+    ]
+    with database.writing() as session:
+        assert calls.store_deliveries(session, deliveries + deliveries[:10]) == 5_000
+    with database.reading() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Call)) == 5_000

@@ -318,11 +318,17 @@ def insert_rows_ignoring_conflicts(
     The values must be driver-ready (`driver_time`, `driver_json`). This is the intake's group
     commit: SQLAlchemy's per-row parameter processing cost four times the insert itself.
     """
-    if not rows:
-        return []
-    sql = _insert_rows_sql(_dialect(session), table.name, columns, len(rows), returning)
-    parameters = tuple(value for row in rows for value in row)
-    return [tuple(row) for row in session.connection().exec_driver_sql(sql, parameters)]
+    connection = session.connection()
+    dialect = _dialect(session)
+    # A statement may carry 32,766 parameters on SQLite and 65,535 on PostgreSQL.
+    per_statement = max(1, 30_000 // len(columns))
+    inserted: list[tuple[Any, ...]] = []
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        sql = _insert_rows_sql(dialect, table.name, columns, len(chunk), returning)
+        parameters = tuple(value for row in chunk for value in row)
+        inserted.extend(tuple(row) for row in connection.exec_driver_sql(sql, parameters))
+    return inserted
 
 
 @functools.lru_cache(maxsize=512)
