@@ -143,3 +143,35 @@ def test_a_stopped_service_stops_its_writer_process(settings: Settings, tmp_path
     server.send_signal(signal.SIGTERM)
     assert server.wait(30) == 0
     assert not alive(writer)
+
+
+def children_of(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def test_no_process_of_a_killed_service_lingers_on_its_port(settings: Settings, tmp_path: Path) -> None:
+    """`serve --workers 2` killed outright: its API workers and writer stop by themselves, and
+    the port is free for the next start."""
+    server, url = serve_process(settings.database_url, tmp_path / "serve.log", "--workers", "2")
+    started = [pid for pid in children_of(server.pid) if alive(pid)]
+    assert len(started) >= 3  # two API workers and the writer (and multiprocessing's tracker)
+    server.send_signal(signal.SIGKILL)
+    server.wait(10)
+    wait_for(lambda: not any(alive(pid) for pid in started), timeout=45)
+
+    def refused() -> bool:
+        try:
+            httpx.post(f"{url}/api/v1/callpower/call", timeout=1)
+        except httpx.TransportError:
+            return True
+        return False
+
+    assert refused()

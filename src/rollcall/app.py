@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import gc
+import os
+import signal
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from importlib import resources
 
+import structlog
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
@@ -52,6 +56,15 @@ def _warm_overview(services: Services) -> None:
         calls.overview(session, day_totals=services.day_totals)
 
 
+async def _stop_when_orphaned(supervisor: int) -> None:
+    """A worker of `rollcall serve --workers N` whose `serve` is gone (killed) drains and exits,
+    as on SIGTERM: its writer process is gone too, and the port must be free for the next start."""
+    while os.getppid() == supervisor:
+        await asyncio.sleep(0.5)
+    structlog.get_logger("rollcall.app").error("serve.gone", pid=os.getpid())
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def create_app(settings: Settings, *, run_importer: bool = True) -> ASGIApp:
     """The service as one ASGI app: the request log and body limit in front of everything, the
     intake's fast path, then the FastAPI app (staff API, console, operations, OpenAPI)."""
@@ -87,9 +100,14 @@ def create_api(settings: Settings, *, run_importer: bool = True) -> FastAPI:
         # process. Left in the collector's oldest generation, each full collection walked all of
         # it and stalled every request in flight: the intake's p99 went from ~30 to ~80 ms.
         gc.freeze()
+        watchdog = None
+        if settings.supervisor_pid and settings.supervisor_pid != os.getpid():
+            watchdog = asyncio.create_task(_stop_when_orphaned(settings.supervisor_pid))
         try:
             yield
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             writer.stop()
             database.dispose()
 

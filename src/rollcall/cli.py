@@ -136,7 +136,7 @@ def serve(
 ) -> None:
     """Run the service: migrations, the writer process (stores calls, runs the importer), the HTTP API."""
     from rollcall.callpower.writer_process import WriterProcess
-    from rollcall.config import WRITER_SOCKET_VARIABLE
+    from rollcall.config import SUPERVISOR_VARIABLE, WRITER_SOCKET_VARIABLE
 
     settings = _settings()
     # The writer process counts imports; /metrics (in the API processes) adds up every process.
@@ -149,6 +149,7 @@ def serve(
     writer = WriterProcess()
     writer.start()  # WriterNotStarted (one line, exit 1) if it cannot
     os.environ[WRITER_SOCKET_VARIABLE] = writer.path  # the API processes hand their calls to it
+    os.environ[SUPERVISOR_VARIABLE] = str(os.getpid())  # workers stop if this process is killed
     # uvicorn drains on SIGTERM, then raises the signal again for the parent to see. A drained
     # stop is a clean stop: this handler takes that second signal so the process exits 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)

@@ -66,6 +66,7 @@ def _networks(value: str | None) -> tuple[str, ...]:
 
 
 WRITER_SOCKET_VARIABLE = "ROLLCALL_WRITER_SOCKET"
+SUPERVISOR_VARIABLE = "ROLLCALL_SERVE_PID"
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,9 @@ class Settings:
     # Set by `rollcall serve` for its API processes: the writer process's socket. Unset (an app
     # made by create_app alone, as in tests), the app stores calls on a thread of its own.
     writer_socket: str | None = None
+    # Set by `rollcall serve --workers N`: its process id. A worker whose parent is no longer that
+    # process (serve was killed) stops itself rather than answer 503 for ever on the port.
+    supervisor_pid: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -121,6 +125,7 @@ class Settings:
             rate_limit=_rate(env.get("ROLLCALL_RATE_LIMIT")),
             metrics_allow_from=_networks(env.get("ROLLCALL_METRICS_ALLOW_FROM")),
             writer_socket=env.get(WRITER_SOCKET_VARIABLE) or None,
+            supervisor_pid=_int(env, SUPERVISOR_VARIABLE, 0) or None,
         )
         if settings.import_max_attempts < 1:
             raise ConfigError("ROLLCALL_IMPORT_MAX_ATTEMPTS must be at least 1")
