@@ -265,7 +265,10 @@ def worker(
         time.sleep(0.5)
     for child in children:
         child.join(60)
-    if any(child.exitcode not in (0, None) for child in children):
+    failed = [child for child in children if child.exitcode not in (0, None)]
+    for child in failed:
+        typer.echo(f"importer {child.name} exited with {child.exitcode} while stopping", err=True)
+    if failed:
         raise SystemExit(1)
 
 

@@ -80,11 +80,13 @@ class RemoteWriter:
         self._pending: dict[int, asyncio.Future[Receipt]] = {}
         self._numbers = itertools.count(1)
         self._reader_task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     def start(self) -> None:
         pass  # connects on first use
 
     def stop(self) -> None:
+        self._stopped = True
         if self._stream is not None:
             self._stream.close()
         self._stream = None
@@ -142,7 +144,8 @@ class RemoteWriter:
                 else:
                     future.set_exception(WriterFailed(failure))
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
-            log.error("writer.connection_lost", waiting=len(pending))
+            if not self._stopped:
+                log.error("writer.connection_lost", waiting=len(pending))
         finally:
             if self._stream is not None:
                 self._stream.close()
