@@ -27,7 +27,6 @@ from rollcall.callpower.record import (
     campaign_id_of,
     dedup_key_of,
     parse_call,
-    parse_timestamp,
 )
 from rollcall.db import (
     announce_calls,
@@ -86,6 +85,7 @@ class Delivery:
     dedup_key: str | None = None
     # What the intake answers: 200 stored, 400 or 415 unreadable, 422 invalid (the last three kept as rejected).
     status: int = 200
+    call_timestamp: dt.datetime | None = None  # the record's, kept as a datetime for the row and the counters
 
     @classmethod
     def of_payload(cls, payload: Any, *, raw: str, content_type: str | None, region: str) -> Delivery:
@@ -95,17 +95,21 @@ class Delivery:
         except InvalidCall as invalid:
             return cls(raw, content_type, None, invalid.fields, campaign_id_of(payload), None, 422)
         document = record.to_document()
-        return cls(raw, content_type, document, None, record.callpower_campaign_id, dedup_key_of(document))
+        return cls(
+            raw,
+            content_type,
+            document,
+            None,
+            record.callpower_campaign_id,
+            dedup_key_of(document),
+            call_timestamp=record.call_timestamp,
+        )
 
     @classmethod
     def rejected(
         cls, errors: dict[str, list[str]], *, raw: str, content_type: str | None, status: int = 422
     ) -> Delivery:
         return cls(raw, content_type, errors=errors, status=status)
-
-    @property
-    def call_timestamp(self) -> dt.datetime | None:
-        return parse_timestamp(self.document["call_timestamp"]) if self.document else None
 
     def values(self, now: Any, time: Callable[[dt.datetime | None], Any]) -> tuple[Any, ...]:
         """The row to store, in `_STORED_COLUMNS` order, as the driver takes it (`now` already is)."""
