@@ -116,7 +116,8 @@ def parse_timestamp(value: str) -> dt.datetime:
 
 @dataclass(frozen=True, slots=True)
 class CallRecord:
-    """One call leg, validated and normalized (made by `parse_call` only)."""
+    """One call leg, validated and normalized: made by `parse_call`, or read back from what it
+    stored (`from_document`)."""
 
     mobile: str
     callpower_campaign_id: int
@@ -133,18 +134,7 @@ class CallRecord:
     def from_document(cls, document: dict[str, Any]) -> CallRecord:
         """A record as stored by `to_document`: validated and normalized at intake, so read back
         as it is (the importer does this for every call; validating again cost half its time)."""
-        return cls(
-            document["mobile"],
-            document["callpower_campaign_id"],
-            document["status"],
-            parse_timestamp(document["call_timestamp"]),
-            document["call_duration"],
-            document["campaign_target_name"],
-            document["campaign_target_title"],
-            document["campaign_target_district"],
-            document["callpower_campaign_name"],
-            document["number_dialed_into"],
-        )
+        return cls(**{**document, "call_timestamp": parse_timestamp(document["call_timestamp"])})
 
     # -- what the rest of the product needs from a call --------------------------------------
 
