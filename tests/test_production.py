@@ -6,6 +6,7 @@ import collections
 import concurrent.futures
 import random
 import signal
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,14 @@ def distinct_calls(count: int, mobiles: int, campaigns: tuple[int, ...]) -> list
 def states(database: Database) -> dict[str, int]:
     with database.reading() as session:
         return calls.count_calls_by_state(session)
+
+
+def stop_and_expect_clean_exits(importer: subprocess.Popen[bytes], servers: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to all at once (they drain side by side), then each must exit 0."""
+    for process in (importer, *servers):
+        process.send_signal(signal.SIGTERM)
+    assert importer.wait(60) == 0
+    assert [server.wait(60) for server in servers] == [0] * len(servers)
 
 
 def map_campaigns(database: Database) -> dict[int, int]:
@@ -83,11 +92,7 @@ def test_two_api_processes_and_three_importers_make_everything_exactly_once(post
 
         wait_for(lambda: states(database)["imported"] == len(unique), timeout=120)
     finally:
-        importers.send_signal(signal.SIGTERM)
-        for server, _ in servers:
-            server.send_signal(signal.SIGTERM)
-        assert importers.wait(60) == 0
-        assert [server.wait(60) for server, _ in servers] == [0, 0]
+        stop_and_expect_clean_exits(importers, [server for server, _ in servers])
 
     expected_users = {call["mobile"] for call in unique}
     expected_quantity = collections.Counter(
@@ -228,11 +233,7 @@ def test_processes_take_turns_writing_one_sqlite_file(database_url: str, tmp_pat
         assert statuses == {200: len(sends)}
         wait_for(lambda: states(database)["imported"] == len(unique), timeout=60)
     finally:
-        importer.send_signal(signal.SIGTERM)
-        for server, _ in servers:
-            server.send_signal(signal.SIGTERM)
-        assert importer.wait(60) == 0
-        assert [server.wait(60) for server, _ in servers] == [0, 0]
+        stop_and_expect_clean_exits(importer, [server for server, _ in servers])
     with database.reading() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Post)) == len(unique)
     database.dispose()
