@@ -18,7 +18,6 @@ import os
 import platform
 import re
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 KEY = "bench-key"
 sys.path.insert(0, str(HERE))
-from processes import free_port, start, stop, wait_ready  # noqa: E402
+from processes import ROLLCALL, free_port, start, stop, wait_ready  # noqa: E402
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
@@ -79,7 +78,7 @@ def intake(args: argparse.Namespace, workdir: Path) -> None:
         "CALLPOWER_API_KEY": KEY,
     }
     ours_port, bare_port = free_port(), free_port()
-    rollcall = shutil.which("rollcall") or "rollcall"
+    rollcall = ROLLCALL
     subprocess.run([rollcall, "migrate"], env=env, check=True, capture_output=True)
     subprocess.run([rollcall, "campaigns", "add", "--title", "Bench"], env=env, check=True, capture_output=True)
     subprocess.run(
@@ -162,7 +161,7 @@ def importer(args: argparse.Namespace, workdir: Path) -> None:
     store_backlog(url, args.backlog)
     database.dispose()
     env = {**os.environ, "ROLLCALL_DATABASE_URL": url}
-    worker = start([shutil.which("rollcall") or "rollcall", "worker"], env, workdir / "worker.log")
+    worker = start([ROLLCALL, "worker"], env, workdir / "worker.log")
     started = time.perf_counter()
     try:
         while _waiting(url):

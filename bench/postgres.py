@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import shutil
 import statistics
 import sys
 import tempfile
@@ -28,13 +27,11 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from data import store_backlog  # noqa: E402
 from intake import KEY, wrk  # noqa: E402
-from processes import free_port, start, stop, wait_ready  # noqa: E402
+from processes import ROLLCALL, free_port, start, stop, wait_ready  # noqa: E402
 
 from rollcall.activity import service as activity  # noqa: E402
 from rollcall.callpower import service as calls  # noqa: E402
 from rollcall.db import Database, migrate  # noqa: E402
-
-ROLLCALL = shutil.which("rollcall") or "rollcall"
 
 
 def fresh_database(admin_url: str) -> str:

@@ -8,11 +8,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+
+# The `rollcall` of the interpreter running the benchmark (its venv need not be on PATH).
+ROLLCALL = shutil.which("rollcall", path=str(Path(sys.executable).parent)) or shutil.which("rollcall") or "rollcall"
 
 
 def free_port() -> int:
@@ -51,7 +55,7 @@ def serving(database_url: str, workdir: Path, **env: str) -> Iterator[str]:
     """`rollcall serve` on the database until the block ends; yields its base URL."""
     port = free_port()
     process = start(
-        [shutil.which("rollcall") or "rollcall", "serve", "--port", str(port)],
+        [ROLLCALL, "serve", "--port", str(port)],
         {**os.environ, "ROLLCALL_DATABASE_URL": database_url, **env},
         workdir / f"serve-{port}.log",
     )
