@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import os
 import signal
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 from rollcall.callpower.models import Call
 from rollcall.config import Settings
 from rollcall.db import Database
-from tests.conftest import API_KEY, SEED_CALL, serve_process, wait_for
+from tests.conftest import API_KEY, SEED_CALL, rollcall_process, serve_process, wait_for
 
 
 def count_state(database: Database, state: str) -> int:
@@ -175,3 +176,53 @@ def test_no_process_of_a_killed_service_lingers_on_its_port(settings: Settings, 
         return False
 
     assert refused()
+
+
+def test_importers_stopped_while_they_start_exit_cleanly(settings: Settings, tmp_path: Path) -> None:
+    """`rollcall worker --concurrency 3` stopped the moment its importer processes are launched
+    (before they listen for SIGTERM): each stops, and the worker exits 0."""
+    log = tmp_path / "worker.log"
+    worker = rollcall_process(["worker", "--concurrency", "3"], settings.database_url, log)
+    try:
+        wait_for(lambda: children_of(worker.pid), timeout=30)  # it listens for SIGTERM before launching any
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(60) == 0, log.read_text()
+    finally:
+        worker.kill()
+
+
+def test_the_writer_process_takes_bodies_in_any_size_and_mix(
+    settings: Settings, database: Database, tmp_path: Path
+) -> None:
+    """Through `rollcall serve`: bodies near the 64 KiB limit (each spans several reads of the
+    writer's socket), small ones, forms and invalid ones, sent at once, each get their own
+    answer and are stored whole."""
+    server, url = serve_process(settings.database_url, tmp_path / "serve.log")
+    start = dt.datetime(2022, 1, 1, tzinfo=dt.UTC)
+
+    def body(n: int) -> dict[str, str | int]:
+        stamp = (start + dt.timedelta(seconds=n)).isoformat()
+        return {**SEED_CALL, "call_timestamp": stamp, "notes": "x" * (60_000 if n % 3 == 0 else n)}
+
+    try:
+        with httpx.Client(base_url=url, headers={"X-DS-Importer-API-Key": API_KEY}, timeout=30) as client:
+
+            def send(n: int) -> tuple[int, int]:
+                if n % 7 == 1:  # invalid: kept as rejected, answered 422
+                    return n, client.post("/api/v1/callpower/call", json={**body(n), "mobile": ""}).status_code
+                if n % 7 == 2:  # a form
+                    data = {key: str(value) for key, value in body(n).items()}
+                    return n, client.post("/api/v1/callpower/call", data=data).status_code
+                return n, client.post("/api/v1/callpower/call", json=body(n)).status_code
+
+            with concurrent.futures.ThreadPoolExecutor(16) as pool:
+                answers = dict(pool.map(send, range(140)))
+        assert answers == {n: 422 if n % 7 == 1 else 200 for n in range(140)}
+        with database.reading() as session:
+            rows = session.execute(sa.select(Call.state, sa.func.length(Call.raw))).all()
+        assert len(rows) == 140
+        assert sorted(state for state, _ in rows).count("rejected") == 20
+        assert sum(1 for _, length in rows if length > 60_000) == sum(1 for n in range(140) if n % 3 == 0)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0

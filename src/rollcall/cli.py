@@ -206,15 +206,21 @@ def _serve_metrics(host: str, port: int, settings: Settings) -> None:
 
 def _run_importer() -> None:
     """One importer process: imports until SIGTERM or SIGINT, then finishes the call in hand."""
+    import threading
+
     from rollcall.worker import Importer
 
+    # Listen for the word to stop before anything else: `rollcall worker` may be stopped while
+    # this process is still starting.
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
     settings = _settings()
     configure_logging(settings.log_level)
     database = _database(settings)
-    importer = Importer(database, settings)
-    signal.signal(signal.SIGTERM, lambda signum, frame: importer.request_stop())
-    signal.signal(signal.SIGINT, lambda signum, frame: importer.request_stop())
-    importer.run()
+    Importer(database, settings, stopping=stopping).run()
+    # Python gives SIGTERM back its default (death) while it exits; a second one has nothing to stop.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     database.dispose()
 
 
@@ -265,7 +271,9 @@ def worker(
         time.sleep(0.5)
     for child in children:
         child.join(60)
-    failed = [child for child in children if child.exitcode not in (0, None)]
+    # Killed by our SIGTERM (-15): it came before the process had started listening for it, so
+    # it held nothing (seen when the importers are stopped a second after they started).
+    failed = [child for child in children if child.exitcode not in (0, None, -signal.SIGTERM)]
     for child in failed:
         typer.echo(f"importer {child.name} exited with {child.exitcode} while stopping", err=True)
     if failed:

@@ -25,10 +25,10 @@ ERROR_PAUSE = 1.0
 
 
 class Importer:
-    def __init__(self, database: Database, settings: Settings) -> None:
+    def __init__(self, database: Database, settings: Settings, *, stopping: threading.Event | None = None) -> None:
         self.database = database
         self.settings = settings
-        self._stopping = threading.Event()
+        self._stopping = stopping or threading.Event()  # set: `run` ends after the batch in hand
 
     def import_batch(self, limit: int | None = None) -> int:
         """Claim the calls due now (up to `limit`, else the configured batch size) and import them.
