@@ -7,11 +7,12 @@ authenticate, forward and answer.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from starlette.requests import Request
+import python_multipart
 
 from rollcall.callpower.service import Delivery, raw_text
 
@@ -28,7 +29,7 @@ def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-async def decode_payload(body: bytes, content_type: str | None) -> Any:
+def decode_payload(body: bytes, content_type: str | None) -> Any:
     """The body as a mapping of fields: JSON (the contract) or a form (as the reference took)."""
     media = _media_type(content_type)
     # `curl -d '{...}'` labels JSON as a form; a form field cannot start with "{", so read it as JSON.
@@ -48,25 +49,31 @@ async def decode_payload(body: bytes, content_type: str | None) -> Any:
         except UnicodeDecodeError:
             raise UnreadableBody(400, "The form is not valid UTF-8.") from None
     if media == "multipart/form-data":
-
-        async def replay() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        try:
-            scope = {"type": "http", "headers": [(b"content-type", (content_type or "").encode("latin-1"))]}
-            form = await Request(scope, replay).form()
-        except Exception:
-            raise UnreadableBody(400, "The multipart form cannot be read.") from None
-        return {name: value for name, value in form.items() if isinstance(value, str)}
+        return _multipart_fields(body, content_type or "")
     raise UnreadableBody(415, "Send the call as application/json or as a form (application/x-www-form-urlencoded).")
 
 
-async def delivery_of(body: bytes, content_type: str | None, region: str) -> Delivery:
+def _multipart_fields(body: bytes, content_type: str) -> dict[str, str]:
+    """A multipart form's text fields (files are ignored)."""
+    fields: dict[str, str] = {}
+
+    def on_field(field: Any) -> None:
+        fields[field.field_name.decode("utf-8")] = (field.value or b"").decode("utf-8")
+
+    try:
+        headers = {"Content-Type": content_type.encode("latin-1")}
+        python_multipart.parse_form(headers, io.BytesIO(body), on_field, lambda file: None)
+    except (ValueError, UnicodeError):  # the parser's errors are ValueErrors
+        raise UnreadableBody(400, "The multipart form cannot be read.") from None
+    return fields
+
+
+def delivery_of(body: bytes, content_type: str | None, region: str) -> Delivery:
     """The delivery a body makes: valid (200), unreadable (400, 415) or invalid (422). Never raises
     for what a client sent."""
     raw = raw_text(body)
     try:
-        payload = await decode_payload(body, content_type)
+        payload = decode_payload(body, content_type)
     except UnreadableBody as problem:
         return Delivery.rejected({"body": [str(problem)]}, raw=raw, content_type=content_type, status=problem.status)
     return Delivery.of_payload(payload, raw=raw, content_type=content_type, region=region)

@@ -1,9 +1,14 @@
-"""The one writing thread of `rollcall serve`: group commit first, imports in the gaps.
+"""The group-commit writer: group commit first, imports in the gaps.
 
-Every request hands its delivery to this thread and waits. The thread takes everything that
+Every request hands its delivery to the writer and waits. The writer takes everything that
 queued up while its previous commit was syncing to disk, stores it in one transaction, and then
 answers all of those requests: one fsync covers many requests, and no request is answered
 before its call is on disk.
+
+`GroupCommit` is that loop; it takes deliveries from an inbox. Under `rollcall serve` the inbox
+is the writer process's socket (`writer_process.SocketInbox`), and the loop is that process's
+only thread. Run on its own (`create_app` without `serve`, the tests), `CallWriter` runs the
+loop in a thread of the API process with a queue for an inbox.
 
 When no delivery has come for a moment, the same thread imports stored calls, a batch at a
 time, looking at the queue between batches. While deliveries never pause (a burst, or CallPower
@@ -40,19 +45,21 @@ MAX_BATCH = 256
 # calls and a share of the writer's time: after a batch that took t seconds, the next comes
 # t * (1 - share) / share later. Once deliveries have stopped for BUSY_WINDOW, whole batches back
 # to back. (Clients wait for their answers, so a queue that is empty for a moment is not a quiet
-# one.) The share depends on who is sending. One client sending call after call (CallPower's
-# own pattern) meets a writer that is mostly idle, so the importer may take a quarter of it and
-# imports as fast as the calls come (measured: ~460 calls/s kept up with). Many clients at once
-# (a burst: every commit holds several deliveries) get their answers first: the importer takes
-# a tenth and the backlog is worked off when the burst ends. Measured on 2 cores, 50
-# connections: a fixed 16 calls per 50 ms took 30-40% of the writer's time and cost a fifth
-# of the intake's throughput.
+# one.) The share depends on how full the commits are lately, which says how many clients are
+# waiting: IMPORT_SHARE_ALONE divided by the deliveries per commit, never below
+# IMPORT_SHARE_FLOOD. One client sending call after call (CallPower's own pattern, one delivery
+# per commit) meets a writer that is mostly idle, so the importer may take a quarter of it and
+# imports as fast as the calls come (measured: ~460 calls/s kept up with). A flood (50
+# connections, 20-30 deliveries per commit) gets its answers first: the importer keeps moving
+# at 3% and the backlog is worked off when the flood ends. Each import batch stops the commits
+# while it runs, so every client waits: measured on 2 cores, 50 connections, a tenth of the
+# writer's time for the importer cost a fifth of the intake's throughput.
 BUSY_WINDOW = 0.25
 IMPORT_SHARE_ALONE = 0.25
-IMPORT_SHARE_CROWD = 0.1
+IMPORT_SHARE_FLOOD = 0.03
 IMPORT_SLICE = 16
-_STOP = object()
-_WAKE = object()
+STOP = object()  # an inbox's word that the writer is to stop (after storing what it took)
+WAKE = object()  # an inbox's word that calls were released: import now
 
 
 class Writer(Protocol):
@@ -74,6 +81,80 @@ class WriterStopped(Exception):
     """The writer is shut down; nothing more can be stored by this process."""
 
 
+# A delivery handed to the writer, with whatever its inbox needs to answer its sender.
+Handed = tuple[Delivery, Any]
+
+
+class Inbox(Protocol):
+    """Where `GroupCommit` takes deliveries from and sends its answers to."""
+
+    def take(self, timeout: float | None) -> list[Any]:
+        """What came in: `Handed` deliveries, `WAKE`, `STOP`. Waits up to `timeout` for the
+        first (None: for ever; 0: not at all) and returns [] if nothing came."""
+        ...
+
+    def answer(self, handed: list[Handed], error: BaseException | None) -> None:
+        """Tell the senders: their deliveries are on disk (`error` None), or were not stored."""
+        ...
+
+
+class GroupCommit:
+    """The writer's loop: commit what came in, import in the gaps, until the inbox says stop."""
+
+    def __init__(self, database: Database, importer: Importer | None = None) -> None:
+        self.database = database
+        self.importer = importer
+
+    def run(self, inbox: Inbox) -> None:
+        # With an importer, look for calls at once (some may have waited for a restart).
+        wait: float | None = 0 if self.importer else None
+        next_import = last_delivery = time.monotonic()
+        crowd = 1.0
+        while True:
+            items = inbox.take(wait)
+            batch = [item for item in items if item is not STOP and item is not WAKE]
+            if batch:
+                self._commit(inbox, batch)
+                last_delivery = time.monotonic()
+                crowd = crowd * 0.8 + len(batch) * 0.2  # how many deliveries a commit holds, lately
+            if STOP in items:
+                return
+            if self.importer is None:
+                wait = None
+                continue
+            now = time.monotonic()
+            busy = now - last_delivery < BUSY_WINDOW
+            if busy and now < next_import:
+                wait = next_import - now  # deliveries first, until the importer's turn
+                continue
+            wait = self._import_some(self.importer, IMPORT_SLICE if busy else None)
+            done = time.monotonic()
+            share = max(IMPORT_SHARE_FLOOD, IMPORT_SHARE_ALONE / crowd)
+            next_import = done + (done - now) * (1 - share) / share
+
+    def _import_some(self, importer: Importer, limit: int | None) -> float:
+        """One import batch; returns how long to wait for deliveries before the next one."""
+        try:
+            handled = importer.import_batch(limit)
+        except Exception as error:  # the database went away: the intake answers 503 meanwhile
+            log.error("importer.batch_failed", error=repr(error))
+            return ERROR_PAUSE
+        return 0 if handled else importer.settings.import_poll_seconds
+
+    def _commit(self, inbox: Inbox, batch: list[Handed]) -> None:
+        error: BaseException | None = None
+        started = time.perf_counter()
+        try:
+            with self.database.writing() as session:
+                store_deliveries(session, [delivery for delivery, _ in batch])
+        except Exception as failure:
+            log.error("writer.commit_failed", requests=len(batch), error=repr(failure))
+            error = failure
+        metrics.WRITER_COMMIT_SECONDS.observe(time.perf_counter() - started)
+        metrics.WRITER_BATCH_CALLS.observe(len(batch))
+        inbox.answer(batch, error)
+
+
 Done = Callable[[BaseException | None], None]
 
 
@@ -91,17 +172,46 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
         future.set_exception(error)
 
 
+class _QueueInbox:
+    """`CallWriter`'s inbox: requests on event loops hand deliveries over a queue to the thread."""
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def take(self, timeout: float | None) -> list[Any]:
+        try:
+            items = [self.queue.get(timeout=timeout) if timeout != 0 else self.queue.get_nowait()]
+        except queue.Empty:
+            return []
+        while len(items) < MAX_BATCH:
+            try:
+                items.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    def answer(self, handed: list[Handed], error: BaseException | None) -> None:
+        # One wake-up per event loop for the whole batch, not one per request.
+        waiting: dict[asyncio.AbstractEventLoop, list[Done]] = {}
+        for _, (loop, done) in handed:
+            waiting.setdefault(loop, []).append(done)
+        for loop, dones in waiting.items():
+            with contextlib.suppress(RuntimeError):  # that event loop is closed
+                loop.call_soon_threadsafe(_finish, dones, error)
+
+
 class CallWriter:
+    """The writer in a thread of this process (the app on its own, the tests)."""
+
     def __init__(self, database: Database, importer: Importer | None = None, *, region: str = "US") -> None:
-        self.database = database
-        self.importer = importer
         self.region = region
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._loop = GroupCommit(database, importer)
+        self._inbox = _QueueInbox()
         self._thread: threading.Thread | None = None
         self._running = False
 
     async def receive(self, body: bytes, content_type: str | None) -> tuple[int, dict[str, list[str]] | None]:
-        delivery = await delivery_of(body, content_type, self.region)
+        delivery = delivery_of(body, content_type, self.region)
         await self.store(delivery)
         return delivery.status, delivery.errors
 
@@ -109,95 +219,24 @@ class CallWriter:
         """Return once the delivery is committed to disk; raise what the database raised if not."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self.submit(delivery, loop, functools.partial(_settle, future))
-        await future
-
-    def submit(self, delivery: Delivery, loop: asyncio.AbstractEventLoop, done: Done) -> None:
-        """Queue a delivery; `done(error)` runs on `loop` once it is on disk (`error` None) or not."""
         if not self._running:
             raise WriterStopped()
-        self._queue.put((delivery, loop, done))
+        self._inbox.queue.put((delivery, (loop, functools.partial(_settle, future))))
+        await future
 
     def wake_importer(self) -> None:
         """Calls were released (mapping, retry): import now rather than at the next poll."""
-        self._queue.put(_WAKE)
+        self._inbox.queue.put(WAKE)
 
     def start(self) -> None:
         self._running = True
-        self._thread = threading.Thread(target=self._run, name="rollcall-writer", daemon=True)
+        self._thread = threading.Thread(target=self._loop.run, args=(self._inbox,), name="rollcall-writer", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         """Store what is queued, finish the call being imported, then end the thread."""
         self._running = False
         if self._thread is not None:
-            self._queue.put(_STOP)
+            self._inbox.queue.put(STOP)
             self._thread.join()
             self._thread = None
-
-    def _take(self, timeout: float | None) -> list[Any]:
-        """What queued up: waits up to `timeout` for the first item (None: for ever)."""
-        try:
-            items = [self._queue.get(timeout=timeout) if timeout != 0 else self._queue.get_nowait()]
-        except queue.Empty:
-            return []
-        while len(items) < MAX_BATCH:
-            try:
-                items.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return items
-
-    def _run(self) -> None:
-        # With an importer, look for calls at once (some may have waited for a restart).
-        wait: float | None = 0 if self.importer else None
-        next_import = last_delivery = time.monotonic()
-        crowd = 1.0
-        while True:
-            items = self._take(wait)
-            batch = [item for item in items if item is not _STOP and item is not _WAKE]
-            if batch:
-                self._commit(batch)
-                last_delivery = time.monotonic()
-                crowd = crowd * 0.8 + len(batch) * 0.2  # how many deliveries a commit holds, lately
-            if _STOP in items:
-                return
-            if self.importer is None:
-                continue
-            now = time.monotonic()
-            busy = now - last_delivery < BUSY_WINDOW
-            if busy and now < next_import:
-                wait = next_import - now  # deliveries first, until the importer's turn
-                continue
-            wait = self._import_some(self.importer, IMPORT_SLICE if busy else None)
-            done = time.monotonic()
-            share = IMPORT_SHARE_CROWD if crowd >= 2 else IMPORT_SHARE_ALONE
-            next_import = done + (done - now) * (1 - share) / share
-
-    def _import_some(self, importer: Importer, limit: int | None) -> float:
-        """One import batch; returns how long to wait for deliveries before the next one."""
-        try:
-            handled = importer.import_batch(limit)
-        except Exception as error:  # the database went away: the intake answers 503 meanwhile
-            log.error("importer.batch_failed", error=repr(error))
-            return ERROR_PAUSE
-        return 0 if handled else importer.settings.import_poll_seconds
-
-    def _commit(self, batch: list[Any]) -> None:
-        error: BaseException | None = None
-        started = time.perf_counter()
-        try:
-            with self.database.writing() as session:
-                store_deliveries(session, [delivery for delivery, _, _ in batch])
-        except Exception as failure:
-            log.error("writer.commit_failed", requests=len(batch), error=repr(failure))
-            error = failure
-        metrics.WRITER_COMMIT_SECONDS.observe(time.perf_counter() - started)
-        metrics.WRITER_BATCH_CALLS.observe(len(batch))
-        # One wake-up per event loop for the whole batch, not one per request.
-        waiting: dict[asyncio.AbstractEventLoop, list[Done]] = {}
-        for _, loop, done in batch:
-            waiting.setdefault(loop, []).append(done)
-        for loop, dones in waiting.items():
-            with contextlib.suppress(RuntimeError):  # that event loop is closed
-                loop.call_soon_threadsafe(_finish, dones, error)
