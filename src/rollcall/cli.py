@@ -249,16 +249,21 @@ def worker(
     children = [context.Process(target=_run_importer, name=f"rollcall-importer-{n}") for n in range(concurrency)]
     stopping = False
 
-    def stop(signum: int, frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
+    def tell_children_to_stop() -> None:
         for child in children:
             if child.pid is not None and child.is_alive():
                 os.kill(child.pid, signal.SIGTERM)
 
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        tell_children_to_stop()
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     for child in children:
+        if stopping:
+            break
         child.start()
     # Supervise: an importer that died is started again (its claimed calls were released with
     # its connection); on SIGTERM every importer finishes its call in hand and exits.
@@ -269,8 +274,12 @@ def worker(
                 children[n] = context.Process(target=_run_importer, name=child.name)
                 children[n].start()
         time.sleep(0.5)
+    # Again: the signal may have come while an importer was being launched (it had no pid yet).
+    # A second SIGTERM is harmless to an importer that got the first.
+    tell_children_to_stop()
     for child in children:
-        child.join(60)
+        if child.pid is not None:
+            child.join(60)
     # Killed by our SIGTERM (-15): it came before the process had started listening for it, so
     # it held nothing (seen when the importers are stopped a second after they started).
     failed = [child for child in children if child.exitcode not in (0, None, -signal.SIGTERM)]
