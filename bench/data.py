@@ -194,8 +194,9 @@ def build(path: Path, posts: int, campaigns: int, users: int | None = None) -> s
     return url
 
 
-def store_backlog(url: str, count: int) -> None:
-    """`count` stored calls waiting for the importer (20,000 members, CallPower campaign 1)."""
+def store_backlog(url: str, count: int, *, day: str = "2017-11-07", state: str = "received") -> None:
+    """`count` stored calls waiting for the importer (20,000 members, CallPower campaign 1), made
+    on `day`; with `state="imported"`, calls of the past instead (the calls table's history)."""
     from rollcall.callpower import service as calls
 
     database = Database(url)
@@ -204,7 +205,8 @@ def store_backlog(url: str, count: int) -> None:
         record = {
             "mobile": f"+1555{n % 20000:07d}",
             "status": "completed" if n % 3 else "busy",
-            "call_timestamp": f"2017-11-07T18:54:10.{n:06d}",
+            "call_timestamp": f"{day}T{n // 3_600_000_000 % 24:02d}:{n // 60_000_000 % 60:02d}:"
+            f"{n // 1_000_000 % 60:02d}.{n % 1_000_000:06d}",
             "call_duration": n % 600,
             "campaign_target_title": "Representative",
             "campaign_target_district": "FL-7",
@@ -218,7 +220,9 @@ def store_backlog(url: str, count: int) -> None:
             with database.writing() as session:
                 calls.store_deliveries(session, batch)
             batch.clear()
-    with database.engine.connect() as connection:
+    with database.engine.begin() as connection:
+        if state != "received":
+            connection.execute(sa.text("UPDATE calls SET state = :state"), {"state": state})
         connection.exec_driver_sql("ANALYZE")
     database.dispose()
 
