@@ -70,6 +70,8 @@ def wrk(port: int, connections: int, seconds: int) -> dict[str, float]:
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(r"Socket errors: (.*)", output)
     figures["non_2xx"] = float(errors.group(1)) if errors else 0.0
+    if figures["non_2xx"]:  # figures of refused requests mean nothing
+        raise SystemExit(f"{figures['non_2xx']:.0f} requests were not answered 2xx:\n{output}")
     if socket_errors:
         print(f"    wrk socket errors: {socket_errors.group(1)}")
     return figures
