@@ -16,6 +16,7 @@ from rollcall.callpower.models import Call, CallState
 from rollcall.callpower.record import ANONYMOUS_MOBILES
 from rollcall.config import Settings
 from rollcall.db import Database
+from rollcall.paging import PageRequest
 from rollcall.worker import Importer
 from tests.conftest import SEED_CALL, wait_for
 from tests.test_intake import CONTRACT_PATH, calls_in, count, map_seed_campaign
@@ -238,3 +239,40 @@ def test_a_large_batch_of_deliveries_is_stored_whole(database: Database) -> None
         assert calls.store_deliveries(session, deliveries + deliveries[:10]) == 5_000
     with database.reading() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Call)) == 5_000
+
+
+def test_a_members_calls_are_listed_by_mobile_whether_imported_or_waiting(
+    database: Database, settings: Settings
+) -> None:
+    """Calls the importer has seen and calls still waiting come from different indexes; the
+    list by mobile is one list, newest first, page after page, with any state filter."""
+    map_seed_campaign(database)
+    member, other = "+15551231234", "+15559876543"
+    first = store(database, *({**SEED_CALL, "call_duration": n} for n in range(5)))
+    store(database, *({**SEED_CALL, "mobile": other, "call_duration": n} for n in range(3)))
+    import_all(database, settings)
+    later = store(database, *({**SEED_CALL, "call_duration": n} for n in range(5, 9)))  # still waiting
+    mine = first + later
+
+    def listed(**filters: Any) -> list[int]:
+        pages: list[list[int]] = []
+        page = PageRequest(limit=3)
+        with database.reading() as session:
+            while True:
+                result = calls.list_calls(session, page, mobiles=[member], **filters)
+                pages.append([call.id for call in result.items])
+                if result.next is None:
+                    break
+                page = PageRequest(limit=3, cursor=result.next)
+            back = [pages[-1]]  # and back again, page by page
+            while result.prev is not None:
+                page = PageRequest(limit=3, cursor=result.prev)
+                result = calls.list_calls(session, page, mobiles=[member], **filters)
+                back.insert(0, [call.id for call in result.items])
+        assert back == pages
+        return [call_id for ids in pages for call_id in ids]
+
+    assert listed() == sorted(mine, reverse=True)
+    assert listed(states=[CallState.RECEIVED]) == sorted(later, reverse=True)
+    assert listed(states=[CallState.IMPORTED]) == sorted(first, reverse=True)
+    assert listed(states=[CallState.IMPORTED, CallState.RECEIVED]) == sorted(mine, reverse=True)

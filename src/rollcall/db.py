@@ -341,6 +341,16 @@ def _insert_rows_sql(dialect: str, table: str, columns: tuple[str, ...], count: 
     )
 
 
+def rarely(session: Session | Connection, condition: Any) -> Any:
+    """`condition`, which few rows meet (e.g. "the call is still waiting"), marked so on SQLite
+    (`likelihood`): with statistics from ANALYZE, which know how many states there are but not
+    that most calls are imported, SQLite would rather scan the table than use the index on it.
+    PostgreSQL's statistics know the skew."""
+    if _dialect(session) == "sqlite":
+        return sa.func.likelihood(condition, sa.literal_column("0.001"))
+    return condition
+
+
 def upsert(
     session: Session | Connection,
     table: sa.Table,

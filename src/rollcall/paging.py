@@ -90,24 +90,29 @@ def _beyond(columns: Sequence[Any], key: tuple[Any, ...], older: bool) -> Any:
 
 def keyset_page(
     session: Session,
-    query: sa.Select[Any],
+    query: sa.Select[Any] | Sequence[sa.Select[Any]],
     key: Sequence[Any],
     request: PageRequest,
     key_of: Callable[[Any], tuple[Any, ...]],
 ) -> Page[Any]:
     """One page of `query`'s entities, newest first by the `key` columns.
 
-    `key_of(entity)` gives an entity's key values (for the cursors).
+    `key_of(entity)` gives an entity's key values (for the cursors). `query` may be several
+    queries with no entity in common (each served by its own index, where one query with OR
+    would leave the choice to the planner): the page is their merge.
     """
     limit = max(1, request.limit)
     types = [column.type.python_type for column in key]
+    parts = [query] if isinstance(query, sa.Select) else list(query)
     direction = None
     if request.cursor:
         direction, position = _decode(request.cursor, types)
-        query = query.where(_beyond(key, position, older=direction == _OLDER))
+        parts = [part.where(_beyond(key, position, older=direction == _OLDER)) for part in parts]
     newer = direction == _NEWER
     order = [column.asc() if newer else column.desc() for column in key]
-    rows = list(session.scalars(query.order_by(*order).limit(limit + 1)))
+    rows = [row for part in parts for row in session.scalars(part.order_by(*order).limit(limit + 1))]
+    if len(parts) > 1:
+        rows = sorted(rows, key=key_of, reverse=not newer)[: limit + 1]
     more = len(rows) > limit
     rows = rows[:limit]
     if newer:

@@ -15,6 +15,7 @@ from rollcall.activity import service as activity
 from rollcall.activity.models import Action
 from rollcall.callpower.models import (
     RETRYABLE_STATES,
+    SEEN_BY_IMPORTER,
     WAITING_STATES,
     Call,
     CallPowerCampaign,
@@ -34,6 +35,7 @@ from rollcall.db import (
     driver_time,
     insert_rows_ignoring_conflicts,
     lock_callpower_campaign,
+    rarely,
     upsert,
     utcnow,
 )
@@ -253,9 +255,18 @@ def list_calls(
     query = sa.select(Call).where(
         *any_of(Call.state, states),
         *any_of(Call.callpower_campaign_id, callpower_campaign_ids),
-        *any_of(Call.mobile, mobiles),
     )
-    return keyset_page(session, query, [Call.id], page, lambda c: (c.id,))
+    if mobiles is None:
+        return keyset_page(session, query, [Call.id], page, lambda c: (c.id,))
+    # Two halves, each with its index: calls the importer has seen are indexed by mobile (a
+    # partial index, see `Call`); those still waiting are few and found by state.
+    by_mobile = any_of(Call.mobile, mobiles)
+    halves = []
+    if states is None or any(state != CallState.RECEIVED for state in states):
+        halves.append(query.where(*by_mobile, sa.text(f"calls.{SEEN_BY_IMPORTER}")))
+    if states is None or CallState.RECEIVED in states:
+        halves.append(query.where(*by_mobile, rarely(session, Call.state == CallState.RECEIVED.value)))
+    return keyset_page(session, halves, [Call.id], page, lambda c: (c.id,))
 
 
 @dataclass(frozen=True)
