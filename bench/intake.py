@@ -84,11 +84,10 @@ def intake(args: argparse.Namespace, workdir: Path) -> None:
         "CALLPOWER_API_KEY": KEY,
     }
     ours_port, bare_port = free_port(), free_port()
-    rollcall = ROLLCALL
-    subprocess.run([rollcall, "migrate"], env=env, check=True, capture_output=True)
-    subprocess.run([rollcall, "campaigns", "add", "--title", "Bench"], env=env, check=True, capture_output=True)
+    subprocess.run([ROLLCALL, "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([ROLLCALL, "campaigns", "add", "--title", "Bench"], env=env, check=True, capture_output=True)
     subprocess.run(
-        [rollcall, "actions", "add", "--campaign-id", "1", "--name", "Call", "--callpower-campaign-id", "1"],
+        [ROLLCALL, "actions", "add", "--campaign-id", "1", "--name", "Call", "--callpower-campaign-id", "1"],
         env=env,
         check=True,
         capture_output=True,
@@ -99,7 +98,7 @@ def intake(args: argparse.Namespace, workdir: Path) -> None:
         print(f"intake: {args.stored} calls of the day before already stored (a service that has run a while)")
         store_backlog(env["ROLLCALL_DATABASE_URL"], args.stored, day="2017-11-06", state="imported")
     ours = start(
-        [rollcall, "serve", "--port", str(ours_port), "--workers", str(args.workers)], env, workdir / "serve.log"
+        [ROLLCALL, "serve", "--port", str(ours_port), "--workers", str(args.workers)], env, workdir / "serve.log"
     )
     bare = start(
         [

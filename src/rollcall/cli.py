@@ -218,7 +218,7 @@ def _run_importer() -> None:
     settings = _settings()
     configure_logging(settings.log_level)
     database = _database(settings)
-    Importer(database, settings, stopping=stopping).run()
+    Importer(database, settings).run(stopping)
     # Python gives SIGTERM back its default (death) while it exits; a second one has nothing to stop.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     database.dispose()

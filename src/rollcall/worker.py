@@ -25,10 +25,9 @@ ERROR_PAUSE = 1.0
 
 
 class Importer:
-    def __init__(self, database: Database, settings: Settings, *, stopping: threading.Event | None = None) -> None:
+    def __init__(self, database: Database, settings: Settings) -> None:
         self.database = database
         self.settings = settings
-        self._stopping = stopping or threading.Event()  # set: `run` ends after the batch in hand
 
     def import_batch(self, limit: int | None = None) -> int:
         """Claim the calls due now (up to `limit`, else the configured batch size) and import them.
@@ -78,26 +77,22 @@ class Importer:
                 log.info("call.import", call_id=call.id, state=state, post_id=outcome.post_id)
         return len(claimed)
 
-    def run(self) -> None:
-        """Import until `request_stop()`.
+    def run(self, stopping: threading.Event) -> None:
+        """Import until `stopping` is set (from a signal handler, say); the batch in hand is finished.
 
         With nothing to do it waits for calls to be announced (PostgreSQL NOTIFY from any
         process) or for the poll interval, which also brings failed calls whose retry is due.
         """
         signal = CallsSignal(self.database)
         try:
-            while not self._stopping.is_set():
+            while not stopping.is_set():
                 try:
                     handled = self.import_batch()
                 except Exception as error:  # the database went away: keep the process, try again
                     log.error("importer.batch_failed", error=repr(error))
-                    self._stopping.wait(ERROR_PAUSE)
+                    stopping.wait(ERROR_PAUSE)
                     continue
                 if handled == 0:
                     signal.wait(self.settings.import_poll_seconds)
         finally:
             signal.close()
-
-    def request_stop(self) -> None:
-        """Ask the loop to end after the batch in hand; safe from a signal handler."""
-        self._stopping.set()
