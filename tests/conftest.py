@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -235,21 +237,69 @@ def rollcall_process(args: list[str], database_url: str, log: Path, **env: str) 
         output.close()
 
 
-def serve_process(database_url: str, log: Path, *args: str, **env: str) -> tuple[subprocess.Popen[bytes], str]:
-    """`rollcall serve` on a free port, once it answers; returns the process and its base URL."""
+def serve_process(
+    database_url: str, log: Path, *args: str, ca: str | None = None, **env: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`rollcall serve` on a free port, once it answers; returns the process and its base URL.
+
+    With `ca` (the PEM of the CA that signed the certificate it serves), the URL is
+    `https://localhost:PORT` and the readiness check trusts that CA.
+    """
     port = free_port()
     process = rollcall_process(["serve", "--port", str(port), *args], database_url, log, **env)
-    url = f"http://127.0.0.1:{port}"
+    url = f"https://localhost:{port}" if ca else f"http://127.0.0.1:{port}"
+    verify = ssl.create_default_context(cafile=ca) if ca else True
 
     def ready() -> bool:
         try:
-            return httpx.post(f"{url}/api/v1/callpower/call", timeout=1).status_code == 401
+            return httpx.post(f"{url}/api/v1/callpower/call", timeout=1, verify=verify).status_code == 401
         except httpx.TransportError:
             assert process.poll() is None, log.read_text()
             return False
 
     wait_for(ready, timeout=60)
     return process, url
+
+
+# -- a real browser (Debian's Chromium, driven by Playwright) ------------------------------------
+
+CHROMIUM = os.environ.get("ROLLCALL_TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Chromium. Without it the browser tests skip, except in CI (`CI=true`): a failure."""
+    if not shutil.which(CHROMIUM):
+        message = f"no Chromium at {CHROMIUM}: apt-get install -y chromium (browser tests)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
 
 
 # -- the CLI as a real process ----------------------------------------------------------------

@@ -3,7 +3,12 @@ disagrees with the document (bounded examples, so it runs in the normal suite)."
 
 from __future__ import annotations
 
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
 import httpx
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
@@ -59,3 +64,32 @@ def test_the_document_describes_every_route(app: RunningApp) -> None:
         "/api/v3/callpower/calls/retry",
     }
     assert httpx.get(f"{app.url}/docs").status_code == 200
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_docs_pages_load_nothing_from_another_host(app: RunningApp, page: Any) -> None:
+    for path in ("/docs", "/redoc"):
+        html = httpx.get(f"{app.url}{path}").text
+        assert "://" not in html, html  # no address of another host, in any attribute or script
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert len(assets) >= 2
+        for asset in assets:
+            assert asset.startswith("/") and not asset.startswith("//"), asset
+            assert httpx.get(f"{app.url}{asset}").status_code == 200, asset
+
+    # In a browser where every other host is unreachable, Swagger UI renders every operation.
+    elsewhere: list[str] = []
+
+    def only_this_server(route: Any) -> None:
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    page.goto(f"{app.url}/docs")
+    page.wait_for_selector(".opblock")
+    assert page.locator(".opblock").count() >= 20
+    assert "/api/partners/callpower/call" in page.content()
+    assert elsewhere == []

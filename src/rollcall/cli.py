@@ -133,12 +133,21 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="API processes.")] = 1,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="PEM certificate (or full chain) for HTTPS [ROLLCALL_TLS_CERT].")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="PEM private key of that certificate [ROLLCALL_TLS_KEY].")
+    ] = None,
 ) -> None:
     """Run the service: migrations, the writer process (stores calls, runs the importer), the HTTP API."""
     from rollcall.callpower.writer_process import WriterProcess
     from rollcall.config import SUPERVISOR_VARIABLE, WRITER_SOCKET_VARIABLE
 
     settings = _settings()
+    tls = _tls_files(
+        str(tls_cert) if tls_cert else settings.tls_cert, str(tls_key) if tls_key else settings.tls_key
+    )
     # The writer process counts imports; /metrics (in the API processes) adds up every process.
     _count_metrics_across_processes()
     database = Database.for_settings(settings)
@@ -153,13 +162,35 @@ def serve(
     # uvicorn drains on SIGTERM, then raises the signal again for the parent to see. A drained
     # stop is a clean stop: this handler takes that second signal so the process exits 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    scheme = "https" if tls else "http"
+    typer.echo(f"rollcall serving {scheme}://{host}:{port}", err=True)
     try:
-        _run_uvicorn(host, port, workers)
+        _run_uvicorn(host, port, workers, tls)
     finally:
         writer.stop()  # last: requests in flight were waiting for it
 
 
-def _run_uvicorn(host: str, port: int, workers: int) -> None:
+def _tls_files(cert: str | None, key: str | None) -> tuple[str, str] | None:
+    """The certificate and key to serve HTTPS with, checked now: a half-given or unusable pair
+    stops the start with one line, rather than a plain-HTTP service CallPower cannot reach."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        missing = "--tls-cert (ROLLCALL_TLS_CERT)" if cert is None else "--tls-key (ROLLCALL_TLS_KEY)"
+        raise CommandError(f"HTTPS needs a certificate and its key: {missing} is not set")
+    import ssl
+
+    for path in (cert, key):
+        if not Path(path).is_file():
+            raise CommandError(f"no TLS file at {path}")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+    except (ssl.SSLError, ValueError) as error:
+        raise CommandError(f"cannot serve HTTPS with {cert} and {key}: {error}") from None
+    return cert, key
+
+
+def _run_uvicorn(host: str, port: int, workers: int, tls: tuple[str, str] | None) -> None:
     import uvicorn
 
     uvicorn.run(
@@ -172,6 +203,8 @@ def _run_uvicorn(host: str, port: int, workers: int) -> None:
         server_header=False,
         log_level="info",
         timeout_graceful_shutdown=30,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
     )
 
 

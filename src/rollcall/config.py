@@ -98,6 +98,9 @@ class Settings:
     # Set by `rollcall serve` for its API processes: the writer process's socket. Unset (an app
     # made by create_app alone, as in tests), the app stores calls on a thread of its own.
     writer_socket: str | None = None
+    # PEM files for HTTPS (`rollcall serve`): the certificate (or a full chain) and its key.
+    tls_cert: str | None = None
+    tls_key: str | None = None
     # Set by `rollcall serve --workers N`: its process id. A worker whose parent is no longer that
     # process (serve was killed) stops itself rather than answer 503 for ever on the port.
     supervisor_pid: int | None = None
@@ -124,6 +127,8 @@ class Settings:
             sqlite_busy_timeout_ms=_int(env, "ROLLCALL_SQLITE_BUSY_TIMEOUT_MS", 30_000),
             rate_limit=_rate(env.get("ROLLCALL_RATE_LIMIT")),
             metrics_allow_from=_networks(env.get("ROLLCALL_METRICS_ALLOW_FROM")),
+            tls_cert=(env.get("ROLLCALL_TLS_CERT") or "").strip() or None,
+            tls_key=(env.get("ROLLCALL_TLS_KEY") or "").strip() or None,
             writer_socket=env.get(WRITER_SOCKET_VARIABLE) or None,
             supervisor_pid=_int(env, SUPERVISOR_VARIABLE, 0) or None,
         )
