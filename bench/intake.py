@@ -6,7 +6,10 @@ drives each with wrk on loopback in alternating rounds, and prints requests/s an
 ratio to the bare endpoint measured in the same run. Then it measures the importer's rate on a
 backlog of stored calls.
 
-    python bench/intake.py [--seconds 10] [--rounds 3] [--stored 200000] [--backlog 100000]
+    python bench/intake.py [--seconds 10] [--rounds 3] [--stored 200000] [--backlog 100000] [--tls]
+
+With `--tls` both servers speak HTTPS with the same certificate (made with trustme, an
+intermediate and a leaf, as an ACME client issues them) and wrk connects over TLS.
 
 The intake is measured on a database that already holds `--stored` calls (of the day before),
 as a service that has run for a while does: an empty database flatters whatever its indexes
@@ -42,7 +45,7 @@ def _ms(text: str) -> float:
     return float(number) * _UNITS[unit]
 
 
-def wrk(port: int, connections: int, seconds: int) -> dict[str, float]:
+def wrk(port: int, connections: int, seconds: int, scheme: str = "http") -> dict[str, float]:
     threads = min(connections, 2)
     output = subprocess.run(
         [
@@ -53,7 +56,7 @@ def wrk(port: int, connections: int, seconds: int) -> dict[str, float]:
             "--latency",
             "-s",
             str(HERE / "calls.lua"),
-            f"http://127.0.0.1:{port}",
+            f"{scheme}://127.0.0.1:{port}",
             "--",
             KEY,
             secrets.token_hex(4),
@@ -97,8 +100,19 @@ def intake(args: argparse.Namespace, workdir: Path) -> None:
 
         print(f"intake: {args.stored} calls of the day before already stored (a service that has run a while)")
         store_backlog(env["ROLLCALL_DATABASE_URL"], args.stored, day="2017-11-06", state="imported")
+    tls: list[str] = []
+    bare_tls: list[str] = []
+    scheme = "http"
+    if args.tls:
+        cert, key = _certificate(workdir)
+        tls, bare_tls, scheme = (
+            ["--tls-cert", cert, "--tls-key", key],
+            ["--ssl-certfile", cert, "--ssl-keyfile", key],
+            "https",
+        )
+        print("intake over TLS: both servers with the same certificate (chain of two), wrk over https")
     ours = start(
-        [ROLLCALL, "serve", "--port", str(ours_port), "--workers", str(args.workers)], env, workdir / "serve.log"
+        [ROLLCALL, "serve", "--port", str(ours_port), "--workers", str(args.workers), *tls], env, workdir / "serve.log"
     )
     bare = start(
         [
@@ -113,21 +127,22 @@ def intake(args: argparse.Namespace, workdir: Path) -> None:
             "warning",
             "--app-dir",
             str(HERE),
+            *bare_tls,
         ],
         env,
         workdir / "bare.log",
     )
     try:
-        wait_ready(f"http://127.0.0.1:{ours_port}/api/v1/callpower/call", ours)
-        wait_ready(f"http://127.0.0.1:{bare_port}/api/v1/callpower/call", bare)
+        wait_ready(f"{scheme}://127.0.0.1:{ours_port}/api/v1/callpower/call", ours)
+        wait_ready(f"{scheme}://127.0.0.1:{bare_port}/api/v1/callpower/call", bare)
         for label, connections in (("50 connections", 50), ("1 connection, sequential", 1)):
             print(f"\n{label}: {args.rounds} rounds of {args.seconds}s each, alternating")
             results: dict[str, list[dict[str, float]]] = {"bare": [], "rollcall": []}
-            wrk(bare_port, connections, 2)  # warm up both
-            wrk(ours_port, connections, 2)
+            wrk(bare_port, connections, 2, scheme)  # warm up both
+            wrk(ours_port, connections, 2, scheme)
             for round_number in range(args.rounds):
                 for name, port in (("bare", bare_port), ("rollcall", ours_port)):
-                    figures = wrk(port, connections, args.seconds)
+                    figures = wrk(port, connections, args.seconds, scheme)
                     results[name].append(figures)
                     print(
                         f"  round {round_number + 1} {name:8s} {figures['rps']:8.0f} req/s"
@@ -150,6 +165,16 @@ def intake(args: argparse.Namespace, workdir: Path) -> None:
     finally:
         stop(ours)
         stop(bare)
+
+
+def _certificate(workdir: Path) -> tuple[str, str]:
+    import trustme
+
+    leaf = trustme.CA().create_child_ca().issue_cert("127.0.0.1", "localhost")
+    cert, key = workdir / "fullchain.pem", workdir / "privkey.pem"
+    cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    leaf.private_key_pem.write_to_path(str(key))
+    return str(cert), str(key)
 
 
 def importer(args: argparse.Namespace, workdir: Path) -> None:
@@ -208,6 +233,7 @@ def main() -> None:
         "--stored", type=int, default=200_000, help="calls already in the database when the intake is measured"
     )
     parser.add_argument("--workers", type=int, default=1, help="API processes for rollcall (the bare one has one)")
+    parser.add_argument("--tls", action="store_true", help="both servers over HTTPS with the same certificate")
     parser.add_argument("--skip-intake", action="store_true")
     parser.add_argument("--skip-importer", action="store_true")
     args = parser.parse_args()

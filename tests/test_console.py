@@ -17,7 +17,7 @@ import httpx
 from rollcall.db import Database
 from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp, wait_for
 from tests.test_import import _break_posts, _mend_posts
-from tests.test_intake import CONTRACT_PATH, calls_in
+from tests.test_intake import CONTRACT_PATH, calls_in, map_seed_campaign
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -61,7 +61,7 @@ def test_operator_maps_a_campaign_retries_a_call_downloads_posts_and_signs_out(
     page.screenshot(path=str(ARTIFACTS / f"console-campaigns-{backend}.png"), full_page=True)
     campaign.locator("input[name=campaign_title]").fill("Defend Dreamers")
     campaign.locator("input[name=action_name]").fill("Call Congress")
-    campaign.locator("button[type=submit]").click()
+    campaign.locator("form.map button[type=submit]").click()
     page.wait_for_selector(".flash")
     assert "CallPower campaign 77 now feeds action" in page.locator(".flash").inner_text()
     assert "2 waiting calls sent to the importer" in page.locator(".flash").inner_text()
@@ -152,3 +152,65 @@ def test_session_cookie_is_httponly_and_strict(app: RunningApp) -> None:
         assert "Secure" not in cookie  # plain HTTP on loopback
         forwarded = client.get("/console/sign-in", headers={"X-Forwarded-Proto": "https"})
         assert "Secure" in forwarded.headers["set-cookie"]
+
+
+def test_operator_repairs_a_rejected_call_and_gives_its_campaign_a_default(
+    app: RunningApp, page: Any, database: Database
+) -> None:
+    map_seed_campaign(database)
+    custom = {**SEED_CALL, "campaign_target_title": None, "campaign_target_name": "Mayor Quimby"}
+    with app.client(headers={"X-DS-Importer-API-Key": API_KEY}) as client:
+        for n, changes in enumerate([{}, {}, {"mobile": "123"}]):
+            stamp = f"2026-11-30T17:00:00.{n + 1:06d}"
+            assert client.post(CONTRACT_PATH, json={**custom, "call_timestamp": stamp, **changes}).status_code == 422
+    first, second, third = (call.id for call in calls_in(database))
+    sign_in(page, app)
+    assert "3 calls rejected in the last 7 days" in page.locator("#rejected-week").inner_text()
+    assert "The campaign target title field is required." in page.locator("#rejected-week").inner_text()
+
+    # One call repaired from its page: the form shows the fields as received.
+    page.goto(f"{app.url}/console/calls/{first}")
+    form = page.locator("#repair")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"console-repair-{database.dialect}.png"), full_page=True)
+    assert form.locator("input[name=campaign_target_name]").input_value() == "Mayor Quimby"
+    assert form.locator("input[name=campaign_target_title]").input_value() == ""
+    form.locator("input[name=campaign_target_title]").fill("Mayor")
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector(".flash")
+    assert page.locator(".flash").inner_text() == "Repaired: sent to the importer."
+    assert "campaign_target_title" in page.locator("#repairs").inner_text()
+
+    def imported() -> bool:
+        page.reload()
+        return page.locator("#state").inner_text() == "imported"
+
+    wait_for(imported, timeout=20)
+    assert "Mayor Quimby" in page.content()
+
+    # A repair that is still wrong says why, and changes nothing.
+    page.goto(f"{app.url}/console/calls/{second}")
+    page.locator("#repair input[name=campaign_target_title]").fill("Mayor")
+    page.locator("#repair input[name=mobile]").fill("123")
+    page.locator("#repair button[type=submit]").click()
+    assert "The mobile is not a possible phone number." in page.locator("#repair").inner_text()
+    assert page.locator("#state").inner_text() == "rejected"
+
+    # The campaign's page: how many are rejected and why; a default, then applied to them.
+    page.goto(f"{app.url}/console/campaigns")
+    page.screenshot(path=str(ARTIFACTS / f"console-campaign-rejected-{database.dialect}.png"), full_page=True)
+    reasons = page.locator("#rejected-1").inner_text()
+    assert "2 rejected" in reasons and "The campaign target title field is required. (2)" in reasons
+    assert "The mobile is not a possible phone number. (1)" in reasons
+    defaults = page.locator("#callpower-1 form.defaults")
+    defaults.locator("input[name=campaign_target_title]").fill("Custom target")
+    defaults.locator("button[type=submit]").click()
+    page.wait_for_selector(".flash")
+    page.locator("#callpower-1 form.revalidate button").click()
+    page.wait_for_selector(".flash")
+    assert page.locator(".flash").inner_text() == "1 rejected call now pass; 1 still rejected."
+    wait_for(lambda: [call.state for call in calls_in(database)] == ["imported", "imported", "rejected"], timeout=20)
+    page.goto(f"{app.url}/console/calls/{second}")
+    assert "campaign_target_title" in page.locator("#defaulted").inner_text()
+    assert page.locator("#refused").inner_text().strip()  # why it was refused stays on its page
+    assert third

@@ -236,7 +236,7 @@ def test_a_large_batch_of_deliveries_is_stored_whole(database: Database) -> None
         for n in range(5_000)
     ]
     with database.writing() as session:
-        assert calls.store_deliveries(session, deliveries + deliveries[:10]) == 5_000
+        assert calls.store_deliveries(session, deliveries + deliveries[:10]).new == 5_000
     with database.reading() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Call)) == 5_000
 

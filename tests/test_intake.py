@@ -300,6 +300,40 @@ def test_bad_field_is_a_clear_422(
 
 
 @pytest.mark.parametrize(
+    ("text", "field", "message"),
+    [
+        ("1e400", "call_duration", "The call duration is a number out of range."),
+        ("-1e400", "callpower_campaign_id", "The callpower campaign id is a number out of range."),
+        ("1E+999", "campaign_target_name", "The campaign target name is a number out of range."),
+        ("123456789012345678901234567890", "callpower_campaign_id", None),
+    ],
+)
+def test_a_json_number_beyond_a_double_is_a_422_naming_its_field(
+    client: httpx.Client, database: Database, text: str, field: str, message: str | None
+) -> None:
+    # Valid JSON by the grammar (RFC 8259 sets no limit on numbers), so the body is readable.
+    body = json.dumps({**SEED_CALL, field: "PLACEHOLDER"}).replace('"PLACEHOLDER"', text)
+    answer = client.post(CONTRACT_PATH, content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422
+    fields = answer.json()["error"]["fields"]
+    assert list(fields) == [field]
+    if message:
+        assert fields[field] == [message]
+    [stored] = calls_in(database)
+    assert stored.state == "rejected" and stored.raw == body
+
+
+def test_non_json_constants_and_lone_surrogates_beside_a_huge_number_are_still_400(
+    client: httpx.Client, database: Database
+) -> None:
+    for body in ('{"call_duration": 1e400, "status": NaN}', '{"call_duration": 1e400, "status": "\\ud800"}'):
+        answer = client.post(CONTRACT_PATH, content=body, headers={"Content-Type": "application/json"})
+        assert answer.status_code == 400, body
+        assert answer.json()["error"]["message"] == "The body is not valid JSON."
+    assert [c.state for c in calls_in(database)] == ["rejected", "rejected"]
+
+
+@pytest.mark.parametrize(
     ("body", "content_type", "status", "message"),
     [
         (b"{not json", "application/json", 400, "The body is not valid JSON."),

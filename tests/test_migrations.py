@@ -28,7 +28,7 @@ def test_stored_calls_keep_being_recognised_across_the_dedup_key_migration(datab
     delivery = Delivery.of_payload(SEED_CALL, raw="{}", content_type="application/json", region="US")
     assert delivery.document is not None
     with database.writing() as session:
-        assert store_deliveries(session, [delivery]) == 1
+        assert store_deliveries(session, [delivery]).new == 1
 
     def stored_keys() -> list[str]:
         with database.reading() as session:
@@ -44,5 +44,5 @@ def test_stored_calls_keep_being_recognised_across_the_dedup_key_migration(datab
     to("head")
     assert stored_keys() == [dedup_key_of(delivery.document)]
     with database.writing() as session:
-        assert store_deliveries(session, [delivery]) == 0
+        assert store_deliveries(session, [delivery]).new == 0
     assert len(stored_keys()) == 1

@@ -11,6 +11,7 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.conftest import ADMIN_TOKEN, API_KEY, RunningApp
 
@@ -38,7 +39,10 @@ def test_every_operation_agrees_with_the_document(app: RunningApp) -> None:
             # refused (422). Cursors have their own tests in test_api.py.
             if case.query:
                 case.query.pop("cursor", None)
-            case.call_and_validate(base_url=app.url, headers=AUTH)
+            # Whether a repair passes depends on the call's stored body, which no schema can say:
+            # a schema-valid correction may rightly be 422 there.
+            excluded = [positive_data_acceptance] if case.operation.path.endswith("/repair") else []
+            case.call_and_validate(base_url=app.url, headers=AUTH, excluded_checks=excluded)
 
         try:
             check()

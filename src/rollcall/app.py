@@ -94,6 +94,8 @@ def create_api(settings: Settings, *, run_importer: bool = True) -> FastAPI:
         sessions = Sessions(ensure_secret(database, CONSOLE_SECRET)[0])
         limiter = RateLimiter(*settings.rate_limit) if settings.rate_limit else NoLimit()
         app.state.services = Services(settings, database, writer, keys, tokens, sessions, limiter)
+        # Calls released by any interface (mapping, retries, repairs) are imported at once.
+        database.when_calls_announced(writer.wake_importer)
         writer.start()
         # Count the finished days of the console's overview now, not on the first visit.
         threading.Thread(target=_warm_overview, args=(app.state.services,), daemon=True).start()

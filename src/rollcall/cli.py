@@ -5,13 +5,11 @@ Errors the user can fix print one line on stderr and exit 1; they never print a 
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -43,6 +41,7 @@ posts_app = typer.Typer(help="Posts.", no_args_is_help=True)
 users_app = typer.Typer(help="Users.", no_args_is_help=True)
 signups_app = typer.Typer(help="Signups.", no_args_is_help=True)
 keys_app = typer.Typer(help="The secrets that open the service.", no_args_is_help=True)
+callpower_campaigns_app = typer.Typer(help="CallPower campaigns seen, and their defaults.", no_args_is_help=True)
 for sub, name in (
     (campaigns_app, "campaigns"),
     (actions_app, "actions"),
@@ -51,6 +50,7 @@ for sub, name in (
     (users_app, "users"),
     (signups_app, "signups"),
     (keys_app, "keys"),
+    (callpower_campaigns_app, "callpower-campaigns"),
 ):
     app.add_typer(sub, name=name)
 
@@ -145,9 +145,7 @@ def serve(
     from rollcall.config import SUPERVISOR_VARIABLE, WRITER_SOCKET_VARIABLE
 
     settings = _settings()
-    tls = _tls_files(
-        str(tls_cert) if tls_cert else settings.tls_cert, str(tls_key) if tls_key else settings.tls_key
-    )
+    tls = _tls_files(str(tls_cert) if tls_cert else settings.tls_cert, str(tls_key) if tls_key else settings.tls_key)
     # The writer process counts imports; /metrics (in the API processes) adds up every process.
     _count_metrics_across_processes()
     database = Database.for_settings(settings)
@@ -454,24 +452,89 @@ def calls_retry(
             typer.echo(f"{count} calls sent back to the importer")
 
 
-def _records(path: Path) -> Iterator[tuple[str, Any]]:
-    """(raw text, decoded record) of each line of a JSON-lines file or row of a CSV file."""
-    text = path.read_text(encoding="utf-8-sig")
-    if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(io.StringIO(text))
-        if not reader.fieldnames:
-            return
-        for row in reader:
-            raw = ",".join(row.get(name) or "" for name in reader.fieldnames)
-            yield raw, {key: value for key, value in row.items() if key is not None}
+def _assignments(values: list[str], option: str) -> dict[str, str | None]:
+    """`--set field=value` options as {field: value}; an empty value (`field=`) is None."""
+    fields: dict[str, str | None] = {}
+    for value in values:
+        name, equals, text = value.partition("=")
+        if not equals or not name.strip():
+            raise CommandError(f"{option} takes field=value, got {value!r}")
+        fields[name.strip()] = text if text.strip() else None
+    return fields
+
+
+SetOption = Annotated[list[str], typer.Option("--set", help="field=value (repeatable); field= removes the field.")]
+
+
+@calls_app.command("repair")
+def calls_repair(
+    call_id: Annotated[int, typer.Argument(help="A rejected call.")],
+    fields: SetOption,
+    as_json: JsonOption = False,
+) -> None:
+    """Correct a rejected call: the body as received with these fields laid over it is validated again."""
+    from rollcall.callpower.repairs import repair_call
+
+    settings = _settings()
+    with _database(settings).writing() as session:
+        call = repair_call(session, call_id, _assignments(fields, "--set"), region=settings.default_region)
+        document = call.document()
+    if as_json:
+        _print(document, True)
         return
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            yield line, orjson.loads(line)
-        except orjson.JSONDecodeError:
-            yield line, None
+    typer.echo(
+        f"call {call_id} repaired: {document['state']}"
+        + (f" (the same call as call {document['duplicate_of']})" if document["duplicate_of"] else "")
+    )
+
+
+@calls_app.command("revalidate")
+def calls_revalidate(
+    callpower_campaign_id: Annotated[int, typer.Option("--callpower-campaign-id", min=1, help="The campaign.")],
+) -> None:
+    """Validate a CallPower campaign's rejected calls again, with its defaults as they are now."""
+    from rollcall.callpower.repairs import revalidate_calls
+
+    settings = _settings()
+    done = revalidate_calls(_database(settings), callpower_campaign_id, region=settings.default_region)
+    typer.echo(f"revalidated={done.revalidated} duplicates={done.duplicates} still_rejected={done.still_rejected}")
+
+
+@callpower_campaigns_app.command("list")
+def callpower_campaigns_list(as_json: JsonOption = False, limit: LimitOption = 100) -> None:
+    """List the CallPower campaigns seen, newest id first, with their calls and defaults."""
+    from rollcall.callpower.views import campaign_document
+
+    with _database().reading() as session:
+        rows = [campaign_document(c) for c in calls.list_callpower_campaigns(session, PageRequest(limit)).items]
+    if not as_json:
+        for row in rows:
+            row["action"] = row["action"]["id"] if row["action"] else None
+            row["calls"] = " ".join(f"{state}={count}" for state, count in row["calls"].items() if count)
+            row["defaults"] = " ".join(f"{name}={value!r}" for name, value in row["defaults"].items())
+    _print(rows, as_json, ("callpower_campaign_id", "name", "action", "calls", "defaults"))
+
+
+@callpower_campaigns_app.command("defaults")
+def callpower_campaigns_defaults(
+    callpower_campaign_id: Annotated[int, typer.Argument(help="The CallPower campaign.")],
+    fields: Annotated[
+        list[str] | None, typer.Option("--set", help="field=value (repeatable); field= removes that default.")
+    ] = None,
+    unset: Annotated[list[str] | None, typer.Option("--unset", help="A field whose default goes (repeatable).")] = None,
+) -> None:
+    """Set or remove a CallPower campaign's defaults for fields its calls lack; with no option, show them."""
+    from rollcall.callpower.repairs import set_campaign_defaults
+
+    changes = _assignments(fields or [], "--set") | dict.fromkeys(unset or [])
+    with _database().writing() as session:
+        if changes:
+            set_campaign_defaults(session, callpower_campaign_id, changes)
+        defaults = calls.get_callpower_campaign(session, callpower_campaign_id).defaults
+    if not defaults:
+        typer.echo(f"CallPower campaign {callpower_campaign_id} has no defaults")
+    for name, value in defaults.items():
+        typer.echo(f"{name}={value}")
 
 
 @calls_app.command("import")
@@ -479,48 +542,15 @@ def calls_import(
     file: Annotated[Path, typer.Argument(help="A JSON-lines (.jsonl) or CSV (.csv) file of call records.")],
 ) -> None:
     """Store the calls of a file, through the same validation and de-duplication as the intake."""
+    from rollcall.callpower.files import import_file
+
     if not file.is_file():
         raise CommandError(f"no file at {file}")
     settings = _settings()
-    database = _database(settings)
-    content_type = "text/csv" if file.suffix.lower() == ".csv" else "application/x-ndjson"
-    counts = {"stored": 0, "duplicate": 0, "rejected": 0}
-    batch: list[calls.Delivery] = []
-
-    def flush() -> None:
-        with database.writing() as session:
-            new = calls.store_deliveries(session, batch)
-        valid = sum(1 for delivery in batch if delivery.document is not None)
-        counts["stored"] += new
-        counts["duplicate"] += valid - new
-        counts["rejected"] += len(batch) - valid
-        batch.clear()
-
-    try:
-        records = list(enumerate(_records(file), start=1))
-    except (UnicodeDecodeError, csv.Error) as error:
-        raise CommandError(f"cannot read {file}: {error}") from None
-    for number, (raw, payload) in records:
-        if payload is None:
-            delivery = calls.Delivery.rejected(
-                {"body": ["The line is not valid JSON."]}, raw=raw, content_type=content_type
-            )
-        elif not isinstance(payload, dict):
-            delivery = calls.Delivery.rejected(
-                {"body": ["The line must be a JSON object."]}, raw=raw, content_type=content_type
-            )
-        else:
-            delivery = calls.Delivery.of_payload(
-                payload, raw=raw, content_type=content_type, region=settings.default_region
-            )
-        if delivery.errors:
-            problems = "; ".join(message for messages in delivery.errors.values() for message in messages)
-            typer.echo(f"line {number}: rejected: {problems}", err=True)
-        batch.append(delivery)
-        if len(batch) >= 500:
-            flush()
-    flush()
-    typer.echo(" ".join(f"{name}={count}" for name, count in counts.items()))
+    report = import_file(_database(settings), file, region=settings.default_region)
+    for number, problems in report.problems:
+        typer.echo(f"line {number}: rejected: {'; '.join(problems)}", err=True)
+    typer.echo(f"stored={report.stored} duplicate={report.duplicate} rejected={report.rejected}")
 
 
 # -- activity -------------------------------------------------------------------------------

@@ -247,6 +247,21 @@ class Database:
         # once, rather than on SQLite's busy handler, which sleeps and polls (with two API
         # processes that put p99 at half a second).
         self._write_turn = _SQLiteWriteTurn(self.engine.url.database) if self.dialect == "sqlite" else None
+        # Called after a transaction that announced calls (`announce_calls`) has committed.
+        self._announced: list[Callable[[], None]] = []
+        for factory in (self._write_sessions, self._read_sessions):
+            event.listen(factory, "after_commit", self._after_commit)
+
+    def when_calls_announced(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after every commit that released calls to the importer (intake,
+        retries, mapping, repairs): this process's importer is told at once, whichever
+        interface did it. Other processes hear it through NOTIFY (PostgreSQL) or their poll."""
+        self._announced.append(listener)
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(_ANNOUNCED, False):
+            for listener in self._announced:
+                listener()
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Database:
@@ -377,11 +392,16 @@ def _upsert(dialect: str, table: sa.Table, unique: tuple[str, ...], update: Call
 CALLS_CHANNEL = "rollcall_calls"
 
 
-def announce_calls(session: Session) -> None:
-    """Tell importers in every process that calls are waiting (delivered when the transaction commits).
+_ANNOUNCED = "rollcall.calls_announced"
 
-    PostgreSQL: NOTIFY. SQLite has no such thing; importers there look every poll interval.
-    """
+
+def announce_calls(session: Session, *, in_process: bool = True) -> None:
+    """Tell importers that calls are waiting, once the transaction commits: this process's
+    through `Database.when_calls_announced` (not wanted by the writer, whose importer works in
+    its gaps: `in_process=False`), every process's through NOTIFY on PostgreSQL (SQLite has no
+    such thing; importers in other processes look every poll interval)."""
+    if in_process:
+        session.info[_ANNOUNCED] = True
     if _dialect(session) == "postgresql":
         session.connection().exec_driver_sql(f"NOTIFY {CALLS_CHANNEL}")
 

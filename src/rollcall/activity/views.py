@@ -124,17 +124,12 @@ def get_action(request: Request, action_id: Id) -> dict[str, Any]:
     "calls that waited for it (`unmapped`) at once.",
 )
 def create_action(request: Request, action: NewAction) -> dict[str, Any]:
-    services = _services(request)
     fields = action.model_dump(exclude={"callpower_campaign_id"})
-    with services.database.writing() as session:
+    with _services(request).database.writing() as session:
         made = activity.create_action(session, **fields)
-        released = 0
         if action.callpower_campaign_id is not None:
-            made, released = calls.map_campaign(session, made.id, action.callpower_campaign_id)
-        document = made.document()
-    if released:
-        services.writer.wake_importer()
-    return one(document)
+            made, _ = calls.map_campaign(session, made.id, action.callpower_campaign_id)
+        return one(made.document())
 
 
 @router.patch(
@@ -146,19 +141,14 @@ def create_action(request: Request, action: NewAction) -> dict[str, Any]:
     "campaign's waiting calls at once; `null` unmaps the action.",
 )
 def update_action(request: Request, action_id: Id, changes: ActionChanges) -> dict[str, Any]:
-    services = _services(request)
     sent = changes.model_dump(exclude_unset=True)
     remap = "callpower_campaign_id" in sent
     callpower_campaign_id = sent.pop("callpower_campaign_id", None)
-    released = 0
-    with services.database.writing() as session:
+    with _services(request).database.writing() as session:
         action = activity.update_action(session, action_id, sent)
         if remap:
-            action, released = calls.map_campaign(session, action_id, callpower_campaign_id)
-        document = action.document()
-    if released:
-        services.writer.wake_importer()
-    return one(document)
+            action, _ = calls.map_campaign(session, action_id, callpower_campaign_id)
+        return one(action.document())
 
 
 # -- users ----------------------------------------------------------------------------------

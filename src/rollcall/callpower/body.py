@@ -8,12 +8,15 @@ authenticate, forward and answer.
 from __future__ import annotations
 
 import io
+import json
+import math
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 import python_multipart
 
+from rollcall.callpower.record import NumberOutOfRange
 from rollcall.callpower.service import Delivery, raw_text
 
 
@@ -36,10 +39,7 @@ def decode_payload(body: bytes, content_type: str | None) -> Any:
     looks_like_json = body.lstrip()[:1] == b"{"
     is_json = media in ("", "application/json") or (media.startswith("application/") and media.endswith("+json"))
     if is_json or (media == "application/x-www-form-urlencoded" and looks_like_json):
-        try:
-            payload = orjson.loads(body.removeprefix(b"\xef\xbb\xbf"))
-        except orjson.JSONDecodeError:
-            raise UnreadableBody(400, "The body is not valid JSON.") from None
+        payload = decode_json(body)
         if not isinstance(payload, dict):
             raise UnreadableBody(400, "The body must be a JSON object.")
         return payload
@@ -51,6 +51,34 @@ def decode_payload(body: bytes, content_type: str | None) -> Any:
     if media == "multipart/form-data":
         return _multipart_fields(body, content_type or "")
     raise UnreadableBody(415, "Send the call as application/json or as a form (application/x-www-form-urlencoded).")
+
+
+def decode_json(body: bytes) -> Any:
+    """JSON as the grammar defines it. A number too large for a double (`1e400`) is valid JSON,
+    which orjson refuses: such a body is read again with the standard library, the number kept
+    as `NumberOutOfRange`, so the validator names the field (422) rather than the body (400)."""
+    body = body.removeprefix(b"\xef\xbb\xbf")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        if not str(error).startswith("number is infinity"):
+            raise UnreadableBody(400, "The body is not valid JSON.") from None
+    try:
+        payload = json.loads(body, parse_float=_double, parse_constant=_no_constant)
+        # What orjson refuses besides such numbers must still be refused: lone surrogates.
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeError, RecursionError):
+        raise UnreadableBody(400, "The body is not valid JSON.") from None
+    return payload
+
+
+def _double(text: str) -> float:
+    value = float(text)
+    return NumberOutOfRange(value) if math.isinf(value) else value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _multipart_fields(body: bytes, content_type: str) -> dict[str, str]:

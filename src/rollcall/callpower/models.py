@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import sqlalchemy as sa
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy.orm import Mapped, mapped_column
 
+from rollcall.activity.models import FILLED_TEXT
+from rollcall.callpower.record import CONTRACT_FIELDS, DEFAULTABLE_FIELDS
 from rollcall.db import Base, JSONDocument, UTCDateTime, iso_utc, utcnow
 
 
@@ -22,6 +24,7 @@ class CallState(enum.StrEnum):
     FAILED = "failed"  # an unexpected error; retried with exponential backoff
     DEAD = "dead"  # failed too many times; waits for an operator's retry
     REJECTED = "rejected"  # the record broke the contract (answered 4xx); kept for operators
+    DUPLICATE = "duplicate"  # repaired into a call already stored (`duplicate_of`): never a second post
 
 
 # The condition of the partial index on mobiles, word for word as queries must repeat it (SQLite
@@ -68,6 +71,8 @@ class CallPowerCampaign(Base):
     last_call_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     first_received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Values for the descriptive fields its calls lack (`record.DEFAULTABLE_FIELDS`), or null.
+    defaults: Mapped[dict[str, str] | None] = mapped_column(JSONDocument)
 
 
 class Call(Base):
@@ -118,6 +123,13 @@ class Call(Base):
     user_id: Mapped[str | None] = mapped_column(sa.String(24))
     signup_id: Mapped[int | None] = mapped_column(sa.Integer)
     post_id: Mapped[int | None] = mapped_column(sa.Integer)
+    # An operator's corrections of a rejected call, oldest first: [{"at": ..., "fields": {...}}].
+    # The body as received (`raw`) is never changed.
+    repairs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDocument)
+    # The fields its CallPower campaign's defaults completed.
+    defaulted: Mapped[list[str] | None] = mapped_column(JSONDocument)
+    # A repaired call that equals a call stored before: that call's id.
+    duplicate_of: Mapped[int | None] = mapped_column(sa.Integer)
 
     def document(self) -> dict[str, Any]:
         return {
@@ -140,10 +152,18 @@ class Call(Base):
             "northstar_id": self.user_id,
             "signup_id": self.signup_id,
             "post_id": self.post_id,
+            "repairs": self.repairs,
+            "defaulted": self.defaulted,
+            "duplicate_of": self.duplicate_of,
         }
 
 
 # -- shapes of the staff API ------------------------------------------------------------------
+
+
+class Repair(BaseModel):
+    at: dt.datetime
+    fields: dict[str, Any] = Field(description="The values given; null removes a field.")
 
 
 class CallDocument(BaseModel):
@@ -166,6 +186,9 @@ class CallDocument(BaseModel):
     northstar_id: str | None = Field(description="The user the call was credited to.")
     signup_id: int | None
     post_id: int | None
+    repairs: list[Repair] | None = Field(description="Operators' corrections of the rejected call, oldest first.")
+    defaulted: list[str] | None = Field(description="Fields completed by its CallPower campaign's defaults.")
+    duplicate_of: int | None = Field(description="The stored call a repaired call turned out to be.")
 
 
 class MappedAction(BaseModel):
@@ -183,7 +206,72 @@ class CallPowerCampaignDocument(BaseModel):
     last_call_at: dt.datetime | None
     last_received_at: dt.datetime
     action: MappedAction | None = Field(description="The action its calls become posts on; null when unmapped.")
+    defaults: dict[str, str] = Field(description="Values for the descriptive fields its calls lack.")
+    rejected_because: dict[str, int] = Field(
+        description="Its rejected calls' problems, each with how many of them have it (most common first)."
+    )
+
+
+# A default: text that is not blank (what `record.check_default` accepts, so the document says it).
+_Default = Annotated[str, StringConstraints(max_length=255, pattern=FILLED_TEXT)] | None
+
+
+class Defaults(BaseModel):
+    """The defaults given: each field is set, or with null loses its default; absent ones stay."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    campaign_target_title: _Default = None
+    campaign_target_name: _Default = None
+    campaign_target_district: _Default = None
+    callpower_campaign_name: _Default = None
+    number_dialed_into: _Default = None
+
+
+class DefaultsChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    defaults: Defaults
+
+
+class Corrections(BaseModel):
+    """Fields of a call record laid over the body as received; null removes one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mobile: Any = None
+    callpower_campaign_id: Any = None
+    status: Any = None
+    call_timestamp: Any = None
+    call_duration: Any = None
+    campaign_target_name: Any = None
+    campaign_target_title: Any = None
+    campaign_target_district: Any = None
+    callpower_campaign_name: Any = None
+    number_dialed_into: Any = None
+
+
+class RepairRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fields: Corrections = Field(json_schema_extra={"minProperties": 1})
+
+    @model_validator(mode="after")
+    def _something(self) -> RepairRequest:
+        if not self.fields.model_fields_set:
+            raise ValueError("Give at least one field to correct.")
+        return self
+
+
+class Revalidated(BaseModel):
+    revalidated: int = Field(description="Rejected calls that now pass: sent to the importer, or duplicates.")
+    duplicates: int = Field(description="Of those, calls equal to a call stored before (no second post).")
+    still_rejected: int
 
 
 class Retried(BaseModel):
     retried: int
+
+
+assert list(Defaults.model_fields) == list(DEFAULTABLE_FIELDS)
+assert set(Corrections.model_fields) == set(CONTRACT_FIELDS)

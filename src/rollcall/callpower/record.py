@@ -47,6 +47,16 @@ REQUIRED_FIELDS = (
 )
 OPTIONAL_FIELDS = ("campaign_target_name", "campaign_target_district")
 CONTRACT_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
+# The fields a CallPower campaign may give defaults for: they describe the target and the
+# campaign. Who called, which campaign, the outcome, the time and the duration are facts of
+# the call that no default may invent.
+DEFAULTABLE_FIELDS = (
+    "campaign_target_title",
+    "campaign_target_name",
+    "campaign_target_district",
+    "callpower_campaign_name",
+    "number_dialed_into",
+)
 
 MAX_CAMPAIGN_ID = 2**63 - 1
 MAX_DURATION = 2**31 - 1
@@ -55,6 +65,11 @@ _INTEGER_TEXT = re.compile(r"[+-]?0*[0-9]{1,20}")
 
 class InvalidCall(InvalidInput):
     """A call record that breaks the contract; `fields` maps each field to its problems."""
+
+
+class NumberOutOfRange(float):
+    """A JSON number too large for a double (`1e400`): valid JSON, so the body decodes, and the
+    field that holds it is refused by name (`body.decode_json` makes these)."""
 
 
 class InvalidMobile(ValueError):
@@ -208,6 +223,11 @@ def _text(value: Any, field: str, region: str) -> str:
         raise _Problem("must be a string.")
     if "\x00" in value:
         raise _Problem("must not contain a NUL character.")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")  # a lone surrogate (JSON can spell one) cannot be stored
+        except UnicodeEncodeError:
+            raise _Problem("is not valid Unicode text.") from None
     return value
 
 
@@ -278,6 +298,9 @@ def parse_call(payload: Any, *, region: str = "US") -> CallRecord:
                 problems[name] = [f"The {_label(name)} field is required."]
             values.append(None)
             continue
+        if isinstance(value, NumberOutOfRange):
+            problems[name] = [f"The {_label(name)} is a number out of range."]
+            continue
         try:
             values.append(rule(value, name, region))
         except _Problem as problem:
@@ -285,6 +308,48 @@ def parse_call(payload: Any, *, region: str = "US") -> CallRecord:
     if problems:
         raise InvalidCall(problems)
     return CallRecord(*values)
+
+
+def is_missing(value: Any) -> bool:
+    """What the validator reads as a missing field: absent, null, or blank text."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def with_defaults(payload: Mapping[str, Any], defaults: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """The payload with each missing defaultable field taken from `defaults` (a CallPower
+    campaign's), and the names of the fields so completed, in contract order."""
+    completed = dict(payload)
+    defaulted = []
+    for name in DEFAULTABLE_FIELDS:
+        if name in defaults and is_missing(payload.get(name)):
+            completed[name] = defaults[name]
+            defaulted.append(name)
+    return completed, defaulted
+
+
+def lacks_defaultable(payload: Mapping[str, Any]) -> bool:
+    """True when a default could complete this payload (one of the defaultable fields is missing)."""
+    return any(is_missing(payload.get(name)) for name in DEFAULTABLE_FIELDS)
+
+
+def check_default(name: str, value: Any) -> str:
+    """A default for `name`, trimmed, or `InvalidCall` saying why it cannot be one."""
+    if name not in DEFAULTABLE_FIELDS:
+        allowed = ", ".join(DEFAULTABLE_FIELDS)
+        if name in CONTRACT_FIELDS:
+            message = f"The {_label(name)} field cannot have a default; only {allowed} can."
+        else:
+            message = f"{name} is not a field of a call record; defaults may be given for {allowed}."
+        raise InvalidCall({name: [message]})
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidCall({name: [f"The default {_label(name)} must be text that is not blank."]})
+    try:
+        _text(value, name, "")
+    except _Problem as problem:
+        raise InvalidCall({name: [f"The default {_label(name)} {problem}"]}) from None
+    if len(value) > 255:
+        raise InvalidCall({name: [f"The default {_label(name)} must be at most 255 characters."]})
+    return value.strip()
 
 
 def campaign_id_of(payload: Any) -> int | None:

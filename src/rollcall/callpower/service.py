@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,9 @@ from rollcall.callpower.record import (
     InvalidCall,
     campaign_id_of,
     dedup_key_of,
+    lacks_defaultable,
     parse_call,
+    with_defaults,
 )
 from rollcall.db import (
     announce_calls,
@@ -88,14 +91,45 @@ class Delivery:
     # What the intake answers: 200 stored, 400 or 415 unreadable, 422 invalid (the last three kept as rejected).
     status: int = 200
     call_timestamp: dt.datetime | None = None  # the record's, kept as a datetime for the row and the counters
+    defaulted: list[str] | None = None  # fields its campaign's defaults completed
+    # (payload, region) of a delivery its campaign's defaults could complete, until they are
+    # looked up where it is stored (`complete_with_defaults`); None once they were.
+    completable: tuple[Mapping[str, Any], str] | None = None
 
     @classmethod
-    def of_payload(cls, payload: Any, *, raw: str, content_type: str | None, region: str) -> Delivery:
-        """Validate a decoded payload; an invalid one becomes a rejected delivery, never an exception."""
+    def of_payload(
+        cls,
+        payload: Any,
+        *,
+        raw: str,
+        content_type: str | None,
+        region: str,
+        defaults: Mapping[str, str] | None = None,
+    ) -> Delivery:
+        """Validate a decoded payload; an invalid one becomes a rejected delivery, never an exception.
+
+        With `defaults` (its CallPower campaign's), missing descriptive fields are completed
+        first. Without, a payload that lacks one of them is marked `completable`.
+        """
+        defaulted: list[str] = []
+        completable = None
+        if isinstance(payload, Mapping):
+            if defaults is not None:
+                payload, defaulted = with_defaults(payload, defaults)
+            elif lacks_defaultable(payload):
+                completable = (payload, region)
         try:
             record = parse_call(payload, region=region)
         except InvalidCall as invalid:
-            return cls(raw, content_type, None, invalid.fields, campaign_id_of(payload), None, 422)
+            campaign = campaign_id_of(payload)
+            return cls(
+                raw,
+                content_type,
+                errors=invalid.fields,
+                callpower_campaign_id=campaign,
+                status=422,
+                completable=completable if campaign is not None else None,
+            )
         document = record.to_document()
         return cls(
             raw,
@@ -105,6 +139,8 @@ class Delivery:
             record.callpower_campaign_id,
             dedup_key_of(document),
             call_timestamp=record.call_timestamp,
+            defaulted=defaulted or None,
+            completable=completable,
         )
 
     @classmethod
@@ -119,7 +155,7 @@ class Delivery:
         if document is None:
             errors = driver_json(self.errors)
             return (CallState.REJECTED.value, None, now, now, self.raw, self.content_type, "null", errors,
-                    self.callpower_campaign_id, None, None, None, 0, None)  # fmt: skip
+                    self.callpower_campaign_id, None, None, None, 0, None, "null")  # fmt: skip
         return (
             CallState.RECEIVED.value,
             self.dedup_key,
@@ -135,6 +171,7 @@ class Delivery:
             time(self.call_timestamp),
             0,
             now,
+            driver_json(self.defaulted),
         )
 
 
@@ -153,13 +190,47 @@ _STORED_COLUMNS = (
     "call_timestamp",
     "attempts",
     "next_attempt_at",
+    "defaulted",
 )
 
 
-def store_deliveries(session: Session, deliveries: Sequence[Delivery]) -> int:
-    """Store deliveries in one statement; a call stored before is skipped. Returns how many calls are new."""
+@dataclass(frozen=True)
+class Stored:
+    deliveries: list[Delivery]  # as stored (completed by their campaigns' defaults), in the order given
+    new: int  # valid calls among them that were not stored before
+
+
+_DEFAULTS = sa.select(_campaigns.c.id, _campaigns.c.defaults).where(
+    _campaigns.c.id.in_(sa.bindparam("ids", expanding=True)), _campaigns.c.defaults.is_not(None)
+)
+
+
+def complete_with_defaults(session: Session, deliveries: Sequence[Delivery]) -> list[Delivery]:
+    """Each delivery completed by its CallPower campaign's defaults, read in this transaction (so
+    a default set a moment ago applies). Only deliveries that lack a descriptive field cost a
+    query, one for all of them; calls that have every field never look."""
+    waiting = {d.callpower_campaign_id for d in deliveries if d.completable is not None}
+    if not waiting:
+        return list(deliveries)
+    found = dict(session.connection().execute(_DEFAULTS, {"ids": sorted(waiting)}).all())
+    completed = []
+    for delivery in deliveries:
+        defaults = found.get(delivery.callpower_campaign_id) if delivery.completable is not None else None
+        if defaults:
+            payload, region = delivery.completable  # type: ignore[misc]
+            delivery = Delivery.of_payload(
+                payload, raw=delivery.raw, content_type=delivery.content_type, region=region, defaults=defaults
+            )
+        completed.append(delivery)
+    return completed
+
+
+def store_deliveries(session: Session, deliveries: Sequence[Delivery]) -> Stored:
+    """Store deliveries in one statement, completed by their campaigns' defaults; a call stored
+    before is skipped."""
     if not deliveries:
-        return 0
+        return Stored([], 0)
+    deliveries = complete_with_defaults(session, deliveries)
     now = utcnow()
     stamp = driver_time(session, now)
     time = functools.partial(driver_time, session)
@@ -174,11 +245,11 @@ def store_deliveries(session: Session, deliveries: Sequence[Delivery]) -> int:
         elif delivery.dedup_key in new_keys:
             new_keys.discard(delivery.dedup_key)  # the same call twice in one batch went in once
             stored.append(delivery)
-    _count_campaign_calls(session, stored, now)
+    count_campaign_calls(session, stored, now)
     new = sum(1 for delivery in stored if delivery.document is not None)
     if new:
-        announce_calls(session)
-    return new
+        announce_calls(session, in_process=False)  # the writer storing them imports in its gaps
+    return Stored(deliveries, new)
 
 
 def _seen(campaigns: sa.Table, offered: Any) -> dict[str, Any]:
@@ -201,12 +272,17 @@ def _seen(campaigns: sa.Table, offered: Any) -> dict[str, Any]:
         "calls": campaigns.c.calls + offered.calls,
         "first_call_at": earlier("first_call_at"),
         "last_call_at": later("last_call_at"),
-        "last_received_at": offered.last_received_at,
+        "first_received_at": earlier("first_received_at"),
+        "last_received_at": later("last_received_at"),
     }
 
 
-def _count_campaign_calls(session: Session, stored: Sequence[Delivery], now: dt.datetime) -> None:
-    """Keep `callpower_campaigns` up to date with newly stored calls (one row per campaign)."""
+def count_campaign_calls(
+    session: Session, stored: Sequence[Delivery], received_at: dt.datetime, *, new: bool = True
+) -> None:
+    """Keep `callpower_campaigns` up to date with stored calls (one row per campaign): count
+    them (`new`), and widen each campaign's span of call times. A repaired call that keeps its
+    campaign is not counted twice (`new=False`)."""
     seen: dict[int, dict[str, Any]] = {}
     for delivery in stored:
         if delivery.callpower_campaign_id is None:
@@ -221,7 +297,7 @@ def _count_campaign_calls(session: Session, stored: Sequence[Delivery], now: dt.
                 "last_call_at": None,
             },
         )
-        campaign["calls"] += 1
+        campaign["calls"] += 1 if new else 0
         moment = delivery.call_timestamp
         if delivery.document is not None and moment is not None:
             campaign["name"] = delivery.document["callpower_campaign_name"]
@@ -229,8 +305,16 @@ def _count_campaign_calls(session: Session, stored: Sequence[Delivery], now: dt.
             campaign["first_call_at"] = min(first, moment) if first else moment
             campaign["last_call_at"] = max(last, moment) if last else moment
     if seen:
-        rows = [{**campaign, "first_received_at": now, "last_received_at": now} for _, campaign in sorted(seen.items())]
+        moment = {"first_received_at": received_at, "last_received_at": received_at}
+        rows = [{**campaign, **moment} for _, campaign in sorted(seen.items())]
         session.connection().execute(upsert(session, _campaigns, ("id",), _seen), rows)
+
+
+def uncount_campaign_call(session: Session, callpower_campaign_id: int) -> None:
+    """A stored call no longer names this campaign (it was repaired into another)."""
+    session.execute(
+        sa.update(_campaigns).where(_campaigns.c.id == callpower_campaign_id).values(calls=_campaigns.c.calls - 1)
+    )
 
 
 # -- reading calls ----------------------------------------------------------------------------
@@ -280,6 +364,27 @@ class CampaignSummary:
     last_call_at: dt.datetime | None
     last_received_at: dt.datetime
     action: activity.ActionTarget | None
+    defaults: dict[str, str]
+    rejected_because: dict[str, int]  # its rejected calls' problems, most common first
+
+
+REASONS_SAMPLE = 1000  # the newest rejected calls whose reasons are counted
+
+
+def rejection_reasons(
+    session: Session, *, callpower_campaign_id: int | None = None, since: dt.datetime | None = None
+) -> collections.Counter[str]:
+    """Why calls were rejected: each problem, with how many of the newest `REASONS_SAMPLE`
+    rejected calls (of one CallPower campaign, or since a time) have it."""
+    query = sa.select(Call.errors).where(Call.state == CallState.REJECTED)
+    if callpower_campaign_id is not None:
+        query = query.where(Call.callpower_campaign_id == callpower_campaign_id)
+    if since is not None:
+        query = query.where(Call.received_at >= since)
+    reasons: collections.Counter[str] = collections.Counter()
+    for errors in session.scalars(query.order_by(Call.id.desc()).limit(REASONS_SAMPLE)):
+        reasons.update({message for messages in (errors or {}).values() for message in messages})
+    return reasons
 
 
 # States other than `imported` are few; `imported` is what remains of a campaign's calls.
@@ -302,6 +407,7 @@ def summarize_campaigns(session: Session, campaigns: Sequence[CallPowerCampaign]
     for campaign in campaigns:
         by_state = {str(state): count for state, count in counts[campaign.id].items()}
         by_state[CallState.IMPORTED] = campaign.calls - sum(by_state.values())
+        reasons = rejection_reasons(session, callpower_campaign_id=campaign.id) if by_state[CallState.REJECTED] else {}
         summaries.append(
             CampaignSummary(
                 campaign.id,
@@ -311,6 +417,8 @@ def summarize_campaigns(session: Session, campaigns: Sequence[CallPowerCampaign]
                 campaign.last_call_at,
                 campaign.last_received_at,
                 actions.get(campaign.id),
+                campaign.defaults or {},
+                dict(collections.Counter(reasons).most_common()),
             )
         )
     return summaries

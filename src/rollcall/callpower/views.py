@@ -6,15 +6,20 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from rollcall.api import INTEGER_LIST, MAX_ID, STAFF, Listing, One, errors, integers, listing, one, page_request, texts
+from rollcall.callpower import repairs
 from rollcall.callpower import service as calls
 from rollcall.callpower.models import (
     RETRYABLE_STATES,
     CallDocument,
     CallPowerCampaignDocument,
     CallState,
+    DefaultsChange,
+    RepairRequest,
     Retried,
+    Revalidated,
 )
 from rollcall.callpower.record import MAX_CAMPAIGN_ID
 from rollcall.db import iso_utc
@@ -76,12 +81,8 @@ def retry_calls(
     request: Request,
     state: Annotated[str, Query(alias="filter[state]", pattern=rf"^({RETRYABLE})$")],
 ) -> dict[str, Any]:
-    services = request.app.state.services
-    with services.database.writing() as session:
-        retried = calls.retry_calls(session, CallState(state))
-    if retried:
-        services.writer.wake_importer()
-    return one({"retried": retried})
+    with request.app.state.services.database.writing() as session:
+        return one({"retried": calls.retry_calls(session, CallState(state))})
 
 
 @router.post(
@@ -91,11 +92,47 @@ def retry_calls(
     description="Send one failed, dead or unmapped call back to the importer; other states are 409.",
 )
 def retry_call(request: Request, call_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> dict[str, Any]:
+    with request.app.state.services.database.writing() as session:
+        return one(calls.retry_call(session, call_id).document())
+
+
+@router.post(
+    "/calls/revalidate",
+    response_model=One[Revalidated],
+    responses=errors(),
+    description="Run a CallPower campaign's rejected calls through the validator again, with its defaults "
+    "as they are now; those that pass are imported (or recognised as a call stored before).",
+)
+async def revalidate_calls(
+    request: Request,
+    callpower_campaign_id: Annotated[
+        int, Query(alias="filter[callpower_campaign_id]", ge=1, le=MAX_CAMPAIGN_ID, description="One campaign.")
+    ],
+) -> dict[str, Any]:
+    services = request.app.state.services
+    done = await run_in_threadpool(
+        repairs.revalidate_calls, services.database, callpower_campaign_id, region=services.settings.default_region
+    )
+    return one(asdict(done))
+
+
+@router.post(
+    "/calls/{call_id}/repair",
+    response_model=One[CallDocument],
+    responses=errors(404, 409),
+    description="Correct a rejected call: the body as received, with these fields laid over it (null removes "
+    "one), goes through the intake's validation. Still invalid: 422 naming the fields, and the call stays "
+    "rejected. Valid: it is imported like any other (or, equal to a call stored before, becomes a `duplicate` "
+    "of it). Only rejected calls can be repaired (409). The correction and its time are kept in `repairs`.",
+)
+def repair_call(
+    request: Request, call_id: Annotated[int, Path(ge=1, le=MAX_ID)], repair: RepairRequest
+) -> dict[str, Any]:
     services = request.app.state.services
     with services.database.writing() as session:
-        document = calls.retry_call(session, call_id).document()
-    services.writer.wake_importer()
-    return one(document)
+        fields = repair.fields.model_dump(exclude_unset=True)
+        call = repairs.repair_call(session, call_id, fields, region=services.settings.default_region)
+        return one(call.document())
 
 
 @router.get(
@@ -123,3 +160,23 @@ def get_callpower_campaign(
     with request.app.state.services.database.reading() as session:
         summary = calls.get_callpower_campaign(session, callpower_campaign_id)
         return one(campaign_document(summary))
+
+
+@router.patch(
+    "/campaigns/{callpower_campaign_id}",
+    response_model=One[CallPowerCampaignDocument],
+    responses=errors(404),
+    description="Set the campaign's defaults: from now on a call of it that lacks one of these fields is "
+    "completed with the default (and says so in `defaulted`). Only the descriptive fields may have defaults "
+    "(campaign_target_title, campaign_target_name, campaign_target_district, callpower_campaign_name, "
+    "number_dialed_into); any other is 422. A field given null loses its default. Calls rejected before are "
+    "not changed: `POST /api/v3/callpower/calls/revalidate` applies the defaults to them.",
+)
+def update_callpower_campaign(
+    request: Request,
+    callpower_campaign_id: Annotated[int, Path(ge=1, le=MAX_CAMPAIGN_ID)],
+    change: DefaultsChange,
+) -> dict[str, Any]:
+    with request.app.state.services.database.writing() as session:
+        repairs.set_campaign_defaults(session, callpower_campaign_id, change.defaults.model_dump(exclude_unset=True))
+        return one(campaign_document(calls.get_callpower_campaign(session, callpower_campaign_id)))

@@ -146,7 +146,9 @@ class GroupCommit:
         started = time.perf_counter()
         try:
             with self.database.writing() as session:
-                store_deliveries(session, [delivery for delivery, _ in batch])
+                stored = store_deliveries(session, [delivery for delivery, _ in batch])
+            # Answered as stored: a campaign's defaults may have completed a delivery.
+            batch = [(delivery, reply) for delivery, (_, reply) in zip(stored.deliveries, batch, strict=True)]
         except Exception as failure:
             log.error("writer.commit_failed", requests=len(batch), error=repr(failure))
             error = failure
@@ -155,19 +157,19 @@ class GroupCommit:
         inbox.answer(batch, error)
 
 
-Done = Callable[[BaseException | None], None]
+Done = Callable[[Delivery, BaseException | None], None]
 
 
-def _finish(dones: list[Done], error: BaseException | None) -> None:
-    for done in dones:
-        done(error)
+def _finish(dones: list[tuple[Delivery, Done]], error: BaseException | None) -> None:
+    for delivery, done in dones:
+        done(delivery, error)
 
 
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+def _settle(future: asyncio.Future[Delivery], delivery: Delivery, error: BaseException | None) -> None:
     if future.done():  # the request went away meanwhile
         return
     if error is None:
-        future.set_result(None)
+        future.set_result(delivery)
     else:
         future.set_exception(error)
 
@@ -192,9 +194,9 @@ class _QueueInbox:
 
     def answer(self, handed: list[Handed], error: BaseException | None) -> None:
         # One wake-up per event loop for the whole batch, not one per request.
-        waiting: dict[asyncio.AbstractEventLoop, list[Done]] = {}
-        for _, (loop, done) in handed:
-            waiting.setdefault(loop, []).append(done)
+        waiting: dict[asyncio.AbstractEventLoop, list[tuple[Delivery, Done]]] = {}
+        for delivery, (loop, done) in handed:
+            waiting.setdefault(loop, []).append((delivery, done))
         for loop, dones in waiting.items():
             with contextlib.suppress(RuntimeError):  # that event loop is closed
                 loop.call_soon_threadsafe(_finish, dones, error)
@@ -211,18 +213,17 @@ class CallWriter:
         self._running = False
 
     async def receive(self, body: bytes, content_type: str | None) -> tuple[int, dict[str, list[str]] | None]:
-        delivery = delivery_of(body, content_type, self.region)
-        await self.store(delivery)
-        return delivery.status, delivery.errors
+        stored = await self.store(delivery_of(body, content_type, self.region))
+        return stored.status, stored.errors
 
-    async def store(self, delivery: Delivery) -> None:
-        """Return once the delivery is committed to disk; raise what the database raised if not."""
+    async def store(self, delivery: Delivery) -> Delivery:
+        """The delivery as stored, once it is committed to disk; raise what the database raised if not."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
+        future: asyncio.Future[Delivery] = loop.create_future()
         if not self._running:
             raise WriterStopped()
         self._inbox.queue.put((delivery, (loop, functools.partial(_settle, future))))
-        await future
+        return await future
 
     def wake_importer(self) -> None:
         """Calls were released (mapping, retry): import now rather than at the next poll."""

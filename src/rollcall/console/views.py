@@ -10,6 +10,7 @@ from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
@@ -19,9 +20,17 @@ from starlette.templating import Jinja2Templates
 
 from rollcall.activity import service as activity
 from rollcall.api import MAX_ID
+from rollcall.callpower import repairs
 from rollcall.callpower import service as calls
 from rollcall.callpower.models import RETRYABLE_STATES, CallState
-from rollcall.callpower.record import InvalidMobile, normalize_mobile, parse_integer
+from rollcall.callpower.record import (
+    CONTRACT_FIELDS,
+    DEFAULTABLE_FIELDS,
+    MAX_CAMPAIGN_ID,
+    InvalidMobile,
+    normalize_mobile,
+    parse_integer,
+)
 from rollcall.console.session import ConsoleSession
 from rollcall.credentials import matches
 from rollcall.db import iso_utc
@@ -63,7 +72,11 @@ def when(moment: dt.datetime | None) -> str:
 
 
 templates.env.filters.update(mask=mask_mobile, ago=ago, when=when, iso=iso_utc)
-templates.env.globals.update(states=[state.value for state in CallState], retryable=[s.value for s in RETRYABLE_STATES])
+templates.env.globals.update(
+    states=[state.value for state in CallState],
+    retryable=[s.value for s in RETRYABLE_STATES],
+    defaultable=DEFAULTABLE_FIELDS,
+)
 
 
 def _services(request: Request) -> Any:
@@ -90,9 +103,11 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
 
 
 def back_to(path: str, message: str | None = None) -> RedirectResponse:
-    return RedirectResponse(
-        path + (("&" if "?" in path else "?") + urlencode({"done": message}) if message else ""), 303
-    )
+    """See other: `path` (which may end in a #fragment), saying `message` there."""
+    path, hash_, fragment = path.partition("#")
+    if message:
+        path += ("&" if "?" in path else "?") + urlencode({"done": message})
+    return RedirectResponse(path + hash_ + fragment, 303)
 
 
 class ConsoleRoute(APIRoute):
@@ -193,11 +208,26 @@ async def sign_out(request: Request, form: Form) -> Response:
 @router.get("/")
 def overview_page(request: Request, session: Staff) -> HTMLResponse:
     services = _services(request)
+    now = dt.datetime.now(dt.UTC)
     with services.database.reading() as db:
         summary = calls.overview(db, day_totals=services.day_totals)
         unmapped = calls.list_callpower_campaigns(db, PageRequest(limit=500), mapped=False).items
+        rejected = summary.week[CallState.REJECTED]
+        week_began = dt.datetime.combine(summary.days[-7].day, dt.time(), dt.UTC)
+        reasons = calls.rejection_reasons(db, since=week_began) if rejected else {}
     peak = max([day.total for day in summary.days] + [1])
-    return render(request, "overview.html", overview=summary, peak=peak, unmapped=unmapped, now=dt.datetime.now(dt.UTC))
+    common = max(reasons.items(), key=lambda item: item[1], default=None)
+    return render(
+        request,
+        "overview.html",
+        overview=summary,
+        peak=peak,
+        unmapped=unmapped,
+        now=now,
+        rejected=rejected,
+        common_reason=common,
+        reasons_sampled=min(rejected, calls.REASONS_SAMPLE),
+    )
 
 
 # -- CallPower campaigns --------------------------------------------------------------------
@@ -222,9 +252,43 @@ def campaigns_page(request: Request, session: Staff) -> HTMLResponse:
     )
 
 
+@router.post("/campaigns/{callpower_campaign_id}/defaults")
+async def campaign_defaults(
+    request: Request, session: Staff, form: Form, callpower_campaign_id: Annotated[int, Path(ge=1, le=MAX_CAMPAIGN_ID)]
+) -> Response:
+    """Every defaultable field is on the form: a filled one sets its default, an empty one removes it."""
+    services = _services(request)
+    changes = {name: (str(form.get(name) or "").strip() or None) for name in DEFAULTABLE_FIELDS}
+
+    def save() -> None:
+        with services.database.writing() as db:
+            repairs.set_campaign_defaults(db, callpower_campaign_id, changes)
+
+    await run_in_threadpool(save)
+    return back_to(
+        f"/console/campaigns#callpower-{callpower_campaign_id}",
+        f"Defaults of CallPower campaign {callpower_campaign_id} saved; they complete its calls from now on.",
+    )
+
+
+@router.post("/campaigns/{callpower_campaign_id}/revalidate")
+async def revalidate_campaign(
+    request: Request, session: Staff, form: Form, callpower_campaign_id: Annotated[int, Path(ge=1, le=MAX_CAMPAIGN_ID)]
+) -> Response:
+    services = _services(request)
+    done = await run_in_threadpool(
+        repairs.revalidate_calls, services.database, callpower_campaign_id, region=services.settings.default_region
+    )
+    message = f"{done.revalidated} rejected call{'s' if done.revalidated != 1 else ''} now pass"
+    if done.duplicates:
+        message += f" ({done.duplicates} of them already stored)"
+    message += f"; {done.still_rejected} still rejected."
+    return back_to(f"/console/campaigns#callpower-{callpower_campaign_id}", message)
+
+
 @router.post("/campaigns/{callpower_campaign_id}/map")
 async def map_campaign(
-    request: Request, session: Staff, form: Form, callpower_campaign_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
+    request: Request, session: Staff, form: Form, callpower_campaign_id: Annotated[int, Path(ge=1, le=MAX_CAMPAIGN_ID)]
 ) -> Response:
     """Map to an existing action, or create the campaign and its action in one step."""
     services = _services(request)
@@ -250,7 +314,6 @@ async def map_campaign(
         action_id, released = await run_in_threadpool(mapping)
     except (TypeError, ValueError):
         raise InvalidInput({"action_id": ["Choose an action from the list."]}) from None
-    services.writer.wake_importer()
     return back_to(
         "/console/campaigns",
         f"CallPower campaign {callpower_campaign_id} now feeds action {action_id}; "
@@ -279,7 +342,7 @@ def calls_page(
     campaign_ids = None
     if campaign and campaign.strip():
         try:
-            campaign_ids = [parse_integer(campaign.strip(), minimum=1, maximum=2**63 - 1)]
+            campaign_ids = [parse_integer(campaign.strip(), minimum=1, maximum=MAX_CAMPAIGN_ID)]
         except (TypeError, ValueError):
             raise InvalidInput({"campaign": ["The CallPower campaign must be a number."]}) from None
     mobiles = None
@@ -294,11 +357,68 @@ def calls_page(
     return render(request, "calls.html", page=page, filters=filters, query=urlencode(filters))
 
 
+def _form_value(value: Any) -> str:
+    """A received field as an input shows it."""
+    return "" if value is None else value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _call_page(
+    request: Request, call: Any, status_code: int = 200, sent: dict[str, str] | None = None, problems: Any = None
+) -> HTMLResponse:
+    received = repairs.received_payload(call) if call.state == CallState.REJECTED else None
+    fields = {name: _form_value((received or {}).get(name)) for name in CONTRACT_FIELDS}
+    return render(
+        request,
+        "call.html",
+        status_code,
+        call=call,
+        record=call.document(),
+        repair_fields={**fields, **(sent or {})},
+        repair_problems=problems or {},
+        unreadable=call.state == CallState.REJECTED and received is None,
+    )
+
+
 @router.get("/calls/{call_id}")
 def call_page(request: Request, session: Staff, call_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> HTMLResponse:
     with _services(request).database.reading() as db:
         call = calls.get_call(db, call_id)
-    return render(request, "call.html", call=call, record=call.document())
+    return _call_page(request, call)
+
+
+@router.post("/calls/{call_id}/repair")
+async def repair_call(
+    request: Request, session: Staff, form: Form, call_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+) -> Response:
+    """The repair form shows every field as received: what the operator changed is the repair."""
+    services = _services(request)
+    sent = {name: str(form.get(name) or "") for name in CONTRACT_FIELDS}
+
+    def repair() -> Any:
+        with services.database.writing() as db:
+            call = calls.get_call(db, call_id)
+            received = repairs.received_payload(call) or {}
+            changed = {
+                name: (value if value.strip() else None)
+                for name, value in sent.items()
+                if value.strip() != _form_value(received.get(name)).strip()
+            }
+            if not changed:
+                raise InvalidInput({"fields": ["Nothing was changed: correct a field first."]})
+            return repairs.repair_call(db, call_id, changed, region=services.settings.default_region)
+
+    try:
+        call = await run_in_threadpool(repair)
+    except InvalidInput as invalid:
+        with services.database.reading() as db:
+            call = calls.get_call(db, call_id)
+        return _call_page(request, call, 422, sent, invalid.fields)
+    outcome = (
+        f"the same call as call {call.duplicate_of}, which is stored already"
+        if call.state == CallState.DUPLICATE
+        else "sent to the importer"
+    )
+    return back_to(f"/console/calls/{call_id}", f"Repaired: {outcome}.")
 
 
 @router.post("/calls/{call_id}/retry")
@@ -312,7 +432,6 @@ async def retry_call(
             calls.retry_call(db, call_id)
 
     await run_in_threadpool(retry)
-    services.writer.wake_importer()
     return back_to(f"/console/calls/{call_id}", "Sent back to the importer.")
 
 
@@ -329,7 +448,6 @@ async def retry_calls(request: Request, session: Staff, form: Form) -> Response:
             return calls.retry_calls(db, state)
 
     count = await run_in_threadpool(retry)
-    services.writer.wake_importer()
     return back_to(f"/console/calls?state={state.value}", f"{count} {state.value} calls sent back to the importer.")
 
 
