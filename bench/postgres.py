@@ -31,16 +31,16 @@ from processes import ROLLCALL, free_port, start, stop, wait_ready  # noqa: E402
 
 from rollcall.activity import service as activity  # noqa: E402
 from rollcall.callpower import service as calls  # noqa: E402
-from rollcall.db import Database, migrate  # noqa: E402
+from rollcall.db import Database, migrate, normalize_url  # noqa: E402
 
 
 def fresh_database(admin_url: str) -> str:
     name = f"rollcall_bench_{secrets.token_hex(4)}"
-    engine = sa.create_engine(Database(admin_url).url, isolation_level="AUTOCOMMIT")
+    engine = sa.create_engine(normalize_url(admin_url), isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
     engine.dispose()
-    url = sa.engine.make_url(Database(admin_url).url).set(database=name).render_as_string(hide_password=False)
+    url = sa.engine.make_url(normalize_url(admin_url)).set(database=name).render_as_string(hide_password=False)
     database = Database(url)
     migrate(database)
     with database.writing() as session:
@@ -52,7 +52,7 @@ def fresh_database(admin_url: str) -> str:
 
 
 def drop_database(admin_url: str, url: str) -> None:
-    engine = sa.create_engine(Database(admin_url).url, isolation_level="AUTOCOMMIT")
+    engine = sa.create_engine(normalize_url(admin_url), isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{sa.engine.make_url(url).database}" WITH (FORCE)')
     engine.dispose()
@@ -110,7 +110,7 @@ def intake(args: argparse.Namespace, workdir: Path) -> None:
 
 
 def waiting(url: str) -> int:
-    engine = sa.create_engine(Database(url).url)
+    engine = sa.create_engine(normalize_url(url))
     try:
         with engine.connect() as connection:
             return int(connection.exec_driver_sql("SELECT count(*) FROM calls WHERE state = 'received'").scalar_one())

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import uvicorn
 
 from rollcall.app import create_app
 from rollcall.config import Settings
-from rollcall.db import Database, migrate
+from rollcall.db import Database, migrate, normalize_url
 
 API_KEY = "test-callpower-key"
 ADMIN_TOKEN = "test-admin-token"
@@ -66,7 +66,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
 
 def _postgres_admin_url() -> str:
     assert POSTGRES_URL
-    return Database(POSTGRES_URL).url
+    return normalize_url(POSTGRES_URL)
 
 
 class PostgresDatabases:
@@ -74,8 +74,8 @@ class PostgresDatabases:
 
     def __init__(self, url: str) -> None:
         # pre-ping: a fault test restarts PostgreSQL, and this engine outlives it.
-        self.admin = sa.create_engine(Database(url).url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
-        self.base_url = sa.engine.make_url(Database(url).url)
+        self.admin = sa.create_engine(normalize_url(url), isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+        self.base_url = sa.engine.make_url(normalize_url(url))
         self.template = f"rollcall_template_{os.getpid()}"
         with self.admin.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.template}"')
@@ -152,7 +152,7 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture
 def database(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.database_url)
+    database = Database.for_settings(settings)
     yield database
     database.dispose()
 
@@ -195,7 +195,7 @@ def app_factory(settings: Settings) -> Iterator[Callable[..., RunningApp]]:
     running: list[tuple[RunningApp, threading.Thread]] = []
 
     def start(run_importer: bool = True, **changes: Any) -> RunningApp:
-        started = start_app(replace(settings, **changes), run_importer=run_importer)
+        started = start_app(settings.model_copy(update=changes), run_importer=run_importer)
         running.append(started)
         return started[0]
 

@@ -14,16 +14,17 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from rollcall.callpower.record import parse_timestamp
 from rollcall.credentials import matches
+from rollcall.db import INTEGER_MAX
 from rollcall.errors import InvalidInput, Unauthorized
 from rollcall.http import ErrorAnswer
 from rollcall.paging import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest
+from rollcall.times import parse_timestamp
 
 T = TypeVar("T")
 
 # Ids of rows with integer keys fit PostgreSQL's `integer`; larger ones cannot exist.
-MAX_ID = 2**31 - 1
+MAX_ID = INTEGER_MAX
 
 
 _bearer = HTTPBearer(

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from rollcall.db import Base, Database, insert_ignoring_conflicts
+from rollcall.db import Base, Database
+from rollcall.dialect import insert_ignoring_conflicts
 
 CALLPOWER_KEY = "callpower_api_key"
 ADMIN_TOKEN = "admin_token"

@@ -1,8 +1,9 @@
-"""The database: engines, sessions, migrations, and every dialect-specific detail.
+"""The database: engines, sessions, column types, migrations.
 
-Everything that differs between SQLite and PostgreSQL lives in this module, so the rest of the
-code writes portable SQLAlchemy. SQLite runs in WAL mode with `synchronous=FULL` so a committed
-transaction survives a power cut; PostgreSQL runs with `synchronous_commit=on` for the same reason.
+SQLite runs in WAL mode with `synchronous=FULL` so a committed transaction survives a power cut;
+PostgreSQL runs with `synchronous_commit=on` for the same reason. Connection set-up that differs
+between them is here; statements that differ are in `dialect.py`. The rest of the code writes
+portable SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -12,21 +13,26 @@ import datetime as dt
 import fcntl
 import functools
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from rollcall.config import ConfigError, Settings
+from rollcall.dialect import CALLS_ANNOUNCED
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+POOL_SIZE = 10  # connections per engine, and as many again under load
+
+
+# What the integer columns hold: row ids and counts are `integer`, CallPower's ids `bigint`.
+INTEGER_MAX = 2**31 - 1
+BIGINT_MAX = 2**63 - 1
 
 
 class Base(DeclarativeBase):
@@ -35,17 +41,6 @@ class Base(DeclarativeBase):
 
 class DatabaseNotMigrated(Exception):
     """The database exists but its schema is not at the version this code needs."""
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def iso_utc(moment: dt.datetime | None) -> str | None:
-    """ISO-8601 in UTC with a `Z`, the form every interface shows times in."""
-    if moment is None:
-        return None
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
@@ -116,9 +111,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def create_engine(
-    url: str, *, pool_size: int = 10, lease_seconds: float = 60.0, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
-) -> Engine:
+def create_engine(url: str, *, lease_seconds: float, busy_timeout_ms: int, pool_size: int = POOL_SIZE) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
         if ":memory:" in url or url.rstrip("/") in ("sqlite:", "sqlite://"):
@@ -225,17 +218,14 @@ class Database:
     they differ (BEGIN IMMEDIATE vs deferred); on PostgreSQL they are the same.
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        pool_size: int = 10,
-        lease_seconds: float = 60.0,
-        busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
-    ) -> None:
+    def __init__(self, url: str, settings: Settings | None = None) -> None:
+        """The database at `url`, its engine set up by `settings` (their defaults if not given)."""
+        settings = settings or Settings.model_construct()
         self.url = normalize_url(url)
         self.engine = create_engine(
-            self.url, pool_size=pool_size, lease_seconds=lease_seconds, busy_timeout_ms=busy_timeout_ms
+            self.url,
+            lease_seconds=settings.import_lease_seconds,
+            busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         )
         self.dialect = self.engine.dialect.name
         self.write_engine = (
@@ -259,17 +249,13 @@ class Database:
         self._announced.append(listener)
 
     def _after_commit(self, session: Session) -> None:
-        if session.info.pop(_ANNOUNCED, False):
+        if session.info.pop(CALLS_ANNOUNCED, False):
             for listener in self._announced:
                 listener()
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Database:
-        return cls(
-            settings.database_url,
-            lease_seconds=settings.import_lease_seconds,
-            busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-        )
+        return cls(settings.database_url, settings)
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Session]:
@@ -284,174 +270,6 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-# -- dialect-specific statements ------------------------------------------------------------
-
-
-def _dialect(session: Session | Connection) -> str:
-    return session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
-
-
-def insert_ignoring_conflicts(session: Session | Connection, table: sa.Table) -> Any:
-    """`INSERT ... ON CONFLICT DO NOTHING` in the session's dialect (built once per table)."""
-    return _insert_ignoring_conflicts(_dialect(session), table)
-
-
-@functools.cache
-def _insert_ignoring_conflicts(dialect: str, table: sa.Table) -> Any:
-    dialect_insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-    return dialect_insert(table).on_conflict_do_nothing()
-
-
-def driver_time(session: Session | Connection, moment: dt.datetime | None) -> Any:
-    """An aware datetime as the driver takes it for a `UTCDateTime` column, for statements sent
-    straight to the driver: on SQLite the text SQLAlchemy itself writes (naive UTC, always with
-    microseconds, so text order is time order); on PostgreSQL the datetime itself."""
-    if moment is None:
-        return None
-    if _dialect(session) == "sqlite":
-        return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-    return moment
-
-
-def driver_json(value: Any) -> str:
-    """A JSON column's value for the driver: JSON text (None is JSON null, as SQLAlchemy stores it)."""
-    return orjson.dumps(value).decode()
-
-
-def insert_rows_ignoring_conflicts(
-    session: Session,
-    table: sa.Table,
-    columns: tuple[str, ...],
-    rows: Sequence[tuple[Any, ...]],
-    returning: tuple[str, ...],
-) -> list[tuple[Any, ...]]:
-    """`INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING RETURNING ...`, one statement sent
-    straight to the driver: the returned rows are those inserted.
-
-    The values must be driver-ready (`driver_time`, `driver_json`). This is the intake's group
-    commit: SQLAlchemy's per-row parameter processing cost four times the insert itself.
-    """
-    connection = session.connection()
-    dialect = _dialect(session)
-    # A statement may carry 32,766 parameters on SQLite and 65,535 on PostgreSQL.
-    per_statement = max(1, 30_000 // len(columns))
-    inserted: list[tuple[Any, ...]] = []
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
-        sql = _insert_rows_sql(dialect, table.name, columns, len(chunk), returning)
-        parameters = tuple(value for row in chunk for value in row)
-        inserted.extend(tuple(row) for row in connection.exec_driver_sql(sql, parameters))
-    return inserted
-
-
-@functools.lru_cache(maxsize=512)
-def _insert_rows_sql(dialect: str, table: str, columns: tuple[str, ...], count: int, returning: tuple[str, ...]) -> str:
-    marker = "?" if dialect == "sqlite" else "%s"
-    row = "(" + ", ".join([marker] * len(columns)) + ")"
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * count)} "
-        f"ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}"
-    )
-
-
-def rarely(session: Session | Connection, condition: Any) -> Any:
-    """`condition`, which few rows meet (e.g. "the call is still waiting"), marked so on SQLite
-    (`likelihood`): with statistics from ANALYZE, which know how many states there are but not
-    that most calls are imported, SQLite would rather scan the table than use the index on it.
-    PostgreSQL's statistics know the skew."""
-    if _dialect(session) == "sqlite":
-        return sa.func.likelihood(condition, sa.literal_column("0.001"))
-    return condition
-
-
-def upsert(
-    session: Session | Connection,
-    table: sa.Table,
-    unique: tuple[str, ...],
-    update: Callable[[sa.Table, Any], dict[str, Any]],
-) -> Any:
-    """`INSERT ... ON CONFLICT (unique) DO UPDATE SET ...` in the session's dialect (add RETURNING to taste).
-
-    `update(table, excluded)` gives the SET clause: `excluded` holds the row that was offered.
-    One atomic statement: concurrent callers never make a second row and never lose an update.
-    """
-    return _upsert(_dialect(session), table, unique, update)
-
-
-@functools.cache
-def _upsert(dialect: str, table: sa.Table, unique: tuple[str, ...], update: Callable[..., dict[str, Any]]) -> Any:
-    dialect_insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-    statement = dialect_insert(table)
-    return statement.on_conflict_do_update(
-        index_elements=[table.c[name] for name in unique], set_=update(table, statement.excluded)
-    )
-
-
-CALLS_CHANNEL = "rollcall_calls"
-
-
-_ANNOUNCED = "rollcall.calls_announced"
-
-
-def announce_calls(session: Session, *, in_process: bool = True) -> None:
-    """Tell importers that calls are waiting, once the transaction commits: this process's
-    through `Database.when_calls_announced` (not wanted by the writer, whose importer works in
-    its gaps: `in_process=False`), every process's through NOTIFY on PostgreSQL (SQLite has no
-    such thing; importers in other processes look every poll interval)."""
-    if in_process:
-        session.info[_ANNOUNCED] = True
-    if _dialect(session) == "postgresql":
-        session.connection().exec_driver_sql(f"NOTIFY {CALLS_CHANNEL}")
-
-
-class CallsSignal:
-    """Waits for `announce_calls` from any process, or for the timeout, whichever comes first."""
-
-    def __init__(self, database: Database) -> None:
-        self._database = database
-        self._connection: Any = None
-
-    def _listen(self) -> Any:
-        if self._connection is None:
-            import psycopg
-
-            url = sa.engine.make_url(self._database.url).set(drivername="postgresql")
-            self._connection = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
-            self._connection.execute(f"LISTEN {CALLS_CHANNEL}")
-        return self._connection
-
-    def wait(self, timeout: float) -> None:
-        if self._database.dialect != "postgresql":
-            time.sleep(timeout)
-            return
-        try:
-            for _ in self._listen().notifies(timeout=timeout, stop_after=1):
-                pass
-        except Exception:  # the listening connection broke: fall back to the poll, reconnect later
-            self.close()
-            time.sleep(timeout)
-
-    def close(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                self._connection.close()
-            self._connection = None
-
-
-def lock_callpower_campaign(session: Session, callpower_campaign_id: int) -> None:
-    """Serialize "is this CallPower campaign mapped?" decisions with mapping it.
-
-    The importer takes this lock before it parks a call as unmapped and the mapping takes it
-    before it releases the parked calls, so a call cannot be parked just after its campaign's
-    parked calls were released. SQLite writers are already serialized by BEGIN IMMEDIATE.
-    """
-    if _dialect(session) == "postgresql":
-        # A 64-bit lock key from the id's hash: campaign ids span the whole bigint range, and a
-        # rare collision only makes two campaigns wait for each other.
-        key = sa.func.hashtextextended(f"rollcall.callpower_campaign:{callpower_campaign_id}", 0)
-        session.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
 
 
 def migrations_config(connection: Connection | None = None) -> Any:

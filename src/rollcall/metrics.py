@@ -25,7 +25,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from rollcall.callpower import service as calls
-from rollcall.db import Database, utcnow
+from rollcall.db import Database
+from rollcall.times import utcnow
 
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 

@@ -18,6 +18,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from rollcall.db import BIGINT_MAX, INTEGER_MAX
 from rollcall.errors import InvalidInput
 
 T = TypeVar("T")
@@ -40,7 +41,7 @@ class Page(Generic[T]):
     prev: str | None
 
 
-_INTEGER_RANGES = {sa.BigInteger: 2**63, sa.Integer: 2**31}
+_INTEGER_RANGES = {sa.BigInteger: BIGINT_MAX + 1, sa.Integer: INTEGER_MAX + 1}
 
 
 def any_of(column: Any, values: Sequence[Any] | None) -> list[Any]:

@@ -16,7 +16,8 @@ from rollcall.callpower import service as calls
 from rollcall.callpower.importer import import_call, import_calls
 from rollcall.callpower.models import ImportOutcome
 from rollcall.config import Settings
-from rollcall.db import CallsSignal, Database, savepoint
+from rollcall.db import Database, savepoint
+from rollcall.dialect import CallsSignal
 
 log = structlog.get_logger("rollcall.importer")
 

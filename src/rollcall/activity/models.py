@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.orm import Mapped, mapped_column
 
-from rollcall.db import Base, JSONDocument, UTCDateTime, iso_utc, utcnow
+from rollcall.db import BIGINT_MAX, INTEGER_MAX, Base, JSONDocument, UTCDateTime
+from rollcall.times import iso_utc, utcnow
 
 PHONE_CALL = "phone-call"
 SOURCE = "importer-client"
@@ -196,8 +197,8 @@ _Storable = AfterValidator(_encodable)
 _Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255, pattern=FILLED_TEXT), _Storable]
 _Word = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64, pattern=FILLED_TEXT), _Storable]
 _Text = Annotated[str, StringConstraints(max_length=255, pattern=STORABLE_TEXT), _Storable]
-_CallPowerCampaignId = Annotated[int, Field(ge=1, le=2**63 - 1)]
-_Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+_CallPowerCampaignId = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
+_Id = Annotated[int, Field(ge=1, le=INTEGER_MAX)]
 
 
 class CampaignDocument(BaseModel):

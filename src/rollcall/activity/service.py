@@ -24,9 +24,10 @@ from rollcall.activity.models import (
     User,
     new_user_id,
 )
-from rollcall.db import insert_ignoring_conflicts, upsert, utcnow
+from rollcall.dialect import insert_ignoring_conflicts, upsert
 from rollcall.errors import InvalidInput, NotFound
 from rollcall.paging import Page, PageRequest, any_of, keyset_page
+from rollcall.times import utcnow
 
 
 class UnknownCampaign(NotFound):

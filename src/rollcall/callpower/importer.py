@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from rollcall.activity import service as activity
 from rollcall.callpower.models import CallState, ClaimedCall, ImportOutcome
 from rollcall.callpower.record import CallRecord
-from rollcall.db import lock_callpower_campaign
+from rollcall.dialect import lock_callpower_campaign
 
 
 def import_calls(session: Session, calls: Sequence[ClaimedCall]) -> list[ImportOutcome]:

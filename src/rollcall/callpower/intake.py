@@ -19,7 +19,13 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from rollcall.callpower.record import CONTRACT_FIELDS, OPTIONAL_FIELDS, REQUIRED_FIELDS
+from rollcall.callpower.record import (
+    CONTRACT_FIELDS,
+    MAX_CAMPAIGN_ID,
+    MAX_DURATION,
+    OPTIONAL_FIELDS,
+    REQUIRED_FIELDS,
+)
 from rollcall.credentials import matches
 from rollcall.http import (
     UNAUTHORIZED_MESSAGE,
@@ -186,7 +192,7 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "callpower_campaign_id": {
         "anyOf": [
-            {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+            {"type": "integer", "minimum": 1, "maximum": MAX_CAMPAIGN_ID},
             {"type": "string", "pattern": r"^\s*\+?0*[1-9][0-9]{0,17}\s*$"},
         ],
         "description": "CallPower's campaign id (at least 1), or the same as a string.",
@@ -200,7 +206,7 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "call_duration": {
         "anyOf": [
-            {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+            {"type": "integer", "minimum": 0, "maximum": MAX_DURATION},
             {"type": "string", "pattern": r"^\s*\+?[0-9]{1,9}\s*$"},
         ],
         "description": "Seconds (0 or more), or the same as a string.",

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from rollcall.activity.models import FILLED_TEXT
 from rollcall.callpower.record import CONTRACT_FIELDS, DEFAULTABLE_FIELDS
-from rollcall.db import Base, JSONDocument, UTCDateTime, iso_utc, utcnow
+from rollcall.db import Base, JSONDocument, UTCDateTime
+from rollcall.times import iso_utc, utcnow
 
 
 class CallState(enum.StrEnum):

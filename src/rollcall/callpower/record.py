@@ -18,8 +18,9 @@ from typing import Any
 import orjson
 import phonenumbers
 
-from rollcall.db import iso_utc
+from rollcall.db import BIGINT_MAX, INTEGER_MAX
 from rollcall.errors import InvalidInput
+from rollcall.times import iso_utc, parse_timestamp
 
 # Caller ids the telephony provider puts in place of a withheld number. Calls from them are
 # accepted (CallPower already sent them) and then discarded: there is no member to credit.
@@ -58,8 +59,8 @@ DEFAULTABLE_FIELDS = (
     "number_dialed_into",
 )
 
-MAX_CAMPAIGN_ID = 2**63 - 1
-MAX_DURATION = 2**31 - 1
+MAX_CAMPAIGN_ID = BIGINT_MAX  # stored as bigint
+MAX_DURATION = INTEGER_MAX
 _INTEGER_TEXT = re.compile(r"[+-]?0*[0-9]{1,20}")
 
 
@@ -119,14 +120,6 @@ def parse_integer(value: Any, *, minimum: int, maximum: int) -> int:
     if value > maximum:
         raise ValueError(f"must be at most {maximum}.")
     return value
-
-
-def parse_timestamp(value: str) -> dt.datetime:
-    """ISO-8601 with `T` or a space, any fraction, any offset; no offset means UTC."""
-    moment = dt.datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,10 @@ from rollcall.callpower import service as calls
 from rollcall.callpower.body import UnreadableBody, decode_json, decode_payload
 from rollcall.callpower.models import Call, CallPowerCampaign, CallState
 from rollcall.callpower.record import CONTRACT_FIELDS, InvalidCall, campaign_id_of, check_default
-from rollcall.db import Database, announce_calls, iso_utc, utcnow
+from rollcall.db import Database
+from rollcall.dialect import announce_calls
 from rollcall.errors import Conflict, InvalidInput, NotFound
+from rollcall.times import iso_utc, utcnow
 
 # Rejected calls revalidated per transaction: short, so the intake's writer never waits long.
 REVALIDATE_BATCH = 200

@@ -32,7 +32,7 @@ from rollcall.callpower.record import (
     parse_call,
     with_defaults,
 )
-from rollcall.db import (
+from rollcall.dialect import (
     announce_calls,
     driver_json,
     driver_time,
@@ -40,10 +40,10 @@ from rollcall.db import (
     lock_callpower_campaign,
     rarely,
     upsert,
-    utcnow,
 )
 from rollcall.errors import Conflict, NotFound
 from rollcall.paging import Page, PageRequest, any_of, keyset_page
+from rollcall.times import utcnow
 
 _calls = Call.__table__
 _campaigns = CallPowerCampaign.__table__

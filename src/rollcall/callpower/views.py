@@ -22,8 +22,8 @@ from rollcall.callpower.models import (
     Revalidated,
 )
 from rollcall.callpower.record import MAX_CAMPAIGN_ID
-from rollcall.db import iso_utc
 from rollcall.paging import PageRequest
+from rollcall.times import iso_utc
 
 router = APIRouter(prefix="/api/v3/callpower", dependencies=STAFF, tags=["CallPower calls"])
 

@@ -33,9 +33,9 @@ from rollcall.callpower.record import (
 )
 from rollcall.console.session import ConsoleSession
 from rollcall.credentials import matches
-from rollcall.db import iso_utc
 from rollcall.errors import Conflict, InvalidInput, NotFound, RollcallError
 from rollcall.paging import PageRequest
+from rollcall.times import iso_utc
 
 templates = Jinja2Templates(directory=str(resources.files("rollcall") / "console" / "templates"))
 PAGE_SIZE = 50

@@ -1,0 +1,189 @@
+"""Statements that SQLite and PostgreSQL write differently: conflicts, upserts, multi-row
+inserts sent straight to the driver, notifications, advisory locks, planner hints.
+
+Everything here takes a session or connection and picks its dialect; the rest of the code
+calls these and stays portable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from rollcall.db import Database
+
+
+def _dialect(session: Session | Connection) -> str:
+    return session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
+
+
+def insert_ignoring_conflicts(session: Session | Connection, table: sa.Table) -> Any:
+    """`INSERT ... ON CONFLICT DO NOTHING` in the session's dialect (built once per table)."""
+    return _insert_ignoring_conflicts(_dialect(session), table)
+
+
+@functools.cache
+def _insert_ignoring_conflicts(dialect: str, table: sa.Table) -> Any:
+    dialect_insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    return dialect_insert(table).on_conflict_do_nothing()
+
+
+def driver_time(session: Session | Connection, moment: dt.datetime | None) -> Any:
+    """An aware datetime as the driver takes it for a `UTCDateTime` column, for statements sent
+    straight to the driver: on SQLite the text SQLAlchemy itself writes (naive UTC, always with
+    microseconds, so text order is time order); on PostgreSQL the datetime itself."""
+    if moment is None:
+        return None
+    if _dialect(session) == "sqlite":
+        return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return moment
+
+
+def driver_json(value: Any) -> str:
+    """A JSON column's value for the driver: JSON text (None is JSON null, as SQLAlchemy stores it)."""
+    return orjson.dumps(value).decode()
+
+
+def insert_rows_ignoring_conflicts(
+    session: Session,
+    table: sa.Table,
+    columns: tuple[str, ...],
+    rows: Sequence[tuple[Any, ...]],
+    returning: tuple[str, ...],
+) -> list[tuple[Any, ...]]:
+    """`INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING RETURNING ...`, one statement sent
+    straight to the driver: the returned rows are those inserted.
+
+    The values must be driver-ready (`driver_time`, `driver_json`). This is the intake's group
+    commit: SQLAlchemy's per-row parameter processing cost four times the insert itself.
+    """
+    connection = session.connection()
+    dialect = _dialect(session)
+    # A statement may carry 32,766 parameters on SQLite and 65,535 on PostgreSQL.
+    per_statement = max(1, 30_000 // len(columns))
+    inserted: list[tuple[Any, ...]] = []
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        sql = _insert_rows_sql(dialect, table.name, columns, len(chunk), returning)
+        parameters = tuple(value for row in chunk for value in row)
+        inserted.extend(tuple(row) for row in connection.exec_driver_sql(sql, parameters))
+    return inserted
+
+
+@functools.lru_cache(maxsize=512)
+def _insert_rows_sql(dialect: str, table: str, columns: tuple[str, ...], count: int, returning: tuple[str, ...]) -> str:
+    marker = "?" if dialect == "sqlite" else "%s"
+    row = "(" + ", ".join([marker] * len(columns)) + ")"
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * count)} "
+        f"ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}"
+    )
+
+
+def rarely(session: Session | Connection, condition: Any) -> Any:
+    """`condition`, which few rows meet (e.g. "the call is still waiting"), marked so on SQLite
+    (`likelihood`): with statistics from ANALYZE, which know how many states there are but not
+    that most calls are imported, SQLite would rather scan the table than use the index on it.
+    PostgreSQL's statistics know the skew."""
+    if _dialect(session) == "sqlite":
+        return sa.func.likelihood(condition, sa.literal_column("0.001"))
+    return condition
+
+
+def upsert(
+    session: Session | Connection,
+    table: sa.Table,
+    unique: tuple[str, ...],
+    update: Callable[[sa.Table, Any], dict[str, Any]],
+) -> Any:
+    """`INSERT ... ON CONFLICT (unique) DO UPDATE SET ...` in the session's dialect (add RETURNING to taste).
+
+    `update(table, excluded)` gives the SET clause: `excluded` holds the row that was offered.
+    One atomic statement: concurrent callers never make a second row and never lose an update.
+    """
+    return _upsert(_dialect(session), table, unique, update)
+
+
+@functools.cache
+def _upsert(dialect: str, table: sa.Table, unique: tuple[str, ...], update: Callable[..., dict[str, Any]]) -> Any:
+    dialect_insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    statement = dialect_insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c[name] for name in unique], set_=update(table, statement.excluded)
+    )
+
+
+CALLS_CHANNEL = "rollcall_calls"
+
+
+CALLS_ANNOUNCED = "rollcall.calls_announced"
+
+
+def announce_calls(session: Session, *, in_process: bool = True) -> None:
+    """Tell importers that calls are waiting, once the transaction commits: this process's
+    through `Database.when_calls_announced` (not wanted by the writer, whose importer works in
+    its gaps: `in_process=False`), every process's through NOTIFY on PostgreSQL (SQLite has no
+    such thing; importers in other processes look every poll interval)."""
+    if in_process:
+        session.info[CALLS_ANNOUNCED] = True
+    if _dialect(session) == "postgresql":
+        session.connection().exec_driver_sql(f"NOTIFY {CALLS_CHANNEL}")
+
+
+class CallsSignal:
+    """Waits for `announce_calls` from any process, or for the timeout, whichever comes first."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._connection: Any = None
+
+    def _listen(self) -> Any:
+        if self._connection is None:
+            import psycopg
+
+            url = sa.engine.make_url(self._database.url).set(drivername="postgresql")
+            self._connection = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+            self._connection.execute(f"LISTEN {CALLS_CHANNEL}")
+        return self._connection
+
+    def wait(self, timeout: float) -> None:
+        if self._database.dialect != "postgresql":
+            time.sleep(timeout)
+            return
+        try:
+            for _ in self._listen().notifies(timeout=timeout, stop_after=1):
+                pass
+        except Exception:  # the listening connection broke: fall back to the poll, reconnect later
+            self.close()
+            time.sleep(timeout)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+
+
+def lock_callpower_campaign(session: Session, callpower_campaign_id: int) -> None:
+    """Serialize "is this CallPower campaign mapped?" decisions with mapping it.
+
+    The importer takes this lock before it parks a call as unmapped and the mapping takes it
+    before it releases the parked calls, so a call cannot be parked just after its campaign's
+    parked calls were released. SQLite writers are already serialized by BEGIN IMMEDIATE.
+    """
+    if _dialect(session) == "postgresql":
+        # A 64-bit lock key from the id's hash: campaign ids span the whole bigint range, and a
+        # rare collision only makes two campaigns wait for each other.
+        key = sa.func.hashtextextended(f"rollcall.callpower_campaign:{callpower_campaign_id}", 0)
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
