@@ -197,7 +197,7 @@ def build(path: Path, posts: int, campaigns: int, users: int | None = None) -> s
 def store_backlog(url: str, count: int, *, day: str = "2017-11-07", state: str = "received") -> None:
     """`count` stored calls waiting for the importer (20,000 members, CallPower campaign 1), made
     on `day`; with `state="imported"`, calls of the past instead (the calls table's history)."""
-    from rollcall.callpower import service as calls
+    from rollcall.callpower import deliveries
 
     database = Database(url)
     batch = []
@@ -215,10 +215,10 @@ def store_backlog(url: str, count: int, *, day: str = "2017-11-07", state: str =
             "callpower_campaign_name": "Backlog",
             "number_dialed_into": "+15554441234",
         }
-        batch.append(calls.Delivery.of_payload(record, raw="{}", content_type="application/json", region="US"))
+        batch.append(deliveries.Delivery.of_payload(record, raw="{}", content_type="application/json", region="US"))
         if len(batch) == 5000 or n == count - 1:
             with database.writing() as session:
-                calls.store_deliveries(session, batch)
+                deliveries.store_deliveries(session, batch)
             batch.clear()
     with database.engine.begin() as connection:
         if state != "received":

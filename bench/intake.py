@@ -182,7 +182,7 @@ def importer(args: argparse.Namespace, workdir: Path) -> None:
     from data import store_backlog
 
     from rollcall.activity import service as activity
-    from rollcall.callpower import service as calls
+    from rollcall.callpower import operations, statistics
     from rollcall.db import Database, migrate
 
     url = f"sqlite:///{workdir / 'backlog.db'}"
@@ -191,7 +191,7 @@ def importer(args: argparse.Namespace, workdir: Path) -> None:
     with database.writing() as session:
         campaign = activity.create_campaign(session, internal_title="Backlog")
         action = activity.create_action(session, campaign_id=campaign.id, name="Call")
-        calls.map_campaign(session, action.id, 1)
+        operations.map_campaign(session, action.id, 1)
     print(f"\nimporter: storing a backlog of {args.backlog} calls ...")
     store_backlog(url, args.backlog)
     database.dispose()
@@ -206,7 +206,7 @@ def importer(args: argparse.Namespace, workdir: Path) -> None:
         stop(worker)
     database = Database(url)
     with database.reading() as session:
-        counts = calls.count_calls_by_state(session)
+        counts = statistics.count_calls_by_state(session)
     database.dispose()
     imported = counts["imported"] + counts["discarded"]
     print(f"  rollcall worker imported {imported} calls in {seconds:.1f} s: {imported / seconds:.0f} calls/s")

@@ -30,7 +30,7 @@ from intake import KEY, wrk  # noqa: E402
 from processes import ROLLCALL, free_port, start, stop, wait_ready  # noqa: E402
 
 from rollcall.activity import service as activity  # noqa: E402
-from rollcall.callpower import service as calls  # noqa: E402
+from rollcall.callpower import operations  # noqa: E402
 from rollcall.db import Database, migrate, normalize_url  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def fresh_database(admin_url: str) -> str:
     with database.writing() as session:
         campaign = activity.create_campaign(session, internal_title="Bench")
         action = activity.create_action(session, campaign_id=campaign.id, name="Call")
-        calls.map_campaign(session, action.id, 1)
+        operations.map_campaign(session, action.id, 1)
     database.dispose()
     return url
 
@@ -66,7 +66,7 @@ def intake(args: argparse.Namespace, workdir: Path) -> None:
     with sqlite.writing() as session:
         campaign = activity.create_campaign(session, internal_title="Bench")
         action = activity.create_action(session, campaign_id=campaign.id, name="Call")
-        calls.map_campaign(session, action.id, 1)
+        operations.map_campaign(session, action.id, 1)
     sqlite.dispose()
     ports = {"postgresql x2": free_port(), "sqlite x1": free_port()}
     servers = {

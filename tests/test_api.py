@@ -10,12 +10,12 @@ import httpx
 import pytest
 
 from rollcall.activity import service as activity
-from rollcall.callpower import service as calls
+from rollcall.callpower import deliveries, operations
+from rollcall.callpower.queue import Importer
 from rollcall.config import Settings
 from rollcall.db import Database
-from rollcall.worker import Importer
 from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp, wait_for
-from tests.test_intake import CONTRACT_PATH, calls_in
+from tests.helpers import CONTRACT_PATH, calls_in, store_and_import
 
 UNAUTHORIZED = {"error": {"code": 401, "message": "Unauthorized."}}
 
@@ -24,16 +24,6 @@ UNAUTHORIZED = {"error": {"code": 401, "message": "Unauthorized."}}
 def staff(app: RunningApp) -> Iterator[httpx.Client]:
     with app.client(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
         yield client
-
-
-def store_and_import(database: Database, settings: Settings, *records: dict[str, Any]) -> None:
-    with database.writing() as session:
-        calls.store_deliveries(
-            session, [calls.Delivery.of_payload(r, raw="{}", content_type=None, region="US") for r in records]
-        )
-    importer = Importer(database, settings)
-    while importer.import_batch():
-        pass
 
 
 def every_page(client: httpx.Client, path: str, **params: Any) -> list[list[dict[str, Any]]]:
@@ -238,7 +228,7 @@ def test_calls_list_filters_and_what_each_became(client: httpx.Client, staff: ht
     with database.writing() as session:
         campaign = activity.create_campaign(session, internal_title="A")
         action = activity.create_action(session, campaign_id=campaign.id, name="Call")
-        calls.map_campaign(session, action.id, 1)
+        operations.map_campaign(session, action.id, 1)
     client.post(CONTRACT_PATH, json=SEED_CALL)
     client.post(CONTRACT_PATH, json={**SEED_CALL, "callpower_campaign_id": 2})
     client.post(CONTRACT_PATH, json={**SEED_CALL, "mobile": ""})
@@ -268,10 +258,12 @@ def test_calls_list_filters_and_what_each_became(client: httpx.Client, staff: ht
 
 def test_retry_one_and_by_state(staff: httpx.Client, database: Database, settings: Settings) -> None:
     with database.writing() as session:
-        calls.store_deliveries(
+        deliveries.store_deliveries(
             session,
             [
-                calls.Delivery.of_payload({**SEED_CALL, "call_duration": n}, raw="{}", content_type=None, region="US")
+                deliveries.Delivery.of_payload(
+                    {**SEED_CALL, "call_duration": n}, raw="{}", content_type=None, region="US"
+                )
                 for n in range(3)
             ],
         )
@@ -294,7 +286,7 @@ def test_retry_one_and_by_state(staff: httpx.Client, database: Database, setting
     with database.writing() as session:
         campaign = activity.create_campaign(session, internal_title="A")
         action = activity.create_action(session, campaign_id=campaign.id, name="Call")
-        calls.map_campaign(session, action.id, 1)
+        operations.map_campaign(session, action.id, 1)
     wait_for(lambda: {c.state for c in calls_in(database)} == {"imported"})
     refused = staff.post(f"/api/v3/callpower/calls/{ids[0]}/retry")
     assert refused.status_code == 409
@@ -313,7 +305,7 @@ def test_users_filter_by_mobile_in_any_format(staff: httpx.Client, database: Dat
     with database.writing() as session:
         campaign = activity.create_campaign(session, internal_title="A")
         action = activity.create_action(session, campaign_id=campaign.id, name="Call")
-        calls.map_campaign(session, action.id, 1)
+        operations.map_campaign(session, action.id, 1)
     store_and_import(database, settings, SEED_CALL, {**SEED_CALL, "mobile": "+12224567891"})
 
     for given in ("+15551231234", "5551231234", "(555) 123-1234", "1-555-123-1234"):
@@ -331,8 +323,8 @@ def _two_campaigns(database: Database) -> tuple[int, int, int, int]:
         b = activity.create_campaign(session, internal_title="B")
         action_a = activity.create_action(session, campaign_id=a.id, name="Call A")
         action_b = activity.create_action(session, campaign_id=b.id, name="Call B")
-        calls.map_campaign(session, action_a.id, 1)
-        calls.map_campaign(session, action_b.id, 2)
+        operations.map_campaign(session, action_a.id, 1)
+        operations.map_campaign(session, action_b.id, 2)
         return a.id, b.id, action_a.id, action_b.id
 
 

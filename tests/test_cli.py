@@ -15,8 +15,7 @@ from rollcall.callpower.models import CallState
 from rollcall.config import Settings
 from rollcall.db import Database
 from tests.conftest import SEED_CALL
-from tests.test_import import import_all, store
-from tests.test_intake import calls_in, map_seed_campaign
+from tests.helpers import calls_in, import_all, map_seed_campaign, store
 
 
 def test_campaign_and_action_round_trip(cli: Any) -> None:

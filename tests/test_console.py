@@ -16,8 +16,7 @@ import httpx
 
 from rollcall.db import Database
 from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp, wait_for
-from tests.test_import import _break_posts, _mend_posts
-from tests.test_intake import CONTRACT_PATH, calls_in, map_seed_campaign
+from tests.helpers import CONTRACT_PATH, break_posts, calls_in, map_seed_campaign, mend_posts
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -89,7 +88,7 @@ def test_operator_maps_a_campaign_retries_a_call_downloads_posts_and_signs_out(
     assert download.suggested_filename.endswith("-posts.csv")
 
     # A call that fails, then is retried from its page once the fault is mended.
-    _break_posts(database)
+    break_posts(database)
     send(app, {**SEED_CALL, "callpower_campaign_id": 77, "call_duration": 99})
     wait_for(lambda: calls_in(database)[-1].state == "failed")
     failed_id = calls_in(database)[-1].id
@@ -98,7 +97,7 @@ def test_operator_maps_a_campaign_retries_a_call_downloads_posts_and_signs_out(
     assert page.locator("#state").inner_text() == "failed"
     assert "posts broken" in page.content()
     assert "+15551231234" in page.content()  # a call's own page shows the number
-    _mend_posts(database)
+    mend_posts(database)
     page.click("button:has-text('Retry this call')")
     page.wait_for_selector(".flash")
 

@@ -49,12 +49,14 @@ def test_sigkill_during_a_burst_loses_no_acknowledged_call(
     threads = [threading.Thread(target=send, args=(w,)) for w in range(16)]
     for thread in threads:
         thread.start()
-    wait_for(lambda: len(acknowledged) >= 300, timeout=30)
-    server.send_signal(signal.SIGKILL)
-    server.wait(10)
-    stop.set()
-    for thread in threads:
-        thread.join(30)
+    try:
+        wait_for(lambda: len(acknowledged) >= 300, timeout=30)
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+        stop.set()
+        for thread in threads:
+            thread.join(30)
 
     with database.reading() as session:
         stored = set(session.scalars(sa.select(Call.record["call_timestamp"].as_string())))

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from rollcall.callpower.models import Call
 from rollcall.db import Database, migrate
 from tests.conftest import API_KEY, SEED_CALL, RunningApp, wait_for
-from tests.test_intake import CONTRACT_PATH, calls_in, map_seed_campaign
+from tests.helpers import CONTRACT_PATH, calls_in, map_seed_campaign
 
 UNAVAILABLE = {"error": {"code": 503, "message": "The service cannot store anything right now; try again shortly."}}
 

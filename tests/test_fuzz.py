@@ -18,7 +18,7 @@ from rollcall.callpower.models import Call
 from rollcall.callpower.record import CONTRACT_FIELDS, InvalidCall, parse_call
 from rollcall.db import Database
 from tests.conftest import API_KEY, SEED_CALL, RunningApp
-from tests.test_intake import CONTRACT_PATH, LEGACY_PATH, map_seed_campaign
+from tests.helpers import CONTRACT_PATH, LEGACY_PATH, map_seed_campaign
 
 json_values = st.recursive(
     st.none()

@@ -11,36 +11,25 @@ import sqlalchemy as sa
 
 from rollcall.activity import service as activity
 from rollcall.activity.models import Post, Signup, User
-from rollcall.callpower import service as calls
+from rollcall.callpower import calls, deliveries, operations
 from rollcall.callpower.models import Call, CallState
+from rollcall.callpower.queue import Importer
 from rollcall.callpower.record import ANONYMOUS_MOBILES
 from rollcall.config import Settings
 from rollcall.db import Database
 from rollcall.paging import PageRequest
-from rollcall.worker import Importer
 from tests.conftest import SEED_CALL, wait_for
-from tests.test_intake import CONTRACT_PATH, calls_in, count, map_seed_campaign
-
-
-def store(database: Database, *records: dict[str, Any]) -> list[int]:
-    with database.writing() as session:
-        deliveries = [
-            calls.Delivery.of_payload(r, raw="{}", content_type="application/json", region="US") for r in records
-        ]
-        assert all(d.document is not None for d in deliveries), [d.errors for d in deliveries]
-        calls.store_deliveries(session, deliveries)
-    return [c.id for c in calls_in(database)][-len(records) :]
-
-
-def import_all(database: Database, settings: Settings) -> None:
-    importer = Importer(database, settings)
-    while importer.import_batch():
-        pass
-
-
-def call_state(database: Database, call_id: int) -> Call:
-    with database.reading() as session:
-        return calls.get_call(session, call_id)
+from tests.helpers import (
+    CONTRACT_PATH,
+    break_posts,
+    call_state,
+    calls_in,
+    count,
+    import_all,
+    map_seed_campaign,
+    mend_posts,
+    store,
+)
 
 
 def test_busy_call_makes_an_incomplete_post(database: Database, settings: Settings) -> None:
@@ -77,10 +66,10 @@ def test_national_number_is_normalized_to_e164(database: Database, settings: Set
 def test_default_region_decides_national_numbers(database: Database, settings: Settings) -> None:
     map_seed_campaign(database)
     with database.writing() as session:
-        delivery = calls.Delivery.of_payload(
+        delivery = deliveries.Delivery.of_payload(
             {**SEED_CALL, "mobile": "020 7946 0958"}, raw="{}", content_type=None, region="GB"
         )
-        calls.store_deliveries(session, [delivery])
+        deliveries.store_deliveries(session, [delivery])
     import_all(database, settings)
     with database.reading() as session:
         assert session.scalars(sa.select(User.mobile)).all() == ["+442079460958"]
@@ -126,34 +115,10 @@ def test_post_keeps_the_call_time_beside_its_creation_time(database: Database, s
     assert post.details["call_timestamp"] == "2017-11-07T18:54:10Z"
 
 
-def _break_posts(database: Database) -> None:
-    """Make every insert into posts fail, as a full disk or a bug half-way through an import would."""
-    with database.writing() as session:
-        if database.dialect == "sqlite":
-            session.execute(
-                sa.text("CREATE TRIGGER broken BEFORE INSERT ON posts BEGIN SELECT RAISE(ABORT, 'posts broken'); END")
-            )
-        else:
-            session.execute(
-                sa.text(
-                    "CREATE FUNCTION broken() RETURNS trigger LANGUAGE plpgsql AS "
-                    "$$ BEGIN RAISE EXCEPTION 'posts broken'; END $$"
-                )
-            )
-            session.execute(
-                sa.text("CREATE TRIGGER broken BEFORE INSERT ON posts FOR EACH ROW EXECUTE FUNCTION broken()")
-            )
-
-
-def _mend_posts(database: Database) -> None:
-    with database.writing() as session:
-        session.execute(sa.text("DROP TRIGGER broken" + ("" if database.dialect == "sqlite" else " ON posts")))
-
-
 def test_failure_half_way_leaves_nothing_behind_and_is_retried(database: Database, settings: Settings) -> None:
     map_seed_campaign(database)
     [call_id] = store(database, SEED_CALL)
-    _break_posts(database)
+    break_posts(database)
 
     import_all(database, settings)
 
@@ -165,7 +130,7 @@ def test_failure_half_way_leaves_nothing_behind_and_is_retried(database: Databas
     # The user and signup made before the failing step were rolled back with it.
     assert count(database, User) == 0 and count(database, Signup) == 0
 
-    _mend_posts(database)
+    mend_posts(database)
     wait_for(lambda: (import_all(database, settings), call_state(database, call_id).state)[1] == CallState.IMPORTED)
     assert count(database, Post) == 1 and count(database, User) == 1
 
@@ -173,7 +138,7 @@ def test_failure_half_way_leaves_nothing_behind_and_is_retried(database: Databas
 def test_failed_call_backs_off_then_dies_then_can_be_retried(database: Database, settings: Settings, cli: Any) -> None:
     map_seed_campaign(database)
     [call_id] = store(database, SEED_CALL)
-    _break_posts(database)
+    break_posts(database)
     importer = Importer(database, settings)
     delays = []
     for attempt in range(1, settings.import_max_attempts + 1):
@@ -186,7 +151,7 @@ def test_failed_call_backs_off_then_dies_then_can_be_retried(database: Database,
     assert delays == pytest.approx([0.05 * 2**n for n in range(settings.import_max_attempts - 1)], abs=0.01)
     assert importer.import_batch() == 0  # dead calls are left alone
 
-    _mend_posts(database)
+    mend_posts(database)
     cli("calls", "retry", str(call_id))
     import_all(database, settings)
     assert call_state(database, call_id).state == CallState.IMPORTED
@@ -209,10 +174,10 @@ def test_second_action_cannot_take_a_mapped_callpower_campaign(database: Databas
         other = activity.create_action(session, campaign_id=1, name="Other")
         other_id = other.id
     with (
-        pytest.raises(calls.CallPowerCampaignTaken, match=f"already mapped to action {first}"),
+        pytest.raises(operations.CallPowerCampaignTaken, match=f"already mapped to action {first}"),
         database.writing() as session,
     ):
-        calls.map_campaign(session, other_id, 5)
+        operations.map_campaign(session, other_id, 5)
 
 
 def test_many_calls_of_one_member_count_on_one_signup(database: Database, settings: Settings) -> None:
@@ -226,8 +191,8 @@ def test_many_calls_of_one_member_count_on_one_signup(database: Database, settin
 
 def test_a_large_batch_of_deliveries_is_stored_whole(database: Database) -> None:
     """More rows than one statement may carry parameters for (SQLite 32,766; PostgreSQL 65,535)."""
-    deliveries = [
-        calls.Delivery.of_payload(
+    batch = [
+        deliveries.Delivery.of_payload(
             {**SEED_CALL, "call_timestamp": f"2018-01-01T00:00:00.{n:06d}"},
             raw="{}",
             content_type="application/json",
@@ -236,7 +201,7 @@ def test_a_large_batch_of_deliveries_is_stored_whole(database: Database) -> None
         for n in range(5_000)
     ]
     with database.writing() as session:
-        assert calls.store_deliveries(session, deliveries + deliveries[:10]).new == 5_000
+        assert deliveries.store_deliveries(session, batch + batch[:10]).new == 5_000
     with database.reading() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Call)) == 5_000
 

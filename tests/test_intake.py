@@ -11,35 +11,12 @@ import pytest
 import sqlalchemy as sa
 
 from rollcall.activity.models import Post, Signup, User
-from rollcall.callpower.models import Call
 from rollcall.db import Database
 from tests.conftest import API_KEY, SEED_CALL, RunningApp, wait_for
+from tests.helpers import CONTRACT_PATH, LEGACY_PATH, calls_in, count, map_seed_campaign
 
 SUCCESS = {"success": {"code": 200, "message": "Received CallPower payload."}}
 UNAUTHORIZED = {"error": {"code": 401, "message": "Unauthorized."}}
-CONTRACT_PATH = "/api/partners/callpower/call"
-LEGACY_PATH = "/api/v1/callpower/call"
-
-
-def count(database: Database, model: Any, *where: Any) -> int:
-    with database.reading() as session:
-        return session.scalar(sa.select(sa.func.count()).select_from(model).where(*where)) or 0
-
-
-def calls_in(database: Database) -> list[Call]:
-    with database.reading() as session:
-        return list(session.scalars(sa.select(Call).order_by(Call.id)))
-
-
-def map_seed_campaign(database: Database, callpower_campaign_id: int = 1) -> int:
-    from rollcall.activity import service as activity
-    from rollcall.callpower import service as calls
-
-    with database.writing() as session:
-        campaign = activity.create_campaign(session, internal_title="Defend Dreamers")
-        action = activity.create_action(session, campaign_id=campaign.id, name="Call Congress")
-        calls.map_campaign(session, action.id, callpower_campaign_id)
-        return action.id
 
 
 def test_seed_example_becomes_an_accepted_post(client: httpx.Client, database: Database) -> None:

@@ -8,9 +8,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import rollcall.models  # noqa: F401  (every table on Base.metadata)
+from rollcall.callpower.deliveries import Delivery, store_deliveries
 from rollcall.callpower.models import Call
 from rollcall.callpower.record import dedup_key_of, record_digest
-from rollcall.callpower.service import Delivery, store_deliveries
 from rollcall.db import Base, Database, migrations_config
 from tests.conftest import SEED_CALL
 

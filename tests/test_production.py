@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from rollcall.activity import service as activity
 from rollcall.activity.models import Post, Signup, User
-from rollcall.callpower import service as calls
+from rollcall.callpower import deliveries, operations, statistics
 from rollcall.callpower.models import Call
 from rollcall.db import Database
 from tests.conftest import API_KEY, SEED_CALL, rollcall_process, serve_process, wait_for
@@ -39,7 +39,7 @@ def distinct_calls(count: int, mobiles: int, campaigns: tuple[int, ...]) -> list
 
 def states(database: Database) -> dict[str, int]:
     with database.reading() as session:
-        return calls.count_calls_by_state(session)
+        return statistics.count_calls_by_state(session)
 
 
 def stop_and_expect_clean_exits(importer: subprocess.Popen[bytes], servers: list[subprocess.Popen[bytes]]) -> None:
@@ -58,7 +58,7 @@ def map_campaigns(database: Database) -> dict[int, int]:
         mapping = {1: a.id, 2: a.id, 3: b.id}
         for callpower_id, campaign_id in mapping.items():
             action = activity.create_action(session, campaign_id=campaign_id, name=f"Call {callpower_id}")
-            calls.map_campaign(session, action.id, callpower_id)
+            operations.map_campaign(session, action.id, callpower_id)
     return mapping
 
 
@@ -121,8 +121,8 @@ def test_importer_killed_mid_batch_leaves_every_call_imported_exactly_once(
     map_campaigns(database)
     backlog = distinct_calls(3000, mobiles=400, campaigns=(1, 2, 3))
     with database.writing() as session:
-        calls.store_deliveries(
-            session, [calls.Delivery.of_payload(c, raw="{}", content_type=None, region="US") for c in backlog]
+        deliveries.store_deliveries(
+            session, [deliveries.Delivery.of_payload(c, raw="{}", content_type=None, region="US") for c in backlog]
         )
     first = rollcall_process(["worker"], database_url, tmp_path / "worker.log")
     wait_for(lambda: states(database)["imported"] >= 300, timeout=60)
@@ -147,8 +147,8 @@ def test_sigterm_stops_an_importer_between_calls(database_url: str, database: Da
     map_campaigns(database)
     backlog = distinct_calls(4000, mobiles=400, campaigns=(1, 2, 3))
     with database.writing() as session:
-        calls.store_deliveries(
-            session, [calls.Delivery.of_payload(c, raw="{}", content_type=None, region="US") for c in backlog]
+        deliveries.store_deliveries(
+            session, [deliveries.Delivery.of_payload(c, raw="{}", content_type=None, region="US") for c in backlog]
         )
     importer = rollcall_process(["worker"], database_url, tmp_path / "worker.log")
     wait_for(lambda: states(database)["imported"] >= 200, timeout=60)
@@ -187,12 +187,15 @@ def test_sigterm_drains_the_intake(database_url: str, database: Database, tmp_pa
     threads = [threading.Thread(target=send, args=(w,)) for w in range(8)]
     for thread in threads:
         thread.start()
-    wait_for(lambda: len(acknowledged) >= 200, timeout=30)
-    server.send_signal(signal.SIGTERM)
-    assert server.wait(30) == 0
-    stop.set()
-    for thread in threads:
-        thread.join(30)
+    try:
+        wait_for(lambda: len(acknowledged) >= 200, timeout=30)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0
+    finally:
+        stop.set()
+        server.kill()  # nothing left to kill when the test went well
+        for thread in threads:
+            thread.join(30)
 
     # Every answer was a 200; the rest found the server closed (a request sent on a kept-alive
     # connection as the server closed it is reset, unanswered, and CallPower sends it again on

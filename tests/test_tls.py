@@ -28,7 +28,7 @@ from requests_toolbelt import sessions
 
 from rollcall.db import Database
 from tests.conftest import API_KEY, SEED_CALL, free_port, rollcall_process, serve_process, wait_for
-from tests.test_intake import calls_in, map_seed_campaign
+from tests.helpers import calls_in, map_seed_campaign
 
 REPO = Path(__file__).resolve().parent.parent
 CADDY = shutil.which("caddy")

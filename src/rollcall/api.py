@@ -7,7 +7,7 @@ Bearer tokens (never the CallPower key), `filter[...]` query parameters where a 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query, Request
@@ -16,9 +16,11 @@ from pydantic import BaseModel
 
 from rollcall.credentials import matches
 from rollcall.db import INTEGER_MAX
+from rollcall.documents import Document
 from rollcall.errors import InvalidInput, Unauthorized
 from rollcall.http import ErrorAnswer
 from rollcall.paging import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest
+from rollcall.services import services_of
 from rollcall.times import parse_timestamp
 
 T = TypeVar("T")
@@ -38,7 +40,7 @@ def require_staff(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     """Every staff route: a valid bearer token, compared in constant time, or 401."""
-    services = request.app.state.services
+    services = services_of(request)
     if credentials is None or not matches(credentials.credentials, services.admin_tokens):
         raise Unauthorized()
     services.rate_limiter.take(credentials.credentials)
@@ -127,19 +129,19 @@ class Listing(BaseModel, Generic[T]):
     meta: Meta
 
 
-def one(document: dict[str, Any]) -> dict[str, Any]:
+def one(document: Any) -> dict[str, Any]:
+    """A single resource as `{"data": ...}` (a document, or plain data)."""
     return {"data": document}
 
 
 def listing(
-    page: Page[Any],
-    document: Callable[[Any], dict[str, Any]] | None = None,
-    *,
-    documents: list[dict[str, Any]] | None = None,
+    page: Page[Any], shape: type[Document] | None = None, *, documents: list[Any] | None = None
 ) -> dict[str, Any]:
-    """A page as `{"data": [...], "meta": {"cursor": ...}}`: `document(item)` of each item, or `documents`."""
-    data = documents if documents is not None else [document(item) for item in page.items] if document else []
-    return {"data": data, "meta": {"cursor": {"next": page.next, "prev": page.prev}}}
+    """A page as `{"data": [...], "meta": {"cursor": ...}}`: each item read into `shape`, or
+    `documents` made by the caller."""
+    if documents is None:
+        documents = [shape.model_validate(item) for item in page.items] if shape is not None else list(page.items)
+    return {"data": documents, "meta": {"cursor": {"next": page.next, "prev": page.prev}}}
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import gc
 import os
-import signal
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from importlib import resources
 
-import structlog
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
@@ -22,11 +18,13 @@ from starlette.types import ASGIApp
 from rollcall import __version__, operations
 from rollcall.activity import views as activity_views
 from rollcall.callpower import intake
-from rollcall.callpower import service as calls
 from rollcall.callpower import views as callpower_views
+from rollcall.callpower.queue import Importer
+from rollcall.callpower.statistics import Statistics
 from rollcall.callpower.writer import CallWriter, Writer
-from rollcall.callpower.writer_process import RemoteWriter
+from rollcall.callpower.writer_client import RemoteWriter
 from rollcall.config import Settings
+from rollcall.console import activity_pages
 from rollcall.console import views as console_views
 from rollcall.console.session import Sessions
 from rollcall.credentials import ADMIN_TOKEN, CALLPOWER_KEY, CONSOLE_SECRET, ensure_secret
@@ -34,36 +32,8 @@ from rollcall.db import Database, DatabaseNotMigrated, schema_is_current
 from rollcall.http import BodyLimit, RequestLog, install_error_handlers
 from rollcall.limits import NoLimit, RateLimiter
 from rollcall.logs import configure_logging
-from rollcall.worker import Importer
-
-
-@dataclass
-class Services:
-    """What the routes need, made once when the app starts."""
-
-    settings: Settings
-    database: Database
-    writer: Writer
-    callpower_keys: tuple[str, ...]
-    admin_tokens: tuple[str, ...]
-    console_sessions: Sessions
-    rate_limiter: RateLimiter | NoLimit
-    # The console overview's count of calls per finished day (they never change).
-    day_totals: dict[dt.date, int] = field(default_factory=dict)
-
-
-def _warm_overview(services: Services) -> None:
-    with contextlib.suppress(Exception), services.database.reading() as session:
-        calls.overview(session, day_totals=services.day_totals)
-
-
-async def _stop_when_orphaned(supervisor: int) -> None:
-    """A worker of `rollcall serve --workers N` whose `serve` is gone (killed) drains and exits,
-    as on SIGTERM: its writer process is gone too, and the port must be free for the next start."""
-    while os.getppid() == supervisor:
-        await asyncio.sleep(0.5)
-    structlog.get_logger("rollcall.app").error("serve.gone", pid=os.getpid())
-    os.kill(os.getpid(), signal.SIGTERM)
+from rollcall.processes import stop_when_orphaned
+from rollcall.services import Services
 
 
 def create_app(settings: Settings, *, run_importer: bool = True) -> ASGIApp:
@@ -93,19 +63,21 @@ def create_api(settings: Settings, *, run_importer: bool = True) -> FastAPI:
             writer = CallWriter(database, importer, region=settings.default_region)
         sessions = Sessions(ensure_secret(database, CONSOLE_SECRET)[0])
         limiter = RateLimiter(*settings.rate_limit) if settings.rate_limit else NoLimit()
-        app.state.services = Services(settings, database, writer, keys, tokens, sessions, limiter)
+        statistics = Statistics()
+        app.state.services = Services(settings, database, writer, keys, tokens, sessions, limiter, statistics)
         # Calls released by any interface (mapping, retries, repairs) are imported at once.
         database.when_calls_announced(writer.wake_importer)
         writer.start()
-        # Count the finished days of the console's overview now, not on the first visit.
-        threading.Thread(target=_warm_overview, args=(app.state.services,), daemon=True).start()
+        threading.Thread(target=statistics.warm, args=(database,), daemon=True).start()
         # Everything made so far (modules, compiled statements, schemas) lives as long as the
         # process. Left in the collector's oldest generation, each full collection walked all of
         # it and stalled every request in flight: the intake's p99 went from ~30 to ~80 ms.
         gc.freeze()
         watchdog = None
         if settings.supervisor_pid and settings.supervisor_pid != os.getpid():
-            watchdog = asyncio.create_task(_stop_when_orphaned(settings.supervisor_pid))
+            # A worker of `serve --workers N` whose `serve` was killed drains and exits: its writer
+            # process is gone too, and the port must be free for the next start.
+            watchdog = asyncio.create_task(stop_when_orphaned(settings.supervisor_pid))
         try:
             yield
         finally:
@@ -132,6 +104,7 @@ def create_api(settings: Settings, *, run_importer: bool = True) -> FastAPI:
     app.include_router(callpower_views.router)
     app.include_router(activity_views.router)
     app.include_router(console_views.router)
+    app.include_router(activity_pages.router)
     app.include_router(operations.router)
     app.mount(
         "/console/static", StaticFiles(directory=str(resources.files("rollcall") / "console" / "static")), "static"

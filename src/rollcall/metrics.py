@@ -24,7 +24,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from rollcall.callpower import service as calls
+from rollcall.callpower import statistics
 from rollcall.db import Database
 from rollcall.times import utcnow
 
@@ -77,8 +77,8 @@ class DatabaseCollector(Collector):
             "rollcall_import_oldest_waiting_seconds", "Age of the oldest call waiting for an importer."
         )
         with self.database.reading() as session:
-            counts = calls.count_calls_by_state(session)
-            waiting, first = calls.backlog(session)
+            counts = statistics.count_calls_by_state(session)
+            waiting, first = statistics.backlog(session)
         for state, count in counts.items():
             states.add_metric([state], count)
         backlog.add_metric([], waiting)

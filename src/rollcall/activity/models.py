@@ -11,7 +11,8 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rollcall.db import BIGINT_MAX, INTEGER_MAX, Base, JSONDocument, UTCDateTime
-from rollcall.times import iso_utc, utcnow
+from rollcall.documents import Document
+from rollcall.times import utcnow
 
 PHONE_CALL = "phone-call"
 SOURCE = "importer-client"
@@ -34,17 +35,6 @@ class Campaign(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    def document(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "internal_title": self.internal_title,
-            "cause": self.cause,
-            "start_date": iso_utc(self.start_date),
-            "end_date": iso_utc(self.end_date),
-            "created_at": iso_utc(self.created_at),
-            "updated_at": iso_utc(self.updated_at),
-        }
-
 
 class Action(Base):
     __tablename__ = "actions"
@@ -61,20 +51,6 @@ class Action(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    def document(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "campaign_id": self.campaign_id,
-            "post_type": self.post_type,
-            "action_type": self.action_type,
-            "callpower_campaign_id": self.callpower_campaign_id,
-            "noun": self.noun,
-            "verb": self.verb,
-            "created_at": iso_utc(self.created_at),
-            "updated_at": iso_utc(self.updated_at),
-        }
-
 
 class User(Base):
     __tablename__ = "users"
@@ -86,17 +62,6 @@ class User(Base):
     source_detail: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-
-    def document(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "mobile": self.mobile,
-            "sms_status": self.sms_status,
-            "source": self.source,
-            "source_detail": self.source_detail,
-            "created_at": iso_utc(self.created_at),
-            "updated_at": iso_utc(self.updated_at),
-        }
 
 
 class Signup(Base):
@@ -115,19 +80,6 @@ class Signup(Base):
     details: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-
-    def document(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "northstar_id": self.northstar_id,
-            "campaign_id": self.campaign_id,
-            "quantity": self.quantity,
-            "source": self.source,
-            "source_details": self.source_details,
-            "details": self.details,
-            "created_at": iso_utc(self.created_at),
-            "updated_at": iso_utc(self.updated_at),
-        }
 
 
 class Post(Base):
@@ -158,26 +110,6 @@ class Post(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    def document(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "signup_id": self.signup_id,
-            "northstar_id": self.northstar_id,
-            "campaign_id": self.campaign_id,
-            "action_id": self.action_id,
-            "call_id": self.call_id,
-            "type": self.type,
-            "action": self.action,
-            "quantity": self.quantity,
-            "status": self.status,
-            "source": self.source,
-            "source_details": self.source_details,
-            "details": self.details,
-            "call_timestamp": iso_utc(self.call_timestamp),
-            "created_at": iso_utc(self.created_at),
-            "updated_at": iso_utc(self.updated_at),
-        }
-
 
 # -- shapes of the staff API ------------------------------------------------------------------
 
@@ -201,7 +133,7 @@ _CallPowerCampaignId = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
 _Id = Annotated[int, Field(ge=1, le=INTEGER_MAX)]
 
 
-class CampaignDocument(BaseModel):
+class CampaignDocument(Document):
     id: int
     internal_title: str
     cause: str | None
@@ -231,7 +163,7 @@ class CampaignChanges(BaseModel):
     end_date: AwareDatetime | None = None
 
 
-class ActionDocument(BaseModel):
+class ActionDocument(Document):
     id: int
     name: str
     campaign_id: int
@@ -270,7 +202,7 @@ class ActionChanges(BaseModel):
     callpower_campaign_id: _CallPowerCampaignId | None = None
 
 
-class UserDocument(BaseModel):
+class UserDocument(Document):
     id: str
     mobile: str
     sms_status: str
@@ -280,7 +212,7 @@ class UserDocument(BaseModel):
     updated_at: dt.datetime
 
 
-class PostDocument(BaseModel):
+class PostDocument(Document):
     id: int
     signup_id: int
     northstar_id: str
@@ -299,7 +231,7 @@ class PostDocument(BaseModel):
     updated_at: dt.datetime
 
 
-class SignupDocument(BaseModel):
+class SignupDocument(Document):
     id: int
     northstar_id: str
     campaign_id: int

@@ -102,7 +102,7 @@ def create_action(
     noun: str = "calls",
     verb: str = "completed",
 ) -> Action:
-    """A new action on a campaign. Its CallPower campaign is set with `callpower.service.map_campaign`."""
+    """A new action on a campaign. Its CallPower campaign is set with `callpower.operations.map_campaign`."""
     cleaned = _required_text({"name": name, "post_type": post_type})
     get_campaign(session, campaign_id)
     action = Action(
@@ -154,7 +154,7 @@ def action_for_callpower_campaign(session: Session, callpower_campaign_id: int) 
 
 
 def update_action(session: Session, action_id: int, changes: dict[str, Any]) -> Action:
-    """Change an action's own fields. Its CallPower campaign is changed with `callpower.service.map_campaign`."""
+    """Change an action's own fields. Its CallPower campaign is changed with `callpower.operations.map_campaign`."""
     action = get_action(session, action_id)
     required = {name: changes[name] for name in ("name", "post_type") if name in changes}
     changes = {**changes, **_required_text(required)}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
+from sqlalchemy.orm import Session
 
 from rollcall.activity import service as activity
 from rollcall.activity.models import (
@@ -16,6 +17,7 @@ from rollcall.activity.models import (
     NewAction,
     NewCampaign,
     PostDocument,
+    Signup,
     SignupDocument,
     UserDocument,
 )
@@ -34,9 +36,10 @@ from rollcall.api import (
     page_request,
     texts,
 )
-from rollcall.callpower import service as calls
+from rollcall.callpower import operations
 from rollcall.callpower.record import InvalidMobile, normalize_mobile
 from rollcall.paging import PageRequest
+from rollcall.services import ServicesDep
 
 router = APIRouter(prefix="/api/v3", dependencies=STAFF)
 
@@ -52,40 +55,36 @@ def _texts(alias: str) -> Any:
     return Query(alias=alias, pattern=TEXT_LIST, description="Comma-separated values: any of them.")
 
 
-def _services(request: Request) -> Any:
-    return request.app.state.services
-
-
 # -- campaigns ------------------------------------------------------------------------------
 
 
 @router.get("/campaigns", tags=["campaigns"], response_model=Listing[CampaignDocument], responses=errors())
-def list_campaigns(request: Request, page: Paged) -> dict[str, Any]:
-    with _services(request).database.reading() as session:
-        return listing(activity.list_campaigns(session, page), lambda c: c.document())
+def list_campaigns(services: ServicesDep, page: Paged) -> dict[str, Any]:
+    with services.database.reading() as session:
+        return listing(activity.list_campaigns(session, page), CampaignDocument)
 
 
 @router.get("/campaigns/{campaign_id}", tags=["campaigns"], response_model=One[CampaignDocument], responses=errors(404))
-def get_campaign(request: Request, campaign_id: Id) -> dict[str, Any]:
-    with _services(request).database.reading() as session:
-        return one(activity.get_campaign(session, campaign_id).document())
+def get_campaign(services: ServicesDep, campaign_id: Id) -> dict[str, Any]:
+    with services.database.reading() as session:
+        return one(CampaignDocument.model_validate(activity.get_campaign(session, campaign_id)))
 
 
 @router.post(
     "/campaigns", tags=["campaigns"], status_code=201, response_model=One[CampaignDocument], responses=errors()
 )
-def create_campaign(request: Request, campaign: NewCampaign) -> dict[str, Any]:
-    with _services(request).database.writing() as session:
-        return one(activity.create_campaign(session, **campaign.model_dump()).document())
+def create_campaign(services: ServicesDep, campaign: NewCampaign) -> dict[str, Any]:
+    with services.database.writing() as session:
+        return one(CampaignDocument.model_validate(activity.create_campaign(session, **campaign.model_dump())))
 
 
 @router.patch(
     "/campaigns/{campaign_id}", tags=["campaigns"], response_model=One[CampaignDocument], responses=errors(404)
 )
-def update_campaign(request: Request, campaign_id: Id, changes: CampaignChanges) -> dict[str, Any]:
+def update_campaign(services: ServicesDep, campaign_id: Id, changes: CampaignChanges) -> dict[str, Any]:
     sent = changes.model_dump(exclude_unset=True)
-    with _services(request).database.writing() as session:
-        return one(activity.update_campaign(session, campaign_id, sent).document())
+    with services.database.writing() as session:
+        return one(CampaignDocument.model_validate(activity.update_campaign(session, campaign_id, sent)))
 
 
 # -- actions --------------------------------------------------------------------------------
@@ -93,25 +92,25 @@ def update_campaign(request: Request, campaign_id: Id, changes: CampaignChanges)
 
 @router.get("/actions", tags=["actions"], response_model=Listing[ActionDocument], responses=errors())
 def list_actions(
-    request: Request,
+    services: ServicesDep,
     page: Paged,
     campaign_id: Annotated[str | None, _integers("filter[campaign_id]")] = None,
     callpower_campaign_id: Annotated[str | None, _integers("filter[callpower_campaign_id]")] = None,
 ) -> dict[str, Any]:
-    with _services(request).database.reading() as session:
+    with services.database.reading() as session:
         found = activity.list_actions(
             session,
             page,
             campaign_ids=integers("filter[campaign_id]", campaign_id),
             callpower_campaign_ids=integers("filter[callpower_campaign_id]", callpower_campaign_id),
         )
-        return listing(found, lambda a: a.document())
+        return listing(found, ActionDocument)
 
 
 @router.get("/actions/{action_id}", tags=["actions"], response_model=One[ActionDocument], responses=errors(404))
-def get_action(request: Request, action_id: Id) -> dict[str, Any]:
-    with _services(request).database.reading() as session:
-        return one(activity.get_action(session, action_id).document())
+def get_action(services: ServicesDep, action_id: Id) -> dict[str, Any]:
+    with services.database.reading() as session:
+        return one(ActionDocument.model_validate(activity.get_action(session, action_id)))
 
 
 @router.post(
@@ -123,13 +122,10 @@ def get_action(request: Request, action_id: Id) -> dict[str, Any]:
     description="A `callpower_campaign_id` already held by another action is 409. Setting one imports the "
     "calls that waited for it (`unmapped`) at once.",
 )
-def create_action(request: Request, action: NewAction) -> dict[str, Any]:
-    fields = action.model_dump(exclude={"callpower_campaign_id"})
-    with _services(request).database.writing() as session:
-        made = activity.create_action(session, **fields)
-        if action.callpower_campaign_id is not None:
-            made, _ = calls.map_campaign(session, made.id, action.callpower_campaign_id)
-        return one(made.document())
+def create_action(services: ServicesDep, action: NewAction) -> dict[str, Any]:
+    with services.database.writing() as session:
+        made, _ = operations.add_action(session, **action.model_dump())
+        return one(ActionDocument.model_validate(made))
 
 
 @router.patch(
@@ -140,15 +136,10 @@ def create_action(request: Request, action: NewAction) -> dict[str, Any]:
     description="Only the fields sent change. Setting or changing `callpower_campaign_id` imports that "
     "campaign's waiting calls at once; `null` unmaps the action.",
 )
-def update_action(request: Request, action_id: Id, changes: ActionChanges) -> dict[str, Any]:
-    sent = changes.model_dump(exclude_unset=True)
-    remap = "callpower_campaign_id" in sent
-    callpower_campaign_id = sent.pop("callpower_campaign_id", None)
-    with _services(request).database.writing() as session:
-        action = activity.update_action(session, action_id, sent)
-        if remap:
-            action, _ = calls.map_campaign(session, action_id, callpower_campaign_id)
-        return one(action.document())
+def update_action(services: ServicesDep, action_id: Id, changes: ActionChanges) -> dict[str, Any]:
+    with services.database.writing() as session:
+        action, _ = operations.change_action(session, action_id, changes.model_dump(exclude_unset=True))
+        return one(ActionDocument.model_validate(action))
 
 
 # -- users ----------------------------------------------------------------------------------
@@ -156,13 +147,12 @@ def update_action(request: Request, action_id: Id, changes: ActionChanges) -> di
 
 @router.get("/users", tags=["users"], response_model=Listing[UserDocument], responses=errors())
 def list_users(
-    request: Request,
+    services: ServicesDep,
     page: Paged,
     mobile: Annotated[
         str | None, Query(alias="filter[mobile]", pattern=TEXT_LIST, description="Any format the intake takes.")
     ] = None,
 ) -> dict[str, Any]:
-    services = _services(request)
     region = services.settings.default_region
     mobiles = None
     if mobile is not None:
@@ -172,13 +162,15 @@ def list_users(
             with contextlib.suppress(InvalidMobile):
                 mobiles.append(normalize_mobile(value, region))
     with services.database.reading() as session:
-        return listing(activity.list_users(session, page, mobiles=mobiles), lambda u: u.document())
+        return listing(activity.list_users(session, page, mobiles=mobiles), UserDocument)
 
 
 @router.get("/users/{user_id}", tags=["users"], response_model=One[UserDocument], responses=errors(404))
-def get_user(request: Request, user_id: Annotated[str, Path(max_length=64, pattern=r"^[0-9a-f]+$")]) -> dict[str, Any]:
-    with _services(request).database.reading() as session:
-        return one(activity.get_user(session, user_id).document())
+def get_user(
+    services: ServicesDep, user_id: Annotated[str, Path(max_length=64, pattern=r"^[0-9a-f]+$")]
+) -> dict[str, Any]:
+    with services.database.reading() as session:
+        return one(UserDocument.model_validate(activity.get_user(session, user_id)))
 
 
 # -- signups --------------------------------------------------------------------------------
@@ -186,26 +178,26 @@ def get_user(request: Request, user_id: Annotated[str, Path(max_length=64, patte
 Include = Annotated[str | None, Query(pattern=r"^posts$", description="`posts` adds each signup's posts.")]
 
 
-def _signup_documents(session: Any, signups: list[Any], include: str | None) -> list[dict[str, Any]]:
+def _signup_documents(session: Session, signups: list[Signup], include: str | None) -> list[SignupDocument]:
     posts = activity.posts_of_signups(session, [s.id for s in signups]) if include == "posts" else None
     documents = []
     for signup in signups:
-        document = signup.document()
+        document = SignupDocument.model_validate(signup)
         if posts is not None:
-            document["posts"] = [post.document() for post in posts[signup.id]]
+            document.posts = [PostDocument.model_validate(post) for post in posts[signup.id]]
         documents.append(document)
     return documents
 
 
 @router.get("/signups", tags=["signups"], response_model=Listing[SignupDocument], responses=errors())
 def list_signups(
-    request: Request,
+    services: ServicesDep,
     page: Paged,
     campaign_id: Annotated[str | None, _integers("filter[campaign_id]")] = None,
     northstar_id: Annotated[str | None, _texts("filter[northstar_id]")] = None,
     include: Include = None,
 ) -> dict[str, Any]:
-    with _services(request).database.reading() as session:
+    with services.database.reading() as session:
         found = activity.list_signups(
             session,
             page,
@@ -216,8 +208,8 @@ def list_signups(
 
 
 @router.get("/signups/{signup_id}", tags=["signups"], response_model=One[SignupDocument], responses=errors(404))
-def get_signup(request: Request, signup_id: Id, include: Include = None) -> dict[str, Any]:
-    with _services(request).database.reading() as session:
+def get_signup(services: ServicesDep, signup_id: Id, include: Include = None) -> dict[str, Any]:
+    with services.database.reading() as session:
         [document] = _signup_documents(session, [activity.get_signup(session, signup_id)], include)
         return one(document)
 
@@ -227,7 +219,7 @@ def get_signup(request: Request, signup_id: Id, include: Include = None) -> dict
 
 @router.get("/posts", tags=["posts"], response_model=Listing[PostDocument], responses=errors())
 def list_posts(
-    request: Request,
+    services: ServicesDep,
     page: Paged,
     campaign_id: Annotated[str | None, _integers("filter[campaign_id]")] = None,
     action_id: Annotated[str | None, _integers("filter[action_id]")] = None,
@@ -252,7 +244,7 @@ def list_posts(
         ),
     ] = None,
 ) -> dict[str, Any]:
-    with _services(request).database.reading() as session:
+    with services.database.reading() as session:
         found = activity.list_posts(
             session,
             page,
@@ -265,10 +257,10 @@ def list_posts(
             call_timestamp_gte=moment("filter[call_timestamp][gte]", call_timestamp_gte),
             call_timestamp_lt=moment("filter[call_timestamp][lt]", call_timestamp_lt),
         )
-        return listing(found, lambda p: p.document())
+        return listing(found, PostDocument)
 
 
 @router.get("/posts/{post_id}", tags=["posts"], response_model=One[PostDocument], responses=errors(404))
-def get_post(request: Request, post_id: Id) -> dict[str, Any]:
-    with _services(request).database.reading() as session:
-        return one(activity.get_post(session, post_id).document())
+def get_post(services: ServicesDep, post_id: Id) -> dict[str, Any]:
+    with services.database.reading() as session:
+        return one(PostDocument.model_validate(activity.get_post(session, post_id)))

@@ -16,8 +16,7 @@ from typing import Any
 
 import orjson
 
-from rollcall.callpower.body import UnreadableBody, decode_json
-from rollcall.callpower.service import Delivery, store_deliveries
+from rollcall.callpower.deliveries import Delivery, Refusal, UnreadableBody, decode_json, store_deliveries
 from rollcall.db import Database
 from rollcall.errors import RollcallError
 
@@ -63,9 +62,13 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
 
 def _delivery(raw: str, payload: Any, content_type: str, region: str) -> Delivery:
     if payload is None:
-        return Delivery.rejected({"body": ["The line is not valid JSON."]}, raw=raw, content_type=content_type)
+        return Delivery.refused(
+            Refusal.UNREADABLE, {"body": ["The line is not valid JSON."]}, raw=raw, content_type=content_type
+        )
     if not isinstance(payload, dict):
-        return Delivery.rejected({"body": ["The line must be a JSON object."]}, raw=raw, content_type=content_type)
+        return Delivery.refused(
+            Refusal.UNREADABLE, {"body": ["The line must be a JSON object."]}, raw=raw, content_type=content_type
+        )
     return Delivery.of_payload(payload, raw=raw, content_type=content_type, region=region)
 
 

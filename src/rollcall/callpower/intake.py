@@ -19,6 +19,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from rollcall.callpower.deliveries import Refusal
 from rollcall.callpower.record import (
     CONTRACT_FIELDS,
     MAX_CAMPAIGN_ID,
@@ -35,6 +36,7 @@ from rollcall.http import (
     error_body,
 )
 from rollcall.limits import TooManyRequests
+from rollcall.services import Services, services_of
 
 log = structlog.get_logger("rollcall.intake")
 
@@ -85,7 +87,7 @@ def _header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> str | None:
     return None
 
 
-async def take_call(services: Any, scope: Scope, read_body: Callable[[], Awaitable[bytes]]) -> Answer:
+async def take_call(services: Services, scope: Scope, read_body: Callable[[], Awaitable[bytes]]) -> Answer:
     """The whole intake: key, body, validation, storage, answer. Served straight from ASGI
     (`IntakeFastPath`) and, for anyone mounting the API without it, by the routes below."""
     headers = scope["headers"]
@@ -100,15 +102,19 @@ async def take_call(services: Any, scope: Scope, read_body: Callable[[], Awaitab
     try:
         # Decoding, validation and storage happen in the writer (a process of its own under
         # `rollcall serve`); this process answers with what it says.
-        status, errors = await services.writer.receive(body, _header(headers, b"content-type"))
+        refusal, errors = await services.writer.receive(body, _header(headers, b"content-type"))
     except Exception as error:
         log.error("intake.not_stored", error=repr(error))
         return Answer.error(503, UNAVAILABLE_MESSAGE, retry_after="5")
-    if status == 200:
+    if refusal is None:
         return STORED
-    if status == 422:
+    if refusal is Refusal.INVALID:
         return Answer.error(422, VALIDATION_MESSAGE, errors)
-    return Answer.error(status, errors["body"][0] if errors else "The body cannot be read.")
+    return Answer.error(_STATUS[refusal], errors["body"][0] if errors else "The body cannot be read.")
+
+
+# What a refused delivery is answered (each is kept as a rejected call all the same).
+_STATUS = {Refusal.UNREADABLE: 400, Refusal.UNSUPPORTED: 415, Refusal.INVALID: 422}
 
 
 async def read_body(receive: Receive) -> bytes:
@@ -130,7 +136,7 @@ async def read_body(receive: Receive) -> bytes:
 
 
 async def receive_call(request: Request) -> Response:
-    answer = await take_call(request.app.state.services, request.scope, request.body)
+    answer = await take_call(services_of(request), request.scope, request.body)
     headers = {name.decode(): value.decode() for name, value in answer.headers}
     return Response(answer.body, status_code=answer.status, headers=headers, media_type="application/json")
 
@@ -151,12 +157,17 @@ class IntakeFastPath:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
 
+    @property
+    def services(self) -> Services:
+        services: Services = self.app.state.services
+        return services
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in INTAKE_PATHS:
             scope["rollcall.intake"] = True
             scope["rollcall.route"] = scope["path"]
             try:
-                answer = await take_call(self.app.state.services, scope, lambda: read_body(receive))
+                answer = await take_call(self.services, scope, lambda: read_body(receive))
             except ClientDisconnect:
                 return  # nobody is listening; nothing was stored
             except BodyRefused as error:

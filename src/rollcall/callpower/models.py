@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any, NamedTuple
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rollcall.activity.models import FILLED_TEXT
 from rollcall.callpower.record import CONTRACT_FIELDS, DEFAULTABLE_FIELDS
 from rollcall.db import Base, JSONDocument, UTCDateTime
-from rollcall.times import iso_utc, utcnow
+from rollcall.documents import Document
+from rollcall.times import utcnow
 
 
 class CallState(enum.StrEnum):
@@ -132,32 +133,6 @@ class Call(Base):
     # A repaired call that equals a call stored before: that call's id.
     duplicate_of: Mapped[int | None] = mapped_column(sa.Integer)
 
-    def document(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "state": self.state,
-            "callpower_campaign_id": self.callpower_campaign_id,
-            "callpower_campaign_name": self.callpower_campaign_name,
-            "mobile": self.mobile,
-            "call_timestamp": iso_utc(self.call_timestamp),
-            "received_at": iso_utc(self.received_at),
-            "updated_at": iso_utc(self.updated_at),
-            "attempts": self.attempts,
-            "next_attempt_at": iso_utc(self.next_attempt_at),
-            "last_error": self.last_error,
-            "errors": self.errors,
-            "record": self.record,
-            "raw": self.raw,
-            "content_type": self.content_type,
-            "imported_at": iso_utc(self.imported_at),
-            "northstar_id": self.user_id,
-            "signup_id": self.signup_id,
-            "post_id": self.post_id,
-            "repairs": self.repairs,
-            "defaulted": self.defaulted,
-            "duplicate_of": self.duplicate_of,
-        }
-
 
 # -- shapes of the staff API ------------------------------------------------------------------
 
@@ -167,7 +142,7 @@ class Repair(BaseModel):
     fields: dict[str, Any] = Field(description="The values given; null removes a field.")
 
 
-class CallDocument(BaseModel):
+class CallDocument(Document):
     id: int
     state: CallState
     callpower_campaign_id: int | None
@@ -184,7 +159,9 @@ class CallDocument(BaseModel):
     raw: str = Field(description="The body exactly as it arrived.")
     content_type: str | None
     imported_at: dt.datetime | None
-    northstar_id: str | None = Field(description="The user the call was credited to.")
+    northstar_id: str | None = Field(
+        validation_alias=AliasChoices("user_id", "northstar_id"), description="The user the call was credited to."
+    )
     signup_id: int | None
     post_id: int | None
     repairs: list[Repair] | None = Field(description="Operators' corrections of the rejected call, oldest first.")
@@ -192,14 +169,14 @@ class CallDocument(BaseModel):
     duplicate_of: int | None = Field(description="The stored call a repaired call turned out to be.")
 
 
-class MappedAction(BaseModel):
+class MappedAction(Document):
     id: int
     name: str
     campaign_id: int
     post_type: str
 
 
-class CallPowerCampaignDocument(BaseModel):
+class CallPowerCampaignDocument(Document):
     callpower_campaign_id: int
     name: str | None = Field(description="The name CallPower sent last.")
     calls: dict[str, int] = Field(description="Stored calls in each state.")

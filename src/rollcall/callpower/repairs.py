@@ -1,5 +1,5 @@
-"""Mending what a partner sent with a flaw: repairing a rejected call, a CallPower campaign's
-defaults, and revalidating its rejected calls with them.
+"""Mending what a partner sent with a flaw: repairing a rejected call, and revalidating a
+CallPower campaign's rejected calls with its defaults (`campaigns.set_campaign_defaults`).
 
 CallPower never sends a call again once it was answered non-2xx, so a rejected call can only
 become a post here. Every way back goes through the one validator (`record.parse_call`) with
@@ -19,13 +19,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from rollcall.callpower import service as calls
-from rollcall.callpower.body import UnreadableBody, decode_json, decode_payload
-from rollcall.callpower.models import Call, CallPowerCampaign, CallState
-from rollcall.callpower.record import CONTRACT_FIELDS, InvalidCall, campaign_id_of, check_default
+from rollcall.callpower import campaigns
+from rollcall.callpower.calls import get_call
+from rollcall.callpower.deliveries import Delivery, UnreadableBody, decode_json, decode_payload
+from rollcall.callpower.models import Call, CallState
+from rollcall.callpower.record import CONTRACT_FIELDS, InvalidCall, campaign_id_of
 from rollcall.db import Database
 from rollcall.dialect import announce_calls
-from rollcall.errors import Conflict, InvalidInput, NotFound
+from rollcall.errors import Conflict, InvalidInput
 from rollcall.times import iso_utc, utcnow
 
 # Rejected calls revalidated per transaction: short, so the intake's writer never waits long.
@@ -52,23 +53,14 @@ def received_payload(call: Call) -> dict[str, Any] | None:
     return payload if isinstance(payload, dict) else None
 
 
-def _defaults_of(session: Session, callpower_campaign_id: int | None) -> dict[str, str]:
-    if callpower_campaign_id is None:
-        return {}
-    return (
-        session.scalar(sa.select(CallPowerCampaign.defaults).where(CallPowerCampaign.id == callpower_campaign_id)) or {}
-    )
-
-
-def _validated(session: Session, call: Call, payload: Mapping[str, Any], region: str) -> calls.Delivery:
+def _validated(session: Session, call: Call, payload: Mapping[str, Any], region: str) -> Delivery:
     """The delivery `payload` makes, completed by its CallPower campaign's defaults."""
-    defaults = _defaults_of(session, campaign_id_of(payload))
-    return calls.Delivery.of_payload(
-        payload, raw=call.raw, content_type=call.content_type, region=region, defaults=defaults
-    )
+    campaign = campaign_id_of(payload)
+    defaults = campaigns.defaults_of(session, [campaign]).get(campaign, {}) if campaign is not None else {}
+    return Delivery.of_payload(payload, raw=call.raw, content_type=call.content_type, region=region, defaults=defaults)
 
 
-def _accept(session: Session, call: Call, delivery: calls.Delivery, now: dt.datetime) -> None:
+def _accept(session: Session, call: Call, delivery: Delivery, now: dt.datetime) -> None:
     """A rejected call that passes now: `received` (the importer takes it), or `duplicate` of the
     stored call it equals. Its campaign's counts follow it."""
     assert delivery.document is not None and delivery.call_timestamp is not None
@@ -95,8 +87,8 @@ def _accept(session: Session, call: Call, delivery: calls.Delivery, now: dt.date
     call.updated_at = now
     moved = previous_campaign != delivery.callpower_campaign_id
     if moved and previous_campaign is not None:
-        calls.uncount_campaign_call(session, previous_campaign)
-    calls.count_campaign_calls(session, [delivery], call.received_at, new=moved)
+        campaigns.uncount_call(session, previous_campaign)
+    campaigns.count_stored_calls(session, [delivery], call.received_at, new=moved)
     session.flush()
 
 
@@ -105,9 +97,7 @@ def repair_call(session: Session, call_id: int, fields: Mapping[str, Any], *, re
     field) goes through the validator. Still invalid: `InvalidCall` naming the fields, and the
     call stays rejected. Valid: it goes to the importer (or is a `duplicate`), and the
     correction is kept with its time."""
-    call = session.get(Call, call_id, with_for_update=True)
-    if call is None:
-        raise calls.UnknownCall(call_id)
+    call = get_call(session, call_id, for_update=True)
     if call.state != CallState.REJECTED:
         raise CallNotRepairable(call_id, call.state)
     unknown = {name: [f"{name} is not a field of a call record."] for name in fields if name not in CONTRACT_FIELDS}
@@ -166,29 +156,3 @@ def revalidate_calls(database: Database, callpower_campaign_id: int, *, region: 
                 duplicates += call.state == CallState.DUPLICATE
             after = batch[-1].id
     return Revalidation(revalidated, duplicates, still_rejected)
-
-
-def set_campaign_defaults(
-    session: Session, callpower_campaign_id: int, changes: Mapping[str, str | None]
-) -> CallPowerCampaign:
-    """Set (or, with None, remove) defaults of a CallPower campaign seen before; `InvalidCall`
-    names a field that may not have one or a value that cannot be one."""
-    campaign = session.get(CallPowerCampaign, callpower_campaign_id, with_for_update=True)
-    if campaign is None:
-        raise NotFound("CallPower campaign", callpower_campaign_id)
-    defaults = dict(campaign.defaults or {})
-    problems: dict[str, list[str]] = {}
-    for name, value in changes.items():
-        try:
-            if value is None:
-                check_default(name, "-")  # only a defaultable field can have one to remove
-                defaults.pop(name, None)
-            else:
-                defaults[name] = check_default(name, value)
-        except InvalidCall as invalid:
-            problems.update(invalid.fields)
-    if problems:
-        raise InvalidCall(problems)
-    campaign.defaults = defaults or None
-    session.flush()
-    return campaign

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from starlette.concurrency import run_in_threadpool
 
 from rollcall.api import INTEGER_LIST, MAX_ID, STAFF, Listing, One, errors, integers, listing, one, page_request, texts
-from rollcall.callpower import repairs
-from rollcall.callpower import service as calls
+from rollcall.callpower import calls, campaigns, operations, repairs
 from rollcall.callpower.models import (
     RETRYABLE_STATES,
     CallDocument,
@@ -23,7 +22,7 @@ from rollcall.callpower.models import (
 )
 from rollcall.callpower.record import MAX_CAMPAIGN_ID
 from rollcall.paging import PageRequest
-from rollcall.times import iso_utc
+from rollcall.services import ServicesDep
 
 router = APIRouter(prefix="/api/v3/callpower", dependencies=STAFF, tags=["CallPower calls"])
 
@@ -36,17 +35,9 @@ def _states(value: str | None) -> list[CallState] | None:
     return [CallState(state) for state in texts(value) or []] if value is not None else None
 
 
-def campaign_document(summary: calls.CampaignSummary) -> dict[str, Any]:
-    document = asdict(summary)
-    for name in ("first_call_at", "last_call_at", "last_received_at"):
-        document[name] = iso_utc(document[name])
-    document["action"] = summary.action._asdict() if summary.action else None
-    return document
-
-
 @router.get("/calls", response_model=Listing[CallDocument], responses=errors())
 def list_calls(
-    request: Request,
+    services: ServicesDep,
     page: Paged,
     state: Annotated[
         str | None, Query(alias="filter[state]", pattern=rf"^({STATES})(,({STATES}))*$", description="Any of these.")
@@ -55,20 +46,20 @@ def list_calls(
         str | None, Query(alias="filter[callpower_campaign_id]", pattern=INTEGER_LIST)
     ] = None,
 ) -> dict[str, Any]:
-    with request.app.state.services.database.reading() as session:
+    with services.database.reading() as session:
         found = calls.list_calls(
             session,
             page,
             states=_states(state),
             callpower_campaign_ids=integers("filter[callpower_campaign_id]", callpower_campaign_id),
         )
-        return listing(found, lambda c: c.document())
+        return listing(found, CallDocument)
 
 
 @router.get("/calls/{call_id}", response_model=One[CallDocument], responses=errors(404))
-def get_call(request: Request, call_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> dict[str, Any]:
-    with request.app.state.services.database.reading() as session:
-        return one(calls.get_call(session, call_id).document())
+def get_call(services: ServicesDep, call_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> dict[str, Any]:
+    with services.database.reading() as session:
+        return one(CallDocument.model_validate(calls.get_call(session, call_id)))
 
 
 @router.post(
@@ -78,11 +69,11 @@ def get_call(request: Request, call_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -
     description="Send every call in the given state (failed, dead or unmapped) back to the importer.",
 )
 def retry_calls(
-    request: Request,
+    services: ServicesDep,
     state: Annotated[str, Query(alias="filter[state]", pattern=rf"^({RETRYABLE})$")],
 ) -> dict[str, Any]:
-    with request.app.state.services.database.writing() as session:
-        return one({"retried": calls.retry_calls(session, CallState(state))})
+    with services.database.writing() as session:
+        return one({"retried": operations.retry_calls(session, CallState(state))})
 
 
 @router.post(
@@ -91,9 +82,9 @@ def retry_calls(
     responses=errors(404, 409),
     description="Send one failed, dead or unmapped call back to the importer; other states are 409.",
 )
-def retry_call(request: Request, call_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> dict[str, Any]:
-    with request.app.state.services.database.writing() as session:
-        return one(calls.retry_call(session, call_id).document())
+def retry_call(services: ServicesDep, call_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> dict[str, Any]:
+    with services.database.writing() as session:
+        return one(CallDocument.model_validate(operations.retry_call(session, call_id)))
 
 
 @router.post(
@@ -104,12 +95,11 @@ def retry_call(request: Request, call_id: Annotated[int, Path(ge=1, le=MAX_ID)])
     "as they are now; those that pass are imported (or recognised as a call stored before).",
 )
 async def revalidate_calls(
-    request: Request,
+    services: ServicesDep,
     callpower_campaign_id: Annotated[
         int, Query(alias="filter[callpower_campaign_id]", ge=1, le=MAX_CAMPAIGN_ID, description="One campaign.")
     ],
 ) -> dict[str, Any]:
-    services = request.app.state.services
     done = await run_in_threadpool(
         repairs.revalidate_calls, services.database, callpower_campaign_id, region=services.settings.default_region
     )
@@ -126,13 +116,12 @@ async def revalidate_calls(
     "of it). Only rejected calls can be repaired (409). The correction and its time are kept in `repairs`.",
 )
 def repair_call(
-    request: Request, call_id: Annotated[int, Path(ge=1, le=MAX_ID)], repair: RepairRequest
+    services: ServicesDep, call_id: Annotated[int, Path(ge=1, le=MAX_ID)], repair: RepairRequest
 ) -> dict[str, Any]:
-    services = request.app.state.services
     with services.database.writing() as session:
         fields = repair.fields.model_dump(exclude_unset=True)
         call = repairs.repair_call(session, call_id, fields, region=services.settings.default_region)
-        return one(call.document())
+        return one(CallDocument.model_validate(call))
 
 
 @router.get(
@@ -142,24 +131,24 @@ def repair_call(
     description="Every CallPower campaign id seen, with its calls per state and the action it maps to.",
 )
 def list_callpower_campaigns(
-    request: Request,
+    services: ServicesDep,
     page: Paged,
     mapped: Annotated[
         str | None, Query(alias="filter[mapped]", pattern=r"^(true|false)$", description="Only (un)mapped ones.")
     ] = None,
 ) -> dict[str, Any]:
-    with request.app.state.services.database.reading() as session:
-        found = calls.list_callpower_campaigns(session, page, mapped=None if mapped is None else mapped == "true")
-        return listing(found, campaign_document)
+    with services.database.reading() as session:
+        found = campaigns.list_callpower_campaigns(session, page, mapped=None if mapped is None else mapped == "true")
+        return listing(found, CallPowerCampaignDocument)
 
 
 @router.get("/campaigns/{callpower_campaign_id}", response_model=One[CallPowerCampaignDocument], responses=errors(404))
 def get_callpower_campaign(
-    request: Request, callpower_campaign_id: Annotated[int, Path(ge=1, le=MAX_CAMPAIGN_ID)]
+    services: ServicesDep, callpower_campaign_id: Annotated[int, Path(ge=1, le=MAX_CAMPAIGN_ID)]
 ) -> dict[str, Any]:
-    with request.app.state.services.database.reading() as session:
-        summary = calls.get_callpower_campaign(session, callpower_campaign_id)
-        return one(campaign_document(summary))
+    with services.database.reading() as session:
+        summary = campaigns.get_callpower_campaign(session, callpower_campaign_id)
+        return one(CallPowerCampaignDocument.model_validate(summary))
 
 
 @router.patch(
@@ -173,10 +162,12 @@ def get_callpower_campaign(
     "not changed: `POST /api/v3/callpower/calls/revalidate` applies the defaults to them.",
 )
 def update_callpower_campaign(
-    request: Request,
+    services: ServicesDep,
     callpower_campaign_id: Annotated[int, Path(ge=1, le=MAX_CAMPAIGN_ID)],
     change: DefaultsChange,
 ) -> dict[str, Any]:
-    with request.app.state.services.database.writing() as session:
-        repairs.set_campaign_defaults(session, callpower_campaign_id, change.defaults.model_dump(exclude_unset=True))
-        return one(campaign_document(calls.get_callpower_campaign(session, callpower_campaign_id)))
+    with services.database.writing() as session:
+        campaigns.set_campaign_defaults(session, callpower_campaign_id, change.defaults.model_dump(exclude_unset=True))
+        return one(
+            CallPowerCampaignDocument.model_validate(campaigns.get_callpower_campaign(session, callpower_campaign_id))
+        )

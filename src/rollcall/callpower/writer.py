@@ -1,4 +1,5 @@
-"""The group-commit writer: group commit first, imports in the gaps.
+"""The group-commit writer: group commit first, imports in the gaps (and the writer in a thread,
+for an app made by `create_app` alone).
 
 Every request hands its delivery to the writer and waits. The writer takes everything that
 queued up while its previous commit was syncing to disk, stores it in one transaction, and then
@@ -33,10 +34,9 @@ from typing import Any, Protocol
 import structlog
 
 from rollcall import metrics
-from rollcall.callpower.body import delivery_of
-from rollcall.callpower.service import Delivery, store_deliveries
+from rollcall.callpower.deliveries import Delivery, Refusal, delivery_of, store_deliveries
+from rollcall.callpower.queue import ERROR_PAUSE, Importer
 from rollcall.db import Database
-from rollcall.worker import ERROR_PAUSE, Importer
 
 log = structlog.get_logger("rollcall.writer")
 
@@ -49,11 +49,10 @@ MAX_BATCH = 256
 # waiting: IMPORT_SHARE_ALONE divided by the deliveries per commit, never below
 # IMPORT_SHARE_FLOOD. One client sending call after call (CallPower's own pattern, one delivery
 # per commit) meets a writer that is mostly idle, so the importer may take a quarter of it and
-# imports as fast as the calls come (measured: ~460 calls/s kept up with). A flood (50
-# connections, 20-30 deliveries per commit) gets its answers first: the importer keeps moving
-# at 3% and the backlog is worked off when the flood ends. Each import batch stops the commits
-# while it runs, so every client waits: measured on 2 cores, 50 connections, a tenth of the
-# writer's time for the importer cost a fifth of the intake's throughput.
+# keeps up with the calls as they come. A flood gets its answers first: each import batch stops
+# the commits while it runs, so every client waits; the importer keeps moving at 3% and the
+# backlog is worked off when the flood ends (docs/benchmarks.md, "An import batch stops every
+# client").
 BUSY_WINDOW = 0.25
 IMPORT_SHARE_ALONE = 0.25
 IMPORT_SHARE_FLOOD = 0.03
@@ -62,12 +61,16 @@ STOP = object()  # an inbox's word that the writer is to stop (after storing wha
 WAKE = object()  # an inbox's word that calls were released: import now
 
 
+# What storing a body came to: why it was refused (None: a valid call) and the errors.
+Receipt = tuple[Refusal | None, dict[str, list[str]] | None]
+
+
 class Writer(Protocol):
     """What the app needs of a writer: `CallWriter` here, or `RemoteWriter` (the writer process)."""
 
-    async def receive(self, body: bytes, content_type: str | None) -> tuple[int, dict[str, list[str]] | None]:
-        """Decode, validate and store a delivery's body; (the answer's status, the errors).
-        Returns once the delivery is on disk; raises if it could not be stored."""
+    async def receive(self, body: bytes, content_type: str | None) -> Receipt:
+        """Decode, validate and store a delivery's body. Returns once the delivery is on disk;
+        raises if it could not be stored."""
         ...
 
     def wake_importer(self) -> None: ...
@@ -212,9 +215,9 @@ class CallWriter:
         self._thread: threading.Thread | None = None
         self._running = False
 
-    async def receive(self, body: bytes, content_type: str | None) -> tuple[int, dict[str, list[str]] | None]:
+    async def receive(self, body: bytes, content_type: str | None) -> Receipt:
         stored = await self.store(delivery_of(body, content_type, self.region))
-        return stored.status, stored.errors
+        return stored.refusal, stored.errors
 
     async def store(self, delivery: Delivery) -> Delivery:
         """The delivery as stored, once it is committed to disk; raise what the database raised if not."""

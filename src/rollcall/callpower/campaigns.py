@@ -1,0 +1,202 @@
+"""The CallPower campaigns seen: counted as their calls are stored, summarized with the action
+they map to, and their defaults for the fields their calls lack."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from rollcall.activity import service as activity
+from rollcall.activity.models import Action
+from rollcall.callpower import statistics
+from rollcall.callpower.models import CallPowerCampaign, CallState
+from rollcall.callpower.record import InvalidCall, check_default
+from rollcall.dialect import upsert
+from rollcall.errors import NotFound
+from rollcall.paging import Page, PageRequest, keyset_page
+
+_campaigns = CallPowerCampaign.__table__
+
+
+class CampaignCall(Protocol):
+    """What counting needs of a stored call (a delivery, or a repaired call's delivery)."""
+
+    @property
+    def callpower_campaign_id(self) -> int | None: ...
+    @property
+    def document(self) -> dict[str, Any] | None: ...
+    @property
+    def call_timestamp(self) -> dt.datetime | None: ...
+
+
+# -- counting them as calls are stored ----------------------------------------------------------
+
+
+def _seen(campaigns: sa.Table, offered: Any) -> dict[str, Any]:
+    def earlier(column: str) -> Any:
+        return sa.case(
+            (campaigns.c[column].is_(None), offered[column]),
+            (offered[column] < campaigns.c[column], offered[column]),
+            else_=campaigns.c[column],
+        )
+
+    def later(column: str) -> Any:
+        return sa.case(
+            (campaigns.c[column].is_(None), offered[column]),
+            (offered[column] > campaigns.c[column], offered[column]),
+            else_=campaigns.c[column],
+        )
+
+    return {
+        "name": sa.func.coalesce(offered.name, campaigns.c.name),
+        "calls": campaigns.c.calls + offered.calls,
+        "first_call_at": earlier("first_call_at"),
+        "last_call_at": later("last_call_at"),
+        "first_received_at": earlier("first_received_at"),
+        "last_received_at": later("last_received_at"),
+    }
+
+
+def count_stored_calls(
+    session: Session, stored: Sequence[CampaignCall], received_at: dt.datetime, *, new: bool = True
+) -> None:
+    """Keep `callpower_campaigns` up to date with stored calls (one row per campaign): count
+    them (`new`), and widen each campaign's span of call times. A repaired call that keeps its
+    campaign is not counted twice (`new=False`)."""
+    seen: dict[int, dict[str, Any]] = {}
+    for call in stored:
+        if call.callpower_campaign_id is None:
+            continue
+        campaign = seen.setdefault(
+            call.callpower_campaign_id,
+            {"id": call.callpower_campaign_id, "name": None, "calls": 0, "first_call_at": None, "last_call_at": None},
+        )
+        campaign["calls"] += 1 if new else 0
+        moment = call.call_timestamp
+        if call.document is not None and moment is not None:
+            campaign["name"] = call.document["callpower_campaign_name"]
+            first, last = campaign["first_call_at"], campaign["last_call_at"]
+            campaign["first_call_at"] = min(first, moment) if first else moment
+            campaign["last_call_at"] = max(last, moment) if last else moment
+    if seen:
+        moment = {"first_received_at": received_at, "last_received_at": received_at}
+        rows = [{**campaign, **moment} for _, campaign in sorted(seen.items())]
+        session.connection().execute(upsert(session, _campaigns, ("id",), _seen), rows)
+
+
+def uncount_call(session: Session, callpower_campaign_id: int) -> None:
+    """A stored call no longer names this campaign (it was repaired into another)."""
+    session.execute(
+        sa.update(_campaigns).where(_campaigns.c.id == callpower_campaign_id).values(calls=_campaigns.c.calls - 1)
+    )
+
+
+# -- reading them -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CampaignSummary:
+    """A CallPower campaign as seen through its calls, and the action it maps to (if any)."""
+
+    callpower_campaign_id: int
+    name: str | None
+    calls: dict[str, int]
+    first_call_at: dt.datetime | None
+    last_call_at: dt.datetime | None
+    last_received_at: dt.datetime
+    action: activity.ActionTarget | None
+    defaults: dict[str, str]
+    rejected_because: dict[str, int]  # its rejected calls' problems, most common first
+
+
+def summarize_campaigns(session: Session, campaigns: Sequence[CallPowerCampaign]) -> list[CampaignSummary]:
+    ids = [campaign.id for campaign in campaigns]
+    counts = statistics.unfinished_calls_by_campaign(session, ids)
+    actions = activity.actions_for_callpower_campaigns(session, ids)
+    summaries = []
+    for campaign in campaigns:
+        by_state = {str(state): count for state, count in counts[campaign.id].items()}
+        by_state[CallState.IMPORTED] = campaign.calls - sum(by_state.values())
+        rejected = by_state[CallState.REJECTED]
+        reasons = statistics.rejection_reasons(session, callpower_campaign_id=campaign.id) if rejected else {}
+        summaries.append(
+            CampaignSummary(
+                campaign.id,
+                campaign.name,
+                by_state,
+                campaign.first_call_at,
+                campaign.last_call_at,
+                campaign.last_received_at,
+                actions.get(campaign.id),
+                campaign.defaults or {},
+                dict(collections.Counter(reasons).most_common()),
+            )
+        )
+    return summaries
+
+
+def get_callpower_campaign(session: Session, callpower_campaign_id: int) -> CampaignSummary:
+    campaign = session.get(CallPowerCampaign, callpower_campaign_id)
+    if campaign is None:
+        raise NotFound("CallPower campaign", callpower_campaign_id)
+    [summary] = summarize_campaigns(session, [campaign])
+    return summary
+
+
+def list_callpower_campaigns(
+    session: Session, page: PageRequest, *, mapped: bool | None = None
+) -> Page[CampaignSummary]:
+    """Every CallPower campaign seen, newest id first; `mapped` False gives only the unmapped ones."""
+    query = sa.select(CallPowerCampaign)
+    if mapped is not None:
+        has_action = sa.exists().where(Action.callpower_campaign_id == CallPowerCampaign.id)
+        query = query.where(has_action if mapped else ~has_action)
+    found = keyset_page(session, query, [CallPowerCampaign.id], page, lambda c: (c.id,))
+    return Page(summarize_campaigns(session, found.items), found.next, found.prev)
+
+
+# -- their defaults ---------------------------------------------------------------------------
+
+_DEFAULTS = sa.select(_campaigns.c.id, _campaigns.c.defaults).where(
+    _campaigns.c.id.in_(sa.bindparam("ids", expanding=True)), _campaigns.c.defaults.is_not(None)
+)
+
+
+def defaults_of(session: Session, callpower_campaign_ids: Collection[int | None]) -> dict[int, dict[str, str]]:
+    """The defaults of these CallPower campaigns, by id (those with none are absent)."""
+    wanted = sorted(id_ for id_ in callpower_campaign_ids if id_ is not None)
+    if not wanted:
+        return {}
+    return dict(session.connection().execute(_DEFAULTS, {"ids": wanted}).all())
+
+
+def set_campaign_defaults(
+    session: Session, callpower_campaign_id: int, changes: Mapping[str, str | None]
+) -> CallPowerCampaign:
+    """Set (or, with None, remove) defaults of a CallPower campaign seen before; `InvalidCall`
+    names a field that may not have one or a value that cannot be one."""
+    campaign = session.get(CallPowerCampaign, callpower_campaign_id, with_for_update=True)
+    if campaign is None:
+        raise NotFound("CallPower campaign", callpower_campaign_id)
+    defaults = dict(campaign.defaults or {})
+    problems: dict[str, list[str]] = {}
+    for name, value in changes.items():
+        try:
+            if value is None:
+                check_default(name, "-")  # only a defaultable field can have one to remove
+                defaults.pop(name, None)
+            else:
+                defaults[name] = check_default(name, value)
+        except InvalidCall as invalid:
+            problems.update(invalid.fields)
+    if problems:
+        raise InvalidCall(problems)
+    campaign.defaults = defaults or None
+    session.flush()
+    return campaign

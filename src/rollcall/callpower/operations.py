@@ -1,0 +1,131 @@
+"""What operators do to calls waiting for an action or a retry: send failed, dead and unmapped
+calls back to the importer, and map a CallPower campaign to an action (which releases its
+waiting calls). Each use case is one function, called alike by the API, the CLI and the console;
+released calls wake the importer through `announce_calls` (one after-commit hook)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from rollcall.activity import service as activity
+from rollcall.activity.models import Action
+from rollcall.callpower.calls import get_call
+from rollcall.callpower.models import RETRYABLE_STATES, Call, CallState
+from rollcall.dialect import announce_calls, lock_callpower_campaign
+from rollcall.errors import Conflict
+from rollcall.times import utcnow
+
+
+class CallNotRetryable(Conflict):
+    def __init__(self, call_id: int, state: str) -> None:
+        allowed = ", ".join(state.value for state in RETRYABLE_STATES)
+        super().__init__(f"Call {call_id} is {state}; only {allowed} calls can be retried.")
+
+
+class CallPowerCampaignTaken(Conflict):
+    def __init__(self, callpower_campaign_id: int, action_id: int | None) -> None:
+        holder = f"action {action_id}" if action_id is not None else "another action"
+        super().__init__(f"CallPower campaign {callpower_campaign_id} is already mapped to {holder}.")
+        self.callpower_campaign_id = callpower_campaign_id
+        self.action_id = action_id
+
+
+def _send_back(call_filter: Any) -> Any:
+    """UPDATE that hands calls back to the importer now, with a fresh count of attempts."""
+    now = utcnow()
+    return (
+        sa.update(Call)
+        .where(call_filter)
+        .values(state=CallState.RECEIVED, attempts=0, next_attempt_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# -- retries ----------------------------------------------------------------------------------
+
+
+def retry_call(session: Session, call_id: int) -> Call:
+    call = get_call(session, call_id)
+    if call.state not in RETRYABLE_STATES:
+        raise CallNotRetryable(call_id, call.state)
+    session.execute(_send_back(Call.id == call_id))
+    announce_calls(session)
+    session.refresh(call)
+    return call
+
+
+def retry_calls(session: Session, state: CallState) -> int:
+    """Send every call in `state` back to the importer; returns how many."""
+    if state not in RETRYABLE_STATES:
+        allowed = ", ".join(state.value for state in RETRYABLE_STATES)
+        raise Conflict(f"Only {allowed} calls can be retried, not {state}.")
+    count: int = session.execute(_send_back(Call.state == state)).rowcount  # type: ignore[attr-defined]
+    if count:
+        announce_calls(session)
+    return count
+
+
+# -- mapping a CallPower campaign to an action --------------------------------------------------
+
+
+def release_unmapped_calls(session: Session, callpower_campaign_id: int) -> int:
+    """Hand a CallPower campaign's parked (`unmapped`) calls to the importer; returns how many."""
+    lock_callpower_campaign(session, callpower_campaign_id)
+    waiting = (Call.state == CallState.UNMAPPED) & (Call.callpower_campaign_id == callpower_campaign_id)
+    released: int = session.execute(_send_back(waiting)).rowcount  # type: ignore[attr-defined]
+    if released:
+        announce_calls(session)
+    return released
+
+
+def map_campaign(session: Session, action_id: int, callpower_campaign_id: int | None) -> tuple[Action, int]:
+    """Make `action_id` the action of a CallPower campaign (or of none).
+
+    The campaign's waiting (`unmapped`) calls go to the importer in the same transaction.
+    Returns the action and how many calls were released.
+    """
+    action = activity.get_action(session, action_id)
+    if callpower_campaign_id is not None:
+        holder = activity.action_for_callpower_campaign(session, callpower_campaign_id)
+        if holder is not None and holder.id != action.id:
+            raise CallPowerCampaignTaken(callpower_campaign_id, holder.id)
+    action.callpower_campaign_id = callpower_campaign_id
+    try:
+        session.flush()
+    except sa.exc.IntegrityError:
+        # Another session mapped the same campaign between our check and our write.
+        raise CallPowerCampaignTaken(callpower_campaign_id or 0, None) from None
+    released = 0 if callpower_campaign_id is None else release_unmapped_calls(session, callpower_campaign_id)
+    return action, released
+
+
+def add_action(session: Session, *, callpower_campaign_id: int | None = None, **fields: Any) -> tuple[Action, int]:
+    """A new action on a campaign (`activity.create_action`'s fields), mapped to a CallPower
+    campaign if one is given; returns it and how many waiting calls that released."""
+    action = activity.create_action(session, **fields)
+    if callpower_campaign_id is None:
+        return action, 0
+    return map_campaign(session, action.id, callpower_campaign_id)
+
+
+def change_action(session: Session, action_id: int, changes: Mapping[str, Any]) -> tuple[Action, int]:
+    """Change an action's fields; a `callpower_campaign_id` among them (None: unmap) maps it."""
+    fields = dict(changes)
+    remap = "callpower_campaign_id" in fields
+    callpower_campaign_id = fields.pop("callpower_campaign_id", None)
+    action = activity.update_action(session, action_id, fields)
+    if not remap:
+        return action, 0
+    return map_campaign(session, action.id, callpower_campaign_id)
+
+
+def add_campaign_for(
+    session: Session, callpower_campaign_id: int, *, campaign_title: str, action_name: str
+) -> tuple[Action, int]:
+    """A new campaign and its action, fed by a CallPower campaign, in one step (the console's)."""
+    campaign = activity.create_campaign(session, internal_title=campaign_title)
+    return add_action(session, campaign_id=campaign.id, name=action_name, callpower_campaign_id=callpower_campaign_id)

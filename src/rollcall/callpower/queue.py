@@ -1,0 +1,187 @@
+"""The import queue: stored calls waiting for an importer, claimed, and what became of them;
+and the import loop that works it (`Importer`).
+
+`rollcall worker` runs `Importer.run()`. Inside `rollcall serve` the writer's loop calls
+`import_batch()` in the gaps between storing deliveries (`writer.GroupCommit`). What one call
+becomes is `importer.import_calls`; this module only claims, calls it, and records the outcome.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.orm import Session
+
+from rollcall import metrics
+from rollcall.callpower.importer import import_call, import_calls
+from rollcall.callpower.models import WAITING_STATES, Call, CallState, ClaimedCall, ImportOutcome
+from rollcall.config import Settings
+from rollcall.db import Database, savepoint
+from rollcall.dialect import CallsSignal
+from rollcall.times import utcnow
+
+log = structlog.get_logger("rollcall.importer")
+
+_calls = Call.__table__
+MAX_RETRY_DELAY = dt.timedelta(hours=6)
+ERROR_PAUSE = 1.0  # after a database error, wait this long before trying again
+
+_CLAIM = {
+    state: sa.select(_calls.c.id, _calls.c.record, _calls.c.attempts)
+    .where(_calls.c.state == state, _calls.c.next_attempt_at <= sa.bindparam("now"))
+    .order_by(_calls.c.next_attempt_at, _calls.c.id)
+    .limit(sa.bindparam("limit"))
+    .with_for_update(skip_locked=True)
+    for state in WAITING_STATES
+}
+
+
+def claim_waiting_calls(session: Session, limit: int) -> list[ClaimedCall]:
+    """Calls due for import, locked for this transaction (other importers skip them).
+
+    New calls first, then failed calls whose retry time has come. On PostgreSQL the rows stay
+    locked until the transaction ends, so an importer that dies releases them with its connection.
+    """
+    now = utcnow()
+    claimed: list[ClaimedCall] = []
+    connection = session.connection()
+    for state in WAITING_STATES:
+        if len(claimed) >= limit:
+            break
+        rows = connection.execute(_CLAIM[state], {"now": now, "limit": limit - len(claimed)})
+        claimed.extend(ClaimedCall(*row) for row in rows)
+    return claimed
+
+
+_UPDATE_CALL = sa.update(_calls).where(_calls.c.id == sa.bindparam("call"))
+
+
+def record_outcomes(session: Session, calls: Sequence[ClaimedCall], outcomes: Sequence[ImportOutcome]) -> None:
+    """Store what each call became (one statement for the batch)."""
+    now = utcnow()
+    session.connection().execute(
+        _UPDATE_CALL,
+        [
+            {
+                "call": call.id,
+                "state": outcome.state,
+                "user_id": outcome.user_id,
+                "signup_id": outcome.signup_id,
+                "post_id": outcome.post_id,
+                "imported_at": now if outcome.state == CallState.IMPORTED else None,
+                "attempts": call.attempts + 1,
+                "next_attempt_at": None,
+                "last_error": None,
+                "updated_at": now,
+            }
+            for call, outcome in zip(calls, outcomes, strict=True)
+        ],
+    )
+
+
+def record_failure(
+    session: Session, call: ClaimedCall, error: BaseException, *, max_attempts: int, base_delay: float
+) -> None:
+    """Count a failed attempt: retry later with exponential backoff, or give up (`dead`)."""
+    now = utcnow()
+    attempts = call.attempts + 1
+    if attempts >= max_attempts:
+        state, next_attempt_at = CallState.DEAD, None
+    else:
+        delay = min(dt.timedelta(seconds=base_delay * 2 ** (attempts - 1)), MAX_RETRY_DELAY)
+        state, next_attempt_at = CallState.FAILED, now + delay
+    session.connection().execute(
+        _UPDATE_CALL,
+        {
+            "call": call.id,
+            "state": state,
+            "attempts": attempts,
+            "next_attempt_at": next_attempt_at,
+            "last_error": f"{type(error).__name__}: {error}"[:2000],
+            "updated_at": now,
+        },
+    )
+
+
+class Importer:
+    """Claims waiting calls, imports them, records the outcomes."""
+
+    def __init__(self, database: Database, settings: Settings) -> None:
+        self.database = database
+        self.settings = settings
+
+    def import_batch(self, limit: int | None = None) -> int:
+        """Claim the calls due now (up to `limit`, else the configured batch size) and import them.
+
+        One transaction. The batch is imported set-wise; if anything in it fails, it is imported
+        again call by call, each in its own savepoint, so one bad call is marked `failed` and the
+        others go through. Returns how many calls were handled.
+        """
+        started = time.perf_counter()
+        outcomes: list[ImportOutcome | None]
+        with self.database.writing() as session:
+            claimed = claim_waiting_calls(session, limit or self.settings.import_batch_size)
+            if not claimed:
+                return 0
+            try:
+                with savepoint(session.connection(), "import_batch"):
+                    imported = import_calls(session, claimed)
+                    record_outcomes(session, claimed, imported)
+                outcomes = list(imported)
+            except Exception:
+                outcomes = self._one_by_one(session, claimed)
+        seconds = time.perf_counter() - started
+        metrics.IMPORT_SECONDS.observe(seconds)
+        for call, done in zip(claimed, outcomes, strict=True):
+            state = str(done.state) if done is not None else "failed"
+            metrics.IMPORTED_CALLS.labels(state).inc()
+            metrics.IMPORT_CALL_SECONDS.observe(seconds / len(claimed))
+            if done is not None:
+                log.info("call.import", call_id=call.id, state=state, post_id=done.post_id)
+        return len(claimed)
+
+    def _one_by_one(self, session: Session, claimed: Sequence[ClaimedCall]) -> list[ImportOutcome | None]:
+        """The batch again, each call in its own savepoint: a call that fails is counted as failed."""
+        outcomes: list[ImportOutcome | None] = []
+        for call in claimed:
+            try:
+                with savepoint(session.connection(), "import_call"):
+                    outcome = import_call(session, call)
+                    record_outcomes(session, [call], [outcome])
+                outcomes.append(outcome)
+            except Exception as error:
+                record_failure(
+                    session,
+                    call,
+                    error,
+                    max_attempts=self.settings.import_max_attempts,
+                    base_delay=self.settings.import_retry_base_seconds,
+                )
+                outcomes.append(None)
+                log.warning("call.import_failed", call_id=call.id, attempts=call.attempts + 1, error=repr(error))
+        return outcomes
+
+    def run(self, stopping: threading.Event) -> None:
+        """Import until `stopping` is set (from a signal handler, say); the batch in hand is finished.
+
+        With nothing to do it waits for calls to be announced (PostgreSQL NOTIFY from any
+        process) or for the poll interval, which also brings failed calls whose retry is due.
+        """
+        signal = CallsSignal(self.database)
+        try:
+            while not stopping.is_set():
+                try:
+                    handled = self.import_batch()
+                except Exception as error:  # the database went away: keep the process, try again
+                    log.error("importer.batch_failed", error=repr(error))
+                    stopping.wait(ERROR_PAUSE)
+                    continue
+                if handled == 0:
+                    signal.wait(self.settings.import_poll_seconds)
+        finally:
+            signal.close()

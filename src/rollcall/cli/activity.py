@@ -1,0 +1,141 @@
+"""Commands on member activity: campaigns and their actions (with the CallPower campaign each
+receives), and the posts, users and signups the importer made."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rollcall.activity import service as activity
+from rollcall.activity.models import ActionDocument, CampaignDocument, PostDocument, SignupDocument, UserDocument
+from rollcall.callpower import operations
+from rollcall.callpower.record import InvalidMobile, normalize_mobile
+from rollcall.cli.common import (
+    CommandError,
+    JsonOption,
+    LimitOption,
+    actions_app,
+    campaigns_app,
+    database_of,
+    one,
+    posts_app,
+    print_rows,
+    settings_of_environment,
+    signups_app,
+    users_app,
+)
+from rollcall.paging import PageRequest
+
+
+@campaigns_app.command("add")
+def campaigns_add(
+    title: Annotated[str, typer.Option("--title", help="The campaign's internal title.")],
+    cause: Annotated[str | None, typer.Option(help="Its cause.")] = None,
+) -> None:
+    """Add a campaign."""
+    with database_of().writing() as session:
+        campaign = activity.create_campaign(session, internal_title=title, cause=cause)
+        typer.echo(f"campaign {campaign.id} added")
+
+
+@campaigns_app.command("list")
+def campaigns_list(as_json: JsonOption = False, limit: LimitOption = 100) -> None:
+    """List campaigns, newest first."""
+    with database_of().reading() as session:
+        rows = [CampaignDocument.of(c) for c in activity.list_campaigns(session, PageRequest(limit)).items]
+    print_rows(rows, as_json, ("id", "internal_title", "cause", "created_at"))
+
+
+@actions_app.command("add")
+def actions_add(
+    campaign_id: Annotated[int, typer.Option("--campaign-id", help="The campaign the action belongs to.")],
+    name: Annotated[str, typer.Option("--name", help="The action's name.")],
+    post_type: Annotated[str, typer.Option("--post-type", help="Type of its posts.")] = "phone-call",
+    callpower_campaign_id: Annotated[
+        int | None, typer.Option("--callpower-campaign-id", min=1, help="The CallPower campaign it receives calls of.")
+    ] = None,
+) -> None:
+    """Add an action to a campaign, optionally mapped to a CallPower campaign."""
+    with database_of().writing() as session:
+        action, _ = operations.add_action(
+            session,
+            campaign_id=campaign_id,
+            name=name,
+            post_type=post_type,
+            callpower_campaign_id=callpower_campaign_id,
+        )
+        typer.echo(f"action {action.id} added")
+
+
+@actions_app.command("list")
+def actions_list(as_json: JsonOption = False, limit: LimitOption = 100) -> None:
+    """List actions, newest first."""
+    with database_of().reading() as session:
+        rows = [ActionDocument.of(a) for a in activity.list_actions(session, PageRequest(limit)).items]
+    print_rows(rows, as_json, ("id", "campaign_id", "name", "post_type", "callpower_campaign_id"))
+
+
+@actions_app.command("map")
+def actions_map(
+    action_id: Annotated[int, typer.Argument(help="The action.")],
+    callpower_campaign_id: Annotated[int, typer.Option("--callpower-campaign-id", min=1)],
+) -> None:
+    """Map a CallPower campaign to an action; its waiting calls are imported at once."""
+    with database_of().writing() as session:
+        _, released = operations.map_campaign(session, action_id, callpower_campaign_id)
+    typer.echo(
+        f"action {action_id} now receives CallPower campaign {callpower_campaign_id}; "
+        f"{released} waiting calls handed to the importer"
+    )
+
+
+@posts_app.command("list")
+def posts_list(
+    campaign_id: Annotated[int | None, typer.Option("--campaign-id")] = None,
+    status: Annotated[str | None, typer.Option(help="accepted, incomplete, ...")] = None,
+    as_json: JsonOption = False,
+    limit: LimitOption = 100,
+) -> None:
+    """List posts, newest first."""
+    with database_of().reading() as session:
+        rows = [
+            PostDocument.of(p)
+            for p in activity.list_posts(
+                session, PageRequest(limit), campaign_ids=one(campaign_id), statuses=one(status)
+            ).items
+        ]
+    print_rows(rows, as_json, ("id", "type", "status", "campaign_id", "action_id", "northstar_id", "call_timestamp"))
+
+
+@users_app.command("list")
+def users_list(
+    mobile: Annotated[str | None, typer.Option(help="Only the user with this number (any format).")] = None,
+    as_json: JsonOption = False,
+    limit: LimitOption = 100,
+) -> None:
+    """List users, newest first."""
+    settings = settings_of_environment()
+    if mobile is not None:
+        try:
+            mobile = normalize_mobile(mobile, settings.default_region)
+        except InvalidMobile:
+            raise CommandError(f"{mobile!r} is not a possible phone number") from None
+    with database_of(settings).reading() as session:
+        rows = [UserDocument.of(u) for u in activity.list_users(session, PageRequest(limit), mobiles=one(mobile)).items]
+    print_rows(rows, as_json, ("id", "mobile", "sms_status", "source", "created_at"))
+
+
+@signups_app.command("list")
+def signups_list(
+    campaign_id: Annotated[int | None, typer.Option("--campaign-id")] = None,
+    as_json: JsonOption = False,
+    limit: LimitOption = 100,
+) -> None:
+    """List signups, newest first."""
+    with database_of().reading() as session:
+        rows = [
+            SignupDocument.of(s)
+            for s in activity.list_signups(session, PageRequest(limit), campaign_ids=one(campaign_id)).items
+        ]
+    print_rows(rows, as_json, ("id", "northstar_id", "campaign_id", "quantity", "source", "created_at"))

@@ -1,0 +1,164 @@
+"""Commands on stored calls and the CallPower campaigns seen: list, retry, repair, revalidate,
+import a file of calls, and a campaign's defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rollcall.callpower import calls, campaigns, operations
+from rollcall.callpower.models import CallDocument, CallPowerCampaignDocument
+from rollcall.cli.common import (
+    CommandError,
+    JsonOption,
+    LimitOption,
+    callpower_campaigns_app,
+    calls_app,
+    database_of,
+    one,
+    print_rows,
+    settings_of_environment,
+    state_named,
+)
+from rollcall.paging import PageRequest
+
+
+@calls_app.command("list")
+def calls_list(
+    state: Annotated[str | None, typer.Option(help="Only calls in this state.")] = None,
+    as_json: JsonOption = False,
+    limit: LimitOption = 100,
+) -> None:
+    """List stored calls, newest first."""
+    with database_of().reading() as session:
+        rows = [
+            CallDocument.of(c)
+            for c in calls.list_calls(session, PageRequest(limit), states=one(state_named(state))).items
+        ]
+    if not as_json:
+        for row in rows:
+            row["error"] = row["last_error"] or ("; ".join(sum((row["errors"] or {}).values(), [])) or None)
+    print_rows(
+        rows,
+        as_json,
+        ("id", "state", "callpower_campaign_id", "mobile", "call_timestamp", "attempts", "post_id", "error"),
+    )
+
+
+@calls_app.command("retry")
+def calls_retry(
+    call_id: Annotated[int | None, typer.Argument(help="One call to retry.")] = None,
+    state: Annotated[str | None, typer.Option(help="Retry every call in this state.")] = None,
+) -> None:
+    """Send failed, dead or unmapped calls back to the importer."""
+    if (call_id is None) == (state is None):
+        raise CommandError("give either a call id or --state, not both")
+    with database_of().writing() as session:
+        if call_id is not None:
+            operations.retry_call(session, call_id)
+            typer.echo(f"call {call_id} sent back to the importer")
+        else:
+            count = operations.retry_calls(session, state_named(state))  # type: ignore[arg-type]
+            typer.echo(f"{count} calls sent back to the importer")
+
+
+def _assignments(values: list[str], option: str) -> dict[str, str | None]:
+    """`--set field=value` options as {field: value}; an empty value (`field=`) is None."""
+    fields: dict[str, str | None] = {}
+    for value in values:
+        name, equals, text = value.partition("=")
+        if not equals or not name.strip():
+            raise CommandError(f"{option} takes field=value, got {value!r}")
+        fields[name.strip()] = text if text.strip() else None
+    return fields
+
+
+SetOption = Annotated[list[str], typer.Option("--set", help="field=value (repeatable); field= removes the field.")]
+
+
+@calls_app.command("repair")
+def calls_repair(
+    call_id: Annotated[int, typer.Argument(help="A rejected call.")],
+    fields: SetOption,
+    as_json: JsonOption = False,
+) -> None:
+    """Correct a rejected call: the body as received with these fields laid over it is validated again."""
+    from rollcall.callpower.repairs import repair_call
+
+    settings = settings_of_environment()
+    with database_of(settings).writing() as session:
+        call = repair_call(session, call_id, _assignments(fields, "--set"), region=settings.default_region)
+        document = CallDocument.of(call)
+    if as_json:
+        print_rows(document, True)
+        return
+    typer.echo(
+        f"call {call_id} repaired: {document['state']}"
+        + (f" (the same call as call {document['duplicate_of']})" if document["duplicate_of"] else "")
+    )
+
+
+@calls_app.command("revalidate")
+def calls_revalidate(
+    callpower_campaign_id: Annotated[int, typer.Option("--callpower-campaign-id", min=1, help="The campaign.")],
+) -> None:
+    """Validate a CallPower campaign's rejected calls again, with its defaults as they are now."""
+    from rollcall.callpower.repairs import revalidate_calls
+
+    settings = settings_of_environment()
+    done = revalidate_calls(database_of(settings), callpower_campaign_id, region=settings.default_region)
+    typer.echo(f"revalidated={done.revalidated} duplicates={done.duplicates} still_rejected={done.still_rejected}")
+
+
+@callpower_campaigns_app.command("list")
+def callpower_campaigns_list(as_json: JsonOption = False, limit: LimitOption = 100) -> None:
+    """List the CallPower campaigns seen, newest id first, with their calls and defaults."""
+    with database_of().reading() as session:
+        rows = [
+            CallPowerCampaignDocument.of(c)
+            for c in campaigns.list_callpower_campaigns(session, PageRequest(limit)).items
+        ]
+    if not as_json:
+        for row in rows:
+            row["action"] = row["action"]["id"] if row["action"] else None
+            row["calls"] = " ".join(f"{state}={count}" for state, count in row["calls"].items() if count)
+            row["defaults"] = " ".join(f"{name}={value!r}" for name, value in row["defaults"].items())
+    print_rows(rows, as_json, ("callpower_campaign_id", "name", "action", "calls", "defaults"))
+
+
+@callpower_campaigns_app.command("defaults")
+def callpower_campaigns_defaults(
+    callpower_campaign_id: Annotated[int, typer.Argument(help="The CallPower campaign.")],
+    fields: Annotated[
+        list[str] | None, typer.Option("--set", help="field=value (repeatable); field= removes that default.")
+    ] = None,
+    unset: Annotated[list[str] | None, typer.Option("--unset", help="A field whose default goes (repeatable).")] = None,
+) -> None:
+    """Set or remove a CallPower campaign's defaults for fields its calls lack; with no option, show them."""
+    changes = _assignments(fields or [], "--set") | dict.fromkeys(unset or [])
+    with database_of().writing() as session:
+        if changes:
+            campaigns.set_campaign_defaults(session, callpower_campaign_id, changes)
+        defaults = campaigns.get_callpower_campaign(session, callpower_campaign_id).defaults
+    if not defaults:
+        typer.echo(f"CallPower campaign {callpower_campaign_id} has no defaults")
+    for name, value in defaults.items():
+        typer.echo(f"{name}={value}")
+
+
+@calls_app.command("import")
+def calls_import(
+    file: Annotated[Path, typer.Argument(help="A JSON-lines (.jsonl) or CSV (.csv) file of call records.")],
+) -> None:
+    """Store the calls of a file, through the same validation and de-duplication as the intake."""
+    from rollcall.callpower.files import import_file
+
+    if not file.is_file():
+        raise CommandError(f"no file at {file}")
+    settings = settings_of_environment()
+    report = import_file(database_of(settings), file, region=settings.default_region)
+    for number, problems in report.problems:
+        typer.echo(f"line {number}: rejected: {'; '.join(problems)}", err=True)
+    typer.echo(f"stored={report.stored} duplicate={report.duplicate} rejected={report.rejected}")

@@ -1,0 +1,100 @@
+"""What every command shares: the typer apps, the settings and database of a command, printing
+rows (a table, or `--json`), and the error the user can fix."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import typer
+
+from rollcall.callpower.models import CallState
+from rollcall.config import Settings
+from rollcall.db import Database, schema_is_current
+
+app = typer.Typer(
+    help="rollcall: CallPower calls become users, signups and phone-call posts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+campaigns_app = typer.Typer(help="Campaigns.", no_args_is_help=True)
+actions_app = typer.Typer(help="Campaign actions and their CallPower campaigns.", no_args_is_help=True)
+calls_app = typer.Typer(help="Stored CallPower calls.", no_args_is_help=True)
+posts_app = typer.Typer(help="Posts.", no_args_is_help=True)
+users_app = typer.Typer(help="Users.", no_args_is_help=True)
+signups_app = typer.Typer(help="Signups.", no_args_is_help=True)
+keys_app = typer.Typer(help="The secrets that open the service.", no_args_is_help=True)
+callpower_campaigns_app = typer.Typer(help="CallPower campaigns seen, and their defaults.", no_args_is_help=True)
+for sub, name in (
+    (campaigns_app, "campaigns"),
+    (actions_app, "actions"),
+    (calls_app, "calls"),
+    (posts_app, "posts"),
+    (users_app, "users"),
+    (signups_app, "signups"),
+    (keys_app, "keys"),
+    (callpower_campaigns_app, "callpower-campaigns"),
+):
+    app.add_typer(sub, name=name)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+LimitOption = Annotated[int, typer.Option("--limit", min=1, max=1000, help="How many rows, newest first.")]
+T = TypeVar("T")
+
+
+class CommandError(Exception):
+    """A mistake the user can fix; printed as one line."""
+
+
+def settings_of_environment() -> Settings:
+    return Settings.from_env()
+
+
+def database_of(settings: Settings | None = None) -> Database:
+    """The configured database, which must exist and be migrated (read commands never create it)."""
+    settings = settings or settings_of_environment()
+    if settings.database_url.startswith("sqlite"):
+        path = settings.database_url.split("///", 1)[-1]
+        if path and not Path(path).exists():
+            raise CommandError(f"no database at {path}: run `rollcall migrate` or `rollcall serve` first")
+    database = Database.for_settings(settings)
+    if not schema_is_current(database):
+        raise CommandError("the database schema is not current: run `rollcall migrate`")
+    return database
+
+
+def print_rows(rows: Sequence[dict[str, Any]] | dict[str, Any], as_json: bool, columns: Sequence[str] = ()) -> None:
+    if as_json:
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    if isinstance(rows, dict):
+        for key, value in rows.items():
+            typer.echo(f"{key}: {value}")
+        return
+    if not rows:
+        typer.echo("(none)")
+        return
+    columns = list(columns) or list(rows[0])
+    cells = [[("" if row.get(c) is None else str(row.get(c))) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    typer.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for r in cells:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+def one(value: T | None) -> list[T] | None:
+    """A filter on one value, or no filter."""
+    return None if value is None else [value]
+
+
+def state_named(value: str | None) -> CallState | None:
+    if value is None:
+        return None
+    try:
+        return CallState(value)
+    except ValueError:
+        raise CommandError(f"unknown state {value!r}; one of: {', '.join(s.value for s in CallState)}") from None

@@ -1,0 +1,222 @@
+"""Commands that run rollcall: `serve`, `worker`, `migrate`, and `keys show`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rollcall.cli.common import CommandError, app, database_of, keys_app, settings_of_environment
+from rollcall.config import Settings
+from rollcall.credentials import ADMIN_TOKEN, CALLPOWER_KEY, ensure_secret, stored_secret
+from rollcall.db import Database, migrate
+from rollcall.logs import configure_logging
+from rollcall.processes import Child, Supervisor
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Create the database or bring its schema up to date."""
+    database = Database.for_settings(settings_of_environment())
+    migrate(database)
+    typer.echo("database schema is current")
+
+
+_GENERATED = (
+    # (stored secret, what it is, the variable that would give it, how to print it)
+    (CALLPOWER_KEY, "CallPower API key", "CALLPOWER_API_KEY", "`rollcall keys show`; give it to CallPower"),
+    (ADMIN_TOKEN, "staff token", "ROLLCALL_ADMIN_TOKEN", "`rollcall keys show --admin`; for the API and console"),
+)
+
+
+def _announce_secrets(settings: Settings, database: Database) -> None:
+    """The service never runs open: make the secrets the environment does not give, and say so."""
+    given = {CALLPOWER_KEY: settings.callpower_api_keys, ADMIN_TOKEN: settings.admin_tokens}
+    for name, what, variable, how in _GENERATED:
+        if given[name]:
+            continue
+        _, made = ensure_secret(database, name)
+        done = f"Generated a {what}" if made else f"Using the {what} generated on first start"
+        typer.echo(f"{done} ({variable} is not set). Print it with {how}.", err=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="API processes.")] = 1,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="PEM certificate (or full chain) for HTTPS [ROLLCALL_TLS_CERT].")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="PEM private key of that certificate [ROLLCALL_TLS_KEY].")
+    ] = None,
+) -> None:
+    """Run the service: migrations, the writer process (stores calls, runs the importer), the HTTP API."""
+    from rollcall.callpower.writer_process import WriterProcess
+    from rollcall.config import SUPERVISOR_VARIABLE, WRITER_SOCKET_VARIABLE
+
+    settings = settings_of_environment()
+    tls = _tls_files(str(tls_cert) if tls_cert else settings.tls_cert, str(tls_key) if tls_key else settings.tls_key)
+    # The writer process counts imports; /metrics (in the API processes) adds up every process.
+    _count_metrics_across_processes()
+    database = Database.for_settings(settings)
+    migrate(database)
+    _announce_secrets(settings, database)
+    database.dispose()
+    configure_logging(settings.log_level)
+    writer = WriterProcess()
+    writer.start()  # WriterNotStarted (one line, exit 1) if it cannot
+    os.environ[WRITER_SOCKET_VARIABLE] = writer.path  # the API processes hand their calls to it
+    os.environ[SUPERVISOR_VARIABLE] = str(os.getpid())  # workers stop if this process is killed
+    # uvicorn drains on SIGTERM, then raises the signal again for the parent to see. A drained
+    # stop is a clean stop: this handler takes that second signal so the process exits 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    scheme = "https" if tls else "http"
+    typer.echo(f"rollcall serving {scheme}://{host}:{port}", err=True)
+    try:
+        _run_uvicorn(host, port, workers, tls)
+    finally:
+        writer.stop()  # last: requests in flight were waiting for it
+
+
+def _tls_files(cert: str | None, key: str | None) -> tuple[str, str] | None:
+    """The certificate and key to serve HTTPS with, checked now: a half-given or unusable pair
+    stops the start with one line, rather than a plain-HTTP service CallPower cannot reach."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        missing = "--tls-cert (ROLLCALL_TLS_CERT)" if cert is None else "--tls-key (ROLLCALL_TLS_KEY)"
+        raise CommandError(f"HTTPS needs a certificate and its key: {missing} is not set")
+    import ssl
+
+    for path in (cert, key):
+        if not Path(path).is_file():
+            raise CommandError(f"no TLS file at {path}")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+    except (ssl.SSLError, ValueError) as error:
+        raise CommandError(f"cannot serve HTTPS with {cert} and {key}: {error}") from None
+    return cert, key
+
+
+def _run_uvicorn(host: str, port: int, workers: int, tls: tuple[str, str] | None) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "rollcall.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        server_header=False,
+        log_level="info",
+        timeout_graceful_shutdown=30,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
+    )
+
+
+def _count_metrics_across_processes() -> None:
+    """Give this process and its children one fresh directory for Prometheus counters.
+
+    Must run before prometheus_client is imported; an operator's own setting is kept.
+    """
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import atexit
+        import shutil
+        import tempfile
+
+        directory = tempfile.mkdtemp(prefix="rollcall-metrics-")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+
+
+def _serve_metrics(host: str, port: int, settings: Settings) -> None:
+    """`/metrics` of this importer process (and its children), on their own address."""
+    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
+
+    from rollcall.metrics import DatabaseCollector
+
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    registry.register(DatabaseCollector(Database.for_settings(settings)))
+    start_http_server(port, addr=host, registry=registry)
+
+
+def _run_importer() -> None:
+    """One importer process: imports until SIGTERM or SIGINT, then finishes the call in hand."""
+    from rollcall.callpower.queue import Importer
+
+    # Listen for the word to stop before anything else: `rollcall worker` may be stopped while
+    # this process is still starting.
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
+    settings = settings_of_environment()
+    configure_logging(settings.log_level)
+    database = database_of(settings)
+    Importer(database, settings).run(stopping)
+    # Python gives SIGTERM back its default (death) while it exits; a second one has nothing to stop.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    database.dispose()
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Importer processes to run.")] = 1,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on this port (no token: bind it privately).")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
+) -> None:
+    """Run importers on their own (beside `rollcall serve`, or on other machines)."""
+    if concurrency > 1:
+        _count_metrics_across_processes()
+    settings = settings_of_environment()
+    database_of(settings).dispose()  # fail here, once, if the database is missing or not migrated
+    if metrics_port is not None:
+        _serve_metrics(metrics_host, metrics_port, settings)
+    typer.echo(f"{concurrency} importer(s) running; SIGTERM or Ctrl-C stops them", err=True)
+    if concurrency == 1:
+        _run_importer()
+        return
+    supervisor = Supervisor(
+        [Child(f"rollcall-importer-{n}", _run_importer) for n in range(concurrency)],
+        # An importer that died is started again: its claimed calls were released with its connection.
+        on_exit=lambda name, code: typer.echo(f"importer {name} exited ({code}); starting it again", err=True),
+    )
+    signal.signal(signal.SIGTERM, lambda signum, frame: supervisor.request_stop())
+    signal.signal(signal.SIGINT, lambda signum, frame: supervisor.request_stop())
+    supervisor.start()
+    supervisor.watch()  # until SIGTERM: each importer then finishes its call in hand and exits
+    failed = supervisor.stop()
+    for name, code in failed:
+        typer.echo(f"importer {name} exited with {code} while stopping", err=True)
+    if failed:
+        raise SystemExit(1)
+
+
+@keys_app.command("show")
+def keys_show(
+    admin: Annotated[bool, typer.Option("--admin", help="The staff token instead of the CallPower key.")] = False,
+) -> None:
+    """Print the generated CallPower API key (or, with --admin, the generated staff token)."""
+    settings = settings_of_environment()
+    name, variable = (ADMIN_TOKEN, "ROLLCALL_ADMIN_TOKEN") if admin else (CALLPOWER_KEY, "CALLPOWER_API_KEY")
+    if settings.admin_tokens if admin else settings.callpower_api_keys:
+        typer.echo(f"{variable} is set: those are the ones in use (this command does not repeat them).", err=True)
+        return
+    database = database_of(settings)
+    with database.reading() as session:
+        secret = stored_secret(session, name)
+    if secret is None:
+        raise CommandError("nothing generated yet: `rollcall serve` makes it on first start")
+    typer.echo(secret)

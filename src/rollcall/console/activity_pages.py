@@ -1,0 +1,131 @@
+"""The console's pages of member activity: a campaign's posts and their CSV, one post, one
+signup, one user."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Path, Query, Request
+from starlette.responses import HTMLResponse, Response, StreamingResponse
+
+from rollcall.activity import service as activity
+from rollcall.api import MAX_ID
+from rollcall.console.rendering import PAGE_SIZE, Staff, console_router, page_of, render
+from rollcall.paging import PageRequest
+from rollcall.services import services_of
+from rollcall.times import iso_utc
+
+router = console_router()
+
+# -- posts, signups, users --------------------------------------------------------------------
+
+
+@router.get("/posts")
+def posts_page(
+    request: Request,
+    session: Staff,
+    campaign_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    cursor: str | None = None,
+) -> HTMLResponse:
+    with services_of(request).database.reading() as db:
+        campaigns = activity.list_campaigns(db, PageRequest(limit=500)).items
+        chosen = campaign_id or (campaigns[0].id if campaigns else None)
+        page = activity.list_posts(db, page_of(cursor), campaign_ids=[chosen] if chosen else [])
+        mobiles = activity.mobiles_of_users(db, {post.northstar_id for post in page.items})
+    return render(request, "posts.html", campaigns=campaigns, chosen=chosen, page=page, mobiles=mobiles)
+
+
+CSV_COLUMNS = (
+    "post_id",
+    "created_at",
+    "call_timestamp",
+    "status",
+    "quantity",
+    "type",
+    "action",
+    "action_id",
+    "northstar_id",
+    "call_id",
+    "status_details",
+    "call_duration",
+    "campaign_target_name",
+    "campaign_target_title",
+    "campaign_target_district",
+    "callpower_campaign_name",
+    "number_dialed_into",
+)
+
+
+@router.get("/campaigns/{campaign_id}/posts.csv")
+def posts_csv(request: Request, session: Staff, campaign_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
+    database = services_of(request).database
+    with database.reading() as db:
+        activity.get_campaign(db, campaign_id)
+
+    def rows() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        cursor = None
+        while True:
+            with database.reading() as db:
+                page = activity.list_posts(db, PageRequest(limit=1000, cursor=cursor), campaign_ids=[campaign_id])
+            for post in page.items:
+                details = post.details or {}
+                writer.writerow(
+                    [
+                        post.id,
+                        iso_utc(post.created_at),
+                        iso_utc(post.call_timestamp),
+                        post.status,
+                        post.quantity,
+                        post.type,
+                        post.action,
+                        post.action_id,
+                        post.northstar_id,
+                        post.call_id,
+                        *(details.get(key) for key in CSV_COLUMNS[10:]),
+                    ]
+                )
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            cursor = page.next
+            if cursor is None:
+                return
+
+    filename = f"campaign-{campaign_id}-posts.csv"
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/users/{user_id}")
+def user_page(
+    request: Request, session: Staff, user_id: Annotated[str, Path(pattern=r"^[0-9a-f]{1,64}$")]
+) -> HTMLResponse:
+    with services_of(request).database.reading() as db:
+        user = activity.get_user(db, user_id)
+        signups = activity.list_signups(db, PageRequest(limit=100), northstar_ids=[user_id]).items
+        posts = activity.list_posts(db, PageRequest(limit=PAGE_SIZE), northstar_ids=[user_id]).items
+    return render(request, "user.html", user=user, signups=signups, posts=posts)
+
+
+@router.get("/signups/{signup_id}")
+def signup_page(request: Request, session: Staff, signup_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> HTMLResponse:
+    with services_of(request).database.reading() as db:
+        signup = activity.get_signup(db, signup_id)
+        posts = activity.posts_of_signups(db, [signup_id])[signup_id]
+    return render(request, "signup.html", signup=signup, posts=posts)
+
+
+@router.get("/posts/{post_id}")
+def post_page(request: Request, session: Staff, post_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> HTMLResponse:
+    with services_of(request).database.reading() as db:
+        post = activity.get_post(db, post_id)
+    return render(request, "post.html", post=post)

@@ -1,0 +1,157 @@
+"""How the console draws its pages: templates and their filters, the signed-in staff and CSRF
+checks every page and form goes through, and console errors shown as pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from importlib import resources
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.routing import APIRoute
+from starlette.datastructures import FormData
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from rollcall.callpower.models import RETRYABLE_STATES, CallState
+from rollcall.callpower.record import DEFAULTABLE_FIELDS
+from rollcall.console.session import ConsoleSession
+from rollcall.errors import Conflict, InvalidInput, NotFound, RollcallError
+from rollcall.paging import PageRequest
+from rollcall.services import services_of
+from rollcall.times import iso_utc
+
+templates = Jinja2Templates(directory=str(resources.files("rollcall") / "console" / "templates"))
+PAGE_SIZE = 50
+
+
+class SignInRequired(Exception):
+    pass
+
+
+class FormRefused(Exception):
+    """A form without the session's CSRF token: forged, or from a page older than the session."""
+
+
+def mask_mobile(mobile: str | None) -> str:
+    """Lists show only the last four digits; a call's or a user's own page shows the number."""
+    if not mobile:
+        return ""
+    return "•" * max(0, len(mobile) - 4) + mobile[-4:]
+
+
+def ago(moment: dt.datetime | None, now: dt.datetime | None = None) -> str:
+    if moment is None:
+        return "never"
+    seconds = int(((now or dt.datetime.now(dt.UTC)) - moment).total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''} ago"
+    return "just now"
+
+
+def when(moment: dt.datetime | None) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
+
+
+templates.env.filters.update(mask=mask_mobile, ago=ago, when=when, iso=iso_utc)
+templates.env.globals.update(
+    states=[state.value for state in CallState],
+    retryable=[s.value for s in RETRYABLE_STATES],
+    defaultable=DEFAULTABLE_FIELDS,
+)
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    session: ConsoleSession = getattr(request.state, "console_session", None) or services_of(
+        request
+    ).console_sessions.load(request)
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {
+            "session": session,
+            "signed_in": session.staff is not None,
+            "flash": request.query_params.get("done"),
+            **context,
+        },
+        status_code=status_code,
+    )
+    services_of(request).console_sessions.save(request, response, session)
+    return response
+
+
+def back_to(path: str, message: str | None = None) -> RedirectResponse:
+    """See other: `path` (which may end in a #fragment), saying `message` there."""
+    path, hash_, fragment = path.partition("#")
+    if message:
+        path += ("&" if "?" in path else "?") + urlencode({"done": message})
+    return RedirectResponse(path + hash_ + fragment, 303)
+
+
+class ConsoleRoute(APIRoute):
+    """Console errors as pages: sign-in redirects, refused forms, unknown ids, refused changes."""
+
+    def get_route_handler(self) -> Callable[[Request], Any]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except SignInRequired:
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/console/sign-in?next={quote(target)}", 303)
+            except FormRefused:
+                return render(
+                    request,
+                    "error.html",
+                    403,
+                    title="Form refused",
+                    message="This form was not sent from this console session (or the page was too old). "
+                    "Reload the page and try again.",
+                )
+            except NotFound as error:
+                return render(request, "error.html", 404, title="Not found", message=str(error))
+            except InvalidInput as error:
+                problems = "; ".join(m for messages in error.fields.values() for m in messages)
+                return render(request, "error.html", 422, title="Not done", message=problems)
+            except (Conflict, RollcallError) as error:
+                return render(request, "error.html", 409, title="Not done", message=str(error))
+
+        return route
+
+
+def console_router() -> APIRouter:
+    """A router of console pages (each module of pages has its own)."""
+    return APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
+
+
+def page_of(cursor: str | None) -> PageRequest:
+    return PageRequest(limit=PAGE_SIZE, cursor=cursor)
+
+
+def staff(request: Request) -> ConsoleSession:
+    """Pages for signed-in staff only; anyone else is sent to the sign-in page."""
+    services = services_of(request)
+    session = services.console_sessions.load(request)
+    request.state.console_session = session
+    if not session.signed_in(services.admin_tokens):
+        raise SignInRequired()
+    return session
+
+
+async def checked_form(request: Request) -> FormData:
+    """A posted form, accepted only with this session's CSRF token."""
+    session = services_of(request).console_sessions.load(request)
+    request.state.console_session = session
+    form = await request.form()
+    if not session.csrf_matches(form.get("csrf_token")):
+        raise FormRefused()
+    return form
+
+
+Staff = Annotated[ConsoleSession, Depends(staff)]
+Form = Annotated[FormData, Depends(checked_form)]

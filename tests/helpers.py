@@ -1,0 +1,89 @@
+"""Helpers the test modules share: the intake's paths, reading what is stored, mapping the seed
+campaign, storing and importing calls straight through the service layer, breaking posts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from rollcall.activity import service as activity
+from rollcall.callpower import calls, deliveries, operations
+from rollcall.callpower.models import Call
+from rollcall.callpower.queue import Importer
+from rollcall.config import Settings
+from rollcall.db import Database
+
+CONTRACT_PATH = "/api/partners/callpower/call"
+LEGACY_PATH = "/api/v1/callpower/call"
+
+
+def count(database: Database, model: Any, *where: Any) -> int:
+    with database.reading() as session:
+        return session.scalar(sa.select(sa.func.count()).select_from(model).where(*where)) or 0
+
+
+def calls_in(database: Database) -> list[Call]:
+    with database.reading() as session:
+        return list(session.scalars(sa.select(Call).order_by(Call.id)))
+
+
+def call_state(database: Database, call_id: int) -> Call:
+    with database.reading() as session:
+        return calls.get_call(session, call_id)
+
+
+def map_seed_campaign(database: Database, callpower_campaign_id: int = 1) -> int:
+    """A campaign with an action that receives this CallPower campaign's calls; the action's id."""
+    with database.writing() as session:
+        campaign = activity.create_campaign(session, internal_title="Defend Dreamers")
+        action, _ = operations.add_action(
+            session, campaign_id=campaign.id, name="Call Congress", callpower_campaign_id=callpower_campaign_id
+        )
+        return action.id
+
+
+def store(database: Database, *records: dict[str, Any]) -> list[int]:
+    """Store valid call records as the intake would; their call ids."""
+    with database.writing() as session:
+        batch = [
+            deliveries.Delivery.of_payload(r, raw="{}", content_type="application/json", region="US") for r in records
+        ]
+        assert all(d.document is not None for d in batch), [d.errors for d in batch]
+        deliveries.store_deliveries(session, batch)
+    return [c.id for c in calls_in(database)][-len(records) :]
+
+
+def import_all(database: Database, settings: Settings) -> None:
+    importer = Importer(database, settings)
+    while importer.import_batch():
+        pass
+
+
+def store_and_import(database: Database, settings: Settings, *records: dict[str, Any]) -> None:
+    store(database, *records)
+    import_all(database, settings)
+
+
+def break_posts(database: Database) -> None:
+    """Make every insert into posts fail, as a full disk or a bug half-way through an import would."""
+    with database.writing() as session:
+        if database.dialect == "sqlite":
+            session.execute(
+                sa.text("CREATE TRIGGER broken BEFORE INSERT ON posts BEGIN SELECT RAISE(ABORT, 'posts broken'); END")
+            )
+        else:
+            session.execute(
+                sa.text(
+                    "CREATE FUNCTION broken() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'posts broken'; END $$"
+                )
+            )
+            session.execute(
+                sa.text("CREATE TRIGGER broken BEFORE INSERT ON posts FOR EACH ROW EXECUTE FUNCTION broken()")
+            )
+
+
+def mend_posts(database: Database) -> None:
+    with database.writing() as session:
+        session.execute(sa.text("DROP TRIGGER broken" + ("" if database.dialect == "sqlite" else " ON posts")))
