@@ -15,7 +15,7 @@ import functools
 import threading
 from collections.abc import Callable, Iterator
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import sqlalchemy as sa
@@ -37,6 +37,11 @@ BIGINT_MAX = 2**63 - 1
 
 class Base(DeclarativeBase):
     pass
+
+
+def table_of(model: type[Base]) -> sa.Table:
+    """A mapped class's table, for statements built on the table itself (Core, no ORM)."""
+    return cast(sa.Table, model.__table__)
 
 
 class DatabaseNotMigrated(Exception):

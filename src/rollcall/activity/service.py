@@ -24,6 +24,7 @@ from rollcall.activity.models import (
     User,
     new_user_id,
 )
+from rollcall.db import table_of
 from rollcall.dialect import insert_ignoring_conflicts, upsert
 from rollcall.errors import InvalidInput, NotFound
 from rollcall.paging import Page, PageRequest, any_of, keyset_page
@@ -134,7 +135,7 @@ class ActionTarget(NamedTuple):
     name: str
 
 
-_actions = Action.__table__
+_actions = table_of(Action)
 _ACTIONS_BY_CALLPOWER_ID = sa.select(
     _actions.c.callpower_campaign_id, _actions.c.id, _actions.c.campaign_id, _actions.c.post_type, _actions.c.name
 ).where(_actions.c.callpower_campaign_id.in_(sa.bindparam("ids", expanding=True)))
@@ -156,7 +157,7 @@ def action_for_callpower_campaign(session: Session, callpower_campaign_id: int) 
 def update_action(session: Session, action_id: int, changes: dict[str, Any]) -> Action:
     """Change an action's own fields. Its CallPower campaign is changed with `callpower.operations.map_campaign`."""
     action = get_action(session, action_id)
-    required = {name: changes[name] for name in ("name", "post_type") if name in changes}
+    required: dict[str, Any] = {name: changes[name] for name in ("name", "post_type") if name in changes}
     changes = {**changes, **_required_text(required)}
     for name, value in changes.items():
         setattr(action, name, value)
@@ -182,7 +183,7 @@ def list_actions(
 
 # The importer runs these for every batch of calls: set-based statements on the session's
 # connection, built once, so a batch costs a few round trips whatever its size.
-_users, _signups, _posts = User.__table__, Signup.__table__, Post.__table__
+_users, _signups, _posts = table_of(User), table_of(Signup), table_of(Post)
 _USERS_BY_MOBILE = sa.select(_users.c.mobile, _users.c.id).where(
     _users.c.mobile.in_(sa.bindparam("mobiles", expanding=True))
 )

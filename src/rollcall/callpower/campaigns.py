@@ -17,11 +17,12 @@ from rollcall.activity.models import Action
 from rollcall.callpower import statistics
 from rollcall.callpower.models import CallPowerCampaign, CallState
 from rollcall.callpower.record import InvalidCall, check_default
+from rollcall.db import table_of
 from rollcall.dialect import upsert
 from rollcall.errors import NotFound
 from rollcall.paging import Page, PageRequest, keyset_page
 
-_campaigns = CallPowerCampaign.__table__
+_campaigns = table_of(CallPowerCampaign)
 
 
 class CampaignCall(Protocol):
@@ -85,8 +86,8 @@ def count_stored_calls(
             campaign["first_call_at"] = min(first, moment) if first else moment
             campaign["last_call_at"] = max(last, moment) if last else moment
     if seen:
-        moment = {"first_received_at": received_at, "last_received_at": received_at}
-        rows = [{**campaign, **moment} for _, campaign in sorted(seen.items())]
+        received = {"first_received_at": received_at, "last_received_at": received_at}
+        rows = [{**campaign, **received} for _, campaign in sorted(seen.items())]
         session.connection().execute(upsert(session, _campaigns, ("id",), _seen), rows)
 
 

@@ -35,6 +35,7 @@ from rollcall.callpower.record import (
     parse_call,
     with_defaults,
 )
+from rollcall.db import table_of
 from rollcall.dialect import announce_calls, driver_json, driver_time, insert_rows_ignoring_conflicts
 from rollcall.times import utcnow
 
@@ -240,7 +241,7 @@ def delivery_of(body: bytes, content_type: str | None, region: str) -> Delivery:
 
 # -- storing them -----------------------------------------------------------------------------
 
-_calls = Call.__table__
+_calls = table_of(Call)
 _STORED_COLUMNS = (
     "state",
     "dedup_key",
@@ -276,7 +277,8 @@ def complete_with_defaults(session: Session, deliveries: Sequence[Delivery]) -> 
     found = campaigns.defaults_of(session, waiting)
     completed = []
     for delivery in deliveries:
-        defaults = found.get(delivery.callpower_campaign_id) if delivery.completable is not None else None
+        campaign = delivery.callpower_campaign_id
+        defaults = found.get(campaign) if campaign is not None and delivery.completable is not None else None
         if defaults and delivery.completable is not None:
             payload, region = delivery.completable
             delivery = Delivery.of_payload(

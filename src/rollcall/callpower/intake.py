@@ -122,7 +122,7 @@ async def read_body(receive: Receive) -> bytes:
     message = await receive()
     if message["type"] != "http.request":
         raise ClientDisconnect()
-    body = message.get("body", b"")
+    body: bytes = message.get("body", b"")
     if not message.get("more_body", False):
         return body
     chunks = [body]

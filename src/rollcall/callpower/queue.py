@@ -21,13 +21,13 @@ from rollcall import metrics
 from rollcall.callpower.importer import import_call, import_calls
 from rollcall.callpower.models import WAITING_STATES, Call, CallState, ClaimedCall, ImportOutcome
 from rollcall.config import Settings
-from rollcall.db import Database, savepoint
+from rollcall.db import Database, savepoint, table_of
 from rollcall.dialect import CallsSignal
 from rollcall.times import utcnow
 
 log = structlog.get_logger("rollcall.importer")
 
-_calls = Call.__table__
+_calls = table_of(Call)
 MAX_RETRY_DELAY = dt.timedelta(hours=6)
 ERROR_PAUSE = 1.0  # after a database error, wait this long before trying again
 

@@ -119,7 +119,7 @@ def parse_integer(value: Any, *, minimum: int, maximum: int) -> int:
         raise ValueError(f"must be at least {minimum}.")
     if value > maximum:
         raise ValueError(f"must be at most {maximum}.")
-    return value
+    return int(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,13 +228,13 @@ def _phone_text(value: Any, field: str, region: str) -> str:
     # The reference took any type here; numbers sent as JSON integers are common enough.
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    value = _text(value, field, region)
+    text = _text(value, field, region)
     if field == "mobile":
         try:
-            return normalize_mobile(value, region)
+            return str(normalize_mobile(text, region))
         except InvalidMobile:
             raise _Problem("is not a possible phone number.") from None
-    return value
+    return text
 
 
 def _integer(value: Any, field: str, region: str) -> int:

@@ -51,7 +51,8 @@ def unfinished_calls_by_campaign(session: Session, callpower_campaign_ids: Seque
             .group_by(Call.callpower_campaign_id, Call.state)
         )
         for campaign_id, state, count in rows:
-            counts[campaign_id][state] = count
+            if campaign_id is not None:
+                counts[campaign_id][state] = count
     return counts
 
 
