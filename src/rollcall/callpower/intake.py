@@ -193,6 +193,16 @@ _TEXT = {
     "description": "Not blank; trimmed.",
 }
 _OPTIONAL_TEXT = {"anyOf": [{"type": "string", "pattern": "^[^\\u0000]*$"}, {"type": "null"}]}
+
+
+def _integer(minimum: int, maximum: int, text: str, description: str) -> dict[str, Any]:
+    """An integer field: a JSON integer in bounds, or text that surely holds one."""
+    return {
+        "anyOf": [{"type": "integer", "minimum": minimum, "maximum": maximum}, {"type": "string", "pattern": text}],
+        "description": f"{description}, or the same as a string.",
+    }
+
+
 _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     "mobile": {
         "type": "string",
@@ -201,13 +211,9 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
         "a national one read in ROLLCALL_DEFAULT_REGION. Anonymous placeholders are accepted and discarded.",
         "example": "+15551231234",
     },
-    "callpower_campaign_id": {
-        "anyOf": [
-            {"type": "integer", "minimum": 1, "maximum": MAX_CAMPAIGN_ID},
-            {"type": "string", "pattern": r"^\s*\+?0*[1-9][0-9]{0,17}\s*$"},
-        ],
-        "description": "CallPower's campaign id (at least 1), or the same as a string.",
-    },
+    "callpower_campaign_id": _integer(
+        1, MAX_CAMPAIGN_ID, r"^\s*\+?0*[1-9][0-9]{0,17}\s*$", "CallPower's campaign id (at least 1)"
+    ),
     "status": {**_TEXT, "description": "completed (any case: an accepted post), busy, no-answer, failed, ..."},
     "call_timestamp": {
         "type": "string",
@@ -215,13 +221,7 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
         "description": "ISO-8601, with `T` or a space, any fraction; no offset means UTC.",
         "example": "2017-11-07T18:54:10.829655",
     },
-    "call_duration": {
-        "anyOf": [
-            {"type": "integer", "minimum": 0, "maximum": MAX_DURATION},
-            {"type": "string", "pattern": r"^\s*\+?[0-9]{1,9}\s*$"},
-        ],
-        "description": "Seconds (0 or more), or the same as a string.",
-    },
+    "call_duration": _integer(0, MAX_DURATION, r"^\s*\+?[0-9]{1,9}\s*$", "Seconds (0 or more)"),
     "campaign_target_name": _OPTIONAL_TEXT,
     "campaign_target_title": _TEXT,
     "campaign_target_district": {**_OPTIONAL_TEXT, "example": "FL-7"},

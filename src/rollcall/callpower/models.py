@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, NamedTuple
 
 import sqlalchemy as sa
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, create_model, model_validator
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rollcall.activity.models import FILLED_TEXT
@@ -194,16 +194,12 @@ class CallPowerCampaignDocument(Document):
 _Default = Annotated[str, StringConstraints(max_length=255, pattern=FILLED_TEXT)] | None
 
 
-class Defaults(BaseModel):
-    """The defaults given: each field is set, or with null loses its default; absent ones stay."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    campaign_target_title: _Default = None
-    campaign_target_name: _Default = None
-    campaign_target_district: _Default = None
-    callpower_campaign_name: _Default = None
-    number_dialed_into: _Default = None
+# The defaults given: each field is set, or with null loses its default; absent ones stay.
+Defaults = create_model(
+    "Defaults",
+    __config__=ConfigDict(extra="forbid"),
+    **{name: (_Default, None) for name in DEFAULTABLE_FIELDS},  # type: ignore[call-overload]
+)
 
 
 class DefaultsChange(BaseModel):
@@ -212,21 +208,12 @@ class DefaultsChange(BaseModel):
     defaults: Defaults
 
 
-class Corrections(BaseModel):
-    """Fields of a call record laid over the body as received; null removes one."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    mobile: Any = None
-    callpower_campaign_id: Any = None
-    status: Any = None
-    call_timestamp: Any = None
-    call_duration: Any = None
-    campaign_target_name: Any = None
-    campaign_target_title: Any = None
-    campaign_target_district: Any = None
-    callpower_campaign_name: Any = None
-    number_dialed_into: Any = None
+# Fields of a call record laid over the body as received; null removes one.
+Corrections = create_model(
+    "Corrections",
+    __config__=ConfigDict(extra="forbid"),
+    **{name: (Any, None) for name in CONTRACT_FIELDS},  # type: ignore[call-overload]
+)
 
 
 class RepairRequest(BaseModel):
@@ -235,7 +222,7 @@ class RepairRequest(BaseModel):
     fields: Corrections = Field(json_schema_extra={"minProperties": 1})
 
     @model_validator(mode="after")
-    def _something(self) -> RepairRequest:
+    def _at_least_one_field(self) -> RepairRequest:
         if not self.fields.model_fields_set:
             raise ValueError("Give at least one field to correct.")
         return self
@@ -249,7 +236,3 @@ class Revalidated(BaseModel):
 
 class Retried(BaseModel):
     retried: int
-
-
-assert list(Defaults.model_fields) == list(DEFAULTABLE_FIELDS)
-assert set(Corrections.model_fields) == set(CONTRACT_FIELDS)

@@ -155,35 +155,25 @@ class CallRecord:
         return self.status.lower() == "completed"
 
     def to_document(self) -> dict[str, Any]:
-        """The normalized record as JSON-ready data (what is stored and shown)."""
-        return {
-            "mobile": self.mobile,
-            "callpower_campaign_id": self.callpower_campaign_id,
-            "status": self.status,
-            "call_timestamp": iso_utc(self.call_timestamp),
-            "call_duration": self.call_duration,
-            "campaign_target_name": self.campaign_target_name,
-            "campaign_target_title": self.campaign_target_title,
-            "campaign_target_district": self.campaign_target_district,
-            "callpower_campaign_name": self.callpower_campaign_name,
-            "number_dialed_into": self.number_dialed_into,
-        }
+        """The normalized record as JSON-ready data (what is stored and shown), in contract order."""
+        document = {name: getattr(self, name) for name in CONTRACT_ORDER}
+        document["call_timestamp"] = iso_utc(self.call_timestamp)
+        return document
 
     def dedup_key(self) -> str:
         return dedup_key_of(self.to_document())
 
     def post_details(self) -> dict[str, Any]:
-        """The post's `details`, with the reference's keys."""
-        return {
-            "status_details": self.status,
-            "call_timestamp": iso_utc(self.call_timestamp),
-            "call_duration": self.call_duration,
-            "campaign_target_name": self.campaign_target_name,
-            "campaign_target_title": self.campaign_target_title,
-            "campaign_target_district": self.campaign_target_district,
-            "callpower_campaign_name": self.callpower_campaign_name,
-            "number_dialed_into": self.number_dialed_into,
-        }
+        """The post's `details`, with the reference's keys: the record but for who called and
+        which campaign (the post says those), its status as `status_details`."""
+        document = self.to_document()
+        details = {"status_details": document.pop("status")}
+        return details | {name: value for name, value in document.items() if name in _POST_DETAILS}
+
+
+_POST_DETAILS = frozenset(CONTRACT_FIELDS) - {"mobile", "callpower_campaign_id", "status"}
+# The record's fields in the order the contract lists them (and `CallRecord` holds them).
+CONTRACT_ORDER = tuple(field.name for field in dataclasses.fields(CallRecord))
 
 
 def dedup_key_of(document: dict[str, Any]) -> str:
@@ -268,7 +258,7 @@ _RULES: tuple[tuple[str, Callable[[Any, str, str], Any], bool], ...] = (
     ("number_dialed_into", _phone_text, True),
 )
 assert {name for name, _, _ in _RULES} == set(CONTRACT_FIELDS)
-assert [name for name, _, _ in _RULES] == [field.name for field in dataclasses.fields(CallRecord)]
+assert [name for name, _, _ in _RULES] == list(CONTRACT_ORDER)
 
 
 def parse_call(payload: Any, *, region: str = "US") -> CallRecord:

@@ -1,22 +1,25 @@
-"""Deduplication keys lead with the call's time (`record.dedup_key_of`), so new keys are appended.
+"""Deduplication keys lead with the call's time, so new keys are appended to the index.
 
 The keys of calls stored before are computed again from their stored records, so a call
 delivered again after the upgrade is still recognised. Old keys are hex digests and new ones
 start with a time ("2017-11-07T18:54:10Z/..."), so the two never collide mid-way.
+
+The key functions are copied here as they were at this revision (a migration never imports
+live code, which may change after it).
 
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-27
 """
 
+import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from alembic import op
-
-from rollcall.callpower.record import dedup_key_of, record_digest
-from rollcall.db import JSONDocument
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
@@ -24,13 +27,25 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 BATCH = 5_000
+KEY_LENGTH = 64
 
 calls = sa.table(
     "calls",
     sa.column("id", sa.Integer),
-    sa.column("record", JSONDocument),
+    sa.column("record", sa.JSON().with_variant(postgresql.JSONB(), "postgresql")),
     sa.column("dedup_key", sa.String),
 )
+
+
+def digest_key(record: dict[str, Any]) -> str:
+    """The key before this revision: SHA-256 of the normalized record, the status in lower case."""
+    normalized = {**record, "status": record["status"].lower()}
+    return hashlib.sha256(orjson.dumps(normalized, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def time_first_key(record: dict[str, Any]) -> str:
+    """The key from this revision on: the call's time, then the digest."""
+    return f"{record['call_timestamp']}/{digest_key(record)}"[:KEY_LENGTH]
 
 
 def _rekey(key_of: Callable[[dict[str, Any]], str]) -> None:
@@ -51,8 +66,8 @@ def _rekey(key_of: Callable[[dict[str, Any]], str]) -> None:
 
 
 def upgrade() -> None:
-    _rekey(dedup_key_of)
+    _rekey(time_first_key)
 
 
 def downgrade() -> None:
-    _rekey(record_digest)  # the key before 0004: the digest alone
+    _rekey(digest_key)
