@@ -14,7 +14,9 @@ import datetime as dt
 import random
 import secrets
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -194,27 +196,74 @@ def build(path: Path, posts: int, campaigns: int, users: int | None = None) -> s
     return url
 
 
-def store_backlog(url: str, count: int, *, day: str = "2017-11-07", state: str = "received") -> None:
-    """`count` stored calls waiting for the importer (20,000 members, CallPower campaign 1), made
-    on `day`; with `state="imported"`, calls of the past instead (the calls table's history)."""
-    from rollcall.callpower import deliveries
+SHAPES = ("repeat", "realistic")
+ANONYMOUS = "+266696687"  # one of the provider's placeholders for a withheld number
 
-    database = Database(url)
-    batch = []
+
+def backlog_records(count: int, shape: str = "repeat", *, day: str = "2017-11-07") -> Iterator[dict[str, Any]]:
+    """Call records as a backlog holds them, made on `day`.
+
+    - `repeat`: 20,000 members calling again and again, one CallPower campaign (the shape the
+      first benchmarks used: few new users and signups).
+    - `realistic`: a history as it comes: each member's session is three calls (one per target),
+      a fifth of the calls from members who called before (so about one new member per 3.75
+      calls), callers in scattered order, five mapped CallPower campaigns and one unmapped
+      (campaign 6, 5% of the calls), 1% anonymous callers.
+    """
+    rng = random.Random(5)
+    sessions = 0
     for n in range(count):
-        record = {
-            "mobile": f"+1555{n % 20000:07d}",
+        if shape == "repeat":
+            member, campaign = n % 20000, 1
+        else:
+            if n % 3 == 0:
+                sessions += 1
+            member = rng.randrange(sessions) if rng.random() < 0.2 else sessions
+            campaign = 6 if rng.random() < 0.05 else 1 + member % 5
+        if shape == "repeat":
+            mobile = f"+1555{member:07d}"
+        elif rng.random() < 0.01:
+            mobile = ANONYMOUS
+        else:
+            mobile = f"+1555{member * 7_919 % 10_000_000:07d}"  # scattered: members are not in number order
+        yield {
+            "mobile": mobile,
             "status": "completed" if n % 3 else "busy",
             "call_timestamp": f"{day}T{n // 3_600_000_000 % 24:02d}:{n // 60_000_000 % 60:02d}:"
             f"{n // 1_000_000 % 60:02d}.{n % 1_000_000:06d}",
             "call_duration": n % 600,
             "campaign_target_title": "Representative",
             "campaign_target_district": "FL-7",
-            "callpower_campaign_id": 1,
+            "callpower_campaign_id": campaign,
             "campaign_target_name": f"Target {n % 3}",
-            "callpower_campaign_name": "Backlog",
+            "callpower_campaign_name": f"Backlog {campaign}",
             "number_dialed_into": "+15554441234",
         }
+
+
+def map_backlog_campaigns(url: str, shape: str = "repeat") -> None:
+    """Campaigns and actions for a backlog's CallPower campaigns (the realistic one leaves 6 unmapped)."""
+    from rollcall.activity import service as activity
+    from rollcall.callpower import operations
+
+    database = Database(url)
+    with database.writing() as session:
+        for callpower_id in range(1, 2 if shape == "repeat" else 6):
+            campaign = activity.create_campaign(session, internal_title=f"Backlog {callpower_id}")
+            operations.add_action(session, campaign_id=campaign.id, name="Call", callpower_campaign_id=callpower_id)
+    database.dispose()
+
+
+def store_backlog(
+    url: str, count: int, *, shape: str = "repeat", day: str = "2017-11-07", state: str = "received"
+) -> None:
+    """`count` stored calls waiting for the importer (`backlog_records`); with `state="imported"`,
+    calls of the past instead (the calls table's history)."""
+    from rollcall.callpower import deliveries
+
+    database = Database(url)
+    batch = []
+    for n, record in enumerate(backlog_records(count, shape, day=day)):
         batch.append(deliveries.Delivery.of_payload(record, raw="{}", content_type="application/json", region="US"))
         if len(batch) == 5000 or n == count - 1:
             with database.writing() as session:

@@ -43,16 +43,61 @@ def driver_time(session: Session | Connection, moment: dt.datetime | None) -> An
     """An aware datetime as the driver takes it for a `UTCDateTime` column, for statements sent
     straight to the driver: on SQLite the text SQLAlchemy itself writes (naive UTC, always with
     microseconds, so text order is time order); on PostgreSQL the datetime itself."""
+    return driver_times(session)(moment)
+
+
+def driver_times(session: Session | Connection) -> Callable[[dt.datetime | None], Any]:
+    """`driver_time` for many values of one session."""
+    return _sqlite_time if _dialect(session) == "sqlite" else _same
+
+
+def _sqlite_time(moment: dt.datetime | None) -> str | None:
     if moment is None:
         return None
-    if _dialect(session) == "sqlite":
-        return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _same(moment: dt.datetime | None) -> dt.datetime | None:
     return moment
 
 
 def driver_json(value: Any) -> str:
     """A JSON column's value for the driver: JSON text (None is JSON null, as SQLAlchemy stores it)."""
     return orjson.dumps(value).decode()
+
+
+# A statement may carry 32,766 parameters on SQLite and 65,535 on PostgreSQL.
+_PARAMETERS_PER_STATEMENT = 30_000
+
+
+def insert_rows(
+    session: Session,
+    table: sa.Table,
+    columns: tuple[str, ...],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    returning: tuple[str, ...] = (),
+    conflict: str = "",
+) -> list[tuple[Any, ...]]:
+    """`INSERT ... VALUES (...), (...) [conflict] RETURNING ...`, sent straight to the driver in
+    as few statements as the parameter limits allow; the returned rows of all of them.
+
+    The values must be driver-ready (`driver_times`, `driver_json`), and `conflict` is SQL both
+    dialects read alike (`ON CONFLICT DO NOTHING`, `ON CONFLICT (a, b) DO UPDATE SET ...`). The
+    intake's group commit and the importer's batches write this way: SQLAlchemy's per-row
+    parameter processing cost more than the statements themselves (docs/benchmarks.md).
+    """
+    connection = session.connection()
+    dialect = _dialect(session)
+    per_statement = max(1, _PARAMETERS_PER_STATEMENT // len(columns))
+    found: list[tuple[Any, ...]] = []
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        sql = _insert_rows_sql(dialect, table.name, columns, len(chunk), returning, conflict)
+        result = connection.exec_driver_sql(sql, tuple(value for row in chunk for value in row))
+        if returning:
+            found.extend(tuple(row) for row in result)
+    return found
 
 
 def insert_rows_ignoring_conflicts(
@@ -62,33 +107,30 @@ def insert_rows_ignoring_conflicts(
     rows: Sequence[tuple[Any, ...]],
     returning: tuple[str, ...],
 ) -> list[tuple[Any, ...]]:
-    """`INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING RETURNING ...`, one statement sent
-    straight to the driver: the returned rows are those inserted.
-
-    The values must be driver-ready (`driver_time`, `driver_json`). This is the intake's group
-    commit: SQLAlchemy's per-row parameter processing cost four times the insert itself.
-    """
-    connection = session.connection()
-    dialect = _dialect(session)
-    # A statement may carry 32,766 parameters on SQLite and 65,535 on PostgreSQL.
-    per_statement = max(1, 30_000 // len(columns))
-    inserted: list[tuple[Any, ...]] = []
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
-        sql = _insert_rows_sql(dialect, table.name, columns, len(chunk), returning)
-        parameters = tuple(value for row in chunk for value in row)
-        inserted.extend(tuple(row) for row in connection.exec_driver_sql(sql, parameters))
-    return inserted
+    """`insert_rows` that skips rows a unique index already holds: the returned rows are those inserted."""
+    return insert_rows(session, table, columns, rows, returning=returning, conflict="ON CONFLICT DO NOTHING")
 
 
 @functools.lru_cache(maxsize=512)
-def _insert_rows_sql(dialect: str, table: str, columns: tuple[str, ...], count: int, returning: tuple[str, ...]) -> str:
+def _insert_rows_sql(
+    dialect: str, table: str, columns: tuple[str, ...], count: int, returning: tuple[str, ...], conflict: str
+) -> str:
     marker = "?" if dialect == "sqlite" else "%s"
     row = "(" + ", ".join([marker] * len(columns)) + ")"
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * count)} "
-        f"ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}"
-    )
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * count)} {conflict}"
+    return sql + (f" RETURNING {', '.join(returning)}" if returning else "")
+
+
+def update_rows(
+    session: Session, table: sa.Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]], *, key: str = "id"
+) -> None:
+    """`UPDATE table SET column = ?, ... WHERE key = ?` for each row (its values, then its key),
+    as one executemany sent straight to the driver; the values must be driver-ready."""
+    if not rows:
+        return
+    marker = "?" if _dialect(session) == "sqlite" else "%s"
+    assignments = ", ".join(f"{column} = {marker}" for column in columns)
+    session.connection().exec_driver_sql(f"UPDATE {table.name} SET {assignments} WHERE {key} = {marker}", list(rows))
 
 
 def rarely(session: Session | Connection, condition: Any) -> Any:

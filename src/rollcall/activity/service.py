@@ -25,7 +25,7 @@ from rollcall.activity.models import (
     new_user_id,
 )
 from rollcall.db import table_of
-from rollcall.dialect import insert_ignoring_conflicts, upsert
+from rollcall.dialect import driver_json, driver_times, insert_rows
 from rollcall.errors import InvalidInput, NotFound
 from rollcall.paging import Page, PageRequest, any_of, keyset_page
 from rollcall.times import utcnow
@@ -203,31 +203,42 @@ def user_ids_for_mobiles(session: Session, mobiles: Collection[str]) -> dict[str
     found: dict[str, str] = dict(connection.execute(_USERS_BY_MOBILE, {"mobiles": list(wanted)}).all())
     new = sorted(wanted - found.keys())
     if new:
-        now = utcnow()
-        registered = connection.execute(
-            insert_ignoring_conflicts(session, _users).returning(_users.c.mobile, _users.c.id),
-            [
-                {
-                    "id": new_user_id(),
-                    "mobile": mobile,
-                    "sms_status": "stop",
-                    "source": SOURCE,
-                    "source_detail": SOURCE_DETAILS,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for mobile in new
-            ],
+        now = driver_times(session)(utcnow())
+        rows = [(new_user_id(), mobile, "stop", SOURCE, SOURCE_DETAILS, now, now) for mobile in new]
+        registered = insert_rows(
+            session, _users, _USER_COLUMNS, rows, returning=("mobile", "id"), conflict="ON CONFLICT DO NOTHING"
         )
-        found.update(registered.all())
+        found.update(registered)
         raced = [mobile for mobile in new if mobile not in found]  # registered meanwhile by another importer
         if raced:
             found.update(connection.execute(_USERS_BY_MOBILE, {"mobiles": raced}).all())
     return found
 
 
-def _count_on_signup(signups: sa.Table, offered: Any) -> dict[str, Any]:
-    return {"quantity": signups.c.quantity + offered.quantity, "updated_at": offered.updated_at}
+_USER_COLUMNS = ("id", "mobile", "sms_status", "source", "source_detail", "created_at", "updated_at")
+_SIGNUP_COLUMNS = ("northstar_id", "campaign_id", "quantity", "source", "source_details", "created_at", "updated_at")
+# The count is added in the statement that finds or makes the signup (see `add_posts`).
+_COUNT_ON_SIGNUP = (
+    "ON CONFLICT (northstar_id, campaign_id) DO UPDATE SET "
+    "quantity = signups.quantity + excluded.quantity, updated_at = excluded.updated_at"
+)
+_POST_COLUMNS = (
+    "signup_id",
+    "campaign_id",
+    "northstar_id",
+    "action_id",
+    "call_id",
+    "type",
+    "action",
+    "quantity",
+    "status",
+    "source",
+    "source_details",
+    "details",
+    "call_timestamp",
+    "created_at",
+    "updated_at",
+)
 
 
 class NewPost(NamedTuple):
@@ -251,52 +262,46 @@ def add_posts(session: Session, posts: Sequence[NewPost]) -> dict[int, tuple[int
     """
     if not posts:
         return {}
-    connection = session.connection()
-    now = utcnow()
+    time = driver_times(session)
+    now = time(utcnow())
     added: collections.Counter[tuple[str, int]] = collections.Counter()
     for post in posts:
         added[(post.user_id, post.action.campaign_id)] += post.quantity
     # Rows in a stable order, so concurrent importers lock shared signups in the same order.
     signup_rows = [
-        {
-            "northstar_id": user_id,
-            "campaign_id": campaign_id,
-            "quantity": quantity,
-            "source": SOURCE,
-            "source_details": SOURCE_DETAILS,
-            "created_at": now,
-            "updated_at": now,
-        }
+        (user_id, campaign_id, quantity, SOURCE, SOURCE_DETAILS, now, now)
         for (user_id, campaign_id), quantity in sorted(added.items())
     ]
-    counted = connection.execute(
-        upsert(session, _signups, ("northstar_id", "campaign_id"), _count_on_signup).returning(
-            _signups.c.northstar_id, _signups.c.campaign_id, _signups.c.id
-        ),
+    counted = insert_rows(
+        session,
+        _signups,
+        _SIGNUP_COLUMNS,
         signup_rows,
+        returning=("northstar_id", "campaign_id", "id"),
+        conflict=_COUNT_ON_SIGNUP,
     )
     signup_ids = {(user_id, campaign_id): signup_id for user_id, campaign_id, signup_id in counted}
     post_rows = [
-        {
-            "signup_id": signup_ids[(post.user_id, post.action.campaign_id)],
-            "campaign_id": post.action.campaign_id,
-            "northstar_id": post.user_id,
-            "action_id": post.action.id,
-            "call_id": post.call_id,
-            "type": post.action.post_type,
-            "action": post.action.name,
-            "quantity": post.quantity,
-            "status": post.status,
-            "source": SOURCE,
-            "source_details": SOURCE_DETAILS,
-            "details": post.details,
-            "call_timestamp": post.call_timestamp,
-            "created_at": now,
-            "updated_at": now,
-        }
+        (
+            signup_ids[(post.user_id, post.action.campaign_id)],
+            post.action.campaign_id,
+            post.user_id,
+            post.action.id,
+            post.call_id,
+            post.action.post_type,
+            post.action.name,
+            post.quantity,
+            post.status,
+            SOURCE,
+            SOURCE_DETAILS,
+            driver_json(post.details),
+            time(post.call_timestamp),
+            now,
+            now,
+        )
         for post in posts
     ]
-    made = connection.execute(sa.insert(_posts).returning(_posts.c.call_id, _posts.c.signup_id, _posts.c.id), post_rows)
+    made = insert_rows(session, _posts, _POST_COLUMNS, post_rows, returning=("call_id", "signup_id", "id"))
     return {call_id: (signup_id, post_id) for call_id, signup_id, post_id in made}
 
 

@@ -8,6 +8,7 @@ becomes is `importer.import_calls`; this module only claims, calls it, and recor
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import threading
 import time
@@ -22,7 +23,8 @@ from rollcall.callpower.importer import import_call, import_calls
 from rollcall.callpower.models import WAITING_STATES, Call, CallState, ClaimedCall, ImportOutcome
 from rollcall.config import Settings
 from rollcall.db import Database, savepoint, table_of
-from rollcall.dialect import CallsSignal
+from rollcall.dialect import CallsSignal, driver_times, update_rows
+from rollcall.logs import log_each
 from rollcall.times import utcnow
 
 log = structlog.get_logger("rollcall.importer")
@@ -58,30 +60,41 @@ def claim_waiting_calls(session: Session, limit: int) -> list[ClaimedCall]:
     return claimed
 
 
-_UPDATE_CALL = sa.update(_calls).where(_calls.c.id == sa.bindparam("call"))
+_OUTCOME_COLUMNS = (
+    "state",
+    "user_id",
+    "signup_id",
+    "post_id",
+    "imported_at",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "updated_at",
+)
 
 
 def record_outcomes(session: Session, calls: Sequence[ClaimedCall], outcomes: Sequence[ImportOutcome]) -> None:
-    """Store what each call became (one statement for the batch)."""
-    now = utcnow()
-    session.connection().execute(
-        _UPDATE_CALL,
-        [
-            {
-                "call": call.id,
-                "state": outcome.state,
-                "user_id": outcome.user_id,
-                "signup_id": outcome.signup_id,
-                "post_id": outcome.post_id,
-                "imported_at": now if outcome.state == CallState.IMPORTED else None,
-                "attempts": call.attempts + 1,
-                "next_attempt_at": None,
-                "last_error": None,
-                "updated_at": now,
-            }
-            for call, outcome in zip(calls, outcomes, strict=True)
-        ],
-    )
+    """Store what each call became (one executemany for the batch)."""
+    now = driver_times(session)(utcnow())
+    rows = [
+        (
+            str(outcome.state),
+            outcome.user_id,
+            outcome.signup_id,
+            outcome.post_id,
+            now if outcome.state == CallState.IMPORTED else None,
+            call.attempts + 1,
+            None,
+            None,
+            now,
+            call.id,
+        )
+        for call, outcome in zip(calls, outcomes, strict=True)
+    ]
+    update_rows(session, _calls, _OUTCOME_COLUMNS, rows)
+
+
+_UPDATE_CALL = sa.update(_calls).where(_calls.c.id == sa.bindparam("call"))
 
 
 def record_failure(
@@ -137,12 +150,17 @@ class Importer:
                 outcomes = self._one_by_one(session, claimed)
         seconds = time.perf_counter() - started
         metrics.IMPORT_SECONDS.observe(seconds)
+        lines = []
+        by_state: collections.Counter[str] = collections.Counter()
         for call, done in zip(claimed, outcomes, strict=True):
             state = str(done.state) if done is not None else "failed"
-            metrics.IMPORTED_CALLS.labels(state).inc()
+            by_state[state] += 1
             metrics.IMPORT_CALL_SECONDS.observe(seconds / len(claimed))
             if done is not None:
-                log.info("call.import", call_id=call.id, state=state, post_id=done.post_id)
+                lines.append({"call_id": call.id, "state": state, "post_id": done.post_id})
+        for state, count in by_state.items():
+            metrics.IMPORTED_CALLS.labels(state).inc(count)
+        log_each("call.import", lines)
         return len(claimed)
 
     def _one_by_one(self, session: Session, claimed: Sequence[ClaimedCall]) -> list[ImportOutcome | None]:

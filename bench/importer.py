@@ -1,0 +1,89 @@
+"""Importer benchmark: `rollcall worker` working off a stored backlog, in two shapes of history.
+
+    python bench/importer.py [--backlog 100000] [--shape repeat|realistic|both] [--database sqlite|postgresql]
+
+`repeat` is members who called before (few new users and signups); `realistic` is a history as
+it comes (about one new member per 3.75 calls, five campaigns and an unmapped one, 1% anonymous
+callers: `data.backlog_records`). Prints calls/s for each; docs/benchmarks.md quotes them.
+PostgreSQL: ROLLCALL_BENCH_POSTGRES_URL (a server the benchmark may create databases on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from data import SHAPES, map_backlog_campaigns, store_backlog  # noqa: E402
+from processes import ROLLCALL, start, stop  # noqa: E402
+
+from rollcall.callpower import statistics  # noqa: E402
+from rollcall.db import Database, migrate, normalize_url  # noqa: E402
+
+
+def waiting(url: str) -> int:
+    engine = sa.create_engine(normalize_url(url))
+    try:
+        with engine.connect() as connection:
+            return int(connection.exec_driver_sql("SELECT count(*) FROM calls WHERE state = 'received'").scalar_one())
+    finally:
+        engine.dispose()
+
+
+def measure(url: str, backlog: int, shape: str, workdir: Path, concurrency: int = 1) -> float:
+    """Store the backlog, start `rollcall worker`, time it until nothing waits; calls/s."""
+    database = Database(url)
+    migrate(database)
+    database.dispose()
+    map_backlog_campaigns(url, shape)
+    print(f"\n{shape}: storing a backlog of {backlog} calls ...")
+    store_backlog(url, backlog, shape=shape)
+    env = {**os.environ, "ROLLCALL_DATABASE_URL": url}
+    worker = start([ROLLCALL, "worker", "--concurrency", str(concurrency)], env, workdir / f"worker-{shape}.log")
+    started = time.perf_counter()
+    try:
+        while waiting(url):
+            time.sleep(0.1)
+        seconds = time.perf_counter() - started
+    finally:
+        stop(worker)
+    database = Database(url)
+    with database.reading() as session:
+        counts = statistics.count_calls_by_state(session)
+        users = session.scalar(sa.text("SELECT count(*) FROM users"))
+        signups = session.scalar(sa.text("SELECT count(*) FROM signups"))
+    database.dispose()
+    handled = backlog - counts["received"]
+    rate = handled / seconds
+    print(f"  {concurrency} importer(s): {handled} calls in {seconds:.1f} s: {rate:.0f} calls/s")
+    print(f"  made {users} users and {signups} signups; states: { {k: v for k, v in counts.items() if v} }")
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backlog", type=int, default=100_000)
+    parser.add_argument("--shape", choices=[*SHAPES, "both"], default="both")
+    parser.add_argument("--concurrency", type=int, default=1)
+    args = parser.parse_args()
+    print(
+        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(time.strftime("date: %Y-%m-%d %H:%M %Z"))
+    shapes = SHAPES if args.shape == "both" else (args.shape,)
+    with tempfile.TemporaryDirectory(prefix="rollcall-bench-") as directory:
+        workdir = Path(directory)
+        for shape in shapes:
+            measure(f"sqlite:///{workdir / f'{shape}.db'}", args.backlog, shape, workdir, args.concurrency)
+
+
+if __name__ == "__main__":
+    main()
