@@ -5,7 +5,6 @@ The CLI, the HTTP API and the console all call these; none of them queries the t
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
@@ -15,20 +14,15 @@ from sqlalchemy.orm import Session
 
 from rollcall.activity.models import (
     PHONE_CALL,
-    SOURCE,
-    SOURCE_DETAILS,
     Action,
     Campaign,
     Post,
     Signup,
     User,
-    new_user_id,
 )
 from rollcall.db import table_of
-from rollcall.dialect import driver_json, driver_times, insert_rows
 from rollcall.errors import InvalidInput, NotFound
 from rollcall.paging import Page, PageRequest, any_of, keyset_page
-from rollcall.times import utcnow
 
 
 class UnknownCampaign(NotFound):
@@ -179,130 +173,6 @@ def list_actions(
 
 
 # -- users, signups, posts --------------------------------------------------------------------
-
-
-# The importer runs these for every batch of calls: set-based statements on the session's
-# connection, built once, so a batch costs a few round trips whatever its size.
-_users, _signups, _posts = table_of(User), table_of(Signup), table_of(Post)
-_USERS_BY_MOBILE = sa.select(_users.c.mobile, _users.c.id).where(
-    _users.c.mobile.in_(sa.bindparam("mobiles", expanding=True))
-)
-
-
-def user_ids_for_mobiles(session: Session, mobiles: Collection[str]) -> dict[str, str]:
-    """The ids of the users with these E.164 mobiles, registering those who are new.
-
-    Race-free: two importers meeting the same new mobile make one user (the unique mobile decides,
-    and the loser reads the winner's row). A CallPower caller has not opted into SMS, so a new
-    user starts with `sms_status = "stop"`.
-    """
-    wanted = set(mobiles)
-    if not wanted:
-        return {}
-    connection = session.connection()
-    found: dict[str, str] = dict(connection.execute(_USERS_BY_MOBILE, {"mobiles": list(wanted)}).all())
-    new = sorted(wanted - found.keys())
-    if new:
-        now = driver_times(session)(utcnow())
-        rows = [(new_user_id(), mobile, "stop", SOURCE, SOURCE_DETAILS, now, now) for mobile in new]
-        registered = insert_rows(
-            session, _users, _USER_COLUMNS, rows, returning=("mobile", "id"), conflict="ON CONFLICT DO NOTHING"
-        )
-        found.update(registered)
-        raced = [mobile for mobile in new if mobile not in found]  # registered meanwhile by another importer
-        if raced:
-            found.update(connection.execute(_USERS_BY_MOBILE, {"mobiles": raced}).all())
-    return found
-
-
-_USER_COLUMNS = ("id", "mobile", "sms_status", "source", "source_detail", "created_at", "updated_at")
-_SIGNUP_COLUMNS = ("northstar_id", "campaign_id", "quantity", "source", "source_details", "created_at", "updated_at")
-# The count is added in the statement that finds or makes the signup (see `add_posts`).
-_COUNT_ON_SIGNUP = (
-    "ON CONFLICT (northstar_id, campaign_id) DO UPDATE SET "
-    "quantity = signups.quantity + excluded.quantity, updated_at = excluded.updated_at"
-)
-_POST_COLUMNS = (
-    "signup_id",
-    "campaign_id",
-    "northstar_id",
-    "action_id",
-    "call_id",
-    "type",
-    "action",
-    "quantity",
-    "status",
-    "source",
-    "source_details",
-    "details",
-    "call_timestamp",
-    "created_at",
-    "updated_at",
-)
-
-
-class NewPost(NamedTuple):
-    user_id: str
-    action: ActionTarget
-    status: str
-    details: dict[str, Any]
-    call_timestamp: dt.datetime | None
-    call_id: int
-    quantity: int = 1
-
-
-def add_posts(session: Session, posts: Sequence[NewPost]) -> dict[int, tuple[int, int]]:
-    """Posts on their actions, counted on each user's signup for the campaign.
-
-    Returns (signup id, post id) by call id. A signup is made with the user's first post on the
-    campaign. Its quantity is the sum of its posts' quantities, kept by adding them in the one
-    statement that finds or makes the signup: that stays right when two importers add posts to
-    one signup at once (a recomputed sum could miss the other's post), and two first posts still
-    make one signup.
-    """
-    if not posts:
-        return {}
-    time = driver_times(session)
-    now = time(utcnow())
-    added: collections.Counter[tuple[str, int]] = collections.Counter()
-    for post in posts:
-        added[(post.user_id, post.action.campaign_id)] += post.quantity
-    # Rows in a stable order, so concurrent importers lock shared signups in the same order.
-    signup_rows = [
-        (user_id, campaign_id, quantity, SOURCE, SOURCE_DETAILS, now, now)
-        for (user_id, campaign_id), quantity in sorted(added.items())
-    ]
-    counted = insert_rows(
-        session,
-        _signups,
-        _SIGNUP_COLUMNS,
-        signup_rows,
-        returning=("northstar_id", "campaign_id", "id"),
-        conflict=_COUNT_ON_SIGNUP,
-    )
-    signup_ids = {(user_id, campaign_id): signup_id for user_id, campaign_id, signup_id in counted}
-    post_rows = [
-        (
-            signup_ids[(post.user_id, post.action.campaign_id)],
-            post.action.campaign_id,
-            post.user_id,
-            post.action.id,
-            post.call_id,
-            post.action.post_type,
-            post.action.name,
-            post.quantity,
-            post.status,
-            SOURCE,
-            SOURCE_DETAILS,
-            driver_json(post.details),
-            time(post.call_timestamp),
-            now,
-            now,
-        )
-        for post in posts
-    ]
-    made = insert_rows(session, _posts, _POST_COLUMNS, post_rows, returning=("call_id", "signup_id", "id"))
-    return {call_id: (signup_id, post_id) for call_id, signup_id, post_id in made}
 
 
 def get_user(session: Session, user_id: str) -> User:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
+from rollcall.activity import batches
 from rollcall.activity import service as activity
 from rollcall.callpower.models import CallState, ClaimedCall, ImportOutcome
 from rollcall.callpower.record import CallRecord
@@ -38,11 +39,11 @@ def import_calls(session: Session, calls: Sequence[ClaimedCall]) -> list[ImportO
             actions[callpower_campaign_id] = action
 
     mapped = [record for record in members if record.callpower_campaign_id in actions]
-    user_ids = activity.user_ids_for_mobiles(session, {record.mobile for record in mapped})
-    placed = activity.add_posts(
+    user_ids = batches.user_ids_for_mobiles(session, {record.mobile for record in mapped})
+    placed = batches.add_posts(
         session,
         [
-            activity.NewPost(
+            batches.NewPost(
                 user_id=user_ids[record.mobile],
                 action=actions[record.callpower_campaign_id],
                 status="accepted" if record.is_completed else "incomplete",
