@@ -85,7 +85,7 @@ def writer_processes(parent: int) -> list[int]:
             command = (entry / "cmdline").read_bytes()
         except (OSError, IndexError, ValueError):
             continue
-        if ppid == parent and b"spawn_main" in command and b"resource_tracker" not in command:
+        if ppid == parent and b"spawn_main" in command and (entry / "comm").read_text().strip() == "rollcall-writer":
             found.append(int(entry.name))
     return found
 

@@ -34,6 +34,7 @@ from rollcall.limits import NoLimit, RateLimiter
 from rollcall.logs import configure_logging
 from rollcall.processes import stop_when_orphaned
 from rollcall.services import Services
+from rollcall.webhooks import views as webhook_views
 
 
 def create_app(settings: Settings, *, run_importer: bool = True) -> ASGIApp:
@@ -103,6 +104,7 @@ def create_api(settings: Settings, *, run_importer: bool = True) -> FastAPI:
     app.include_router(intake.router)
     app.include_router(callpower_views.router)
     app.include_router(activity_views.router)
+    app.include_router(webhook_views.router)
     app.include_router(console_views.router)
     app.include_router(activity_pages.router)
     app.include_router(operations.router)

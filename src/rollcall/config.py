@@ -70,6 +70,20 @@ class Settings(BaseSettings):
     metrics_allow_from: Listed = Field(
         (), description="addresses or networks that may read `/metrics` without a token, comma-separated"
     )
+    event_retention_days: float = Field(30, gt=0, description="how long events are kept for the feed and webhooks")
+    webhooks_allow_http: bool = Field(
+        False, description="allow webhook URLs with plain `http://` (tests, a private network)"
+    )
+    webhooks_allow_private: bool = Field(
+        False, description="allow webhook URLs that resolve to loopback, private or link-local addresses"
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="how long a webhook receiver has to answer")
+    webhook_lease_seconds: float = Field(
+        30.0, gt=0, description="how soon a delivery that a vanished deliverer had taken is sent by another"
+    )
+    webhook_poll_seconds: float = Field(
+        0.2, gt=0, description="how often an idle deliverer looks for events (PostgreSQL: new events wake it at once)"
+    )
     tls_cert: str | None = Field(
         None, description="PEM certificate (a full chain works): `rollcall serve` speaks HTTPS; with `TLS_KEY`"
     )

@@ -61,6 +61,15 @@ def _same(moment: dt.datetime | None) -> dt.datetime | None:
     return moment
 
 
+def from_driver_time(value: Any) -> dt.datetime | None:
+    """A `UTCDateTime` column's value as a statement sent straight to the driver returns it (text
+    on SQLite, a datetime on PostgreSQL): an aware UTC datetime."""
+    if value is None:
+        return None
+    moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
 def driver_json(value: Any) -> str:
     """A JSON column's value for the driver: JSON text (None is JSON null, as SQLAlchemy stores it)."""
     return orjson.dumps(value).decode()
@@ -183,11 +192,30 @@ def announce_calls(session: Session, *, in_process: bool = True) -> None:
         session.connection().exec_driver_sql(f"NOTIFY {CALLS_CHANNEL}")
 
 
-class CallsSignal:
-    """Waits for `announce_calls` from any process, or for the timeout, whichever comes first."""
+EVENTS_CHANNEL = "rollcall_events"
+_EVENTS_LOCK = 4_242_001  # the advisory lock that orders event ids (events.py)
 
-    def __init__(self, database: Database) -> None:
+
+def lock_events(session: Session) -> None:
+    """PostgreSQL: take the events lock until the transaction ends, so event ids become visible
+    in the order they were given. SQLite writers are serialized anyway."""
+    if _dialect(session) == "postgresql":
+        session.connection().exec_driver_sql(f"SELECT pg_advisory_xact_lock({_EVENTS_LOCK})")
+
+
+def notify_events(session: Session) -> None:
+    """Wake deliverers in every process once the transaction commits (PostgreSQL: NOTIFY)."""
+    if _dialect(session) == "postgresql":
+        session.connection().exec_driver_sql(f"NOTIFY {EVENTS_CHANNEL}")
+
+
+class Signal:
+    """Waits for a NOTIFY on `channel` from any process, or for the timeout, whichever comes
+    first (PostgreSQL); SQLite has no such thing, so it waits the timeout (a poll)."""
+
+    def __init__(self, database: Database, channel: str = CALLS_CHANNEL) -> None:
         self._database = database
+        self._channel = channel
         self._connection: Any = None
 
     def _listen(self) -> Any:
@@ -196,7 +224,7 @@ class CallsSignal:
 
             url = sa.engine.make_url(self._database.url).set(drivername="postgresql")
             self._connection = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
-            self._connection.execute(f"LISTEN {CALLS_CHANNEL}")
+            self._connection.execute(f"LISTEN {self._channel}")
         return self._connection
 
     def wait(self, timeout: float) -> None:

@@ -4,22 +4,16 @@ columns; its document says which of them are shown, and how."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict
 
 
 class Document(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    """Times are shown as they are held: in UTC (ISO-8601 with `Z`); every time rollcall keeps
+    is UTC (`db.UTCDateTime` reads them so, and inputs are turned to UTC as they come in)."""
 
-    @field_validator("*", mode="after")
-    @classmethod
-    def _in_utc(cls, value: Any) -> Any:
-        """Every time is shown in UTC (ISO-8601 with `Z`), whatever offset it was given with."""
-        if isinstance(value, dt.datetime) and value.tzinfo is not None:
-            return value.astimezone(dt.UTC)
-        return value
+    model_config = ConfigDict(from_attributes=True)
 
     @classmethod
     def of(cls, row: Any) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 from rollcall.callpower import statistics
 from rollcall.db import Database
 from rollcall.times import utcnow
+from rollcall.webhooks import queue as webhook_queue
 
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -64,6 +65,18 @@ WRITER_BATCH_CALLS = Histogram(
 )
 
 
+WEBHOOK_DELIVERIES = Counter(
+    "rollcall_webhook_deliveries_total",
+    "Webhook delivery attempts, by endpoint and outcome (delivered, failed, gone).",
+    ["webhook", "outcome"],
+)
+WEBHOOK_LATENCY = Histogram(
+    "rollcall_webhook_delivery_latency_seconds",
+    "From an event to its delivery (a 2xx from the endpoint).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600),
+)
+
+
 class DatabaseCollector(Collector):
     """Gauges read from the database at scrape time."""
 
@@ -76,9 +89,18 @@ class DatabaseCollector(Collector):
         oldest = GaugeMetricFamily(
             "rollcall_import_oldest_waiting_seconds", "Age of the oldest call waiting for an importer."
         )
+        undelivered = GaugeMetricFamily(
+            "rollcall_webhook_deliveries_waiting", "Webhook deliveries not yet made (pending or to retry)."
+        )
+        undelivered_age = GaugeMetricFamily(
+            "rollcall_webhook_oldest_waiting_seconds", "Age of the oldest webhook delivery not yet made."
+        )
         with self.database.reading() as session:
             counts = statistics.count_calls_by_state(session)
             waiting, first = statistics.backlog(session)
+            pending, since = webhook_queue.waiting(session)
+        undelivered.add_metric([], pending)
+        undelivered_age.add_metric([], max(0.0, (utcnow() - since).total_seconds()) if since else 0.0)
         for state, count in counts.items():
             states.add_metric([state], count)
         backlog.add_metric([], waiting)
@@ -87,6 +109,8 @@ class DatabaseCollector(Collector):
         yield states
         yield backlog
         yield oldest
+        yield undelivered
+        yield undelivered_age
 
 
 def exposition(database: Database) -> tuple[bytes, str]:

@@ -3,5 +3,20 @@
 from rollcall.activity.models import Action, Campaign, Post, Signup, User
 from rollcall.callpower.models import Call, CallPowerCampaign
 from rollcall.credentials import StoredSecret
+from rollcall.events import Event
+from rollcall.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 
-__all__ = ["Action", "Call", "CallPowerCampaign", "Campaign", "Post", "Signup", "StoredSecret", "User"]
+__all__ = [
+    "Action",
+    "Call",
+    "CallPowerCampaign",
+    "Campaign",
+    "Event",
+    "Post",
+    "Signup",
+    "StoredSecret",
+    "User",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
+]

@@ -95,8 +95,11 @@ def keyset_page(
     key: Sequence[Any],
     request: PageRequest,
     key_of: Callable[[Any], tuple[Any, ...]],
+    *,
+    oldest_first: bool = False,
 ) -> Page[Any]:
-    """One page of `query`'s entities, newest first by the `key` columns.
+    """One page of `query`'s entities, newest first by the `key` columns (`oldest_first`: the
+    other way, as a feed is read; `next` then leads to newer rows).
 
     `key_of(entity)` gives an entity's key values (for the cursors). `query` may be several
     queries with no entity in common (each served by its own index, where one query with OR
@@ -109,21 +112,24 @@ def keyset_page(
     if request.cursor:
         direction, position = _decode(request.cursor, types)
         parts = [part.where(_beyond(key, position, older=direction == _OLDER)) for part in parts]
-    newer = direction == _NEWER
+    # Which way this page walks from the cursor, and whether that is the way `next` leads.
+    newer = direction == _NEWER if direction is not None else oldest_first
+    forward = newer == oldest_first
     order = [column.asc() if newer else column.desc() for column in key]
     rows = [row for part in parts for row in session.scalars(part.order_by(*order).limit(limit + 1))]
     if len(parts) > 1:
         rows = sorted(rows, key=key_of, reverse=not newer)[: limit + 1]
     more = len(rows) > limit
     rows = rows[:limit]
-    if newer:
-        rows.reverse()
+    if not forward:
+        rows.reverse()  # walked back from the cursor; shown in the list's own order
     if not rows:
         return Page([], None, None)
-    has_older = more if not newer else True
-    has_newer = direction is not None if not newer else more
+    has_next = more if forward else True
+    has_prev = direction is not None if forward else more
+    ahead, behind = (_NEWER, _OLDER) if oldest_first else (_OLDER, _NEWER)
     return Page(
         rows,
-        next=_encode(_OLDER, key_of(rows[-1])) if has_older else None,
-        prev=_encode(_NEWER, key_of(rows[0])) if has_newer else None,
+        next=_encode(ahead, key_of(rows[-1])) if has_next else None,
+        prev=_encode(behind, key_of(rows[0])) if has_prev else None,
     )

@@ -9,6 +9,7 @@ killed without a word, and stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -26,6 +27,13 @@ log = structlog.get_logger("rollcall.processes")
 PARENT_CHECK = 0.5  # seconds between looks at whether the parent is still there
 
 
+def name_this_process(name: str) -> None:
+    """Give this process a name `ps` and `top` show (Linux, at most 15 characters), so that a
+    spawned writer, deliverer or importer is told apart from its siblings."""
+    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
+        comm.write(name[:15])
+
+
 def orphaned(parent: int) -> bool:
     """True once the process that started this one is gone (this one was handed to init)."""
     return os.getppid() != parent
@@ -37,6 +45,18 @@ async def stop_when_orphaned(parent: int) -> None:
         await asyncio.sleep(PARENT_CHECK)
     log.error("parent.gone", pid=os.getpid(), parent=parent)
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+def watch_parent(parent: int, stopping: threading.Event) -> None:
+    """In a thread: once the parent is gone, set `stopping` (the child then stops as on SIGTERM)."""
+
+    def watch() -> None:
+        while not stopping.wait(PARENT_CHECK):
+            if orphaned(parent):
+                log.error("parent.gone", pid=os.getpid(), parent=parent)
+                stopping.set()
+
+    threading.Thread(target=watch, name="rollcall-parent-watch", daemon=True).start()
 
 
 @dataclass(frozen=True)

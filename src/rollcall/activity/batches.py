@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from rollcall.activity.models import SOURCE, SOURCE_DETAILS, Post, Signup, User, new_user_id
 from rollcall.activity.service import ActionTarget
 from rollcall.db import table_of
-from rollcall.dialect import driver_json, driver_times, insert_rows
+from rollcall.dialect import driver_json, driver_times, from_driver_time, insert_rows
 from rollcall.times import utcnow
 
 _users, _signups, _posts = table_of(User), table_of(Signup), table_of(Post)
@@ -27,7 +28,13 @@ _USERS_BY_MOBILE = sa.select(_users.c.mobile, _users.c.id).where(
 )
 
 
-def user_ids_for_mobiles(session: Session, mobiles: Collection[str]) -> dict[str, str]:
+@dataclass
+class Registration:
+    user_ids: dict[str, str]  # by E.164 mobile
+    created: list[dict[str, Any]]  # the new users, as their columns
+
+
+def register_users(session: Session, mobiles: Collection[str]) -> Registration:
     """The ids of the users with these E.164 mobiles, registering those who are new.
 
     Race-free: two importers meeting the same new mobile make one user (the unique mobile decides,
@@ -36,25 +43,35 @@ def user_ids_for_mobiles(session: Session, mobiles: Collection[str]) -> dict[str
     """
     wanted = set(mobiles)
     if not wanted:
-        return {}
+        return Registration({}, [])
     connection = session.connection()
     found: dict[str, str] = dict(connection.execute(_USERS_BY_MOBILE, {"mobiles": list(wanted)}).all())
     new = sorted(wanted - found.keys())
+    created: list[dict[str, Any]] = []
     if new:
-        now = driver_times(session)(utcnow())
-        rows = [(new_user_id(), mobile, "stop", SOURCE, SOURCE_DETAILS, now, now) for mobile in new]
-        registered = insert_rows(
-            session, _users, _USER_COLUMNS, rows, returning=("mobile", "id"), conflict="ON CONFLICT DO NOTHING"
+        moment = utcnow()
+        now = driver_times(session)(moment)
+        offered = {mobile: new_user_id() for mobile in new}
+        rows = [(offered[mobile], mobile, "stop", SOURCE, SOURCE_DETAILS, now, now) for mobile in new]
+        registered = dict(
+            insert_rows(
+                session, _users, _USER_COLUMNS, rows, returning=("mobile", "id"), conflict="ON CONFLICT DO NOTHING"
+            )
         )
         found.update(registered)
+        created = [
+            dict(zip(_USER_COLUMNS, (user_id, mobile, "stop", SOURCE, SOURCE_DETAILS, moment, moment), strict=True))
+            for mobile, user_id in registered.items()
+        ]
         raced = [mobile for mobile in new if mobile not in found]  # registered meanwhile by another importer
         if raced:
             found.update(connection.execute(_USERS_BY_MOBILE, {"mobiles": raced}).all())
-    return found
+    return Registration(found, created)
 
 
 _USER_COLUMNS = ("id", "mobile", "sms_status", "source", "source_detail", "created_at", "updated_at")
 _SIGNUP_COLUMNS = ("northstar_id", "campaign_id", "quantity", "source", "source_details", "created_at", "updated_at")
+_SIGNUP_READ = ("id", "northstar_id", "campaign_id", "quantity", "source", "source_details", "details", "created_at")
 # The count is added in the statement that finds or makes the signup (see `add_posts`).
 _COUNT_ON_SIGNUP = (
     "ON CONFLICT (northstar_id, campaign_id) DO UPDATE SET "
@@ -89,19 +106,29 @@ class NewPost(NamedTuple):
     quantity: int = 1
 
 
-def add_posts(session: Session, posts: Sequence[NewPost]) -> dict[int, tuple[int, int]]:
+@dataclass
+class Placement:
+    placed: dict[int, tuple[int, int]]  # (signup id, post id) by call id
+    posts: list[dict[str, Any]]  # the new posts, as their columns
+    signups_created: list[dict[str, Any]]  # the signups made now, as their columns
+    signups_counted: list[dict[str, Any]]  # the signups that were there, their quantity grown
+
+
+def add_posts(session: Session, posts: Sequence[NewPost]) -> Placement:
     """Posts on their actions, counted on each user's signup for the campaign.
 
-    Returns (signup id, post id) by call id. A signup is made with the user's first post on the
-    campaign. Its quantity is the sum of its posts' quantities, kept by adding them in the one
-    statement that finds or makes the signup: that stays right when two importers add posts to
-    one signup at once (a recomputed sum could miss the other's post), and two first posts still
-    make one signup.
+    A signup is made with the user's first post on the campaign. Its quantity is the sum of its
+    posts' quantities, kept by adding them in the one statement that finds or makes the signup:
+    that stays right when two importers add posts to one signup at once (a recomputed sum could
+    miss the other's post), and two first posts still make one signup. A signup that the
+    statement made has exactly the quantity offered; one that was there had at least one post
+    already, so it has more.
     """
     if not posts:
-        return {}
+        return Placement({}, [], [], [])
     time = driver_times(session)
-    now = time(utcnow())
+    moment = utcnow()
+    now = time(moment)
     added: collections.Counter[tuple[str, int]] = collections.Counter()
     for post in posts:
         added[(post.user_id, post.action.campaign_id)] += post.quantity
@@ -111,15 +138,17 @@ def add_posts(session: Session, posts: Sequence[NewPost]) -> dict[int, tuple[int
         for (user_id, campaign_id), quantity in sorted(added.items())
     ]
     counted = insert_rows(
-        session,
-        _signups,
-        _SIGNUP_COLUMNS,
-        signup_rows,
-        returning=("northstar_id", "campaign_id", "id"),
-        conflict=_COUNT_ON_SIGNUP,
+        session, _signups, _SIGNUP_COLUMNS, signup_rows, returning=_SIGNUP_READ, conflict=_COUNT_ON_SIGNUP
     )
-    signup_ids = {(user_id, campaign_id): signup_id for user_id, campaign_id, signup_id in counted}
-    post_rows = [
+    signups = [{**dict(zip(_SIGNUP_READ, row, strict=True)), "updated_at": moment} for row in counted]
+    created: list[dict[str, Any]] = []
+    grown: list[dict[str, Any]] = []
+    for signup in signups:
+        signup["created_at"] = from_driver_time(signup["created_at"])
+        made_now = signup["quantity"] == added[(signup["northstar_id"], signup["campaign_id"])]
+        (created if made_now else grown).append(signup)
+    signup_ids = {(signup["northstar_id"], signup["campaign_id"]): signup["id"] for signup in signups}
+    post_values = [
         (
             signup_ids[(post.user_id, post.action.campaign_id)],
             post.action.campaign_id,
@@ -132,12 +161,16 @@ def add_posts(session: Session, posts: Sequence[NewPost]) -> dict[int, tuple[int
             post.status,
             SOURCE,
             SOURCE_DETAILS,
-            driver_json(post.details),
-            time(post.call_timestamp),
-            now,
-            now,
+            post.details,
+            post.call_timestamp,
+            moment,
+            moment,
         )
         for post in posts
     ]
-    made = insert_rows(session, _posts, _POST_COLUMNS, post_rows, returning=("call_id", "signup_id", "id"))
-    return {call_id: (signup_id, post_id) for call_id, signup_id, post_id in made}
+    driver_rows = [(*values[:11], driver_json(values[11]), time(values[12]), now, now) for values in post_values]
+    made = insert_rows(session, _posts, _POST_COLUMNS, driver_rows, returning=("call_id", "id"))
+    post_ids = dict(made)
+    new_posts = [{"id": post_ids[values[4]], **dict(zip(_POST_COLUMNS, values, strict=True))} for values in post_values]
+    placed = {post["call_id"]: (post["signup_id"], post["id"]) for post in new_posts}
+    return Placement(placed, new_posts, created, grown)

@@ -126,6 +126,8 @@ def _encodable(value: str) -> str:
 
 
 _Storable = AfterValidator(_encodable)
+# A point in time sent with any offset, kept in UTC (documents show times as given).
+_Moment = Annotated[AwareDatetime, AfterValidator(lambda moment: moment.astimezone(dt.UTC))]
 _Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255, pattern=FILLED_TEXT), _Storable]
 _Word = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64, pattern=FILLED_TEXT), _Storable]
 _Text = Annotated[str, StringConstraints(max_length=255, pattern=STORABLE_TEXT), _Storable]
@@ -148,8 +150,8 @@ class NewCampaign(BaseModel):
 
     internal_title: _Title
     cause: _Text | None = None
-    start_date: AwareDatetime | None = None
-    end_date: AwareDatetime | None = None
+    start_date: _Moment | None = None
+    end_date: _Moment | None = None
 
 
 class CampaignChanges(BaseModel):
@@ -159,8 +161,8 @@ class CampaignChanges(BaseModel):
 
     internal_title: _Title = None  # type: ignore[assignment]  # absent means unchanged; null is refused
     cause: _Text | None = None
-    start_date: AwareDatetime | None = None
-    end_date: AwareDatetime | None = None
+    start_date: _Moment | None = None
+    end_date: _Moment | None = None
 
 
 class ActionDocument(Document):

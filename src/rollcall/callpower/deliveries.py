@@ -22,10 +22,11 @@ from urllib.parse import parse_qsl
 
 import orjson
 import python_multipart
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from rollcall.callpower import campaigns
-from rollcall.callpower.models import Call, CallState
+from rollcall.callpower.models import Call, CallDocument, CallState
 from rollcall.callpower.record import (
     InvalidCall,
     NumberOutOfRange,
@@ -37,6 +38,7 @@ from rollcall.callpower.record import (
 )
 from rollcall.db import table_of
 from rollcall.dialect import announce_calls, driver_json, driver_time, insert_rows_ignoring_conflicts
+from rollcall.events import EventType, record_events
 from rollcall.times import utcnow
 
 
@@ -298,9 +300,10 @@ def store_deliveries(session: Session, deliveries: Sequence[Delivery]) -> Stored
     stamp = driver_time(session, now)
     time = functools.partial(driver_time, session)
     inserted = insert_rows_ignoring_conflicts(
-        session, _calls, _STORED_COLUMNS, [delivery.values(stamp, time) for delivery in deliveries], ("dedup_key",)
+        session, _calls, _STORED_COLUMNS, [delivery.values(stamp, time) for delivery in deliveries], ("dedup_key", "id")
     )
-    new_keys = {key for (key,) in inserted if key is not None}
+    new_keys = {key for key, _ in inserted if key is not None}
+    rejected = [call_id for key, call_id in inserted if key is None]
     stored = []  # refused deliveries are always new rows; a valid one only if its key went in
     for delivery in deliveries:
         if delivery.dedup_key is None:
@@ -312,4 +315,7 @@ def store_deliveries(session: Session, deliveries: Sequence[Delivery]) -> Stored
     new = sum(1 for delivery in stored if delivery.document is not None)
     if new:
         announce_calls(session, in_process=False)  # the writer storing them imports in its gaps
+    if rejected:  # operators hear of each call refused (CallPower will not send it again)
+        refused = session.scalars(sa.select(Call).where(Call.id.in_(rejected)).order_by(Call.id))
+        record_events(session, [(EventType.CALL_REJECTED, call.id, CallDocument.of(call)) for call in refused])
     return Stored(deliveries, new)

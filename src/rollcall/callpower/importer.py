@@ -1,12 +1,16 @@
 """The import of stored calls: the reference's steps 1-7, in the caller's transaction.
 
 `import_calls` takes a batch and works set-wise (a few statements per batch, whatever its size);
-`import_call` is the same for one call. There is one implementation of the rules, here.
+`import_call` is the same for one call. There is one implementation of the rules, here. What it
+makes is also told as events (`user.created`, `signup.created`, `signup.updated`,
+`post.created`), written by the caller in the same transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -15,14 +19,22 @@ from rollcall.activity import service as activity
 from rollcall.callpower.models import CallState, ClaimedCall, ImportOutcome
 from rollcall.callpower.record import CallRecord
 from rollcall.dialect import lock_callpower_campaign
+from rollcall.events import EventType, NewEvent
+from rollcall.times import iso_utc
 
 
-def import_calls(session: Session, calls: Sequence[ClaimedCall]) -> list[ImportOutcome]:
+@dataclass
+class Imported:
+    outcomes: list[ImportOutcome]  # one per call, in order
+    events: list[NewEvent]
+
+
+def import_calls(session: Session, calls: Sequence[ClaimedCall]) -> Imported:
     """Turn stored calls into users, signups and posts, or say why each cannot be.
 
-    Returns one outcome per call, in order. Everything happens in the caller's transaction, so a
-    failure part-way leaves nothing behind, and the post's unique `call_id` makes a second import
-    of the same call fail rather than double it.
+    Everything happens in the caller's transaction, so a failure part-way leaves nothing
+    behind, and the post's unique `call_id` makes a second import of the same call fail rather
+    than double it.
     """
     # The stored records were validated and normalized at intake (mobiles already in E.164).
     records = [CallRecord.from_document(call.record) for call in calls]
@@ -39,8 +51,9 @@ def import_calls(session: Session, calls: Sequence[ClaimedCall]) -> list[ImportO
             actions[callpower_campaign_id] = action
 
     mapped = [record for record in members if record.callpower_campaign_id in actions]
-    user_ids = batches.user_ids_for_mobiles(session, {record.mobile for record in mapped})
-    placed = batches.add_posts(
+    registration = batches.register_users(session, {record.mobile for record in mapped})
+    user_ids = registration.user_ids
+    placement = batches.add_posts(
         session,
         [
             batches.NewPost(
@@ -63,14 +76,28 @@ def import_calls(session: Session, calls: Sequence[ClaimedCall]) -> list[ImportO
         elif record.callpower_campaign_id not in actions:
             outcomes.append(ImportOutcome(CallState.UNMAPPED))
         else:
-            signup_id, post_id = placed[call.id]
+            signup_id, post_id = placement.placed[call.id]
             outcomes.append(
                 ImportOutcome(CallState.IMPORTED, user_id=user_ids[record.mobile], signup_id=signup_id, post_id=post_id)
             )
-    return outcomes
+    return Imported(outcomes, _events(registration, placement))
 
 
-def import_call(session: Session, call: ClaimedCall) -> ImportOutcome:
+def _events(registration: batches.Registration, placement: batches.Placement) -> list[NewEvent]:
+    """What the batch made, as events: each new user, each signup made or counted (with its
+    quantity then), each post."""
+    return [
+        *((EventType.USER_CREATED, user["id"], None) for user in registration.created),
+        *((EventType.SIGNUP_CREATED, signup["id"], _counted(signup)) for signup in placement.signups_created),
+        *((EventType.SIGNUP_UPDATED, signup["id"], _counted(signup)) for signup in placement.signups_counted),
+        *((EventType.POST_CREATED, post["id"], None) for post in placement.posts),
+    ]
+
+
+def _counted(signup: dict[str, Any]) -> dict[str, Any]:
+    return {"quantity": signup["quantity"], "updated_at": iso_utc(signup["updated_at"])}
+
+
+def import_call(session: Session, call: ClaimedCall) -> Imported:
     """`import_calls` for one call."""
-    [outcome] = import_calls(session, [call])
-    return outcome
+    return import_calls(session, [call])

@@ -19,11 +19,13 @@ import structlog
 from sqlalchemy.orm import Session
 
 from rollcall import metrics
-from rollcall.callpower.importer import import_call, import_calls
-from rollcall.callpower.models import WAITING_STATES, Call, CallState, ClaimedCall, ImportOutcome
+from rollcall.callpower.calls import get_call
+from rollcall.callpower.importer import Imported, import_call, import_calls
+from rollcall.callpower.models import WAITING_STATES, Call, CallDocument, CallState, ClaimedCall, ImportOutcome
 from rollcall.config import Settings
 from rollcall.db import Database, savepoint, table_of
-from rollcall.dialect import CallsSignal, driver_times, update_rows
+from rollcall.dialect import Signal, driver_times, update_rows
+from rollcall.events import EventType, NewEvent, record_events
 from rollcall.logs import log_each
 from rollcall.times import utcnow
 
@@ -119,6 +121,34 @@ def record_failure(
             "updated_at": now,
         },
     )
+    if state == CallState.DEAD:
+        record_events(session, [(EventType.CALL_DEAD, call.id, CallDocument.of(get_call(session, call.id)))])
+
+
+def first_unmapped(session: Session, calls: Sequence[ClaimedCall], outcomes: Sequence[ImportOutcome]) -> list[NewEvent]:
+    """`call.unmapped` for each CallPower campaign with no action whose first waiting call is
+    among these (no call of it waited before): operators hear of a campaign to map once."""
+    parked: dict[int, list[int]] = {}
+    for call, outcome in zip(calls, outcomes, strict=True):
+        if outcome.state == CallState.UNMAPPED:
+            parked.setdefault(int(call.record["callpower_campaign_id"]), []).append(call.id)
+    events: list[NewEvent] = []
+    for campaign_id, ids in sorted(parked.items()):
+        waited = session.scalar(
+            sa.select(sa.literal(1))
+            .where(Call.state == CallState.UNMAPPED, Call.callpower_campaign_id == campaign_id, Call.id.not_in(ids))
+            .limit(1)
+        )
+        if waited is None:
+            first = min(ids)
+            events.append((EventType.CALL_UNMAPPED, first, CallDocument.of(get_call(session, first))))
+    return events
+
+
+def record_import(session: Session, calls: Sequence[ClaimedCall], imported: Imported) -> None:
+    """What an import made: each call's outcome, and the events that tell of it."""
+    record_outcomes(session, calls, imported.outcomes)
+    record_events(session, [*imported.events, *first_unmapped(session, calls, imported.outcomes)])
 
 
 class Importer:
@@ -144,8 +174,8 @@ class Importer:
             try:
                 with savepoint(session.connection(), "import_batch"):
                     imported = import_calls(session, claimed)
-                    record_outcomes(session, claimed, imported)
-                outcomes = list(imported)
+                    record_import(session, claimed, imported)
+                outcomes = list(imported.outcomes)
             except Exception:
                 outcomes = self._one_by_one(session, claimed)
         seconds = time.perf_counter() - started
@@ -169,9 +199,9 @@ class Importer:
         for call in claimed:
             try:
                 with savepoint(session.connection(), "import_call"):
-                    outcome = import_call(session, call)
-                    record_outcomes(session, [call], [outcome])
-                outcomes.append(outcome)
+                    imported = import_call(session, call)
+                    record_import(session, [call], imported)
+                outcomes.append(imported.outcomes[0])
             except Exception as error:
                 record_failure(
                     session,
@@ -190,7 +220,7 @@ class Importer:
         With nothing to do it waits for calls to be announced (PostgreSQL NOTIFY from any
         process) or for the poll interval, which also brings failed calls whose retry is due.
         """
-        signal = CallsSignal(self.database)
+        signal = Signal(self.database)
         try:
             while not stopping.is_set():
                 try:

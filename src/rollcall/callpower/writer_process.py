@@ -28,7 +28,7 @@ from rollcall.callpower import wire
 from rollcall.callpower.deliveries import Delivery, delivery_of
 from rollcall.callpower.writer import STOP, WAKE, GroupCommit, Handed
 from rollcall.errors import RollcallError
-from rollcall.processes import PARENT_CHECK, Child, Supervisor, orphaned
+from rollcall.processes import PARENT_CHECK, Child, Supervisor, name_this_process, orphaned
 
 log = structlog.get_logger("rollcall.writer")
 
@@ -199,6 +199,7 @@ def run_writer_process(path: str, parent: int) -> None:
     from rollcall.logs import configure_logging
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: `rollcall serve` drains first, then stops us
+    name_this_process("rollcall-writer")
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     database = Database.for_settings(settings)

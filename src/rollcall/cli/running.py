@@ -71,6 +71,9 @@ def serve(
     configure_logging(settings.log_level)
     writer = WriterProcess()
     writer.start()  # WriterNotStarted (one line, exit 1) if it cannot
+    deliverer = _deliverer()
+    deliverer.start()
+    deliverer.watch_in_background()
     os.environ[WRITER_SOCKET_VARIABLE] = writer.path  # the API processes hand their calls to it
     os.environ[SUPERVISOR_VARIABLE] = str(os.getpid())  # workers stop if this process is killed
     # uvicorn drains on SIGTERM, then raises the signal again for the parent to see. A drained
@@ -81,7 +84,18 @@ def serve(
     try:
         _run_uvicorn(host, port, workers, tls)
     finally:
+        deliverer.stop()  # it finishes the requests it has out
         writer.stop()  # last: requests in flight were waiting for it
+
+
+def _deliverer() -> Supervisor:
+    """The webhooks' deliverer, a process of its own (started again if it dies)."""
+    from rollcall.webhooks.deliverer import run_deliverer_process
+
+    return Supervisor(
+        [Child("rollcall-deliverer", run_deliverer_process, (os.getpid(),))],
+        on_exit=lambda name, code: typer.echo(f"{name} exited ({code}); starting it again", err=True),
+    )
 
 
 def _tls_files(cert: str | None, key: str | None) -> tuple[str, str] | None:
@@ -151,15 +165,20 @@ def _serve_metrics(host: str, port: int, settings: Settings) -> None:
     start_http_server(port, addr=host, registry=registry)
 
 
-def _run_importer() -> None:
-    """One importer process: imports until SIGTERM or SIGINT, then finishes the call in hand."""
+def _run_importer(parent: int | None = None) -> None:
+    """One importer: imports until SIGTERM or SIGINT (or, as a child, until `parent` is gone),
+    then finishes the call in hand."""
     from rollcall.callpower.queue import Importer
+    from rollcall.processes import name_this_process, watch_parent
 
     # Listen for the word to stop before anything else: `rollcall worker` may be stopped while
     # this process is still starting.
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
+    if parent is not None:
+        name_this_process("rollcall-import")
+        watch_parent(parent, stopping)
     settings = settings_of_environment()
     configure_logging(settings.log_level)
     database = database_of(settings)
@@ -176,30 +195,40 @@ def worker(
         int | None, typer.Option(help="Serve Prometheus metrics on this port (no token: bind it privately).")
     ] = None,
     metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
+    deliver: Annotated[
+        bool, typer.Option("--deliver/--no-deliver", help="Also run a webhooks deliverer (beside the importers).")
+    ] = True,
 ) -> None:
-    """Run importers on their own (beside `rollcall serve`, or on other machines)."""
-    if concurrency > 1:
-        _count_metrics_across_processes()
+    """Run importers on their own (beside `rollcall serve`, or on other machines), and a deliverer."""
+    _count_metrics_across_processes()
     settings = settings_of_environment()
     database_of(settings).dispose()  # fail here, once, if the database is missing or not migrated
     if metrics_port is not None:
         _serve_metrics(metrics_host, metrics_port, settings)
-    typer.echo(f"{concurrency} importer(s) running; SIGTERM or Ctrl-C stops them", err=True)
-    if concurrency == 1:
-        _run_importer()
-        return
+    also = " and a webhooks deliverer" if deliver else ""
+    typer.echo(f"{concurrency} importer(s){also} running; SIGTERM or Ctrl-C stops them", err=True)
+    from rollcall.webhooks.deliverer import run_deliverer_process
+
+    # One importer runs in this process; several run as children, each started again if it dies
+    # (its claimed calls were released with its connection).
+    importers = [Child(f"rollcall-importer-{n}", _run_importer, (os.getpid(),)) for n in range(concurrency)]
+    deliverers = [Child("rollcall-deliverer", run_deliverer_process, (os.getpid(),))] if deliver else []
     supervisor = Supervisor(
-        [Child(f"rollcall-importer-{n}", _run_importer) for n in range(concurrency)],
-        # An importer that died is started again: its claimed calls were released with its connection.
-        on_exit=lambda name, code: typer.echo(f"importer {name} exited ({code}); starting it again", err=True),
+        [*(importers if concurrency > 1 else []), *deliverers],
+        on_exit=lambda name, code: typer.echo(f"{name} exited ({code}); starting it again", err=True),
     )
-    signal.signal(signal.SIGTERM, lambda signum, frame: supervisor.request_stop())
-    signal.signal(signal.SIGINT, lambda signum, frame: supervisor.request_stop())
-    supervisor.start()
-    supervisor.watch()  # until SIGTERM: each importer then finishes its call in hand and exits
+    if concurrency == 1:
+        supervisor.start()
+        supervisor.watch_in_background()
+        _run_importer()  # until SIGTERM: it finishes its call in hand
+    else:
+        signal.signal(signal.SIGTERM, lambda signum, frame: supervisor.request_stop())
+        signal.signal(signal.SIGINT, lambda signum, frame: supervisor.request_stop())
+        supervisor.start()
+        supervisor.watch()  # until SIGTERM: each importer then finishes its call in hand and exits
     failed = supervisor.stop()
     for name, code in failed:
-        typer.echo(f"importer {name} exited with {code} while stopping", err=True)
+        typer.echo(f"{name} exited with {code} while stopping", err=True)
     if failed:
         raise SystemExit(1)
 

@@ -1,0 +1,308 @@
+"""Webhook endpoints as operators manage them: add one (with its signing secret, shown once),
+change, remove, rotate the secret, list the deliveries and retry one, send a test event.
+
+A URL is checked when it is given and again before each delivery (`deliverer.GuardedBackend`):
+`https://` only, and never an address on loopback, a private or link-local network or a cloud's
+metadata service, unless the settings allow it. A receiver is on the internet; rollcall must not
+be a way into the network it runs on.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import ipaddress
+import secrets
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from rollcall.config import Settings
+from rollcall.errors import Conflict, InvalidInput, NotFound
+from rollcall.events import Event, EventType, event_id, last_event_number, record_events
+from rollcall.paging import Page, PageRequest, keyset_page
+from rollcall.times import utcnow
+from rollcall.webhooks.models import (
+    SUBSCRIBABLE,
+    DeliveryState,
+    Webhook,
+    WebhookAttempt,
+    WebhookDelivery,
+    webhook_shape,
+)
+
+SECRET_PREFIX = "whsec_"
+ROTATION_OVERLAP = dt.timedelta(hours=24)  # the old secret keeps signing beside the new one
+RECENT_ATTEMPTS = 10  # shown with each delivery
+
+
+class UnknownWebhook(NotFound):
+    def __init__(self, webhook_id: object) -> None:
+        super().__init__("webhook", webhook_id)
+
+
+class UnsafeAddress(InvalidInput):
+    """The URL's host is, or resolves to, an address rollcall must not send to."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__({"url": [message]})
+
+
+def new_secret() -> str:
+    """A signing secret as Standard Webhooks spells one: `whsec_` and 24 random bytes in base64."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+# -- where deliveries may go --------------------------------------------------------------------
+
+
+def refused_address(address: str) -> str | None:
+    """Why an IP address may not receive webhooks (None: it may): anything not on the public internet."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link-local (cloud metadata services live there)"
+    if ip.is_private or not ip.is_global:
+        return "private or reserved"
+    return None
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to (an IP literal is its own)."""
+    try:
+        return [str(ipaddress.ip_address(host.strip("[]")))]
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return []
+    return sorted({str(info[4][0]) for info in found})
+
+
+def check_url(url: str, settings: Settings) -> str:
+    """The URL, if rollcall may send webhooks to it; `UnsafeAddress` (a 422) if not."""
+    parts = urlsplit(url)
+    allowed = ("https", "http") if settings.webhooks_allow_http else ("https",)
+    if parts.scheme not in allowed:
+        raise UnsafeAddress("The URL must start with https:// (plain http:// only with ROLLCALL_WEBHOOKS_ALLOW_HTTP).")
+    if not parts.hostname:
+        raise UnsafeAddress("The URL has no host.")
+    if parts.username or parts.password:
+        raise UnsafeAddress("The URL must not carry a user or password.")
+    if settings.webhooks_allow_private:
+        return url
+    addresses = resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    if not addresses:
+        raise UnsafeAddress(f"{parts.hostname} does not resolve to an address.")
+    for address in addresses:
+        reason = refused_address(address)
+        if reason:
+            raise UnsafeAddress(
+                f"{parts.hostname} resolves to {address}, which is {reason}: not allowed without "
+                "ROLLCALL_WEBHOOKS_ALLOW_PRIVATE."
+            )
+    return url
+
+
+# -- the endpoints ------------------------------------------------------------------------------
+
+
+def _subscriptions(events: Sequence[str]) -> list[str]:
+    unknown = [kind for kind in events if kind not in SUBSCRIBABLE]
+    if unknown:
+        raise InvalidInput({"events": [f"{kind!r} is not an event type one can subscribe to." for kind in unknown]})
+    return sorted(set(events), key=list(SUBSCRIBABLE).index)
+
+
+def create_webhook(
+    session: Session, *, url: str, events: Sequence[str], description: str | None, settings: Settings
+) -> tuple[Webhook, str]:
+    """A new endpoint, receiving the events that happen from now on; and its secret."""
+    secret = new_secret()
+    webhook = Webhook(
+        url=check_url(url, settings),
+        events=_subscriptions(events),
+        description=description,
+        enabled=True,
+        secret=secret,
+        last_event_id=last_event_number(session),
+    )
+    session.add(webhook)
+    session.flush()
+    return webhook, secret
+
+
+def get_webhook(session: Session, webhook_id: int) -> Webhook:
+    webhook = session.get(Webhook, webhook_id)
+    if webhook is None:
+        raise UnknownWebhook(webhook_id)
+    return webhook
+
+
+def update_webhook(session: Session, webhook_id: int, changes: dict[str, Any], settings: Settings) -> Webhook:
+    """Change the URL, the events or `enabled` (enabling again clears why it was disabled)."""
+    webhook = get_webhook(session, webhook_id)
+    if "url" in changes:
+        webhook.url = check_url(str(changes["url"]), settings)
+    if "events" in changes:
+        webhook.events = _subscriptions(changes["events"])
+    if "description" in changes:
+        webhook.description = changes["description"]
+    if "enabled" in changes:
+        if changes["enabled"] and not webhook.enabled:
+            webhook.disabled_reason = None
+            webhook.failing_since = None
+        elif not changes["enabled"] and webhook.enabled:
+            webhook.disabled_reason = "disabled by an operator"
+        webhook.enabled = bool(changes["enabled"])
+    session.flush()
+    return webhook
+
+
+def delete_webhook(session: Session, webhook_id: int) -> None:
+    webhook = get_webhook(session, webhook_id)
+    session.execute(sa.delete(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id))
+    session.delete(webhook)
+    session.flush()
+
+
+def rotate_secret(session: Session, webhook_id: int) -> tuple[Webhook, str]:
+    """A new secret; the one it replaces keeps signing beside it for `ROTATION_OVERLAP`."""
+    webhook = get_webhook(session, webhook_id)
+    secret = new_secret()
+    webhook.previous_secret, webhook.previous_secret_until = webhook.secret, utcnow() + ROTATION_OVERLAP
+    webhook.secret = secret
+    session.flush()
+    return webhook, secret
+
+
+def counts(session: Session, webhook_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Deliveries waiting and given up, by endpoint."""
+    found = {id_: {"waiting": 0, "failed": 0} for id_ in webhook_ids}
+    if webhook_ids:
+        rows = session.execute(
+            sa.select(WebhookDelivery.webhook_id, WebhookDelivery.state, sa.func.count())
+            .where(
+                WebhookDelivery.webhook_id.in_(webhook_ids),
+                WebhookDelivery.state.in_([DeliveryState.PENDING, DeliveryState.FAILED]),
+            )
+            .group_by(WebhookDelivery.webhook_id, WebhookDelivery.state)
+        )
+        for webhook_id, state, count in rows:
+            found[webhook_id]["waiting" if state == DeliveryState.PENDING else "failed"] = count
+    return found
+
+
+def shapes(session: Session, webhooks: Sequence[Webhook]) -> list[dict[str, Any]]:
+    """What each endpoint's document is read from: the row, its health and its counts."""
+    counted = counts(session, [webhook.id for webhook in webhooks])
+    return [webhook_shape(webhook, **counted[webhook.id]) for webhook in webhooks]
+
+
+def list_webhooks(session: Session, page: PageRequest) -> Page[Webhook]:
+    return keyset_page(session, sa.select(Webhook), [Webhook.id], page, lambda w: (w.id,))
+
+
+# -- its deliveries -----------------------------------------------------------------------------
+
+
+@dataclass
+class DeliveryView:
+    """A delivery with what is shown beside it: its event, its recent attempts."""
+
+    id: int
+    webhook_id: int
+    event_id: str
+    event_type: str
+    state: str
+    attempts: int
+    next_attempt_at: dt.datetime | None
+    last_status: int | None
+    last_error: str | None
+    created_at: dt.datetime
+    delivered_at: dt.datetime | None
+    attempt_log: list[WebhookAttempt]
+
+
+def list_deliveries(session: Session, webhook_id: int, page: PageRequest, *, failed_only: bool = False) -> Page[Any]:
+    """An endpoint's deliveries, newest first, each with its latest attempts."""
+    get_webhook(session, webhook_id)
+    query = sa.select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
+    if failed_only:
+        query = query.where(WebhookDelivery.state == DeliveryState.FAILED)
+    found = keyset_page(session, query, [WebhookDelivery.id], page, lambda d: (d.id,))
+    return Page(views(session, found.items), found.next, found.prev)
+
+
+def views(session: Session, deliveries: Sequence[WebhookDelivery]) -> list[DeliveryView]:
+    ids = [delivery.id for delivery in deliveries]
+    types = dict(
+        session.execute(sa.select(Event.id, Event.type).where(Event.id.in_([d.event_id for d in deliveries]))).all()
+    )
+    attempts: dict[int, list[WebhookAttempt]] = {id_: [] for id_ in ids}
+    if ids:
+        for attempt in session.scalars(
+            sa.select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)).order_by(WebhookAttempt.id.desc())
+        ):
+            if len(attempts[attempt.delivery_id]) < RECENT_ATTEMPTS:
+                attempts[attempt.delivery_id].append(attempt)
+    return [
+        DeliveryView(
+            delivery.id,
+            delivery.webhook_id,
+            event_id(delivery.event_id),
+            types.get(delivery.event_id, "(no longer kept)"),
+            delivery.state,
+            delivery.attempts,
+            delivery.next_attempt_at,
+            delivery.last_status,
+            delivery.last_error,
+            delivery.created_at,
+            delivery.delivered_at,
+            attempts[delivery.id],
+        )
+        for delivery in deliveries
+    ]
+
+
+def retry_delivery(session: Session, webhook_id: int, delivery_id: int) -> DeliveryView:
+    """Send a delivery again now, with a fresh schedule of attempts (a delivered one is 409)."""
+    delivery = session.get(WebhookDelivery, delivery_id)
+    if delivery is None or delivery.webhook_id != webhook_id:
+        raise NotFound("delivery", delivery_id)
+    if delivery.state == DeliveryState.DELIVERED:
+        raise Conflict(f"Delivery {delivery_id} was delivered; only pending or failed deliveries can be retried.")
+    now = utcnow()
+    delivery.state, delivery.attempts, delivery.next_attempt_at = DeliveryState.PENDING, 0, now
+    delivery.lease_until, delivery.updated_at = None, now
+    session.flush()
+    return views(session, [delivery])[0]
+
+
+def send_test_event(session: Session, webhook_id: int) -> DeliveryView:
+    """A `webhook.test` event, delivered to this endpoint alone (now, whatever it subscribes to)."""
+    webhook = get_webhook(session, webhook_id)
+    data = {"webhook_id": webhook.id, "message": "A test event from rollcall: your endpoint is reached."}
+    [number] = record_events(session, [(EventType.WEBHOOK_TEST, webhook.id, data)])
+    now = utcnow()
+    delivery = WebhookDelivery(
+        webhook_id=webhook.id,
+        event_id=number,
+        state=DeliveryState.PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(delivery)
+    session.flush()
+    return views(session, [delivery])[0]

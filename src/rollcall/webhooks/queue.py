@@ -1,0 +1,283 @@
+"""The deliveries queue: events fanned out to the endpoints that subscribe to them, deliveries
+taken (leased) by a deliverer, and what each attempt came to.
+
+Every step is a short transaction, never the intake's: a deliverer reads and writes its own rows
+between HTTP requests, and on SQLite takes the write lock for a few milliseconds at a time. A
+delivery a deliverer took carries a lease; if the deliverer dies, the lease runs out and another
+(or the same, restarted) sends it again: at least once, never lost. On PostgreSQL several
+deliverers share the work: each takes endpoints and deliveries with SKIP LOCKED.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from rollcall.db import table_of
+from rollcall.dialect import driver_times, insert_rows
+from rollcall.events import Event, delete_events_before, documents, event_id, last_event_number
+from rollcall.times import utcnow
+from rollcall.webhooks.models import (
+    FAILING_TOO_LONG,
+    MAX_ATTEMPTS,
+    RETRY_SCHEDULE,
+    DeliveryState,
+    Webhook,
+    WebhookAttempt,
+    WebhookDelivery,
+)
+
+FAN_OUT_BATCH = 2000  # events turned into deliveries per endpoint per transaction
+_deliveries = table_of(WebhookDelivery)
+_attempts = table_of(WebhookAttempt)
+
+
+def has_work(session: Session, now: dt.datetime) -> bool:
+    """Whether there is anything to fan out or send now (a read; the idle deliverer's poll)."""
+    top = last_event_number(session)
+    behind = session.scalar(
+        sa.select(sa.literal(1)).where(Webhook.enabled.is_(True), Webhook.last_event_id < top).limit(1)
+    )
+    if behind is not None:
+        return True
+    due = session.scalar(
+        sa.select(sa.literal(1))
+        .where(
+            WebhookDelivery.state == DeliveryState.PENDING,
+            WebhookDelivery.next_attempt_at <= now,
+            sa.or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
+        )
+        .limit(1)
+    )
+    return due is not None
+
+
+def enabled_endpoints(session: Session) -> list[int]:
+    return list(session.scalars(sa.select(Webhook.id).where(Webhook.enabled.is_(True)).order_by(Webhook.id)))
+
+
+def fan_out(session: Session) -> int:
+    """A pending delivery, for each enabled endpoint, of each event after its cursor that it
+    subscribes to; returns how many were made."""
+    top = last_event_number(session)
+    webhooks = session.scalars(
+        sa.select(Webhook)
+        .where(Webhook.enabled.is_(True), Webhook.last_event_id < top)
+        .order_by(Webhook.id)
+        .with_for_update(skip_locked=True)
+    ).all()
+    made = 0
+    now = utcnow()
+    time = driver_times(session)(now)
+    for webhook in webhooks:
+        numbers = list(
+            session.scalars(
+                sa.select(Event.id)
+                .where(Event.id > webhook.last_event_id, Event.id <= top, Event.type.in_(webhook.events))
+                .order_by(Event.id)
+                .limit(FAN_OUT_BATCH)
+            )
+        )
+        if numbers:
+            rows = [(webhook.id, number, DeliveryState.PENDING.value, 0, time, time, time) for number in numbers]
+            insert_rows(
+                session,
+                _deliveries,
+                ("webhook_id", "event_id", "state", "attempts", "next_attempt_at", "created_at", "updated_at"),
+                rows,
+                conflict="ON CONFLICT DO NOTHING",
+            )
+            made += len(numbers)
+        webhook.last_event_id = numbers[-1] if len(numbers) == FAN_OUT_BATCH else top
+    session.flush()
+    return made
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A delivery a deliverer holds: where to send what, and with which secrets."""
+
+    delivery_id: int
+    webhook_id: int
+    url: str
+    secrets: tuple[str, ...]  # the current secret, and the one it replaced while it still signs
+    event_id: str
+    event_created_at: dt.datetime
+    body: bytes  # {"type", "timestamp", "data"}
+    attempt: int  # which attempt this is (1 for the first)
+
+
+def take(session: Session, room: dict[int, int], lease: dt.timedelta) -> list[Taken]:
+    """Due deliveries, up to `room[webhook_id]` for each endpoint (what it may have in flight),
+    leased to this deliverer until `lease` from now."""
+    now = utcnow()
+    webhooks = {
+        webhook.id: webhook
+        for webhook in session.scalars(sa.select(Webhook).where(Webhook.enabled.is_(True), Webhook.id.in_(list(room))))
+    }
+    chosen: list[WebhookDelivery] = []
+    for webhook_id, space in room.items():
+        if space <= 0 or webhook_id not in webhooks:
+            continue
+        chosen.extend(
+            session.scalars(
+                sa.select(WebhookDelivery)
+                .where(
+                    WebhookDelivery.state == DeliveryState.PENDING,
+                    WebhookDelivery.webhook_id == webhook_id,
+                    WebhookDelivery.next_attempt_at <= now,
+                    sa.or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
+                )
+                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+                .limit(space)
+                .with_for_update(skip_locked=True)
+            )
+        )
+    if not chosen:
+        return []
+    until = now + lease
+    session.execute(
+        sa.update(WebhookDelivery)
+        .where(WebhookDelivery.id.in_([delivery.id for delivery in chosen]))
+        .values(lease_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    events = {
+        event.id: event for event in session.scalars(sa.select(Event).where(Event.id.in_({d.event_id for d in chosen})))
+    }
+    shown = dict(zip(events, documents(session, list(events.values())), strict=True))
+    taken = []
+    for delivery in chosen:
+        event = events.get(delivery.event_id)
+        if event is None:  # no longer kept (the retention went past it): nothing to send
+            continue
+        webhook = webhooks[delivery.webhook_id]
+        document = shown[event.id]
+        body = orjson.dumps({"type": document["type"], "timestamp": document["timestamp"], "data": document["data"]})
+        signing = (webhook.secret,)
+        if webhook.previous_secret and webhook.previous_secret_until and webhook.previous_secret_until > now:
+            signing = (webhook.secret, webhook.previous_secret)
+        taken.append(
+            Taken(
+                delivery.id,
+                webhook.id,
+                webhook.url,
+                signing,
+                event_id(event.id),
+                event.created_at,
+                body,
+                delivery.attempts + 1,
+            )  # fmt: skip
+        )
+    return taken
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What sending one delivery came to."""
+
+    taken: Taken
+    at: dt.datetime
+    status_code: int | None  # None: no answer (refused, timed out, the address was refused)
+    duration_ms: float
+    error: str | None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def gone(self) -> bool:
+        return self.status_code == 410
+
+
+def next_attempt_after(attempts: int, now: dt.datetime) -> dt.datetime | None:
+    """When the next attempt comes after `attempts` failed ones (None: no more), with jitter."""
+    if attempts >= MAX_ATTEMPTS:
+        return None
+    wait = RETRY_SCHEDULE[attempts]
+    return now + wait * random.uniform(0.9, 1.1)  # noqa: S311 (spreading retries, not secrets)
+
+
+def record(session: Session, attempts: Sequence[Attempt]) -> None:
+    """Each attempt, and what it means for its delivery and endpoint: delivered; retried later
+    with backoff; given up (`failed`) after the last attempt; an endpoint that answered 410 Gone,
+    or has failed for `FAILING_TOO_LONG` with no success between, disabled."""
+    if not attempts:
+        return
+    now = utcnow()
+    time = driver_times(session)
+    insert_rows(
+        session,
+        _attempts,
+        ("delivery_id", "at", "status_code", "duration_ms", "error"),
+        [(a.taken.delivery_id, time(a.at), a.status_code, a.duration_ms, a.error) for a in attempts],
+    )
+    for attempt in attempts:
+        values: dict[str, Any] = {
+            "attempts": attempt.taken.attempt,
+            "lease_until": None,
+            "last_status": attempt.status_code,
+            "last_error": attempt.error,
+            "updated_at": now,
+        }
+        if attempt.delivered:
+            values |= {"state": DeliveryState.DELIVERED, "delivered_at": attempt.at, "next_attempt_at": None}
+        else:
+            retry_at = None if attempt.gone else next_attempt_after(attempt.taken.attempt, now)
+            state = DeliveryState.PENDING if retry_at is not None else DeliveryState.FAILED
+            values |= {"state": state, "next_attempt_at": retry_at}
+        session.execute(
+            sa.update(WebhookDelivery).where(WebhookDelivery.id == attempt.taken.delivery_id).values(**values)
+        )
+    by_endpoint: dict[int, list[Attempt]] = {}
+    for attempt in attempts:
+        by_endpoint.setdefault(attempt.taken.webhook_id, []).append(attempt)
+    for webhook_id, done in by_endpoint.items():
+        webhook = session.get(Webhook, webhook_id)
+        if webhook is None:
+            continue
+        last = max(done, key=lambda a: a.at)
+        if last.delivered:
+            webhook.last_success_at, webhook.failing_since = last.at, None
+        else:
+            webhook.last_failure_at = last.at
+            webhook.failing_since = webhook.failing_since or last.at
+        if any(a.gone for a in done) and webhook.enabled:
+            webhook.enabled, webhook.disabled_reason = False, "the receiver answered 410 Gone"
+        elif webhook.failing_since and now - webhook.failing_since > FAILING_TOO_LONG and webhook.enabled:
+            webhook.enabled = False
+            webhook.disabled_reason = f"every delivery failed for {FAILING_TOO_LONG.days} days"
+    session.flush()
+
+
+def waiting(session: Session) -> tuple[int, dt.datetime | None]:
+    """Deliveries not yet made, and when the oldest of them was made to wait."""
+    count, oldest = session.execute(
+        sa.select(sa.func.count(), sa.func.min(WebhookDelivery.created_at)).where(
+            WebhookDelivery.state == DeliveryState.PENDING
+        )
+    ).one()
+    return int(count), oldest
+
+
+def forget_old(session: Session, retention: dt.timedelta, *, limit: int = 5000) -> int:
+    """The retention: events older than it, and their deliveries, go (a batch at a time)."""
+    cutoff = utcnow() - retention
+    oldest = session.execute(sa.select(Event.id, Event.created_at).order_by(Event.id).limit(limit)).all()
+    numbers = [number for number, created_at in oldest if created_at < cutoff]
+    if numbers:  # by endpoint, along the index on (webhook_id, event_id)
+        webhook_ids = list(session.scalars(sa.select(Webhook.id)))
+        session.execute(
+            sa.delete(WebhookDelivery).where(
+                WebhookDelivery.webhook_id.in_(webhook_ids), WebhookDelivery.event_id <= numbers[-1]
+            )
+        )
+    return delete_events_before(session, cutoff, limit=limit)
