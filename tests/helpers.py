@@ -3,6 +3,11 @@ campaign, storing and importing calls straight through the service layer, breaki
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -87,3 +92,74 @@ def break_posts(database: Database) -> None:
 def mend_posts(database: Database) -> None:
     with database.writing() as session:
         session.execute(sa.text("DROP TRIGGER broken" + ("" if database.dialect == "sqlite" else " ON posts")))
+
+
+# -- a webhook receiver on loopback -----------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def event(self) -> dict[str, Any]:
+        return dict(json.loads(self.body))
+
+
+class Receiver:
+    """A real HTTP server on loopback that records every request and answers what it is told:
+    a status, or (`hang`) nothing at all until it is stopped."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.received: list[Received] = []
+        self.status = 200
+        self.statuses: list[int] = []  # answered first, one per request, before `status`
+        self.delay = 0.0
+        self.hang = threading.Event()
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                if receiver.stopping.is_set():  # stopped: a kept-alive connection gets no answer
+                    self.close_connection = True
+                    return
+                with receiver._lock:
+                    receiver.received.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
+                    status = receiver.statuses.pop(0) if receiver.statuses else receiver.status
+                if receiver.hang.is_set():
+                    receiver.stopping.wait(60)
+                    return
+                if receiver.delay:
+                    time.sleep(receiver.delay)
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.stopping = threading.Event()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port or 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/hooks"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def events(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [request.event for request in self.received]
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return [request.headers["webhook-id"] for request in self.received]
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.server.shutdown()
+        self.server.server_close()

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from rollcall.db import Base, Database
+from rollcall.db import Base, Database, table_of
 from rollcall.dialect import insert_ignoring_conflicts
 
 CALLPOWER_KEY = "callpower_api_key"
@@ -52,5 +52,5 @@ def ensure_secret(database: Database, name: str) -> tuple[str, bool]:
         if existing:
             return existing, False
         value = secrets.token_urlsafe(32)
-        session.execute(insert_ignoring_conflicts(session, StoredSecret.__table__).values(name=name, value=value))
+        session.execute(insert_ignoring_conflicts(session, table_of(StoredSecret)).values(name=name, value=value))
         return stored_secret(session, name) or value, True

@@ -83,17 +83,18 @@ def event_number(text: str, *, field: str = "filter[after]") -> int:
     return int(digits)
 
 
-def record_events(session: Session, events: Sequence[NewEvent]) -> None:
-    """Write events in the caller's transaction (they commit with it, or not at all)."""
+def record_events(session: Session, events: Sequence[NewEvent]) -> list[int]:
+    """Write events in the caller's transaction (they commit with it, or not at all); their numbers."""
     if not events:
-        return
+        return []
     lock_events(session)  # ids in commit order (PostgreSQL); held until the transaction ends
     now = driver_times(session)(utcnow())
     rows = [
         (str(kind), now, str(subject), None if data is None else driver_json(data)) for kind, subject, data in events
     ]
-    insert_rows(session, _events, _COLUMNS, rows)
+    numbers = [number for (number,) in insert_rows(session, _events, _COLUMNS, rows, returning=("id",))]
     notify_events(session)
+    return sorted(numbers)
 
 
 # -- reading them -------------------------------------------------------------------------------
@@ -127,7 +128,7 @@ def _subjects(session: Session, events: Sequence[Event]) -> dict[int, dict[str, 
             wanted[model].add(event.subject if model is User else int(event.subject))
     found: dict[type[Any], dict[str, dict[str, Any]]] = {}
     for model, ids in wanted.items():
-        rows = session.scalars(sa.select(model).where(model.id.in_(ids))) if ids else []
+        rows: Any = session.scalars(sa.select(model).where(model.id.in_(ids))) if ids else []
         found[model] = {str(row.id): _SHAPES[model].of(row) for row in rows}
     data = {}
     for event in events:

@@ -107,7 +107,7 @@ def route_of(scope: Scope) -> str:
     route = scope.get("route")
     if route is not None:
         return str(getattr(route, "path", "unmatched"))
-    return scope.get("rollcall.route", "unmatched")
+    return str(scope.get("rollcall.route", "unmatched"))
 
 
 class RequestLog:

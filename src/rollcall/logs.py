@@ -32,7 +32,7 @@ def configure_logging(level: str = "INFO") -> None:
         factory = structlog.BytesLoggerFactory()
         _JSON_LINES = numeric <= logging.INFO
     structlog.configure(
-        processors=processors,
+        processors=processors,  # type: ignore[arg-type]  # structlog's processors are typed loosely
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=factory,
         cache_logger_on_first_use=True,

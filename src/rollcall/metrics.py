@@ -117,7 +117,7 @@ def exposition(database: Database) -> tuple[bytes, str]:
     """The text of `/metrics`: every process's counters (multiprocess mode) and the database's gauges."""
     if os.environ.get(MULTIPROCESS_DIRECTORY):
         processes = CollectorRegistry()
-        multiprocess.MultiProcessCollector(processes)
+        multiprocess.MultiProcessCollector(processes)  # type: ignore[no-untyped-call]
     else:
         processes = REGISTRY  # one process: its own metrics
     from_database = CollectorRegistry()

@@ -2,7 +2,7 @@
 
 Errors the user can fix print one line on stderr and exit 1; they never print a traceback.
 The commands live by subject: `running.py` (serve, worker, migrate, keys), `calls.py`,
-`activity.py`; `common.py` holds what they share.
+`activity.py`, `webhooks.py`; `common.py` holds what they share.
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ import typer
 
 from rollcall.cli import activity, calls, running  # noqa: F401  (they add their commands to `app`)
 from rollcall.cli.common import CommandError, app
+from rollcall.cli.webhooks import webhooks_app
 from rollcall.config import ConfigError
 from rollcall.db import DatabaseNotMigrated
 from rollcall.errors import InvalidInput, RollcallError
+
+app.add_typer(webhooks_app, name="webhooks")
 
 # -- the one place errors become a line on stderr -------------------------------------------
 

@@ -160,7 +160,7 @@ def _serve_metrics(host: str, port: int, settings: Settings) -> None:
     registry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     registry.register(DatabaseCollector(Database.for_settings(settings)))
     start_http_server(port, addr=host, registry=registry)
 

@@ -230,7 +230,7 @@ def run_deliverer_process(parent: int) -> None:
     from rollcall.logs import configure_logging
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops us
-    name_this_process("rollcall-deliver")
+    name_this_process("rollcall-hooks")
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     database = Database.for_settings(settings)

@@ -120,7 +120,8 @@ def _subscriptions(events: Sequence[str]) -> list[str]:
     unknown = [kind for kind in events if kind not in SUBSCRIBABLE]
     if unknown:
         raise InvalidInput({"events": [f"{kind!r} is not an event type one can subscribe to." for kind in unknown]})
-    return sorted(set(events), key=list(SUBSCRIBABLE).index)
+    order: list[str] = list(SUBSCRIBABLE)
+    return sorted(set(events), key=order.index)
 
 
 def create_webhook(

@@ -161,7 +161,7 @@ def take(session: Session, room: dict[int, int], lease: dt.timedelta) -> list[Ta
         webhook = webhooks[delivery.webhook_id]
         document = shown[event.id]
         body = orjson.dumps({"type": document["type"], "timestamp": document["timestamp"], "data": document["data"]})
-        signing = (webhook.secret,)
+        signing: tuple[str, ...] = (webhook.secret,)
         if webhook.previous_secret and webhook.previous_secret_until and webhook.previous_secret_until > now:
             signing = (webhook.secret, webhook.previous_secret)
         taken.append(

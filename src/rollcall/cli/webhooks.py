@@ -1,0 +1,67 @@
+"""Commands on webhook endpoints: add (its secret is printed once), list, remove, deliveries."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rollcall.cli.common import JsonOption, LimitOption, database_of, print_rows, settings_of_environment
+from rollcall.paging import PageRequest
+from rollcall.webhooks import endpoints
+from rollcall.webhooks.models import DeliveryDocument, WebhookDocument
+
+webhooks_app = typer.Typer(help="Webhook endpoints: where events are pushed.", no_args_is_help=True)
+
+
+@webhooks_app.command("add")
+def webhooks_add(
+    url: Annotated[str, typer.Argument(help="https:// URL of the receiver.")],
+    events: Annotated[list[str], typer.Option("--event", help="An event type it receives (repeatable).")],
+    description: Annotated[str | None, typer.Option(help="What it is for.")] = None,
+) -> None:
+    """Add an endpoint; its signing secret is printed this once."""
+    settings = settings_of_environment()
+    with database_of(settings).writing() as session:
+        webhook, secret = endpoints.create_webhook(
+            session, url=url, events=events, description=description, settings=settings
+        )
+        typer.echo(f"webhook {webhook.id} added: {webhook.url} ({', '.join(webhook.events)})")
+    typer.echo(f"secret: {secret}  (shown this once: give it to the receiver to check signatures)")
+
+
+@webhooks_app.command("list")
+def webhooks_list(as_json: JsonOption = False, limit: LimitOption = 100) -> None:
+    """List endpoints, newest first, with their health."""
+    with database_of().reading() as session:
+        found = endpoints.list_webhooks(session, PageRequest(limit))
+        rows = [
+            WebhookDocument.model_validate(shape).model_dump(mode="json")
+            for shape in endpoints.shapes(session, found.items)
+        ]
+    if not as_json:
+        for row in rows:
+            row["events"] = ",".join(row["events"])
+    print_rows(rows, as_json, ("id", "url", "events", "health", "waiting", "failed", "last_success_at"))
+
+
+@webhooks_app.command("remove")
+def webhooks_remove(webhook_id: Annotated[int, typer.Argument(help="The endpoint.")]) -> None:
+    """Remove an endpoint and its deliveries."""
+    with database_of().writing() as session:
+        endpoints.delete_webhook(session, webhook_id)
+    typer.echo(f"webhook {webhook_id} removed")
+
+
+@webhooks_app.command("deliveries")
+def webhooks_deliveries(
+    webhook_id: Annotated[int, typer.Argument(help="The endpoint.")],
+    failed: Annotated[bool, typer.Option("--failed", help="Only deliveries that gave up.")] = False,
+    as_json: JsonOption = False,
+    limit: LimitOption = 100,
+) -> None:
+    """An endpoint's deliveries, newest first, with their last attempt."""
+    with database_of().reading() as session:
+        found = endpoints.list_deliveries(session, webhook_id, PageRequest(limit), failed_only=failed)
+        rows = [DeliveryDocument.model_validate(view).model_dump(mode="json") for view in found.items]
+    print_rows(rows, as_json, ("id", "event_id", "event_type", "state", "attempts", "last_status", "last_error"))
