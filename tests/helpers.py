@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +19,9 @@ from rollcall.callpower.models import Call
 from rollcall.callpower.queue import Importer
 from rollcall.config import Settings
 from rollcall.db import Database
+from tests.conftest import ADMIN_TOKEN
 
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"  # screenshots, for people to look at
 CONTRACT_PATH = "/api/partners/callpower/call"
 LEGACY_PATH = "/api/v1/callpower/call"
 
@@ -163,3 +166,12 @@ class Receiver:
         self.stopping.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+def sign_in(page: Any, url: str) -> None:
+    """Sign the browser in to the console at `url` with the staff token."""
+    page.goto(f"{url}/console/")
+    assert "/console/sign-in" in page.url
+    page.fill("#token", ADMIN_TOKEN)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(f"{url}/console/")

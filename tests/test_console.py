@@ -15,18 +15,8 @@ from typing import Any
 import httpx
 
 from rollcall.db import Database
-from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp, wait_for
-from tests.helpers import CONTRACT_PATH, break_posts, calls_in, map_seed_campaign, mend_posts
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-
-
-def sign_in(page: Any, app: RunningApp) -> None:
-    page.goto(f"{app.url}/console/")
-    assert "/console/sign-in" in page.url
-    page.fill("#token", ADMIN_TOKEN)
-    page.click("button:has-text('Sign in')")
-    page.wait_for_url(f"{app.url}/console/")
+from tests.conftest import API_KEY, SEED_CALL, RunningApp, wait_for
+from tests.helpers import ARTIFACTS, CONTRACT_PATH, break_posts, calls_in, map_seed_campaign, mend_posts, sign_in
 
 
 def send(app: RunningApp, call: dict[str, Any]) -> None:
@@ -48,7 +38,7 @@ def test_operator_maps_a_campaign_retries_a_call_downloads_posts_and_signs_out(
     )
     wait_for(lambda: [c.state for c in calls_in(database)] == ["unmapped", "unmapped"])
 
-    sign_in(page, app)
+    sign_in(page, app.url)
     assert page.locator("text=1 CallPower campaign without an action: 2 calls are waiting").is_visible()
     assert page.locator("#states tr.state-unmapped td").first.inner_text() == "2"
     page.screenshot(path=str(ARTIFACTS / f"console-overview-{backend}.png"), full_page=True)
@@ -119,7 +109,7 @@ def test_operator_maps_a_campaign_retries_a_call_downloads_posts_and_signs_out(
 def test_a_form_without_the_csrf_token_is_refused(app: RunningApp, page: Any, database: Database) -> None:
     send(app, {**SEED_CALL, "callpower_campaign_id": 78})
     wait_for(lambda: [c.state for c in calls_in(database)] == ["unmapped"])
-    sign_in(page, app)
+    sign_in(page, app.url)
     # The browser holds a signed-in session; a forged form from elsewhere carries no token.
     for form in (
         {"campaign_title": "Forged", "action_name": "Forged"},
@@ -163,7 +153,7 @@ def test_operator_repairs_a_rejected_call_and_gives_its_campaign_a_default(
             stamp = f"2026-11-30T17:00:00.{n + 1:06d}"
             assert client.post(CONTRACT_PATH, json={**custom, "call_timestamp": stamp, **changes}).status_code == 422
     first, second, third = (call.id for call in calls_in(database))
-    sign_in(page, app)
+    sign_in(page, app.url)
     assert "3 calls rejected in the last 7 days" in page.locator("#rejected-week").inner_text()
     assert "The campaign target title field is required." in page.locator("#rejected-week").inner_text()
 

@@ -20,7 +20,7 @@ from standardwebhooks import Webhook as Verifier
 from rollcall.db import Database
 from rollcall.webhooks.models import WebhookDelivery
 from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp, serve_process, wait_for
-from tests.helpers import LEGACY_PATH, Receiver, map_seed_campaign
+from tests.helpers import ARTIFACTS, LEGACY_PATH, Receiver, map_seed_campaign, sign_in
 
 STAFF = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 # The receivers are on loopback and speak plain HTTP: the tests allow both, as the issue says.
@@ -240,6 +240,119 @@ def test_a_test_event_goes_to_one_endpoint(service: str, receiver: Receiver) -> 
         assert other.received == []
     finally:
         other.stop()
+
+
+# -- the console ------------------------------------------------------------------------------
+
+
+def test_an_operator_runs_webhooks_from_the_console(service: str, receiver: Receiver, page: Any) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    sign_in(page, service)
+    page.click("nav >> text=Webhooks")
+    assert page.locator("text=No webhooks yet.").is_visible()
+
+    # A URL rollcall may not send to is refused on the form, which keeps what was typed.
+    form = page.locator("#add-webhook")
+    form.locator("input[name=url]").fill("ftp://example.org/hooks")
+    form.locator("button[type=submit]").click()
+    assert "must start with https://" in page.locator("#add-webhook .error").inner_text()
+    assert page.locator("#add-webhook input[name=url]").input_value() == "ftp://example.org/hooks"
+
+    # Added: its secret is shown this once, and it signs what the receiver gets.
+    form.locator("input[name=url]").fill(receiver.url)
+    form.locator("input[value='user.created']").check()
+    form.locator("input[name=description]").fill("Thank-you texts")
+    form.locator("button[type=submit]").click()
+    secret = page.locator("#secret-value").inner_text()
+    assert secret.startswith("whsec_")
+    endpoint = page.locator("#webhook-1")
+    assert "healthy" in endpoint.inner_text() and "post.created, user.created" in endpoint.inner_text()
+    page.goto(f"{service}/console/webhooks")
+    assert page.locator("#secret").count() == 0  # not shown again
+
+    endpoint.locator("button:has-text('Send test event')").click()
+    assert "is on its way" in page.locator(".flash").inner_text()
+    wait_for(lambda: len(receiver.received) == 1, timeout=30)
+    [test_event] = verified(receiver, secret)
+    assert test_event["type"] == "webhook.test"
+
+    # A failing receiver: the delivery shows under recent failures, and "Retry now" sends it at once
+    # (not 5 s later, when the schedule would).
+    receiver.statuses = [503]
+    send_calls(service, 1)
+    wait_for(lambda: len(receiver.received) >= 3, timeout=30)  # user.created and post.created; one got 503
+
+    def failures() -> Any:
+        page.goto(f"{service}/console/webhooks")
+        table = page.locator("#failures-1")
+        return table if table.count() else None
+
+    table = wait_for(failures, timeout=30)
+    assert "retrying" in table.inner_text() and "503" in table.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "console-webhooks.png"), full_page=True)
+    deliveries = f"{service}/api/v3/webhooks/1/deliveries"
+    [retrying] = httpx.get(deliveries, params={"filter[state]": "retrying"}, headers=STAFF).json()["data"]
+    table.locator("button:has-text('Retry now')").click()
+    assert "is sent again now" in page.locator(".flash").inner_text()
+    wait_for(lambda: len(receiver.received) == 4, timeout=30)
+    verified(receiver, secret)
+    ids = receiver.ids()
+    assert ids.count(ids[1]) == 2 and len(set(ids)) == 3  # the one answered 503, sent again; no other
+    assert ids[1] == retrying["event_id"]
+
+    def retried() -> Any:
+        shown = httpx.get(deliveries, headers=STAFF).json()["data"]
+        [again] = [delivery for delivery in shown if delivery["id"] == retrying["id"]]
+        return again if again["state"] == "delivered" else None
+
+    # A fresh schedule: one attempt of it, not the scheduled second one.
+    again = wait_for(retried, timeout=30)
+    assert again["attempts"] == 1 and [a["status_code"] for a in again["attempt_log"]] == [200, 503]
+
+    def delivered() -> bool:
+        page.reload()
+        return page.locator("#deliveries .delivery-pending").count() == 0
+
+    wait_for(delivered, timeout=30)
+    rows = page.locator("#deliveries tbody tr")
+    assert rows.count() == 3 and "delivered" in rows.first.inner_text()
+
+    # Disabled by the operator: nothing is sent; enabled again.
+    page.goto(f"{service}/console/webhooks")
+    endpoint.locator("button:has-text('Disable')").click()
+    assert "disabled" in endpoint.locator(".pill").first.inner_text()
+    assert page.locator("[id^=disabled-]").count() == 0  # an operator's doing: no alarm
+    endpoint.locator("button:has-text('Enable')").click()
+    assert "healthy" in endpoint.inner_text()
+
+    # A rotated secret is shown once; deliveries carry both signatures for the overlap.
+    endpoint.locator("button:has-text('Rotate secret')").click()
+    rotated = page.locator("#secret-value").inner_text()
+    assert rotated.startswith("whsec_") and rotated != secret
+    assert "new signing secret" in page.locator("#secret").inner_text()
+
+    # The receiver answers 410 Gone: rollcall disables it and says so, here and on the overview.
+    receiver.status = 410
+    endpoint.locator("button:has-text('Send test event')").click()
+    wait_for(lambda: len(receiver.received) == 5, timeout=30)
+    for secret_now in (secret, rotated):
+        Verifier(secret_now).verify(receiver.received[-1].body, receiver.received[-1].headers)
+
+    def banner() -> Any:
+        page.goto(f"{service}/console/")
+        alarm = page.locator("#webhook-disabled-1")
+        return alarm if alarm.count() else None
+
+    assert "the receiver answered 410 Gone" in wait_for(banner, timeout=30).inner_text()
+    page.click("#webhook-disabled-1 a")
+    assert "410 Gone" in page.locator("#disabled-1").inner_text()
+
+    # Removed, after a confirmation.
+    page.on("dialog", lambda dialog: dialog.accept())
+    endpoint.locator("button:has-text('Remove')").click()
+    assert "Webhook 1 removed" in page.locator(".flash").inner_text()
+    assert page.locator("text=No webhooks yet.").is_visible()
+    assert httpx.get(f"{service}/api/v3/webhooks", headers=STAFF).json()["data"] == []
 
 
 # -- the feed ---------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from rollcall.callpower.statistics import Statistics
 from rollcall.callpower.writer import CallWriter, Writer
 from rollcall.callpower.writer_client import RemoteWriter
 from rollcall.config import Settings
-from rollcall.console import activity_pages
+from rollcall.console import activity_pages, webhook_pages
 from rollcall.console import views as console_views
 from rollcall.console.session import Sessions
 from rollcall.credentials import ADMIN_TOKEN, CALLPOWER_KEY, CONSOLE_SECRET, ensure_secret
@@ -107,6 +107,7 @@ def create_api(settings: Settings, *, run_importer: bool = True) -> FastAPI:
     app.include_router(webhook_views.router)
     app.include_router(console_views.router)
     app.include_router(activity_pages.router)
+    app.include_router(webhook_pages.router)
     app.include_router(operations.router)
     app.mount(
         "/console/static", StaticFiles(directory=str(resources.files("rollcall") / "console" / "static")), "static"

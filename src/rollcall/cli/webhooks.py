@@ -56,12 +56,15 @@ def webhooks_remove(webhook_id: Annotated[int, typer.Argument(help="The endpoint
 @webhooks_app.command("deliveries")
 def webhooks_deliveries(
     webhook_id: Annotated[int, typer.Argument(help="The endpoint.")],
-    failed: Annotated[bool, typer.Option("--failed", help="Only deliveries that gave up.")] = False,
+    only: Annotated[
+        endpoints.Troubled | None,
+        typer.Option("--only", help="failed (gave up), retrying (failed once, another attempt due), failing (either)."),
+    ] = None,
     as_json: JsonOption = False,
     limit: LimitOption = 100,
 ) -> None:
     """An endpoint's deliveries, newest first, with their last attempt."""
     with database_of().reading() as session:
-        found = endpoints.list_deliveries(session, webhook_id, PageRequest(limit), failed_only=failed)
+        found = endpoints.list_deliveries(session, webhook_id, PageRequest(limit), only=only)
         rows = [DeliveryDocument.model_validate(view).model_dump(mode="json") for view in found.items]
     print_rows(rows, as_json, ("id", "event_id", "event_type", "state", "attempts", "last_status", "last_error"))

@@ -30,6 +30,7 @@ from rollcall.credentials import matches
 from rollcall.errors import InvalidInput
 from rollcall.paging import PageRequest
 from rollcall.services import services_of
+from rollcall.webhooks import endpoints
 
 router = console_router()
 
@@ -79,6 +80,7 @@ def overview_page(request: Request, session: Staff) -> HTMLResponse:
         rejected = summary.week[CallState.REJECTED]
         week_began = dt.datetime.combine(summary.days[-7].day, dt.time(), dt.UTC)
         reasons = statistics.rejection_reasons(db, since=week_began) if rejected else {}
+        disabled_webhooks = endpoints.disabled_by_rollcall(db)
     peak = max([day.total for day in summary.days] + [1])
     common = max(reasons.items(), key=lambda item: item[1], default=None)
     return render(
@@ -91,6 +93,7 @@ def overview_page(request: Request, session: Staff) -> HTMLResponse:
         rejected=rejected,
         common_reason=common,
         reasons_sampled=min(rejected, statistics.REASONS_SAMPLE),
+        disabled_webhooks=disabled_webhooks,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import enum
 import ipaddress
 import secrets
 import socket
@@ -28,6 +29,7 @@ from rollcall.events import Event, EventType, event_id, last_event_number, recor
 from rollcall.paging import Page, PageRequest, keyset_page
 from rollcall.times import utcnow
 from rollcall.webhooks.models import (
+    OPERATOR_DISABLED,
     SUBSCRIBABLE,
     DeliveryState,
     Webhook,
@@ -163,7 +165,7 @@ def update_webhook(session: Session, webhook_id: int, changes: dict[str, Any], s
             webhook.disabled_reason = None
             webhook.failing_since = None
         elif not changes["enabled"] and webhook.enabled:
-            webhook.disabled_reason = "disabled by an operator"
+            webhook.disabled_reason = OPERATOR_DISABLED
         webhook.enabled = bool(changes["enabled"])
     session.flush()
     return webhook
@@ -213,6 +215,17 @@ def list_webhooks(session: Session, page: PageRequest) -> Page[Webhook]:
     return keyset_page(session, sa.select(Webhook), [Webhook.id], page, lambda w: (w.id,))
 
 
+def disabled_by_rollcall(session: Session) -> list[Webhook]:
+    """Endpoints rollcall disabled itself (410 Gone, days of failures): operators must hear of them."""
+    return list(
+        session.scalars(
+            sa.select(Webhook)
+            .where(~Webhook.enabled, Webhook.disabled_reason != OPERATOR_DISABLED)
+            .order_by(Webhook.id)
+        )
+    )
+
+
 # -- its deliveries -----------------------------------------------------------------------------
 
 
@@ -234,12 +247,25 @@ class DeliveryView:
     attempt_log: list[WebhookAttempt]
 
 
-def list_deliveries(session: Session, webhook_id: int, page: PageRequest, *, failed_only: bool = False) -> Page[Any]:
+class Troubled(enum.StrEnum):
+    """Deliveries that are not going well."""
+
+    FAILED = "failed"  # gave up
+    RETRYING = "retrying"  # an attempt failed; another is due
+    FAILING = "failing"  # either
+
+
+def list_deliveries(session: Session, webhook_id: int, page: PageRequest, *, only: Troubled | None = None) -> Page[Any]:
     """An endpoint's deliveries, newest first, each with its latest attempts."""
     get_webhook(session, webhook_id)
     query = sa.select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
-    if failed_only:
+    retrying = sa.and_(WebhookDelivery.state == DeliveryState.PENDING, WebhookDelivery.attempts > 0)
+    if only == Troubled.FAILED:
         query = query.where(WebhookDelivery.state == DeliveryState.FAILED)
+    elif only == Troubled.RETRYING:
+        query = query.where(retrying)
+    elif only == Troubled.FAILING:
+        query = query.where(sa.or_(WebhookDelivery.state == DeliveryState.FAILED, retrying))
     found = keyset_page(session, query, [WebhookDelivery.id], page, lambda d: (d.id,))
     return Page(views(session, found.items), found.next, found.prev)
 

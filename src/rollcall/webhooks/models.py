@@ -34,6 +34,7 @@ MAX_ATTEMPTS = len(RETRY_SCHEDULE)
 FAILING_TOO_LONG = dt.timedelta(days=5)
 # Events an endpoint may subscribe to (the test event is sent on request only).
 SUBSCRIBABLE = tuple(kind for kind in EventType if kind != EventType.WEBHOOK_TEST)
+OPERATOR_DISABLED = "disabled by an operator"  # the reason given when it was not rollcall that did
 
 
 class DeliveryState(enum.StrEnum):

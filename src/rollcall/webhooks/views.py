@@ -137,10 +137,16 @@ def list_deliveries(
     services: ServicesDep,
     webhook_id: Id,
     page: Paged,
-    state: Annotated[str | None, Query(alias="filter[state]", pattern=r"^failed$")] = None,
+    state: Annotated[
+        endpoints.Troubled | None,
+        Query(
+            alias="filter[state]",
+            description="failed: gave up; retrying: an attempt failed and another is due; failing: either.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     with services.database.reading() as session:
-        found: Page[Any] = endpoints.list_deliveries(session, webhook_id, page, failed_only=state == "failed")
+        found: Page[Any] = endpoints.list_deliveries(session, webhook_id, page, only=state)
         return listing(found, DeliveryDocument)
 
 

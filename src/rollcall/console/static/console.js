@@ -2,3 +2,9 @@
 document.querySelectorAll("select[data-submit-on-change]").forEach((select) => {
   select.addEventListener("change", () => select.form.submit());
 });
+// A form that undoes something asks first (without JavaScript it is sent as it is).
+document.querySelectorAll("form[data-confirm]").forEach((form) => {
+  form.addEventListener("submit", (event) => {
+    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+});
