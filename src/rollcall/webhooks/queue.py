@@ -122,13 +122,15 @@ def take(session: Session, room: dict[int, int], lease: dt.timedelta) -> list[Ta
         webhook.id: webhook
         for webhook in session.scalars(sa.select(Webhook).where(Webhook.enabled.is_(True), Webhook.id.in_(list(room))))
     }
-    chosen: list[WebhookDelivery] = []
+    chosen: list[Any] = []  # rows of what a delivery needs, not ORM objects (read for every send)
     for webhook_id, space in room.items():
         if space <= 0 or webhook_id not in webhooks:
             continue
         chosen.extend(
-            session.scalars(
-                sa.select(WebhookDelivery)
+            session.execute(
+                sa.select(
+                    WebhookDelivery.id, WebhookDelivery.webhook_id, WebhookDelivery.event_id, WebhookDelivery.attempts
+                )
                 .where(
                     WebhookDelivery.state == DeliveryState.PENDING,
                     WebhookDelivery.webhook_id == webhook_id,
@@ -138,7 +140,7 @@ def take(session: Session, room: dict[int, int], lease: dt.timedelta) -> list[Ta
                 .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
                 .limit(space)
                 .with_for_update(skip_locked=True)
-            )
+            ).all()
         )
     if not chosen:
         return []
@@ -177,6 +179,17 @@ def take(session: Session, room: dict[int, int], lease: dt.timedelta) -> list[Ta
             )  # fmt: skip
         )
     return taken
+
+
+def release(session: Session, delivery_ids: Sequence[int]) -> None:
+    """Give back deliveries taken but not sent (a deliverer stopping): due again at once."""
+    if delivery_ids:
+        session.execute(
+            sa.update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(list(delivery_ids)))
+            .values(lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 @dataclass(frozen=True)
@@ -220,23 +233,38 @@ def record(session: Session, attempts: Sequence[Attempt]) -> None:
         ("delivery_id", "at", "status_code", "duration_ms", "error"),
         [(a.taken.delivery_id, time(a.at), a.status_code, a.duration_ms, a.error) for a in attempts],
     )
+    changes = []
     for attempt in attempts:
-        values: dict[str, Any] = {
-            "attempts": attempt.taken.attempt,
-            "lease_until": None,
-            "last_status": attempt.status_code,
-            "last_error": attempt.error,
-            "updated_at": now,
-        }
-        if attempt.delivered:
-            values |= {"state": DeliveryState.DELIVERED, "delivered_at": attempt.at, "next_attempt_at": None}
-        else:
-            retry_at = None if attempt.gone else next_attempt_after(attempt.taken.attempt, now)
-            state = DeliveryState.PENDING if retry_at is not None else DeliveryState.FAILED
-            values |= {"state": state, "next_attempt_at": retry_at}
-        session.execute(
-            sa.update(WebhookDelivery).where(WebhookDelivery.id == attempt.taken.delivery_id).values(**values)
+        retry_at = None
+        if not attempt.delivered and not attempt.gone:
+            retry_at = next_attempt_after(attempt.taken.attempt, now)
+        state = (
+            DeliveryState.DELIVERED
+            if attempt.delivered
+            else DeliveryState.PENDING
+            if retry_at
+            else DeliveryState.FAILED
         )
+        changes.append(
+            {
+                "delivery_id": attempt.taken.delivery_id,
+                "attempts": attempt.taken.attempt,
+                "lease_until": None,
+                "last_status": attempt.status_code,
+                "last_error": attempt.error,
+                "updated_at": now,
+                "state": state,
+                "delivered_at": attempt.at if attempt.delivered else None,
+                "next_attempt_at": retry_at,
+            }
+        )
+    # One executemany in Core (the ORM's bulk update by primary key cost twice as much).
+    session.execute(
+        sa.update(_deliveries)
+        .where(_deliveries.c.id == sa.bindparam("delivery_id"))
+        .values({column: sa.bindparam(column) for column in changes[0] if column != "delivery_id"}),
+        changes,
+    )
     by_endpoint: dict[int, list[Attempt]] = {}
     for attempt in attempts:
         by_endpoint.setdefault(attempt.taken.webhook_id, []).append(attempt)
