@@ -30,6 +30,9 @@ def shown(variable: str, default: object) -> set[str]:
         return {"(generated)"} if variable in ("CALLPOWER_API_KEY", "ROLLCALL_ADMIN_TOKEN") else {"none"}
     if default is None:
         return {"off", "none"}
+    if isinstance(default, tuple) and len(default) == 2 and isinstance(default[1], float):
+        count, seconds = default  # a limit, written as the variable takes it: 5/60
+        return {f"{count}/{int(seconds) if seconds.is_integer() else seconds}"}
     if isinstance(default, float) and default.is_integer():
         default = int(default)
     return {str(default)}

@@ -14,6 +14,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from rollcall import audit
 from rollcall.credentials import matches
 from rollcall.db import INTEGER_MAX
 from rollcall.documents import Document
@@ -44,6 +45,15 @@ def require_staff(
     if credentials is None or not matches(credentials.credentials, services.admin_tokens):
         raise Unauthorized()
     services.rate_limiter.take(credentials.credentials)
+
+
+def staff_actor(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+    """Who is asking, as the audit log names them: the token's fingerprint, never the token
+    (`require_staff` has checked it)."""
+    return audit.token_actor(credentials.credentials) if credentials else "unknown"
+
+
+StaffActor = Annotated[str, Depends(staff_actor)]
 
 
 def _query_aliases(dependant: Any) -> Iterable[str]:

@@ -30,7 +30,7 @@ from rollcall.console.session import Sessions
 from rollcall.credentials import ADMIN_TOKEN, CALLPOWER_KEY, CONSOLE_SECRET, ensure_secret
 from rollcall.db import Database, DatabaseNotMigrated, schema_is_current
 from rollcall.http import BodyLimit, RequestLog, install_error_handlers
-from rollcall.limits import NoLimit, RateLimiter
+from rollcall.limits import NoLimit, RateLimiter, SignInThrottle
 from rollcall.logs import configure_logging
 from rollcall.processes import stop_when_orphaned
 from rollcall.services import Services
@@ -65,7 +65,17 @@ def create_api(settings: Settings, *, run_importer: bool = True) -> FastAPI:
         sessions = Sessions(ensure_secret(database, CONSOLE_SECRET)[0])
         limiter = RateLimiter(*settings.rate_limit) if settings.rate_limit else NoLimit()
         statistics = Statistics()
-        app.state.services = Services(settings, database, writer, keys, tokens, sessions, limiter, statistics)
+        app.state.services = Services(
+            settings,
+            database,
+            writer,
+            keys,
+            tokens,
+            sessions,
+            limiter,
+            statistics,
+            SignInThrottle(*settings.sign_in_limit),
+        )
         # Calls released by any interface (mapping, retries, repairs) are imported at once.
         database.when_calls_announced(writer.wake_importer)
         writer.start()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 WRITER_SOCKET_VARIABLE = "ROLLCALL_WRITER_SOCKET"
@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     )
     rate_limit: tuple[int, float] | None = Field(
         None, description="e.g. `600/60`: requests per key per 60 s, per process (429 beyond); off by default"
+    )
+    sign_in_limit: tuple[int, float] = Field(
+        (5, 60.0), description="the console's sign-in: failed attempts per client address per 60 s (429 beyond)"
     )
     metrics_allow_from: Listed = Field(
         (), description="addresses or networks that may read `/metrics` without a token, comma-separated"
@@ -133,13 +136,13 @@ class Settings(BaseSettings):
     def _level(cls, value: str) -> str:
         return value.strip().upper()
 
-    @field_validator("rate_limit", mode="before")
+    @field_validator("rate_limit", "sign_in_limit", mode="before")
     @classmethod
-    def _rate(cls, value: Any) -> Any:
-        """`600/60` is 600 requests per 60 seconds; `off` (or 0) is no limit."""
+    def _rate(cls, value: Any, info: ValidationInfo) -> Any:
+        """`600/60` is 600 requests per 60 seconds; `off` (or 0) is no limit (the rate limit only)."""
         if not isinstance(value, str):
             return value
-        if value.strip().lower() in ("", "off", "0"):
+        if value.strip().lower() in ("", "off", "0") and info.field_name == "rate_limit":
             return None
         count, _, seconds = value.partition("/")
         try:

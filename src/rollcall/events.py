@@ -49,6 +49,10 @@ class EventType(enum.StrEnum):
     WEBHOOK_TEST = "webhook.test"  # sent by an operator to one endpoint
 
 
+# The operators' events about a call: they keep the call's document as it was (a member's erasure scrubs them).
+CALL_EVENTS = (EventType.CALL_REJECTED, EventType.CALL_UNMAPPED, EventType.CALL_DEAD)
+
+
 class Event(Base):
     __tablename__ = "events"
     # By type, for the feed's filter and the webhooks' subscriptions. The retention reads the

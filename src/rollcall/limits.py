@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import math
 import threading
@@ -41,3 +42,35 @@ class RateLimiter:
 class NoLimit:
     def take(self, key: str) -> None:
         return None
+
+
+class SignInThrottle:
+    """The console's sign-in: at most `count` failed attempts per client address in any
+    `seconds`; past that, every attempt from the address (right or wrong) waits until the oldest
+    failure is `seconds` old. Kept per process, like the rate limits (`--workers N` allows N
+    times as many), which is enough to make guessing a 32-byte token hopeless."""
+
+    def __init__(self, count: int = 5, seconds: float = 60.0) -> None:
+        self.count, self.seconds = count, seconds
+        self._failures: dict[str, collections.deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, address: str, now: float) -> collections.deque[float]:
+        failures = self._failures.setdefault(address, collections.deque())
+        while failures and failures[0] <= now - self.seconds:
+            failures.popleft()
+        return failures
+
+    def check(self, address: str) -> None:
+        """`TooManyRequests` while the address has used up its failures."""
+        now = time.monotonic()
+        with self._lock:
+            failures = self._recent(address, now)
+            if len(failures) >= self.count:
+                raise TooManyRequests(failures[0] + self.seconds - now)
+            if not failures:
+                self._failures.pop(address, None)
+
+    def failed(self, address: str) -> None:
+        with self._lock:
+            self._recent(address, time.monotonic()).append(time.monotonic())

@@ -65,6 +65,11 @@ WRITER_BATCH_CALLS = Histogram(
 )
 
 
+SIGN_IN_FAILURES = Counter(
+    "rollcall_console_sign_in_failures_total",
+    "Console sign-ins refused: a wrong token, or too many tries (throttled).",
+    ["reason"],
+)
 WEBHOOK_DELIVERIES = Counter(
     "rollcall_webhook_deliveries_total",
     "Webhook delivery attempts, by endpoint and outcome (delivered, failed, gone).",

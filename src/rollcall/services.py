@@ -14,7 +14,7 @@ from rollcall.callpower.writer import Writer
 from rollcall.config import Settings
 from rollcall.console.session import Sessions
 from rollcall.db import Database
-from rollcall.limits import NoLimit, RateLimiter
+from rollcall.limits import NoLimit, RateLimiter, SignInThrottle
 
 
 @dataclass
@@ -27,6 +27,7 @@ class Services:
     console_sessions: Sessions
     rate_limiter: RateLimiter | NoLimit
     statistics: Statistics
+    sign_in_throttle: SignInThrottle
 
 
 def services_of(request: Request) -> Services:

@@ -6,8 +6,10 @@ import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from rollcall import members
 from rollcall.activity import service as activity
 from rollcall.activity.models import (
     ActionChanges,
@@ -28,6 +30,7 @@ from rollcall.api import (
     TEXT_LIST,
     Listing,
     One,
+    StaffActor,
     errors,
     integers,
     listing,
@@ -37,6 +40,7 @@ from rollcall.api import (
     texts,
 )
 from rollcall.callpower import operations
+from rollcall.callpower.models import CallDocument
 from rollcall.callpower.record import InvalidMobile, normalize_mobile
 from rollcall.paging import PageRequest
 from rollcall.services import ServicesDep
@@ -166,11 +170,42 @@ def list_users(
 
 
 @router.get("/users/{user_id}", tags=["users"], response_model=One[UserDocument], responses=errors(404))
-def get_user(
-    services: ServicesDep, user_id: Annotated[str, Path(max_length=64, pattern=r"^[0-9a-f]+$")]
-) -> dict[str, Any]:
+def get_user(services: ServicesDep, user_id: UserId) -> dict[str, Any]:
     with services.database.reading() as session:
         return one(UserDocument.model_validate(activity.get_user(session, user_id)))
+
+
+UserId = Annotated[str, Path(max_length=64, pattern=r"^[0-9a-f]+$")]
+
+
+class ErasedDocument(BaseModel):
+    user_id: str
+    signups: int = Field(description="Signups removed.")
+    posts: int = Field(description="Posts removed.")
+    calls: int = Field(description="Stored calls scrubbed (state `erased`: id, campaign and time kept).")
+    events: int = Field(description="Operators' call events scrubbed.")
+
+
+class MemberExport(BaseModel):
+    user: UserDocument
+    signups: list[SignupDocument]
+    posts: list[PostDocument]
+    calls: list[CallDocument] = Field(description="Their stored calls as received, with states and repairs.")
+    exported_at: str
+
+
+@router.delete("/users/{user_id}", tags=["users"], response_model=One[ErasedDocument], responses=errors(404))
+def erase_user(services: ServicesDep, user_id: UserId, actor: StaffActor) -> dict[str, Any]:
+    """Erase a member: the user, their signups and posts are removed and their stored calls
+    scrubbed, in one transaction; `user.erased` (the id only) goes to webhooks. Answers what
+    was removed. Recorded in the audit log."""
+    return one(members.erase(services.database, user_id, actor).counts())
+
+
+@router.get("/users/{user_id}/export", tags=["users"], response_model=MemberExport, responses=errors(404))
+def export_user(services: ServicesDep, user_id: UserId, actor: StaffActor) -> dict[str, Any]:
+    """Everything held about a member, in one document. Recorded in the audit log."""
+    return members.export(services.database, user_id, actor)
 
 
 # -- signups --------------------------------------------------------------------------------

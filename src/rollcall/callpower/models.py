@@ -27,6 +27,7 @@ class CallState(enum.StrEnum):
     DEAD = "dead"  # failed too many times; waits for an operator's retry
     REJECTED = "rejected"  # the record broke the contract (answered 4xx); kept for operators
     DUPLICATE = "duplicate"  # repaired into a call already stored (`duplicate_of`): never a second post
+    ERASED = "erased"  # its member was erased: only its id, campaign, time and key are left
 
 
 # The condition of the partial index on mobiles, word for word as queries must repeat it (SQLite

@@ -3,22 +3,25 @@ signup, one user."""
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator
 from typing import Annotated
 
+import orjson
 from fastapi import Path, Query, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 
+from rollcall import audit, members, spreadsheets
 from rollcall.activity import service as activity
 from rollcall.api import MAX_ID
-from rollcall.console.rendering import PAGE_SIZE, Staff, console_router, page_of, render
+from rollcall.console.rendering import PAGE_SIZE, Form, Staff, back_to, console_router, page_of, render
 from rollcall.paging import PageRequest
 from rollcall.services import services_of
 from rollcall.times import iso_utc
 
 router = console_router()
+UserId = Annotated[str, Path(pattern=r"^[0-9a-f]{1,64}$")]
 
 # -- posts, signups, users --------------------------------------------------------------------
 
@@ -67,7 +70,7 @@ def posts_csv(request: Request, session: Staff, campaign_id: Annotated[int, Path
 
     def rows() -> Iterator[str]:
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        writer = spreadsheets.Writer(buffer)
         writer.writerow(CSV_COLUMNS)
         cursor = None
         while True:
@@ -106,14 +109,43 @@ def posts_csv(request: Request, session: Staff, campaign_id: Annotated[int, Path
 
 
 @router.get("/users/{user_id}")
-def user_page(
-    request: Request, session: Staff, user_id: Annotated[str, Path(pattern=r"^[0-9a-f]{1,64}$")]
-) -> HTMLResponse:
+def user_page(request: Request, session: Staff, user_id: UserId) -> HTMLResponse:
     with services_of(request).database.reading() as db:
         user = activity.get_user(db, user_id)
         signups = activity.list_signups(db, PageRequest(limit=100), northstar_ids=[user_id]).items
         posts = activity.list_posts(db, PageRequest(limit=PAGE_SIZE), northstar_ids=[user_id]).items
     return render(request, "user.html", user=user, signups=signups, posts=posts)
+
+
+@router.post("/users/{user_id}/erase")
+async def erase_user(request: Request, session: Staff, form: Form, user_id: UserId) -> Response:
+    """The erase button (its form asks for confirmation first): the same use case as the API's."""
+    actor = audit.fingerprint_actor(session.staff or "")
+    erased = await run_in_threadpool(members.erase, services_of(request).database, user_id, actor)
+    return back_to(
+        "/console/",
+        f"User {user_id} erased: {erased.signups} signups and {erased.posts} posts removed,"
+        f" {erased.calls} stored calls scrubbed.",
+    )
+
+
+@router.get("/users/{user_id}/export.json")
+async def export_user(request: Request, session: Staff, user_id: UserId) -> Response:
+    actor = audit.fingerprint_actor(session.staff or "")
+    document = await run_in_threadpool(members.export, services_of(request).database, user_id, actor)
+    return Response(
+        orjson.dumps(document, option=orjson.OPT_INDENT_2),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="user-{user_id}.json"'},
+    )
+
+
+@router.get("/audit")
+def audit_page(request: Request, session: Staff, cursor: str | None = None) -> HTMLResponse:
+    """Erasures and exports, newest first."""
+    with services_of(request).database.reading() as db:
+        page = audit.list_entries(db, page_of(cursor))
+    return render(request, "audit.html", page=page)
 
 
 @router.get("/signups/{signup_id}")

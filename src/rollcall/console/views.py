@@ -9,10 +9,12 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import orjson
+import structlog
 from fastapi import Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from rollcall import metrics
 from rollcall.activity import service as activity
 from rollcall.api import MAX_ID
 from rollcall.callpower import calls, campaigns, operations, repairs, statistics
@@ -28,11 +30,13 @@ from rollcall.callpower.record import (
 from rollcall.console.rendering import Form, Staff, back_to, console_router, page_of, render
 from rollcall.credentials import matches
 from rollcall.errors import InvalidInput
+from rollcall.limits import TooManyRequests
 from rollcall.paging import PageRequest
 from rollcall.services import services_of
 from rollcall.webhooks import endpoints
 
 router = console_router()
+log = structlog.get_logger("rollcall.console")
 
 # -- signing in and out ---------------------------------------------------------------------
 
@@ -49,9 +53,22 @@ def sign_in_page(request: Request, next: str | None = None) -> HTMLResponse:
 @router.post("/sign-in")
 async def sign_in(request: Request, form: Form) -> Response:
     services = services_of(request)
+    address = request.client.host if request.client else "unknown"
+    next_page = _safe_next(str(form.get("next") or ""))
+    try:
+        services.sign_in_throttle.check(address)
+    except TooManyRequests as error:
+        metrics.SIGN_IN_FAILURES.labels("throttled").inc()
+        log.warning("console.sign_in_throttled", client=address, retry_after=error.retry_after)
+        page = render(request, "sign_in.html", 429, next=next_page, wait=error.retry_after)
+        page.headers["Retry-After"] = str(error.retry_after)
+        return page
     token = str(form.get("token") or "").strip()
     if not matches(token, services.admin_tokens):
-        return render(request, "sign_in.html", 401, next=_safe_next(str(form.get("next") or "")), failed=True)
+        services.sign_in_throttle.failed(address)
+        metrics.SIGN_IN_FAILURES.labels("wrong token").inc()
+        log.warning("console.sign_in_failed", client=address)  # never the token tried
+        return render(request, "sign_in.html", 401, next=next_page, failed=True)
     session = request.state.console_session.signing_in(token)
     request.state.console_session = session
     response = RedirectResponse(_safe_next(str(form.get("next") or "")), 303)

@@ -1,0 +1,161 @@
+"""Members' data: everything rollcall holds about one member, exported whole or erased.
+
+A member is a user and what was theirs: their signups and posts, and the stored calls made from
+their number (imported ones name the user; calls not imported, rejected, unmapped or waiting,
+are found by the number, and rejected calls whose number could not be read by its digits in the
+body). An erasure removes the user, signups and posts, and scrubs those calls in the same
+transaction: the body, the record, the number, errors and repairs are gone; the row keeps its
+id, campaign, time and de-duplication key, in state `erased`, so counts stay honest and a call
+CallPower sends again (it replays history) is recognised and recreates nothing. A new call from
+the same number afterwards is new activity and makes a new user.
+
+Events keep no copy of a member's data (`events`), except the operators' `call.*` events, which
+hold the call as it was: those of the erased calls are scrubbed too. `user.erased` tells
+downstream systems to erase the member on their side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import phonenumbers
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from rollcall import audit
+from rollcall.activity.models import Post, PostDocument, Signup, SignupDocument, User, UserDocument
+from rollcall.activity.service import get_user
+from rollcall.callpower.models import SEEN_BY_IMPORTER, Call, CallDocument, CallState
+from rollcall.db import Database, table_of
+from rollcall.events import CALL_EVENTS, Event, EventType, record_events
+from rollcall.times import iso_utc, utcnow
+
+_events = table_of(Event)
+
+
+@dataclass(frozen=True)
+class Erased:
+    """What an erasure removed."""
+
+    user_id: str
+    signups: int
+    posts: int
+    calls: int  # stored calls scrubbed to `erased`
+    events: int  # operators' call events scrubbed
+
+    def counts(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _call_ids(session: Session, user: User) -> list[int]:
+    """The member's stored calls: imported ones by the user, the others by the number (the
+    partial index on mobiles holds calls the importer has seen; waiting ones are few), and
+    rejected calls whose number could not be read but whose body holds its digits."""
+    try:
+        national = str(phonenumbers.parse(user.mobile).national_number)
+    except phonenumbers.NumberParseException:
+        national = user.mobile
+    queries = [
+        sa.select(Call.id).where(Call.user_id == user.id),
+        sa.select(Call.id).where(Call.mobile == user.mobile, sa.text(SEEN_BY_IMPORTER)),
+        sa.select(Call.id).where(Call.state == CallState.RECEIVED, Call.mobile == user.mobile),
+        sa.select(Call.id).where(
+            Call.state == CallState.REJECTED, Call.mobile.is_(None), Call.raw.contains(national, autoescape=True)
+        ),
+    ]
+    found: set[int] = set()
+    for query in queries:
+        found.update(session.scalars(query))
+    return sorted(found)
+
+
+def export_member(session: Session, user_id: str) -> dict[str, Any]:
+    """One document with everything held about the member: the user, signups, posts, and their
+    calls as received, with their states and repairs. `NotFound` for an unknown (or erased) id."""
+    user = get_user(session, user_id)
+    signups = session.scalars(sa.select(Signup).where(Signup.northstar_id == user.id).order_by(Signup.id))
+    posts = session.scalars(sa.select(Post).where(Post.northstar_id == user.id).order_by(Post.id))
+    calls = session.scalars(sa.select(Call).where(Call.id.in_(_call_ids(session, user))).order_by(Call.id))
+    return {
+        "user": UserDocument.of(user),
+        "signups": [SignupDocument.of(signup) for signup in signups],
+        "posts": [PostDocument.of(post) for post in posts],
+        "calls": [CallDocument.of(call) for call in calls],
+        "exported_at": iso_utc(utcnow()),
+    }
+
+
+def erase_member(session: Session, user_id: str) -> Erased:
+    """Erase the member in the caller's transaction (see the module's docstring); `NotFound`
+    for an unknown id. Emits `user.erased` with the id only."""
+    user = get_user(session, user_id)
+    call_ids = _call_ids(session, user)
+    posts: int = session.execute(sa.delete(Post).where(Post.northstar_id == user.id)).rowcount  # type: ignore[attr-defined]
+    signups: int = session.execute(sa.delete(Signup).where(Signup.northstar_id == user.id)).rowcount  # type: ignore[attr-defined]
+    now = utcnow()
+    for start in range(0, len(call_ids), 500):
+        session.execute(
+            sa.update(Call)
+            .where(Call.id.in_(call_ids[start : start + 500]))
+            .values(
+                state=CallState.ERASED,
+                raw="",
+                content_type=None,
+                record=None,
+                errors=None,
+                mobile=None,
+                last_error=None,
+                next_attempt_at=None,
+                user_id=None,
+                signup_id=None,
+                post_id=None,
+                repairs=None,
+                defaulted=None,
+                duplicate_of=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    events = 0
+    for start in range(0, len(call_ids), 500):
+        subjects = [str(call_id) for call_id in call_ids[start : start + 500]]
+        kept = session.execute(
+            sa.select(Event.id, Event.subject).where(Event.type.in_(CALL_EVENTS), Event.subject.in_(subjects))
+        ).all()
+        if kept:
+            session.execute(
+                sa.update(_events)
+                .where(_events.c.id == sa.bindparam("event_id"))
+                .values(data=sa.bindparam("scrubbed")),
+                [{"event_id": number, "scrubbed": {"id": int(subject), "erased": True}} for number, subject in kept],
+            )
+        events += len(kept)
+    session.delete(user)
+    session.flush()
+    record_events(session, [(EventType.USER_ERASED, user_id, {"id": user_id})])
+    return Erased(user_id, signups, posts, len(call_ids), events)
+
+
+def erase(database: Database, user_id: str, actor: str) -> Erased:
+    """The use case: erase the member and record who did (one transaction), then leave nothing
+    of it in SQLite's log. `NotFound` for an unknown id."""
+    with database.writing() as session:
+        erased = erase_member(session, user_id)
+        audit.record(session, actor, "member.erased", user_id, erased.counts())
+    database.checkpoint()
+    return erased
+
+
+def export(database: Database, user_id: str, actor: str) -> dict[str, Any]:
+    """The use case: the member's document, and who asked for it in the audit log."""
+    with database.writing() as session:
+        document = export_member(session, user_id)
+        audit.record(
+            session,
+            actor,
+            "member.exported",
+            user_id,
+            {"signups": len(document["signups"]), "posts": len(document["posts"]), "calls": len(document["calls"])},
+        )
+    return document

