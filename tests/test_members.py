@@ -4,6 +4,7 @@ the SQLite file and its log, CSV cells that cannot run, sign-in throttling, the 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import re
@@ -16,7 +17,9 @@ import pytest
 import sqlalchemy as sa
 
 from rollcall.audit import AuditEntry
-from rollcall.callpower.models import Call
+from rollcall.callpower import retention
+from rollcall.callpower.models import Call, CallState
+from rollcall.callpower.queue import Importer
 from rollcall.db import Database
 from rollcall.spreadsheets import inert
 from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp, wait_for
@@ -288,3 +291,56 @@ def test_sign_in_is_throttled_per_address_and_counted(app_factory: Callable[...,
     after = failures(metrics)
     assert after["wrong token"] - before["wrong token"] == 5
     assert after["throttled"] - before["throttled"] >= 2
+
+
+def test_old_bodies_are_scrubbed_in_batches_and_nothing_else_changes(
+    client: httpx.Client, database: Database, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retention at 1 day: imported, discarded and rejected calls older than that lose their body,
+    record and repairs, a batch at a time; their state, key, campaign and what they became stay,
+    a replay of one is still recognised, and calls younger than a day or not done with keep theirs."""
+    map_seed_campaign(database, 1)
+    records = [call(f"+1555000{n:04d}", 1, n) for n in range(5)]
+    records.append(call("+266696687", 1, 10))  # an anonymous caller: discarded
+    records.append(call("+15550009999", 1, 11, campaign_target_title=None))  # rejected
+    records.append(call("+15550008888", 9, 12))  # no action for campaign 9: unmapped, waits
+    records.append(call("+15550007777", 1, 13))  # received today: too young
+    for record in records:
+        client.post(LEGACY_PATH, json=record, headers=KEY)
+    wait_for(lambda: len(client.get("/api/v3/posts", headers=STAFF).json()["data"]) == 6)
+    with database.writing() as session:
+        old = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
+        session.execute(sa.update(Call).where(Call.id <= 8).values(received_at=old))
+
+    def snapshot() -> list[tuple[Any, ...]]:
+        with database.reading() as session:
+            rows = session.execute(
+                sa.select(
+                    Call.id, Call.state, Call.dedup_key, Call.callpower_campaign_id, Call.post_id, Call.user_id
+                ).order_by(Call.id)
+            ).all()
+        return [tuple(row) for row in rows]
+
+    before = snapshot()
+    monkeypatch.setattr(retention, "BATCH", 3)
+    importer = Importer(database, settings.model_copy(update={"call_body_retention_days": 1}))
+    batches = []
+    while scrubbed := importer.tidy():
+        batches.append(scrubbed)
+    assert batches == [3, 3, 1]  # the 5 imported, the discarded and the rejected, three at a time
+    assert importer.tidy() == 0  # nothing left, and the next sweep waits its turn
+
+    assert snapshot() == before
+    with database.reading() as session:
+        calls = {c.id: c for c in session.scalars(sa.select(Call))}
+    for call_id, stored in calls.items():
+        removed = call_id <= 7
+        assert (stored.body_removed_at is not None) is removed, call_id
+        assert (stored.raw == "" and stored.record is None) is removed, call_id
+    assert calls[8].state == CallState.UNMAPPED and calls[8].raw
+    assert calls[9].raw and calls[9].record
+    replay = client.post(LEGACY_PATH, json=records[0], headers=KEY)
+    assert replay.status_code == 200
+    assert len(snapshot()) == len(before)
+    shown = client.get("/api/v3/callpower/calls/1", headers=STAFF).json()["data"]
+    assert shown["raw"] == "" and shown["body_removed_at"] and shown["post_id"] == before[0][4]

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         (), description="addresses or networks that may read `/metrics` without a token, comma-separated"
     )
     event_retention_days: float = Field(30, gt=0, description="how long events are kept for the feed and webhooks")
+    call_body_retention_days: float | None = Field(
+        None,
+        gt=0,
+        description="remove the bodies of imported, discarded and rejected calls older than this; off by default",
+    )
     webhooks_allow_http: bool = Field(
         False, description="allow webhook URLs with plain `http://` (tests, a private network)"
     )

@@ -133,6 +133,8 @@ class Call(Base):
     defaulted: Mapped[list[str] | None] = mapped_column(JSONDocument)
     # A repaired call that equals a call stored before: that call's id.
     duplicate_of: Mapped[int | None] = mapped_column(sa.Integer)
+    # When the retention removed its body, record and repairs (ROLLCALL_CALL_BODY_RETENTION_DAYS).
+    body_removed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 # -- shapes of the staff API ------------------------------------------------------------------
@@ -168,6 +170,9 @@ class CallDocument(Document):
     repairs: list[Repair] | None = Field(description="Operators' corrections of the rejected call, oldest first.")
     defaulted: list[str] | None = Field(description="Fields completed by its CallPower campaign's defaults.")
     duplicate_of: int | None = Field(description="The stored call a repaired call turned out to be.")
+    body_removed_at: dt.datetime | None = Field(
+        description="When the body, record and repairs were removed, past ROLLCALL_CALL_BODY_RETENTION_DAYS."
+    )
 
 
 class MappedAction(Document):

@@ -22,6 +22,7 @@ from rollcall import metrics
 from rollcall.callpower.calls import get_call
 from rollcall.callpower.importer import Imported, import_call, import_calls
 from rollcall.callpower.models import WAITING_STATES, Call, CallDocument, CallState, ClaimedCall, ImportOutcome
+from rollcall.callpower.retention import BodySweeper
 from rollcall.config import Settings
 from rollcall.db import Database, savepoint, table_of
 from rollcall.dialect import Signal, driver_times, update_rows
@@ -157,6 +158,18 @@ class Importer:
     def __init__(self, database: Database, settings: Settings) -> None:
         self.database = database
         self.settings = settings
+        self.sweeper = BodySweeper(database, settings.call_body_retention_days)
+
+    def tidy(self) -> int:
+        """With nothing to import: one batch of the body retention, if it is on and due; how
+        many calls it scrubbed (more may follow at once)."""
+        now = time.monotonic()
+        if not self.sweeper.due(now):
+            return 0
+        scrubbed = self.sweeper.sweep(now)
+        if scrubbed:
+            log.info("calls.bodies_removed", calls=scrubbed)
+        return scrubbed
 
     def import_batch(self, limit: int | None = None) -> int:
         """Claim the calls due now (up to `limit`, else the configured batch size) and import them.
@@ -229,7 +242,7 @@ class Importer:
                     log.error("importer.batch_failed", error=repr(error))
                     stopping.wait(ERROR_PAUSE)
                     continue
-                if handled == 0:
+                if handled == 0 and self.tidy() == 0:
                     signal.wait(self.settings.import_poll_seconds)
         finally:
             signal.close()

@@ -142,7 +142,14 @@ class GroupCommit:
         except Exception as error:  # the database went away: the intake answers 503 meanwhile
             log.error("importer.batch_failed", error=repr(error))
             return ERROR_PAUSE
-        return 0 if handled else importer.settings.import_poll_seconds
+        if handled:
+            return 0
+        try:
+            tidied = importer.tidy()  # the body retention, a small batch at a time, only when idle
+        except Exception as error:
+            log.error("importer.retention_failed", error=repr(error))
+            return ERROR_PAUSE
+        return 0 if tidied else importer.settings.import_poll_seconds
 
     def _commit(self, inbox: Inbox, batch: list[Handed]) -> None:
         error: BaseException | None = None

@@ -257,6 +257,7 @@ def _call_page(
         repair_fields={**fields, **(sent or {})},
         repair_problems=problems or {},
         unreadable=call.state == CallState.REJECTED and received is None,
+        retention_days=f"{services_of(request).settings.call_body_retention_days or 0:g}",
     )
 
 

@@ -1,4 +1,5 @@
-"""The audit log: who erased or exported a member's data, and when.
+"""The audit log (who erased or exported a member's data, and when), and when the retention
+removed a call's body.
 
 Revision ID: 0008
 Revises: 0007
@@ -30,7 +31,10 @@ def upgrade() -> None:
         sa.Column("subject", sa.String(64), nullable=False),
         sa.Column("details", JSON, nullable=True),
     )
+    op.add_column("calls", sa.Column("body_removed_at", TIMESTAMP, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("calls") as calls:
+        calls.drop_column("body_removed_at")
     op.drop_table("audit_log")
