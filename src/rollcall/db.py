@@ -88,7 +88,7 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         # Take transaction control away from pysqlite so BEGIN, SAVEPOINT and DDL behave.
@@ -96,7 +96,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute(f"PRAGMA synchronous = {synchronous}")
         cursor.execute("PRAGMA foreign_keys = ON")
         # What is deleted or overwritten is zeroed in the file, not left in free space (an erased
         # member's number must be found nowhere in it); the intake only inserts, so it pays nothing.
@@ -119,7 +119,9 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def create_engine(url: str, *, lease_seconds: float, busy_timeout_ms: int, pool_size: int = POOL_SIZE) -> Engine:
+def create_engine(
+    url: str, *, lease_seconds: float, busy_timeout_ms: int, pool_size: int = POOL_SIZE, durable_commits: bool = True
+) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
         if ":memory:" in url or url.rstrip("/") in ("sqlite:", "sqlite://"):
@@ -133,7 +135,7 @@ def create_engine(url: str, *, lease_seconds: float, busy_timeout_ms: int, pool_
             pool_size=pool_size,
             max_overflow=pool_size,
         )
-        _configure_sqlite(engine, busy_timeout_ms)
+        _configure_sqlite(engine, busy_timeout_ms, "FULL" if durable_commits else "NORMAL")
         return engine
     if url.startswith("postgresql"):
         # An importer holds its claimed calls' row locks in an open transaction. If its machine
@@ -226,14 +228,19 @@ class Database:
     they differ (BEGIN IMMEDIATE vs deferred); on PostgreSQL they are the same.
     """
 
-    def __init__(self, url: str, settings: Settings | None = None) -> None:
-        """The database at `url`, its engine set up by `settings` (their defaults if not given)."""
+    def __init__(self, url: str, settings: Settings | None = None, *, durable_commits: bool = True) -> None:
+        """The database at `url`, its engine set up by `settings` (their defaults if not given).
+
+        `durable_commits=False` (SQLite) commits without waiting for the disk: a power cut may
+        lose this process's last commits, never the database. Only for work that is done again
+        when its record is lost (the deliverer's outcomes: a delivery is then sent again)."""
         settings = settings or Settings.model_construct()
         self.url = normalize_url(url)
         self.engine = create_engine(
             self.url,
             lease_seconds=settings.import_lease_seconds,
             busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            durable_commits=durable_commits,
         )
         self.dialect = self.engine.dialect.name
         self.write_engine = (

@@ -35,6 +35,9 @@ from rollcall.webhooks.models import (
 )
 
 FAN_OUT_BATCH = 2000  # events turned into deliveries per endpoint per transaction
+# An endpoint with this many deliveries waiting gets no more until some are made: a dead receiver
+# costs a few thousand rows, not one per event while it is down (its events wait behind its cursor).
+PENDING_CAP = 4 * FAN_OUT_BATCH
 _deliveries = table_of(WebhookDelivery)
 _attempts = table_of(WebhookAttempt)
 
@@ -77,6 +80,8 @@ def fan_out(session: Session) -> int:
     now = utcnow()
     time = driver_times(session)(now)
     for webhook in webhooks:
+        if _backed_up(session, webhook.id):
+            continue  # its receiver is not keeping up: the events wait behind its cursor instead
         numbers = list(
             session.scalars(
                 sa.select(Event.id)
@@ -98,6 +103,19 @@ def fan_out(session: Session) -> int:
         webhook.last_event_id = numbers[-1] if len(numbers) == FAN_OUT_BATCH else top
     session.flush()
     return made
+
+
+def _backed_up(session: Session, webhook_id: int) -> bool:
+    """Whether the endpoint already has `PENDING_CAP` deliveries waiting (found on the index, not counted)."""
+    return (
+        session.scalar(
+            sa.select(WebhookDelivery.id)
+            .where(WebhookDelivery.state == DeliveryState.PENDING, WebhookDelivery.webhook_id == webhook_id)
+            .offset(PENDING_CAP - 1)
+            .limit(1)
+        )
+        is not None
+    )
 
 
 @dataclass(frozen=True)
