@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import alembic.command
+import orjson
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import rollcall.models  # noqa: F401  (every table on Base.metadata)
+from rollcall.callpower.dedup import dedup_secret
 from rollcall.callpower.deliveries import Delivery, store_deliveries
 from rollcall.callpower.models import Call
-from rollcall.callpower.record import dedup_key_of, record_digest
+from rollcall.callpower.record import dedup_key_of
 from rollcall.db import Base, Database, migrations_config
 from tests.conftest import SEED_CALL
 
@@ -22,13 +26,18 @@ def test_models_match_the_migrated_schema(database: Database) -> None:
     assert differences == []
 
 
-def test_stored_calls_keep_being_recognised_across_the_dedup_key_migration(database: Database) -> None:
-    """0004 computes the keys of stored calls again: a call delivered again after the upgrade is
-    stored once; the downgrade gives back the digest-only keys."""
+def test_stored_calls_keep_being_recognised_across_the_dedup_key_migrations(database: Database) -> None:
+    """0004 put the call's time first, 0009 keys the digest with the database's secret: each
+    computes the keys of stored calls again, so a call delivered again after the upgrade is
+    stored once; the downgrades give back the keys of before."""
     delivery = Delivery.of_payload(SEED_CALL, raw="{}", content_type="application/json", region="US")
     assert delivery.document is not None
     with database.writing() as session:
         assert store_deliveries(session, [delivery]).new == 1
+        secret = dedup_secret(session)
+    canonical = orjson.dumps({**delivery.document, "status": "completed"}, option=orjson.OPT_SORT_KEYS)
+    plain_digest = hashlib.sha256(canonical).hexdigest()
+    time_first = f"{delivery.document['call_timestamp']}/{plain_digest}"[:64]
 
     def stored_keys() -> list[str]:
         with database.reading() as session:
@@ -39,10 +48,28 @@ def test_stored_calls_keep_being_recognised_across_the_dedup_key_migration(datab
             command = alembic.command.downgrade if revision != "head" else alembic.command.upgrade
             command(migrations_config(connection), revision)
 
+    keyed = dedup_key_of(delivery.document, secret)
+    assert stored_keys() == [keyed] and plain_digest not in keyed
+    to("0008")
+    assert stored_keys() == [time_first]
     to("0003")
-    assert stored_keys() == [record_digest(delivery.document)]
+    assert stored_keys() == [plain_digest]
     to("head")
-    assert stored_keys() == [dedup_key_of(delivery.document)]
+    assert stored_keys() == [keyed]  # the same secret: it stayed in the database
     with database.writing() as session:
         assert store_deliveries(session, [delivery]).new == 0
     assert len(stored_keys()) == 1
+
+
+def test_the_dedup_secret_can_be_given_instead_of_generated(database_url: str) -> None:
+    """ROLLCALL_DEDUP_SECRET keys the stores (and what the migration rewrites) instead of the stored one."""
+    from rollcall.config import Settings
+
+    database = Database(database_url, Settings(database_url=database_url, dedup_secret="given-secret"))
+    delivery = Delivery.of_payload(SEED_CALL, raw="{}", content_type="application/json", region="US")
+    assert delivery.document is not None
+    with database.writing() as session:
+        store_deliveries(session, [delivery])
+    with database.reading() as session:
+        assert list(session.scalars(sa.select(Call.dedup_key))) == [dedup_key_of(delivery.document, b"given-secret")]
+    database.dispose()

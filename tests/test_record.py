@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import pytest
 
@@ -87,7 +88,12 @@ def test_dedup_key_ignores_form_but_not_substance() -> None:
     )
     other_leg = parse_call({**SEED_CALL, "campaign_target_name": "Donald Duck"})
     later = parse_call({**SEED_CALL, "call_timestamp": "2017-11-07 18:54:11"})
-    key = parse_call(SEED_CALL).dedup_key()
-    assert same.dedup_key() == key
-    assert other_leg.dedup_key() != key
-    assert later.dedup_key() != key
+    secret = b"a database's dedup secret"
+    key = parse_call(SEED_CALL).dedup_key(secret)
+    assert same.dedup_key(secret) == key
+    assert other_leg.dedup_key(secret) != key
+    assert later.dedup_key(secret) != key
+    # Keyed: another database's secret makes another key, and no key reveals the number.
+    assert parse_call(SEED_CALL).dedup_key(b"another secret") != key
+    digits = SEED_CALL["mobile"].lstrip("+")
+    assert digits not in key and hashlib.sha256(digits.encode()).hexdigest() not in key

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     metrics_allow_from: Listed = Field(
         (), description="addresses or networks that may read `/metrics` without a token, comma-separated"
     )
+    dedup_secret: str | None = Field(
+        None, description="the key de-duplication keys are made with; generated and stored when not set"
+    )
     event_retention_days: float = Field(30, gt=0, description="how long events are kept for the feed and webhooks")
     call_body_retention_days: float | None = Field(
         None,

@@ -246,8 +246,10 @@ class Database:
         self.write_engine = (
             self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.dialect == "sqlite" else self.engine
         )
-        self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False)
-        self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # ROLLCALL_DEDUP_SECRET, where the stores find it (`callpower.dedup`).
+        info = {"dedup_secret": settings.dedup_secret}
+        self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False, info=info)
+        self._read_sessions = sessionmaker(self.engine, expire_on_commit=False, info=info)
         # SQLite has one writer at a time. Writers queue on a lock that wakes the next one at
         # once, rather than on SQLite's busy handler, which sleeps and polls (with two API
         # processes that put p99 at half a second).

@@ -9,6 +9,7 @@ an operator can see and repair it. Decoding runs where calls are stored (the wri
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 import functools
@@ -26,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from rollcall.callpower import campaigns
+from rollcall.callpower.dedup import dedup_secret
 from rollcall.callpower.models import Call, CallDocument, CallState
 from rollcall.callpower.record import (
     InvalidCall,
@@ -146,7 +148,7 @@ class Delivery:
     document: dict[str, Any] | None = None
     errors: dict[str, list[str]] | None = None
     callpower_campaign_id: int | None = None
-    dedup_key: str | None = None
+    dedup_key: str | None = None  # made where it is stored (`keyed`): it needs the database's secret
     refusal: Refusal | None = None  # None: a valid call
     call_timestamp: dt.datetime | None = None  # the record's, kept as a datetime for the row and the counters
     defaulted: list[str] | None = None  # fields its campaign's defaults completed
@@ -194,7 +196,6 @@ class Delivery:
             content_type,
             document,
             callpower_campaign_id=record.callpower_campaign_id,
-            dedup_key=dedup_key_of(document),
             call_timestamp=record.call_timestamp,
             defaulted=defaulted or None,
             completable=completable,
@@ -290,12 +291,21 @@ def complete_with_defaults(session: Session, deliveries: Sequence[Delivery]) -> 
     return completed
 
 
+def keyed(session: Session, deliveries: Sequence[Delivery]) -> list[Delivery]:
+    """The deliveries, each valid one with its de-duplication key (keyed with the database's secret)."""
+    secret = dedup_secret(session)
+    return [
+        dataclasses.replace(d, dedup_key=dedup_key_of(d.document, secret)) if d.document is not None else d
+        for d in deliveries
+    ]
+
+
 def store_deliveries(session: Session, deliveries: Sequence[Delivery]) -> Stored:
     """Store deliveries in one statement, completed by their campaigns' defaults; a call stored
     before is skipped."""
     if not deliveries:
         return Stored([], 0)
-    deliveries = complete_with_defaults(session, deliveries)
+    deliveries = keyed(session, complete_with_defaults(session, deliveries))
     now = utcnow()
     stamp = driver_time(session, now)
     time = functools.partial(driver_time, session)

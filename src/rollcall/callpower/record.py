@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import hmac
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -170,8 +171,8 @@ class CallRecord:
             "number_dialed_into": self.number_dialed_into,
         }
 
-    def dedup_key(self) -> str:
-        return dedup_key_of(self.to_document())
+    def dedup_key(self, secret: bytes) -> str:
+        return dedup_key_of(self.to_document(), secret)
 
     def post_details(self) -> dict[str, Any]:
         """The post's `details`, with the reference's keys: the record but for who called and
@@ -186,23 +187,25 @@ _POST_DETAILS = frozenset(CONTRACT_FIELDS) - {"mobile", "callpower_campaign_id",
 CONTRACT_ORDER = tuple(field.name for field in dataclasses.fields(CallRecord))
 
 
-def dedup_key_of(document: dict[str, Any]) -> str:
+def dedup_key_of(document: dict[str, Any], secret: bytes) -> str:
     """Equal for two deliveries of the same call: the same field values after normalization
     (`document` is `CallRecord.to_document()`; the status counts in any case).
 
-    The call's time, then a digest of the whole record: calls arrive about in the order of their
-    times, so new keys land next to each other at the end of the unique index instead of all
-    over it. Measured with 300,000 calls stored: a digest alone had every commit rewrite a page
-    of the index per call, and the intake did 7,000-7,700 requests/s against 11,000 with the
-    time first (docs/benchmarks.md)."""
-    return f"{document['call_timestamp']}/{record_digest(document)}"[:DEDUP_KEY_LENGTH]
+    The call's time, then a keyed digest of the whole record (HMAC-SHA256 with the database's
+    dedup secret, `callpower.dedup`): a plain hash of a record gives its phone number away to
+    anyone who tries the few billion possible numbers; a keyed one does not without the secret.
+    The time comes first because calls arrive about in the order of their times, so new keys land
+    next to each other at the end of the unique index instead of all over it. Measured with
+    300,000 calls stored: a digest alone had every commit rewrite a page of the index per call,
+    and the intake did 7,000-7,700 requests/s against 11,000 with the time first
+    (docs/benchmarks.md)."""
+    return f"{document['call_timestamp']}/{keyed_digest(document, secret)}"[:DEDUP_KEY_LENGTH]
 
 
-def record_digest(document: dict[str, Any]) -> str:
-    """SHA-256 of the normalized record (hex), the status in lower case."""
-    return hashlib.sha256(
-        orjson.dumps({**document, "status": document["status"].lower()}, option=orjson.OPT_SORT_KEYS)
-    ).hexdigest()
+def keyed_digest(document: dict[str, Any], secret: bytes) -> str:
+    """HMAC-SHA256 of the normalized record (hex), the status in lower case."""
+    canonical = orjson.dumps({**document, "status": document["status"].lower()}, option=orjson.OPT_SORT_KEYS)
+    return hmac.new(secret, canonical, hashlib.sha256).hexdigest()
 
 
 DEDUP_KEY_LENGTH = 64  # the column's width: a time of at most 27 characters, "/", 36 of the digest

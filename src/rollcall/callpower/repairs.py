@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from rollcall.callpower import campaigns
 from rollcall.callpower.calls import get_call
-from rollcall.callpower.deliveries import Delivery, UnreadableBody, decode_json, decode_payload
+from rollcall.callpower.deliveries import Delivery, UnreadableBody, decode_json, decode_payload, keyed
 from rollcall.callpower.models import Call, CallState
 from rollcall.callpower.record import CONTRACT_FIELDS, InvalidCall, campaign_id_of
 from rollcall.db import Database
@@ -63,6 +63,7 @@ def _validated(session: Session, call: Call, payload: Mapping[str, Any], region:
 def _accept(session: Session, call: Call, delivery: Delivery, now: dt.datetime) -> None:
     """A rejected call that passes now: `received` (the importer takes it), or `duplicate` of the
     stored call it equals. Its campaign's counts follow it."""
+    [delivery] = keyed(session, [delivery])
     assert delivery.document is not None and delivery.call_timestamp is not None
     previous_campaign = call.callpower_campaign_id
     holder = session.scalar(sa.select(Call.id).where(Call.dedup_key == delivery.dedup_key))
