@@ -35,7 +35,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 KEY = "bench-key"
 sys.path.insert(0, str(HERE))
-from processes import ROLLCALL, free_port, start, stop, wait_ready  # noqa: E402
+from processes import ROLLCALL, free_port, start, start_bare, stop, wait_ready  # noqa: E402
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
@@ -114,24 +114,7 @@ def intake(args: argparse.Namespace, workdir: Path) -> None:
     ours = start(
         [ROLLCALL, "serve", "--port", str(ours_port), "--workers", str(args.workers), *tls], env, workdir / "serve.log"
     )
-    bare = start(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bare_app:app",
-            "--port",
-            str(bare_port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--app-dir",
-            str(HERE),
-            *bare_tls,
-        ],
-        env,
-        workdir / "bare.log",
-    )
+    bare = start_bare(bare_port, env, workdir / "bare.log", *bare_tls)
     try:
         wait_ready(f"{scheme}://127.0.0.1:{ours_port}/api/v1/callpower/call", ours)
         wait_ready(f"{scheme}://127.0.0.1:{bare_port}/api/v1/callpower/call", bare)

@@ -38,6 +38,13 @@ def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"{url} did not come up")
 
 
+def start_bare(port: int, env: dict[str, str], log: Path, *uvicorn_options: str) -> subprocess.Popen[bytes]:
+    """The bare endpoint (bench/bare_app.py) on `port`: what rollcall's intake is compared with."""
+    here = Path(__file__).resolve().parent
+    command = [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port), "--no-access-log"]
+    return start([*command, "--log-level", "warning", "--app-dir", str(here), *uvicorn_options], env, log)
+
+
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=log.parent)
 

@@ -44,7 +44,7 @@ sys.path.insert(0, str(HERE))
 from data import map_backlog_campaigns, store_backlog  # noqa: E402
 from intake import KEY, wrk  # noqa: E402
 from postgres import drop_database, fresh_database  # noqa: E402
-from processes import ROLLCALL, free_port, start, stop, wait_ready  # noqa: E402
+from processes import ROLLCALL, free_port, start, start_bare, stop, wait_ready  # noqa: E402
 
 from rollcall.config import Settings  # noqa: E402
 from rollcall.db import Database, migrate  # noqa: E402
@@ -346,23 +346,7 @@ def intake_with_webhooks(args: argparse.Namespace, workdir: Path) -> None:
             wait_ready(f"http://127.0.0.1:{port}/api/v1/callpower/call", process)
             servers[name] = (port, process)
         bare_port = free_port()
-        bare = start(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bare_app:app",
-                "--port",
-                str(bare_port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-                "--app-dir",
-                str(HERE),
-            ],
-            dict(os.environ),
-            workdir / "bare.log",
-        )
+        bare = start_bare(bare_port, dict(os.environ), workdir / "bare.log")
         processes.append(bare)
         wait_ready(f"http://127.0.0.1:{bare_port}/api/v1/callpower/call", bare)
         ports = {"bare": bare_port, "plain": servers["plain"][0], "webhooks": servers["webhooks"][0]}
