@@ -61,7 +61,11 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=1_000_000)
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--database", type=Path, help="a database bench/data.py built (else one is built)")
+    parser.add_argument(
+        "--database",
+        type=Path,
+        help="a database bench/data.py built (built there if it does not exist; else a temporary one)",
+    )
     args = parser.parse_args()
     configure_logging("WARNING")  # not a line per imported call
     print(
@@ -70,7 +74,7 @@ def main() -> None:
     print(time.strftime("date: %Y-%m-%d %H:%M %Z"))
     with tempfile.TemporaryDirectory(prefix="rollcall-bench-") as directory:
         path = args.database or Path(directory) / "members.db"
-        if args.database is None:
+        if not path.exists():
             started = time.perf_counter()
             build(path, args.posts, 100)
             print(f"built {args.posts} posts in {time.perf_counter() - started:.0f} s")

@@ -113,8 +113,13 @@ def test_a_receiver_that_fails_or_is_down_gets_the_event_again_with_the_same_id(
     assert first.headers["webhook-id"] == again.headers["webhook-id"]
     assert first.headers["webhook-timestamp"] != again.headers["webhook-timestamp"] or first.body == again.body
     verified(receiver, hook["secret"])
-    deliveries = httpx.get(f"{service}/api/v3/webhooks/{hook['id']}/deliveries", headers=STAFF).json()["data"]
-    [delivery] = deliveries
+
+    def delivered() -> dict[str, Any] | None:
+        """The delivery once its outcome is recorded (a moment after the receiver answered)."""
+        deliveries = httpx.get(f"{service}/api/v3/webhooks/{hook['id']}/deliveries", headers=STAFF).json()["data"]
+        return deliveries[0] if len(deliveries) == 1 and deliveries[0]["state"] != "pending" else None
+
+    delivery = wait_for(delivered, timeout=10)
     assert (delivery["state"], delivery["attempts"]) == ("delivered", 2)
     assert [attempt["status_code"] for attempt in delivery["attempt_log"]] == [200, 500]
 
@@ -127,8 +132,12 @@ def test_a_receiver_that_fails_or_is_down_gets_the_event_again_with_the_same_id(
     try:
         wait_for(lambda: len(back.received) == 1, timeout=30)
         verified(back, hook["secret"])
-        shown = httpx.get(f"{service}/api/v3/webhooks/{hook['id']}", headers=STAFF).json()["data"]
-        assert shown["health"] == "healthy" and shown["waiting"] == 0
+
+        def settled() -> dict[str, Any] | None:
+            shown = httpx.get(f"{service}/api/v3/webhooks/{hook['id']}", headers=STAFF).json()["data"]
+            return shown if shown["waiting"] == 0 else None
+
+        assert wait_for(settled, timeout=10)["health"] == "healthy"
     finally:
         back.stop()
 
