@@ -140,7 +140,7 @@ def erase_member(session: Session, user_id: str) -> Erased:
 def erase(database: Database, user_id: str, actor: str) -> Erased:
     """The use case: erase the member and record who did (one transaction), then leave nothing
     of it in SQLite's log. `NotFound` for an unknown id."""
-    with database.writing() as session:
+    with database.erasing() as session:
         erased = erase_member(session, user_id)
         audit.record(session, actor, "member.erased", user_id, erased.counts())
     database.checkpoint()
