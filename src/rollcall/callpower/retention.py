@@ -19,35 +19,48 @@ from rollcall.db import Database
 from rollcall.times import utcnow
 
 BATCH = 500  # calls scrubbed per transaction
-SWEEP_EVERY = 60.0  # seconds between sweeps once nothing is left to scrub
+SCAN = 5000  # call ids looked at per step: each step costs the same however big the table is
+SWEEP_EVERY = 300.0  # seconds between passes over the table once one found nothing more to do
 SCRUBBED = (CallState.IMPORTED, CallState.DISCARDED, CallState.REJECTED)
 
 
 class BodySweeper:
-    """Scrubs old bodies a batch at a time, remembering how far it got (by call id) while it runs."""
+    """Walks the calls by id, a window of `SCAN` ids per step, scrubbing the old ones in it (at most
+    `BATCH` a step). A pass ends at the first call younger than the retention (ids grow with time)
+    or at the end of the table; the next pass starts from the first call again `SWEEP_EVERY`
+    later, so calls that became done with since (a late import, a repair) are found too."""
 
     def __init__(self, database: Database, retention_days: float | None) -> None:
         self.database = database
         self.retention = dt.timedelta(days=retention_days) if retention_days else None
-        self._after = 0  # calls up to this id have been looked at
-        self._next = 0.0  # monotonic time of the next sweep
+        self._after = 0  # calls up to this id have been looked at in this pass
+        self._next = 0.0  # monotonic time of the next step
 
     def due(self, now: float) -> bool:
         return self.retention is not None and now >= self._next
 
     def sweep(self, now: float) -> int:
-        """One batch; how many calls it scrubbed. Once there is nothing left, the next sweep
-        comes `SWEEP_EVERY` later and starts from the first call again (ids only grow)."""
+        """One step; how many calls it scrubbed."""
         assert self.retention is not None
         cutoff = utcnow() - self.retention
         with self.database.reading() as session:
             rows = session.execute(
-                sa.select(Call.id, Call.received_at)
-                .where(Call.id > self._after, Call.body_removed_at.is_(None), Call.state.in_(SCRUBBED))
+                sa.select(Call.id, Call.received_at, Call.state, Call.body_removed_at)
+                .where(Call.id > self._after, Call.id <= self._after + SCAN)
                 .order_by(Call.id)
-                .limit(BATCH)
             ).all()
-        old = [call_id for call_id, received_at in rows if received_at < cutoff]
+        old: list[int] = []
+        last = self._after
+        ended = not rows
+        for call_id, received_at, state, removed_at in rows:
+            if received_at >= cutoff:
+                ended = True  # younger from here on
+                break
+            if len(old) == BATCH:
+                break
+            last = call_id
+            if state in SCRUBBED and removed_at is None:
+                old.append(call_id)
         if old:
             with self.database.writing() as session:
                 session.execute(
@@ -56,8 +69,8 @@ class BodySweeper:
                     .values(raw="", record=None, repairs=None, body_removed_at=utcnow())
                     .execution_options(synchronize_session=False)
                 )
-        if len(rows) < BATCH or len(old) < len(rows):  # the end, or calls too young from here on
+        if ended:
             self._after, self._next = 0, now + SWEEP_EVERY
         else:
-            self._after = rows[-1][0]
+            self._after = last
         return len(old)
