@@ -127,7 +127,11 @@ class Receiver:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender went away mid-body: no request, as any server sees it
+                    self.close_connection = True
+                    return
                 if receiver.stopping.is_set():  # stopped: a kept-alive connection gets no answer
                     self.close_connection = True
                     return
