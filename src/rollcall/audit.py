@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import hashlib
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from rollcall.credentials import fingerprint
 from rollcall.db import Base, JSONDocument, UTCDateTime
 from rollcall.documents import Document
 from rollcall.paging import Page, PageRequest, keyset_page
@@ -44,12 +44,12 @@ class AuditDocument(Document):
 
 def token_actor(token: str) -> str:
     """A staff token's name in the log: the start of its fingerprint, which reveals nothing of it."""
-    return f"token {hashlib.sha256(token.encode()).hexdigest()[:FINGERPRINT_LENGTH]}"
+    return fingerprint_actor(fingerprint(token))
 
 
-def fingerprint_actor(fingerprint: str) -> str:
+def fingerprint_actor(token_fingerprint: str) -> str:
     """The same name from a fingerprint already made (the console's session keeps one)."""
-    return f"token {fingerprint[:FINGERPRINT_LENGTH]}"
+    return f"token {token_fingerprint[:FINGERPRINT_LENGTH]}"
 
 
 def cli_actor() -> str:

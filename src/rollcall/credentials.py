@@ -7,6 +7,7 @@ it) and shown by `rollcall keys show`.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
@@ -39,6 +40,11 @@ def matches(presented: str | None, accepted: Iterable[str]) -> bool:
         # No early exit: the time taken does not tell which key matched, or how much of it.
         found |= bool(candidate) and hmac.compare_digest(given, candidate.encode())
     return found
+
+
+def fingerprint(token: str) -> str:
+    """What a token is known by where it must not be kept (a console session, the audit log)."""
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
 def stored_secret(session: Session, name: str) -> str | None:

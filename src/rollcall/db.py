@@ -35,6 +35,9 @@ INTEGER_MAX = 2**31 - 1
 BIGINT_MAX = 2**63 - 1
 
 
+DEDUP_SECRET_INFO = "dedup_secret"  # the session info key ROLLCALL_DEDUP_SECRET is kept under
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -249,7 +252,7 @@ class Database:
             self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.dialect == "sqlite" else self.engine
         )
         # ROLLCALL_DEDUP_SECRET, where the stores find it (`callpower.dedup`).
-        info = {"dedup_secret": settings.dedup_secret}
+        info = {DEDUP_SECRET_INFO: settings.dedup_secret}
         self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False, info=info)
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False, info=info)
         # SQLite has one writer at a time. Writers queue on a lock that wakes the next one at
@@ -309,7 +312,7 @@ class Database:
         was just erased is left in neither (with `secure_delete`, the file's freed space is zeroed).
         Best effort: a reader in the middle of a long read keeps the log until it is done. Nothing
         on PostgreSQL (see docs/deploy.md on VACUUM and backups)."""
-        if self.engine.dialect.name != "sqlite":
+        if self.dialect != "sqlite":
             return
         with self._write_turn or contextlib.nullcontext():
             connection = self.write_engine.raw_connection()

@@ -72,5 +72,6 @@ class SignInThrottle:
                 self._failures.pop(address, None)
 
     def failed(self, address: str) -> None:
+        now = time.monotonic()
         with self._lock:
-            self._recent(address, time.monotonic()).append(time.monotonic())
+            self._recent(address, now).append(now)

@@ -32,6 +32,7 @@ from rollcall.events import CALL_EVENTS, Event, EventType, record_events
 from rollcall.times import iso_utc, utcnow
 
 _events = table_of(Event)
+CHUNK = 500  # call ids per statement
 
 
 @dataclass(frozen=True)
@@ -94,10 +95,12 @@ def erase_member(session: Session, user_id: str) -> Erased:
     posts: int = session.execute(sa.delete(Post).where(Post.northstar_id == user.id)).rowcount  # type: ignore[attr-defined]
     signups: int = session.execute(sa.delete(Signup).where(Signup.northstar_id == user.id)).rowcount  # type: ignore[attr-defined]
     now = utcnow()
-    for start in range(0, len(call_ids), 500):
+    events = 0
+    for start in range(0, len(call_ids), CHUNK):
+        chunk = call_ids[start : start + CHUNK]
         session.execute(
             sa.update(Call)
-            .where(Call.id.in_(call_ids[start : start + 500]))
+            .where(Call.id.in_(chunk))
             .values(
                 state=CallState.ERASED,
                 raw="",
@@ -117,11 +120,10 @@ def erase_member(session: Session, user_id: str) -> Erased:
             )
             .execution_options(synchronize_session=False)
         )
-    events = 0
-    for start in range(0, len(call_ids), 500):
-        subjects = [str(call_id) for call_id in call_ids[start : start + 500]]
         kept = session.execute(
-            sa.select(Event.id, Event.subject).where(Event.type.in_(CALL_EVENTS), Event.subject.in_(subjects))
+            sa.select(Event.id, Event.subject).where(
+                Event.type.in_(CALL_EVENTS), Event.subject.in_([str(call_id) for call_id in chunk])
+            )
         ).all()
         if kept:
             session.execute(

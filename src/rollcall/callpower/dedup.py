@@ -10,9 +10,9 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from rollcall.credentials import stored_secret
+from rollcall.db import DEDUP_SECRET_INFO
 
 DEDUP_SECRET = "dedup_secret"  # its name among the stored secrets
-CONFIGURED = "dedup_secret"  # the session info key a Database puts ROLLCALL_DEDUP_SECRET under
 _stored: dict[str, bytes] = {}  # by database: it never changes while a process runs
 
 
@@ -22,7 +22,7 @@ class NoDedupSecret(RuntimeError):
 
 
 def dedup_secret(session: Session) -> bytes:
-    configured = session.info.get(CONFIGURED)
+    configured = session.info.get(DEDUP_SECRET_INFO)
     if configured:
         return str(configured).encode()
     database = session.get_bind().engine.url.render_as_string(hide_password=True)

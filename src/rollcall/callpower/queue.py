@@ -160,6 +160,11 @@ class Importer:
         self.settings = settings
         self.sweeper = BodySweeper(database, settings.call_body_retention_days)
 
+    def step(self, limit: int | None = None) -> int:
+        """An import batch; with nothing to import, one step of the body retention. How many
+        calls it handled or scrubbed: 0 means there is nothing to do now."""
+        return self.import_batch(limit) or self.tidy()
+
     def tidy(self) -> int:
         """With nothing to import: one batch of the body retention, if it is on and due; how
         many calls it scrubbed (more may follow at once)."""
@@ -237,12 +242,12 @@ class Importer:
         try:
             while not stopping.is_set():
                 try:
-                    handled = self.import_batch()
+                    handled = self.step()
                 except Exception as error:  # the database went away: keep the process, try again
                     log.error("importer.batch_failed", error=repr(error))
                     stopping.wait(ERROR_PAUSE)
                     continue
-                if handled == 0 and self.tidy() == 0:
+                if handled == 0:
                     signal.wait(self.settings.import_poll_seconds)
         finally:
             signal.close()

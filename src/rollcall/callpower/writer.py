@@ -138,18 +138,11 @@ class GroupCommit:
     def _import_some(self, importer: Importer, limit: int | None) -> float:
         """One import batch; returns how long to wait for deliveries before the next one."""
         try:
-            handled = importer.import_batch(limit)
+            handled = importer.step(limit)  # (the body retention, a small batch, only when idle)
         except Exception as error:  # the database went away: the intake answers 503 meanwhile
             log.error("importer.batch_failed", error=repr(error))
             return ERROR_PAUSE
-        if handled:
-            return 0
-        try:
-            tidied = importer.tidy()  # the body retention, a small batch at a time, only when idle
-        except Exception as error:
-            log.error("importer.retention_failed", error=repr(error))
-            return ERROR_PAUSE
-        return 0 if tidied else importer.settings.import_poll_seconds
+        return 0 if handled else importer.settings.import_poll_seconds
 
     def _commit(self, inbox: Inbox, batch: list[Handed]) -> None:
         error: BaseException | None = None

@@ -16,6 +16,7 @@ from rollcall import audit, members, spreadsheets
 from rollcall.activity import service as activity
 from rollcall.api import MAX_ID
 from rollcall.console.rendering import PAGE_SIZE, Form, Staff, back_to, console_router, page_of, render
+from rollcall.console.session import ConsoleSession
 from rollcall.paging import PageRequest
 from rollcall.services import services_of
 from rollcall.times import iso_utc
@@ -117,11 +118,16 @@ def user_page(request: Request, session: Staff, user_id: UserId) -> HTMLResponse
     return render(request, "user.html", user=user, signups=signups, posts=posts)
 
 
+def _actor(session: ConsoleSession) -> str:
+    """The signed-in staff member, as the audit log names them (`Staff` made sure there is one)."""
+    assert session.staff is not None
+    return audit.fingerprint_actor(session.staff)
+
+
 @router.post("/users/{user_id}/erase")
 async def erase_user(request: Request, session: Staff, form: Form, user_id: UserId) -> Response:
     """The erase button (its form asks for confirmation first): the same use case as the API's."""
-    actor = audit.fingerprint_actor(session.staff or "")
-    erased = await run_in_threadpool(members.erase, services_of(request).database, user_id, actor)
+    erased = await run_in_threadpool(members.erase, services_of(request).database, user_id, _actor(session))
     return back_to(
         "/console/",
         f"User {user_id} erased: {erased.signups} signups and {erased.posts} posts removed,"
@@ -131,8 +137,7 @@ async def erase_user(request: Request, session: Staff, form: Form, user_id: User
 
 @router.get("/users/{user_id}/export.json")
 async def export_user(request: Request, session: Staff, user_id: UserId) -> Response:
-    actor = audit.fingerprint_actor(session.staff or "")
-    document = await run_in_threadpool(members.export, services_of(request).database, user_id, actor)
+    document = await run_in_threadpool(members.export, services_of(request).database, user_id, _actor(session))
     return Response(
         orjson.dumps(document, option=orjson.OPT_INDENT_2),
         media_type="application/json",

@@ -9,7 +9,6 @@ sessions it opened.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, replace
@@ -19,12 +18,10 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
 
+from rollcall.credentials import fingerprint
+
 COOKIE = "rollcall_console"
 MAX_AGE = 12 * 3600
-
-
-def fingerprint(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
