@@ -224,9 +224,12 @@ class Deliverer:
         """Start queued deliveries while their endpoint has room (not once stopping)."""
         if not self._sending:
             return
+        now = utcnow()
         for webhook_id, waiting in self._queued.items():
             while waiting and self._in_flight.get(webhook_id, 0) < IN_FLIGHT:
                 item = waiting.popleft()
+                if item.lease_until <= now:
+                    continue  # it waited here past its lease (a slow endpoint): taken again when due
                 self._in_flight[webhook_id] = self._in_flight.get(webhook_id, 0) + 1
                 task = asyncio.create_task(send(self._lanes, item))
                 task.add_done_callback(self._sent)

@@ -130,6 +130,7 @@ class Taken:
     event_created_at: dt.datetime
     body: bytes  # {"type", "timestamp", "data"}
     attempt: int  # which attempt this is (1 for the first)
+    lease_until: dt.datetime  # past this, another deliverer may take it: not to be sent after
 
 
 def take(session: Session, room: dict[int, int], lease: dt.timedelta) -> list[Taken]:
@@ -194,6 +195,7 @@ def take(session: Session, room: dict[int, int], lease: dt.timedelta) -> list[Ta
                 event.created_at,
                 body,
                 delivery.attempts + 1,
+                until,
             )  # fmt: skip
         )
     return taken
