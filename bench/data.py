@@ -1,10 +1,17 @@
 """A large database for the read benchmarks: campaigns, actions, users, signups, calls and posts.
 
-    python bench/data.py PATH [--posts 1000000] [--campaigns 100]
+    python bench/data.py PATH|POSTGRES_URL [--posts 1000000] [--campaigns 100] [--days 30]
 
-Rows go in through SQLAlchemy Core in big batches (not through the intake: that is measured
-elsewhere), shaped exactly as the importer writes them. Calls span the last 30 days, a few of
-them in every state, so the console's overview and campaign pages have something to count.
+Bulk-loaded, not through the intake (that is measured elsewhere), shaped as the product writes:
+ids in arrival order, de-duplication keys time first, a post per imported call, one signup per
+member and campaign. Members call one or two campaigns, about one new member per four calls;
+one campaign in ten has no action (its calls wait `unmapped`), 2% of the others' calls failed,
+a few calls were rejected or anonymous (`discarded`). Calls span the last `--days` days.
+
+On SQLite the rows go straight to the driver with the secondary indexes dropped and the file's
+journal off; on PostgreSQL through COPY with the foreign-key triggers off for the session; then
+the indexes are made again, the signups' quantities and the kept call counts are computed from
+the rows (`statistics.rebuild`), and the planner's statistics are gathered.
 """
 
 from __future__ import annotations
@@ -13,187 +20,260 @@ import argparse
 import datetime as dt
 import random
 import secrets
+import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
-from rollcall.activity.models import Action, Campaign, Post, Signup, User
-from rollcall.callpower.models import Call, CallPowerCampaign, CallState
+from rollcall.callpower import statistics
+from rollcall.callpower.models import CallState
 from rollcall.db import Database, migrate
 
-BATCH = 20_000
+BATCH = 50_000
+TABLES = ("users", "signups", "calls", "posts")  # loaded in this order; their indexes go first
+
+_USERS = ("id", "mobile", "sms_status", "source", "source_detail", "created_at", "updated_at")
+_SIGNUPS = ("id", "northstar_id", "campaign_id", "quantity", "source", "source_details", "created_at", "updated_at")
+_CALLS = (
+    "id", "state", "dedup_key", "received_at", "updated_at", "raw", "content_type", "record", "errors",
+    "callpower_campaign_id", "callpower_campaign_name", "mobile", "call_timestamp", "attempts",
+    "next_attempt_at", "last_error", "imported_at", "user_id", "signup_id", "post_id",
+)  # fmt: skip
+_POSTS = (
+    "id", "signup_id", "campaign_id", "northstar_id", "action_id", "call_id", "type", "action", "quantity",
+    "status", "source", "source_details", "details", "call_timestamp", "created_at", "updated_at",
+)  # fmt: skip
+COLUMNS = {"users": _USERS, "signups": _SIGNUPS, "calls": _CALLS, "posts": _POSTS}
 
 
-def build(path: Path, posts: int, campaigns: int, users: int | None = None) -> str:
-    url = f"sqlite:///{path}"
+class _SQLite:
+    """Rows straight into the file through the driver, secondary indexes made after."""
+
+    def __init__(self, path: str) -> None:
+        self.connection = sqlite3.connect(path, isolation_level=None)
+        for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -400000", "temp_store = MEMORY"):
+            self.connection.execute(f"PRAGMA {pragma}")
+        self.connection.execute("BEGIN")
+        self.indexes = self.connection.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+            f"AND tbl_name IN ({', '.join('?' * len(TABLES))})",
+            TABLES,
+        ).fetchall()
+        for name, _ in self.indexes:
+            self.connection.execute(f"DROP INDEX {name}")
+
+    @staticmethod
+    def time(moment: dt.datetime) -> str:
+        return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+    def load(self, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        columns = COLUMNS[table]
+        marks = ", ".join("?" * len(columns))
+        self.connection.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+    def finish(self) -> None:
+        self.connection.execute("COMMIT")
+        for _, sql in self.indexes:
+            self.connection.execute(sql)
+        self.connection.execute(
+            "UPDATE signups SET quantity = (SELECT count(*) FROM posts WHERE posts.signup_id = signups.id)"
+        )
+        self.connection.close()
+
+
+class _Postgres:
+    """COPY with the foreign-key triggers off (session_replication_role), secondary indexes made after."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        url = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self.connection = psycopg.connect(url)
+        self.connection.execute("SET session_replication_role = replica")
+        self.connection.execute("SET maintenance_work_mem = '512MB'")
+        self.indexes = self.connection.execute(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = current_schema() "
+            "AND i.tablename = ANY(%s) AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)",
+            (list(TABLES),),
+        ).fetchall()
+        for name, _ in self.indexes:
+            self.connection.execute(f"DROP INDEX {name}")
+
+    @staticmethod
+    def time(moment: dt.datetime) -> str:
+        return moment.isoformat()
+
+    def load(self, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        with self.connection.cursor().copy(f"COPY {table} ({', '.join(COLUMNS[table])}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def finish(self) -> None:
+        self.connection.commit()
+        self.connection.autocommit = True
+        for _, sql in self.indexes:
+            self.connection.execute(sql)
+        self.connection.execute(
+            "UPDATE signups SET quantity = counted.n FROM (SELECT signup_id, count(*) AS n FROM posts "
+            "GROUP BY signup_id) AS counted WHERE signups.id = counted.signup_id"
+        )
+        for table in ("calls", "posts", "signups", "users"):
+            self.connection.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}")
+        self.connection.close()
+
+
+def build(target: Path | str, posts: int, campaigns: int, *, days: int = 30) -> str:
+    """Make the database (a SQLite file at a path, or a PostgreSQL URL's empty database)."""
+    url = str(target) if "://" in str(target) else f"sqlite:///{target}"
     database = Database(url)
     migrate(database)
-    rng = random.Random(1)
-    users = users or max(1, posts // 20)
     now = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
     with database.write_engine.begin() as connection:
         connection.execute(
-            sa.insert(Campaign),
-            [{"internal_title": f"Campaign {n}", "created_at": now, "updated_at": now} for n in range(campaigns)],
+            sa.text(
+                "INSERT INTO campaigns (id, internal_title, created_at, updated_at) VALUES (:id, :title, :at, :at)"
+            ),
+            [{"id": n + 1, "title": f"Campaign {n}", "at": now} for n in range(campaigns)],
         )
         connection.execute(
-            sa.insert(Action),
+            sa.text(
+                "INSERT INTO actions (id, name, campaign_id, post_type, action_type, callpower_campaign_id, noun, "
+                "verb, created_at, updated_at) VALUES (:id, :name, :id, 'phone-call', 'make-call', :cp, 'calls', "
+                "'completed', :at, :at)"
+            ),
             [
-                {
-                    "name": f"Call {n}",
-                    "campaign_id": n + 1,
-                    "post_type": "phone-call",
-                    "action_type": "make-call",
-                    "callpower_campaign_id": n + 1 if n % 10 else None,  # every tenth unmapped
-                    "noun": "calls",
-                    "verb": "completed",
-                    "created_at": now,
-                    "updated_at": now,
-                }
+                {"id": n + 1, "name": f"Call {n}", "cp": n + 1 if n % 10 else None, "at": now}  # every tenth unmapped
                 for n in range(campaigns)
             ],
         )
-        user_ids = [secrets.token_hex(12) for _ in range(users)]
-        for start in range(0, users, BATCH):
-            connection.execute(
-                sa.insert(User),
-                [
-                    {
-                        "id": user_ids[n],
-                        "mobile": f"+1555{n:07d}",
-                        "sms_status": "stop",
-                        "source": "importer-client",
-                        "source_detail": "CallPower",
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for n in range(start, min(users, start + BATCH))
-                ],
-            )
-    signups: dict[tuple[int, int], int] = {}
-    quantities: dict[int, int] = {}
-    post_id = 0
-    calls = 0
-    expected_calls = posts / 0.882  # 10% of campaigns unmapped, 2% of the others' calls failed
-    with database.write_engine.begin() as connection:
-        while post_id < posts:
-            call_rows, post_rows, new_signups = [], [], []
-            for n in range(calls, calls + BATCH):
-                if post_id >= posts:
-                    break
-                calls += 1
-                user = rng.randrange(users)
-                campaign = rng.randrange(campaigns) + 1
-                # Calls arrive in id order, spread over the last 30 days (as a real intake stores them).
-                when = now - dt.timedelta(seconds=30 * 86400 * (1 - n / expected_calls))
-                key = (user, campaign)
-                if key not in signups:
-                    signups[key] = len(signups) + 1
-                    new_signups.append(
-                        {
-                            "id": signups[key],
-                            "northstar_id": user_ids[user],
-                            "campaign_id": campaign,
-                            "quantity": 0,
-                            "source": "importer-client",
-                            "source_details": "CallPower",
-                            "created_at": when,
-                            "updated_at": when,
-                        }
-                    )
-                quantities[signups[key]] = quantities.get(signups[key], 0) + 1
-                record = {
-                    "mobile": f"+1555{user:07d}",
-                    "callpower_campaign_id": campaign,
-                    "status": "completed",
-                    "call_timestamp": when.isoformat().replace("+00:00", "Z"),
-                    "call_duration": 30,
-                    "campaign_target_name": "Target",
-                    "campaign_target_title": "Representative",
-                    "campaign_target_district": "FL-7",
-                    "callpower_campaign_name": f"CallPower {campaign}",
-                    "number_dialed_into": "+15554441234",
-                }
-                mapped = campaign % 10 != 1
-                state = (
-                    CallState.IMPORTED if mapped and n % 50 else CallState.UNMAPPED if not mapped else CallState.FAILED
-                )
-                post_id += 1 if state == CallState.IMPORTED else 0
-                call_rows.append(
-                    {
-                        "id": n + 1,
-                        "state": state,
-                        "dedup_key": f"{n:064d}",
-                        "received_at": when,
-                        "updated_at": when,
-                        "raw": "{}",
-                        "content_type": "application/json",
-                        "record": record,
-                        "callpower_campaign_id": campaign,
-                        "callpower_campaign_name": record["callpower_campaign_name"],
-                        "mobile": record["mobile"],
-                        "call_timestamp": when,
-                        "attempts": 1,
-                        "next_attempt_at": when + dt.timedelta(hours=1) if state == CallState.FAILED else None,
-                        "user_id": user_ids[user] if state == CallState.IMPORTED else None,
-                        "signup_id": signups[key] if state == CallState.IMPORTED else None,
-                        "post_id": post_id if state == CallState.IMPORTED else None,
-                    }
-                )
-                if state == CallState.IMPORTED:
-                    post_rows.append(
-                        {
-                            "id": post_id,
-                            "signup_id": signups[key],
-                            "campaign_id": campaign,
-                            "northstar_id": user_ids[user],
-                            "action_id": campaign,
-                            "call_id": n + 1,
-                            "type": "phone-call",
-                            "action": f"Call {campaign - 1}",
-                            "quantity": 1,
-                            "status": "accepted",
-                            "source": "importer-client",
-                            "source_details": "CallPower",
-                            "details": {"status_details": "completed", "call_duration": 30},
-                            "call_timestamp": when,
-                            "created_at": when,
-                            "updated_at": when,
-                        }
-                    )
-            if new_signups:
-                connection.execute(sa.insert(Signup), new_signups)
-            connection.execute(sa.insert(Call), call_rows)
-            if post_rows:
-                connection.execute(sa.insert(Post), post_rows)
-        connection.execute(
-            sa.update(Signup).where(Signup.id == sa.bindparam("sid")).values(quantity=sa.bindparam("q")),
-            [{"sid": signup_id, "q": quantity} for signup_id, quantity in quantities.items()],
-        )
-        connection.execute(
-            sa.insert(CallPowerCampaign).from_select(
-                ["id", "name", "calls", "first_call_at", "last_call_at", "first_received_at", "last_received_at"],
-                sa.select(
-                    Call.callpower_campaign_id,
-                    sa.func.max(Call.callpower_campaign_name),
-                    sa.func.count(),
-                    sa.func.min(Call.call_timestamp),
-                    sa.func.max(Call.call_timestamp),
-                    sa.func.min(Call.received_at),
-                    sa.func.max(Call.received_at),
-                ).group_by(Call.callpower_campaign_id),
+    database.dispose()
+    sink: _SQLite | _Postgres = _Postgres(url) if url.startswith("postgresql") else _SQLite(str(target))
+    calls, made = _load(sink, now, posts, campaigns, days)
+    loaded = time.perf_counter()
+    sink.finish()
+    indexed = time.perf_counter()
+    database = Database(url)
+    with database.writing() as session:
+        session.execute(
+            sa.text(
+                "INSERT INTO callpower_campaigns (id, name, first_call_at, last_call_at, first_received_at, "
+                "last_received_at) SELECT callpower_campaign_id, max(callpower_campaign_name), min(call_timestamp), "
+                "max(call_timestamp), min(received_at), max(received_at) FROM calls "
+                "WHERE callpower_campaign_id IS NOT NULL GROUP BY callpower_campaign_id"
             )
         )
+        statistics.rebuild(session)
+    with database.engine.connect() as connection:
         connection.exec_driver_sql("ANALYZE")
     database.dispose()
     print(
-        f"built {path}: {calls} calls, {post_id} posts, {campaigns} campaigns in {time.perf_counter() - started:.0f} s"
+        f"built {target if '://' not in str(target) else database.engine.url.render_as_string()}: {calls} calls, "
+        f"{made} posts, {campaigns} campaigns in {time.perf_counter() - started:.0f} s "
+        f"(rows {loaded - started:.0f} s, indexes and signups {indexed - loaded:.0f} s, counts and ANALYZE "
+        f"{time.perf_counter() - indexed:.0f} s)"
     )
     return url
+
+
+def _load(sink: _SQLite | _Postgres, now: dt.datetime, posts: int, campaigns: int, days: int) -> tuple[int, int]:
+    """Every row, in batches; how many calls and posts."""
+    rng = random.Random(1)
+    REJECTED, DISCARDED, UNMAPPED, FAILED, IMPORTED = (  # noqa: N806 (plain text: enums cost per row)
+        s.value
+        for s in (CallState.REJECTED, CallState.DISCARDED, CallState.UNMAPPED, CallState.FAILED, CallState.IMPORTED)
+    )
+    at = sink.time
+    users = max(1, posts // 4)
+    user_ids = [secrets.token_hex(12) for _ in range(users)]
+    created = at(now - dt.timedelta(days=days))
+    for start in range(0, users, BATCH):
+        sink.load(
+            "users",
+            [
+                (user_ids[n], f"+1555{n:07d}", "stop", "importer-client", "CallPower", created, created)
+                for n in range(start, min(users, start + BATCH))
+            ],
+        )
+    signups: dict[tuple[int, int], int] = {}
+    expected_calls = posts / 0.88  # 10% of campaigns unmapped, 2% of the others' calls failed
+    span = days * 86400
+    n = post_id = 0
+    details = orjson.dumps({"status_details": "completed", "call_duration": 30}).decode()
+    while post_id < posts:
+        call_rows, post_rows, new_signups = [], [], []
+        for _ in range(BATCH):
+            if post_id >= posts:
+                break
+            n += 1
+            user = min(users - 1, int(users * n / expected_calls)) if rng.random() < 0.25 else rng.randrange(users)
+            campaign = (user * 7 + (1 if rng.random() < 0.3 else 0)) % campaigns + 1  # one or two per member
+            # Calls arrive in id order, spread over the last `days` days (as a real intake stores them).
+            when = now - dt.timedelta(seconds=span * (1 - n / expected_calls))
+            moment = at(when)
+            mobile = f"+1555{user:07d}"
+            mapped = campaign % 10 != 1
+            if n % 997 == 0:
+                state = REJECTED
+            elif n % 499 == 0:
+                state, mobile = DISCARDED, "+266696687"
+            elif not mapped:
+                state = UNMAPPED
+            else:
+                state = FAILED if n % 50 == 0 else IMPORTED
+            record = {
+                "mobile": mobile,
+                "callpower_campaign_id": campaign,
+                "status": "completed",
+                "call_timestamp": moment.replace(" ", "T") + "Z",
+                "call_duration": 30,
+                "campaign_target_name": "Target",
+                "campaign_target_title": "Representative",
+                "campaign_target_district": "FL-7",
+                "callpower_campaign_name": f"CallPower {campaign}",
+                "number_dialed_into": "+15554441234",
+            }
+            text = orjson.dumps(record).decode()
+            imported = state == IMPORTED
+            signup = None
+            if imported:
+                key = (user, campaign)
+                signup = signups.get(key)
+                if signup is None:
+                    signup = signups[key] = len(signups) + 1
+                    new_signups.append(
+                        (signup, user_ids[user], campaign, 0, "importer-client", "CallPower", moment, moment)
+                    )
+                post_id += 1
+                post_rows.append(
+                    (post_id, signup, campaign, user_ids[user], campaign, n, "phone-call", f"Call {campaign - 1}", 1,
+                     "accepted", "importer-client", "CallPower", details, moment, moment, moment)
+                )  # fmt: skip
+            if state == REJECTED:
+                call_rows.append(
+                    (n, state, None, moment, moment, text.replace('"Representative"', "null"),
+                     "application/json", None, '{"campaign_target_title": ["Give the target\'s title."]}',
+                     campaign, None, None, None, 0, None, None, None, None, None, None)
+                )  # fmt: skip
+                continue
+            call_rows.append(
+                (n, state, f"{moment}/{n:032x}"[:64], moment, moment, text, "application/json", text, None,
+                 campaign, record["callpower_campaign_name"], mobile, moment, 1,
+                 at(when + dt.timedelta(hours=1)) if state == FAILED else None,
+                 "OperationalError: database is locked" if state == FAILED else None,
+                 moment if imported else None, user_ids[user] if imported else None, signup,
+                 post_id if imported else None)
+            )  # fmt: skip
+        if new_signups:
+            sink.load("signups", new_signups)
+        sink.load("calls", call_rows)
+        if post_rows:
+            sink.load("posts", post_rows)
+    return n, post_id
 
 
 SHAPES = ("repeat", "realistic")
@@ -269,17 +349,20 @@ def store_backlog(
             with database.writing() as session:
                 deliveries.store_deliveries(session, batch)
             batch.clear()
+    if state != "received":
+        with database.writing() as session:
+            session.execute(sa.text("UPDATE calls SET state = :state"), {"state": state})
+            statistics.rebuild(session)
     with database.engine.begin() as connection:
-        if state != "received":
-            connection.execute(sa.text("UPDATE calls SET state = :state"), {"state": state})
         connection.exec_driver_sql("ANALYZE")
     database.dispose()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("path", type=Path)
+    parser.add_argument("target", help="a SQLite file to make, or the URL of an empty PostgreSQL database")
     parser.add_argument("--posts", type=int, default=1_000_000)
     parser.add_argument("--campaigns", type=int, default=100)
+    parser.add_argument("--days", type=int, default=30)
     arguments = parser.parse_args()
-    build(arguments.path, arguments.posts, arguments.campaigns)
+    build(arguments.target, arguments.posts, arguments.campaigns, days=arguments.days)

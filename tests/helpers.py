@@ -73,28 +73,31 @@ def store_and_import(database: Database, settings: Settings, *records: dict[str,
     import_all(database, settings)
 
 
-def break_posts(database: Database) -> None:
-    """Make every insert into posts fail, as a full disk or a bug half-way through an import would."""
+def break_posts(database: Database, table: str = "posts") -> None:
+    """Make every insert into posts (or `table`) fail, as a full disk or a bug half-way through an
+    import would."""
     with database.writing() as session:
         if database.dialect == "sqlite":
             session.execute(
-                sa.text("CREATE TRIGGER broken BEFORE INSERT ON posts BEGIN SELECT RAISE(ABORT, 'posts broken'); END")
+                sa.text(
+                    f"CREATE TRIGGER broken BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, '{table} broken'); END"
+                )
             )
         else:
             session.execute(
                 sa.text(
                     "CREATE FUNCTION broken() RETURNS trigger LANGUAGE plpgsql AS "
-                    "$$ BEGIN RAISE EXCEPTION 'posts broken'; END $$"
+                    f"$$ BEGIN RAISE EXCEPTION '{table} broken'; END $$"
                 )
             )
             session.execute(
-                sa.text("CREATE TRIGGER broken BEFORE INSERT ON posts FOR EACH ROW EXECUTE FUNCTION broken()")
+                sa.text(f"CREATE TRIGGER broken BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION broken()")
             )
 
 
-def mend_posts(database: Database) -> None:
+def mend_posts(database: Database, table: str = "posts") -> None:
     with database.writing() as session:
-        session.execute(sa.text("DROP TRIGGER broken" + ("" if database.dialect == "sqlite" else " ON posts")))
+        session.execute(sa.text("DROP TRIGGER broken" + ("" if database.dialect == "sqlite" else f" ON {table}")))
 
 
 # -- a webhook receiver on loopback -----------------------------------------------------------------

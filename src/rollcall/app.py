@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import gc
 import os
-import threading
 from collections.abc import AsyncIterator
 from importlib import resources
 
@@ -20,7 +19,6 @@ from rollcall.activity import views as activity_views
 from rollcall.callpower import intake
 from rollcall.callpower import views as callpower_views
 from rollcall.callpower.queue import Importer
-from rollcall.callpower.statistics import Statistics
 from rollcall.callpower.writer import CallWriter, Writer
 from rollcall.callpower.writer_client import RemoteWriter
 from rollcall.config import Settings
@@ -64,7 +62,6 @@ def create_api(settings: Settings, *, run_importer: bool = True) -> FastAPI:
             writer = CallWriter(database, importer, region=settings.default_region)
         sessions = Sessions(ensure_secret(database, CONSOLE_SECRET)[0])
         limiter = RateLimiter(*settings.rate_limit) if settings.rate_limit else NoLimit()
-        statistics = Statistics()
         app.state.services = Services(
             settings,
             database,
@@ -73,13 +70,11 @@ def create_api(settings: Settings, *, run_importer: bool = True) -> FastAPI:
             tokens,
             sessions,
             limiter,
-            statistics,
             SignInThrottle(*settings.sign_in_limit),
         )
         # Calls released by any interface (mapping, retries, repairs) are imported at once.
         database.when_calls_announced(writer.wake_importer)
         writer.start()
-        threading.Thread(target=statistics.warm, args=(database,), daemon=True).start()
         # Everything made so far (modules, compiled statements, schemas) lives as long as the
         # process. Left in the collector's oldest generation, each full collection walked all of
         # it and stalled every request in flight: the intake's p99 went from ~30 to ~80 ms.

@@ -206,22 +206,35 @@ class _SQLiteWriteTurn:
             self._threads.release()
 
 
+# In `Session.info`: work to do just before the transaction commits ({name: callable(session)}),
+# and the call counts changed so far (`statistics.PendingCounts`), which that work writes.
+BEFORE_COMMIT = "rollcall.before_commit"
+PENDING_COUNTS = "rollcall.pending_counts"
+
+
 @contextlib.contextmanager
-def savepoint(connection: Connection, name: str = "rollcall_savepoint") -> Iterator[None]:
-    """A savepoint that undoes the block's writes if it raises; the transaction goes on.
+def savepoint(session: Session, name: str = "rollcall_savepoint") -> Iterator[None]:
+    """A savepoint that undoes the block's writes if it raises; the transaction goes on. The
+    calls it counted (`statistics.count`) are forgotten with them.
 
     Sent straight to the driver rather than through `Connection.begin_nested()`: it runs for
     every imported call, the SQL is the same on SQLite and PostgreSQL, and SQLAlchemy's
     bookkeeping of nested transactions cost more than the import's own statements.
     """
-    driver = connection.connection.driver_connection
+    driver = session.connection().connection.driver_connection
     assert driver is not None
+    counted = session.info.get(PENDING_COUNTS)
+    counted = counted.copy() if counted is not None else None
     driver.execute(f"SAVEPOINT {name}")
     try:
         yield
     except BaseException:
         driver.execute(f"ROLLBACK TO SAVEPOINT {name}")
         driver.execute(f"RELEASE SAVEPOINT {name}")
+        if counted is None:
+            session.info.pop(PENDING_COUNTS, None)
+        else:
+            session.info[PENDING_COUNTS] = counted
         raise
     driver.execute(f"RELEASE SAVEPOINT {name}")
 
@@ -262,6 +275,7 @@ class Database:
         # Called after a transaction that announced calls (`announce_calls`) has committed.
         self._announced: list[Callable[[], None]] = []
         for factory in (self._write_sessions, self._read_sessions):
+            event.listen(factory, "before_commit", self._before_commit)
             event.listen(factory, "after_commit", self._after_commit)
 
     def when_calls_announced(self, listener: Callable[[], None]) -> None:
@@ -269,6 +283,11 @@ class Database:
         retries, mapping, repairs): this process's importer is told at once, whichever
         interface did it. Other processes hear it through NOTIFY (PostgreSQL) or their poll."""
         self._announced.append(listener)
+
+    @staticmethod
+    def _before_commit(session: Session) -> None:
+        for work in session.info.pop(BEFORE_COMMIT, {}).values():
+            work(session)
 
     def _after_commit(self, session: Session) -> None:
         if session.info.pop(CALLS_ANNOUNCED, False):

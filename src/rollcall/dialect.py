@@ -142,6 +142,20 @@ def update_rows(
     session.connection().exec_driver_sql(f"UPDATE {table.name} SET {assignments} WHERE {key} = {marker}", list(rows))
 
 
+def utc_day(session: Session | Connection, column: Any) -> Any:
+    """The UTC date of a `UTCDateTime` column, in SQL (SQLite keeps UTC text; PostgreSQL a timestamptz)."""
+    if _dialect(session) == "sqlite":
+        return sa.func.date(column)
+    return sa.cast(sa.func.timezone("UTC", column), sa.Date)
+
+
+def lock_for_recount(session: Session, table: str) -> None:
+    """PostgreSQL: no writes to `table` until the transaction ends (SHARE mode: reads go on),
+    once the writes in progress have committed. SQLite writers are serialized anyway."""
+    if _dialect(session) == "postgresql":
+        session.connection().exec_driver_sql(f"LOCK TABLE {table} IN SHARE MODE")
+
+
 def rarely(session: Session | Connection, condition: Any) -> Any:
     """`condition`, which few rows meet (e.g. "the call is still waiting"), marked so on SQLite
     (`likelihood`): with statistics from ANALYZE, which know how many states there are but not

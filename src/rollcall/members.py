@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from rollcall import audit
 from rollcall.activity.models import Post, PostDocument, Signup, SignupDocument, User, UserDocument
 from rollcall.activity.service import get_user
+from rollcall.callpower import statistics
 from rollcall.callpower.models import SEEN_BY_IMPORTER, Call, CallDocument, CallState
 from rollcall.db import Database, table_of
 from rollcall.events import CALL_EVENTS, Event, EventType, record_events
@@ -98,6 +99,12 @@ def erase_member(session: Session, user_id: str) -> Erased:
     events = 0
     for start in range(0, len(call_ids), CHUNK):
         chunk = call_ids[start : start + CHUNK]
+        before = session.execute(
+            sa.select(Call.callpower_campaign_id, Call.received_at, Call.state)
+            .where(Call.id.in_(chunk))
+            .with_for_update()
+        ).all()
+        statistics.moved(session, [(campaign, at, state, CallState.ERASED) for campaign, at, state in before])
         session.execute(
             sa.update(Call)
             .where(Call.id.in_(chunk))

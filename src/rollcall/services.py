@@ -9,7 +9,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.types import Scope
 
-from rollcall.callpower.statistics import Statistics
 from rollcall.callpower.writer import Writer
 from rollcall.config import Settings
 from rollcall.console.session import Sessions
@@ -26,7 +25,6 @@ class Services:
     admin_tokens: tuple[str, ...]
     console_sessions: Sessions
     rate_limiter: RateLimiter | NoLimit
-    statistics: Statistics
     sign_in_throttle: SignInThrottle
 
 

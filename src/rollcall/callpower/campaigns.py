@@ -1,4 +1,4 @@
-"""The CallPower campaigns seen: counted as their calls are stored, summarized with the action
+"""The CallPower campaigns seen: noted as their calls are stored, summarized with the action
 they map to, and their defaults for the fields their calls lack."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ _campaigns = table_of(CallPowerCampaign)
 
 
 class CampaignCall(Protocol):
-    """What counting needs of a stored call (a delivery, or a repaired call's delivery)."""
+    """What noting needs of a stored call (a delivery, or a repaired call's delivery)."""
 
     @property
     def callpower_campaign_id(self) -> int | None: ...
@@ -36,7 +36,7 @@ class CampaignCall(Protocol):
     def call_timestamp(self) -> dt.datetime | None: ...
 
 
-# -- counting them as calls are stored ----------------------------------------------------------
+# -- noting them as calls are stored ----------------------------------------------------------
 
 
 def _seen(campaigns: sa.Table, offered: Any) -> dict[str, Any]:
@@ -56,7 +56,6 @@ def _seen(campaigns: sa.Table, offered: Any) -> dict[str, Any]:
 
     return {
         "name": sa.func.coalesce(offered.name, campaigns.c.name),
-        "calls": campaigns.c.calls + offered.calls,
         "first_call_at": earlier("first_call_at"),
         "last_call_at": later("last_call_at"),
         "first_received_at": earlier("first_received_at"),
@@ -64,21 +63,17 @@ def _seen(campaigns: sa.Table, offered: Any) -> dict[str, Any]:
     }
 
 
-def count_stored_calls(
-    session: Session, stored: Sequence[CampaignCall], received_at: dt.datetime, *, new: bool = True
-) -> None:
-    """Keep `callpower_campaigns` up to date with stored calls (one row per campaign): count
-    them (`new`), and widen each campaign's span of call times. A repaired call that keeps its
-    campaign is not counted twice (`new=False`)."""
+def note_stored_calls(session: Session, stored: Sequence[CampaignCall], received_at: dt.datetime) -> None:
+    """Keep `callpower_campaigns` up to date with stored calls (one row per campaign): their
+    names, and each campaign's span of call times."""
     seen: dict[int, dict[str, Any]] = {}
     for call in stored:
         if call.callpower_campaign_id is None:
             continue
         campaign = seen.setdefault(
             call.callpower_campaign_id,
-            {"id": call.callpower_campaign_id, "name": None, "calls": 0, "first_call_at": None, "last_call_at": None},
+            {"id": call.callpower_campaign_id, "name": None, "first_call_at": None, "last_call_at": None},
         )
-        campaign["calls"] += 1 if new else 0
         moment = call.call_timestamp
         if call.document is not None and moment is not None:
             campaign["name"] = call.document["callpower_campaign_name"]
@@ -89,13 +84,6 @@ def count_stored_calls(
         received = {"first_received_at": received_at, "last_received_at": received_at}
         rows = [{**campaign, **received} for _, campaign in sorted(seen.items())]
         session.connection().execute(upsert(session, _campaigns, ("id",), _seen), rows)
-
-
-def uncount_call(session: Session, callpower_campaign_id: int) -> None:
-    """A stored call no longer names this campaign (it was repaired into another)."""
-    session.execute(
-        sa.update(_campaigns).where(_campaigns.c.id == callpower_campaign_id).values(calls=_campaigns.c.calls - 1)
-    )
 
 
 # -- reading them -----------------------------------------------------------------------------
@@ -118,12 +106,11 @@ class CampaignSummary:
 
 def summarize_campaigns(session: Session, campaigns: Sequence[CallPowerCampaign]) -> list[CampaignSummary]:
     ids = [campaign.id for campaign in campaigns]
-    counts = statistics.unfinished_calls_by_campaign(session, ids)
+    counts = statistics.calls_by_campaign(session, ids)
     actions = activity.actions_for_callpower_campaigns(session, ids)
     summaries = []
     for campaign in campaigns:
-        by_state = {str(state): count for state, count in counts[campaign.id].items()}
-        by_state[CallState.IMPORTED] = campaign.calls - sum(by_state.values())
+        by_state = counts[campaign.id]
         rejected = by_state[CallState.REJECTED]
         reasons = statistics.rejection_reasons(session, callpower_campaign_id=campaign.id) if rejected else {}
         summaries.append(

@@ -26,7 +26,7 @@ import python_multipart
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from rollcall.callpower import campaigns
+from rollcall.callpower import campaigns, statistics
 from rollcall.callpower.dedup import dedup_secret
 from rollcall.callpower.models import Call, CallDocument, CallState
 from rollcall.callpower.record import (
@@ -321,7 +321,11 @@ def store_deliveries(session: Session, deliveries: Sequence[Delivery]) -> Stored
         elif delivery.dedup_key in new_keys:
             new_keys.discard(delivery.dedup_key)  # the same call twice in one batch went in once
             stored.append(delivery)
-    campaigns.count_stored_calls(session, stored, now)
+    campaigns.note_stored_calls(session, stored, now)
+    statistics.count(
+        session,
+        [(d.callpower_campaign_id, now, CallState.RECEIVED if d.document else CallState.REJECTED, 1) for d in stored],
+    )
     new = sum(1 for delivery in stored if delivery.document is not None)
     if new:
         announce_calls(session, in_process=False)  # the writer storing them imports in its gaps

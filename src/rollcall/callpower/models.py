@@ -41,11 +41,14 @@ RETRYABLE_STATES = (CallState.FAILED, CallState.DEAD, CallState.UNMAPPED)
 
 
 class ClaimedCall(NamedTuple):
-    """A call an importer holds: what its import needs, nothing more."""
+    """A call an importer holds: what its import needs, and what its counts need."""
 
     id: int
     record: dict[str, Any]
     attempts: int
+    state: str
+    callpower_campaign_id: int | None
+    received_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -59,23 +62,40 @@ class ImportOutcome:
 
 
 class CallPowerCampaign(Base):
-    """Every CallPower campaign id seen, kept up to date as its calls are stored.
-
-    `calls` counts the stored calls that named the campaign (rejected ones included), so the
-    campaigns overview never has to count the whole calls table.
-    """
+    """Every CallPower campaign id seen, kept up to date as its calls are stored: its name, and
+    the span of its calls' times. (How many calls it has, by state: `CampaignCount`.)"""
 
     __tablename__ = "callpower_campaigns"
 
     id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
     name: Mapped[str | None] = mapped_column(sa.String(255))
-    calls: Mapped[int] = mapped_column(sa.Integer, default=0)
     first_call_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_call_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     first_received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Values for the descriptive fields its calls lack (`record.DEFAULTABLE_FIELDS`), or null.
     defaults: Mapped[dict[str, str] | None] = mapped_column(JSONDocument)
+
+
+class CampaignCount(Base):
+    """Stored calls of a CallPower campaign in a state (calls that named no campaign are only in
+    `DayCount`). Changed in the transaction that changes a call's state (`statistics.count`)."""
+
+    __tablename__ = "call_counts_by_campaign"
+
+    callpower_campaign_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    state: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    calls: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class DayCount(Base):
+    """Stored calls received on a day (UTC) that are in a state; every call is in one row."""
+
+    __tablename__ = "call_counts_by_day"
+
+    day: Mapped[dt.date] = mapped_column(sa.Date, primary_key=True)
+    state: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    calls: Mapped[int] = mapped_column(sa.BigInteger)
 
 
 class Call(Base):

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from rollcall.activity import service as activity
 from rollcall.activity.models import Action
+from rollcall.callpower import statistics
 from rollcall.callpower.calls import get_call
 from rollcall.callpower.models import RETRYABLE_STATES, Call, CallState
 from rollcall.dialect import announce_calls, lock_callpower_campaign
@@ -34,15 +35,22 @@ class CallPowerCampaignTaken(Conflict):
         self.action_id = action_id
 
 
-def _send_back(call_filter: Any) -> Any:
-    """UPDATE that hands calls back to the importer now, with a fresh count of attempts."""
+def _send_back(session: Session, state: CallState, call_filter: Any) -> int:
+    """Hand the calls in `state` that `call_filter` picks back to the importer now, with a fresh
+    count of attempts; returns how many (the state is in the condition, so a call that changed
+    meanwhile is left as it is, and counted as it is)."""
     now = utcnow()
-    return (
+    sent = session.execute(
         sa.update(Call)
-        .where(call_filter)
+        .where(Call.state == state, call_filter)
         .values(state=CallState.RECEIVED, attempts=0, next_attempt_at=now, updated_at=now)
+        .returning(Call.callpower_campaign_id, Call.received_at)
         .execution_options(synchronize_session=False)
-    )
+    ).all()
+    statistics.moved(session, [(campaign, received_at, state, CallState.RECEIVED) for campaign, received_at in sent])
+    if sent:
+        announce_calls(session)
+    return len(sent)
 
 
 # -- retries ----------------------------------------------------------------------------------
@@ -52,8 +60,7 @@ def retry_call(session: Session, call_id: int) -> Call:
     call = get_call(session, call_id)
     if call.state not in RETRYABLE_STATES:
         raise CallNotRetryable(call_id, call.state)
-    session.execute(_send_back(Call.id == call_id))
-    announce_calls(session)
+    _send_back(session, CallState(call.state), Call.id == call_id)
     session.refresh(call)
     return call
 
@@ -63,10 +70,7 @@ def retry_calls(session: Session, state: CallState) -> int:
     if state not in RETRYABLE_STATES:
         allowed = ", ".join(state.value for state in RETRYABLE_STATES)
         raise Conflict(f"Only {allowed} calls can be retried, not {state}.")
-    count: int = session.execute(_send_back(Call.state == state)).rowcount  # type: ignore[attr-defined]
-    if count:
-        announce_calls(session)
-    return count
+    return _send_back(session, state, sa.true())
 
 
 # -- mapping a CallPower campaign to an action --------------------------------------------------
@@ -75,11 +79,7 @@ def retry_calls(session: Session, state: CallState) -> int:
 def release_unmapped_calls(session: Session, callpower_campaign_id: int) -> int:
     """Hand a CallPower campaign's parked (`unmapped`) calls to the importer; returns how many."""
     lock_callpower_campaign(session, callpower_campaign_id)
-    waiting = (Call.state == CallState.UNMAPPED) & (Call.callpower_campaign_id == callpower_campaign_id)
-    released: int = session.execute(_send_back(waiting)).rowcount  # type: ignore[attr-defined]
-    if released:
-        announce_calls(session)
-    return released
+    return _send_back(session, CallState.UNMAPPED, Call.callpower_campaign_id == callpower_campaign_id)
 
 
 def map_campaign(session: Session, action_id: int, callpower_campaign_id: int | None) -> tuple[Action, int]:

@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from rollcall import metrics
+from rollcall.callpower import statistics
 from rollcall.callpower.calls import get_call
 from rollcall.callpower.importer import Imported, import_call, import_calls
 from rollcall.callpower.models import WAITING_STATES, Call, CallDocument, CallState, ClaimedCall, ImportOutcome
@@ -37,7 +38,14 @@ MAX_RETRY_DELAY = dt.timedelta(hours=6)
 ERROR_PAUSE = 1.0  # after a database error, wait this long before trying again
 
 _CLAIM = {
-    state: sa.select(_calls.c.id, _calls.c.record, _calls.c.attempts)
+    state: sa.select(
+        _calls.c.id,
+        _calls.c.record,
+        _calls.c.attempts,
+        _calls.c.state,
+        _calls.c.callpower_campaign_id,
+        _calls.c.received_at,
+    )
     .where(_calls.c.state == state, _calls.c.next_attempt_at <= sa.bindparam("now"))
     .order_by(_calls.c.next_attempt_at, _calls.c.id)
     .limit(sa.bindparam("limit"))
@@ -95,6 +103,13 @@ def record_outcomes(session: Session, calls: Sequence[ClaimedCall], outcomes: Se
         for call, outcome in zip(calls, outcomes, strict=True)
     ]
     update_rows(session, _calls, _OUTCOME_COLUMNS, rows)
+    statistics.moved(
+        session,
+        [
+            (call.callpower_campaign_id, call.received_at, call.state, outcome.state)
+            for call, outcome in zip(calls, outcomes, strict=True)
+        ],
+    )
 
 
 _UPDATE_CALL = sa.update(_calls).where(_calls.c.id == sa.bindparam("call"))
@@ -122,6 +137,7 @@ def record_failure(
             "updated_at": now,
         },
     )
+    statistics.moved(session, [(call.callpower_campaign_id, call.received_at, call.state, state)])
     if state == CallState.DEAD:
         record_events(session, [(EventType.CALL_DEAD, call.id, CallDocument.of(get_call(session, call.id)))])
 
@@ -190,7 +206,7 @@ class Importer:
             if not claimed:
                 return 0
             try:
-                with savepoint(session.connection(), "import_batch"):
+                with savepoint(session, "import_batch"):
                     imported = import_calls(session, claimed)
                     record_import(session, claimed, imported)
                 outcomes = list(imported.outcomes)
@@ -216,7 +232,7 @@ class Importer:
         outcomes: list[ImportOutcome | None] = []
         for call in claimed:
             try:
-                with savepoint(session.connection(), "import_call"):
+                with savepoint(session, "import_call"):
                     imported = import_call(session, call)
                     record_import(session, [call], imported)
                 outcomes.append(imported.outcomes[0])

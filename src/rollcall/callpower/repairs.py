@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from rollcall.callpower import campaigns
+from rollcall.callpower import campaigns, statistics
 from rollcall.callpower.calls import get_call
 from rollcall.callpower.deliveries import Delivery, UnreadableBody, decode_json, decode_payload, keyed
 from rollcall.callpower.models import Call, CallState
@@ -62,7 +62,7 @@ def _validated(session: Session, call: Call, payload: Mapping[str, Any], region:
 
 def _accept(session: Session, call: Call, delivery: Delivery, now: dt.datetime) -> None:
     """A rejected call that passes now: `received` (the importer takes it), or `duplicate` of the
-    stored call it equals. Its campaign's counts follow it."""
+    stored call it equals. Its counts follow it (to its campaign as repaired)."""
     [delivery] = keyed(session, [delivery])
     assert delivery.document is not None and delivery.call_timestamp is not None
     previous_campaign = call.callpower_campaign_id
@@ -86,10 +86,14 @@ def _accept(session: Session, call: Call, delivery: Delivery, now: dt.datetime) 
     call.call_timestamp = delivery.call_timestamp
     call.defaulted = delivery.defaulted
     call.updated_at = now
-    moved = previous_campaign != delivery.callpower_campaign_id
-    if moved and previous_campaign is not None:
-        campaigns.uncount_call(session, previous_campaign)
-    campaigns.count_stored_calls(session, [delivery], call.received_at, new=moved)
+    campaigns.note_stored_calls(session, [delivery], call.received_at)
+    statistics.count(
+        session,
+        [
+            (previous_campaign, call.received_at, CallState.REJECTED, -1),
+            (delivery.callpower_campaign_id, call.received_at, call.state, 1),
+        ],
+    )
     session.flush()
 
 

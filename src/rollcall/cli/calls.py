@@ -1,5 +1,5 @@
 """Commands on stored calls and the CallPower campaigns seen: list, retry, repair, revalidate,
-import a file of calls, and a campaign's defaults."""
+import a file of calls, a campaign's defaults, and recounting the calls (`stats rebuild`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from rollcall.callpower import calls, campaigns, operations
+from rollcall.callpower import calls, campaigns, operations, statistics
 from rollcall.callpower.models import CallDocument, CallPowerCampaignDocument
 from rollcall.cli.common import (
     CommandError,
@@ -21,6 +21,7 @@ from rollcall.cli.common import (
     print_rows,
     settings_of_environment,
     state_named,
+    stats_app,
 )
 from rollcall.paging import PageRequest
 
@@ -110,6 +111,17 @@ def calls_revalidate(
     settings = settings_of_environment()
     done = revalidate_calls(database_of(settings), callpower_campaign_id, region=settings.default_region)
     typer.echo(f"revalidated={done.revalidated} duplicates={done.duplicates} still_rejected={done.still_rejected}")
+
+
+@stats_app.command("rebuild")
+def stats_rebuild() -> None:
+    """Recount the calls by CallPower campaign, day and state, and keep that count (the counts
+    are kept as calls change; this mends them after a restore or a hand edit of the database).
+    On PostgreSQL, writes to the calls wait while it counts."""
+    with database_of().writing() as session:
+        rebuilt = statistics.rebuild(session)
+    total = sum(rebuilt.counts.by_day.values())
+    typer.echo(f"counted {total} calls; {rebuilt.corrected} counters were wrong and are corrected")
 
 
 @callpower_campaigns_app.command("list")

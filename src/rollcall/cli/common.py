@@ -29,6 +29,7 @@ users_app = typer.Typer(help="Users.", no_args_is_help=True)
 signups_app = typer.Typer(help="Signups.", no_args_is_help=True)
 keys_app = typer.Typer(help="The secrets that open the service.", no_args_is_help=True)
 callpower_campaigns_app = typer.Typer(help="CallPower campaigns seen, and their defaults.", no_args_is_help=True)
+stats_app = typer.Typer(help="The call counts the overview and campaigns pages read.", no_args_is_help=True)
 for sub, name in (
     (campaigns_app, "campaigns"),
     (actions_app, "actions"),
@@ -38,6 +39,7 @@ for sub, name in (
     (signups_app, "signups"),
     (keys_app, "keys"),
     (callpower_campaigns_app, "callpower-campaigns"),
+    (stats_app, "stats"),
 ):
     app.add_typer(sub, name=name)
 

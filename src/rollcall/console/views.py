@@ -92,7 +92,7 @@ def overview_page(request: Request, session: Staff) -> HTMLResponse:
     services = services_of(request)
     now = dt.datetime.now(dt.UTC)
     with services.database.reading() as db:
-        summary = services.statistics.overview(db)
+        summary = statistics.overview(db)
         unmapped = campaigns.list_callpower_campaigns(db, PageRequest(limit=500), mapped=False).items
         rejected = summary.week[CallState.REJECTED]
         week_began = dt.datetime.combine(summary.days[-7].day, dt.time(), dt.UTC)
