@@ -61,6 +61,8 @@ def test_the_counts_follow_every_change_and_the_pages_show_them(
         for n in range(30, 34):  # custom targets: no title
             assert callpower.post(LEGACY_PATH, json=a_call(n, campaign_target_title=None)).status_code == 422
         assert callpower.post(LEGACY_PATH, content=b"{not json").status_code == 400  # names no campaign
+        bad_duration = a_call(1, callpower_campaign_id=3, call_duration="long", call_timestamp="2026-11-30T18:00:00")
+        assert callpower.post(LEGACY_PATH, json=bad_duration).status_code == 422  # the member's, erased below
         wait_for(lambda: settled(database))
 
         break_posts(database)  # imports fail, then the calls are dead
@@ -90,7 +92,7 @@ def test_the_counts_follow_every_change_and_the_pages_show_them(
             "data"
         ] == {"revalidated": 3, "duplicates": 0, "still_rejected": 0}
         wait_for(lambda: settled(database))
-        member = staff.get("/api/v3/users").json()["data"][0]["id"]
+        member = staff.get("/api/v3/users", params={"filter[mobile]": "+15551230001"}).json()["data"][0]["id"]
         assert staff.delete(f"/api/v3/users/{member}").status_code == 200
 
         kept, counted = kept_and_recounted(database)
@@ -98,16 +100,19 @@ def test_the_counts_follow_every_change_and_the_pages_show_them(
         states = by_state(counted)
         assert states["erased"] >= 1 and states["unmapped"] >= 1 and states["discarded"] == 1
         assert states["rejected"] == 1 and states["imported"] > 0
-        assert sum(states.values()) == 6 + 3 + 1 + 4 + 1 + 3 + 1
+        assert sum(states.values()) == 6 + 3 + 1 + 4 + 1 + 1 + 3 + 1
+        assert states["erased"] == 2  # the member's imported call and rejected one
+        [((campaign, day, _), calls)] = counted.by_reason.items()  # the unreadable body's one problem
+        assert (campaign, day, calls) == (statistics.NO_CAMPAIGN, dt.datetime.now(dt.UTC).date(), 1)
 
         # What the API, the metrics and the console show are those counts.
-        shown = {
-            c["callpower_campaign_id"]: c["calls"] for c in staff.get("/api/v3/callpower/campaigns").json()["data"]
-        }
+        listed = staff.get("/api/v3/callpower/campaigns").json()["data"]
+        shown = {c["callpower_campaign_id"]: c["calls"] for c in listed}
         for campaign, calls in shown.items():
             assert {s: n for s, n in calls.items() if n} == {
                 s: n for (c, s), n in counted.by_campaign.items() if c == campaign
             }
+        assert all(not c["rejected_because"] for c in listed)  # the only rejected call names no campaign
         metrics = staff.get("/metrics").text
         for state, calls in states.items():
             assert f'rollcall_calls{{state="{state}"}} {float(calls)}' in metrics

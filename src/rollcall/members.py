@@ -100,11 +100,15 @@ def erase_member(session: Session, user_id: str) -> Erased:
     for start in range(0, len(call_ids), CHUNK):
         chunk = call_ids[start : start + CHUNK]
         before = session.execute(
-            sa.select(Call.callpower_campaign_id, Call.received_at, Call.state)
+            sa.select(Call.callpower_campaign_id, Call.received_at, Call.state, Call.errors)
             .where(Call.id.in_(chunk))
             .with_for_update()
         ).all()
-        statistics.moved(session, [(campaign, at, state, CallState.ERASED) for campaign, at, state in before])
+        statistics.moved(session, [(campaign, at, state, CallState.ERASED) for campaign, at, state, _ in before])
+        statistics.count_rejections(
+            session,
+            [(campaign, at, errors, -1) for campaign, at, state, errors in before if state == CallState.REJECTED],
+        )
         session.execute(
             sa.update(Call)
             .where(Call.id.in_(chunk))

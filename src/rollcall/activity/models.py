@@ -54,6 +54,7 @@ class Action(Base):
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = (sa.Index("ix_users_created_at_id", "created_at", "id"),)  # the list, newest first
 
     id: Mapped[str] = mapped_column(sa.String(24), primary_key=True, default=new_user_id)
     mobile: Mapped[str] = mapped_column(sa.String(32), unique=True)

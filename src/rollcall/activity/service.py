@@ -9,6 +9,7 @@ import datetime as dt
 from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,7 @@ from rollcall.activity.models import (
     User,
 )
 from rollcall.db import table_of
+from rollcall.dialect import from_driver_time
 from rollcall.errors import InvalidInput, NotFound
 from rollcall.paging import Page, PageRequest, any_of, keyset_page
 
@@ -257,3 +259,56 @@ def list_posts(
     if call_timestamp_lt is not None:
         query = query.where(Post.call_timestamp < call_timestamp_lt)
     return keyset_page(session, query, [Post.id], page, lambda p: (p.id,))
+
+
+class ExportedPost(NamedTuple):
+    id: int
+    created_at: dt.datetime | None
+    call_timestamp: dt.datetime | None
+    status: str
+    quantity: int
+    type: str
+    action: str
+    action_id: int
+    northstar_id: str
+    call_id: int | None
+    details: dict[str, Any]
+
+
+# Read as the driver gives them (times and details decoded in `posts_for_export`): for the
+# hundreds of thousands of rows of an export, SQLAlchemy's objects and its SQLite time parsing
+# cost most of the time (docs/benchmarks.md, "posts CSV").
+_EXPORTED = sa.select(
+    Post.id,
+    sa.type_coerce(Post.created_at, sa.String),
+    sa.type_coerce(Post.call_timestamp, sa.String),
+    Post.status,
+    Post.quantity,
+    Post.type,
+    Post.action,
+    Post.action_id,
+    Post.northstar_id,
+    Post.call_id,
+    sa.type_coerce(Post.details, sa.Text),
+).where(Post.campaign_id == sa.bindparam("campaign"), Post.id < sa.bindparam("before"))
+
+
+def posts_for_export(session: Session, campaign_id: int, *, before: int | None, limit: int) -> list[ExportedPost]:
+    """A campaign's posts older than the post `before` (None: from the newest), newest first, a
+    keyset page on (campaign_id, id)."""
+    rows = session.execute(
+        _EXPORTED.order_by(Post.id.desc()).limit(limit),
+        {"campaign": campaign_id, "before": before if before is not None else 2**62},
+    )
+    return [
+        ExportedPost._make(
+            (
+                id_,
+                from_driver_time(created),
+                from_driver_time(called),
+                *middle,
+                orjson.loads(details) if isinstance(details, str | bytes) else (details or {}),
+            )
+        )
+        for id_, created, called, *middle, details in rows
+    ]

@@ -3,7 +3,6 @@ they map to, and their defaults for the fields their calls lack."""
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from sqlalchemy.orm import Session
 from rollcall.activity import service as activity
 from rollcall.activity.models import Action
 from rollcall.callpower import statistics
-from rollcall.callpower.models import CallPowerCampaign, CallState
+from rollcall.callpower.models import CallPowerCampaign
 from rollcall.callpower.record import InvalidCall, check_default
 from rollcall.db import table_of
 from rollcall.dialect import upsert
@@ -107,23 +106,21 @@ class CampaignSummary:
 def summarize_campaigns(session: Session, campaigns: Sequence[CallPowerCampaign]) -> list[CampaignSummary]:
     ids = [campaign.id for campaign in campaigns]
     counts = statistics.calls_by_campaign(session, ids)
+    reasons = statistics.rejections_by_campaign(session, ids)
     actions = activity.actions_for_callpower_campaigns(session, ids)
     summaries = []
     for campaign in campaigns:
-        by_state = counts[campaign.id]
-        rejected = by_state[CallState.REJECTED]
-        reasons = statistics.rejection_reasons(session, callpower_campaign_id=campaign.id) if rejected else {}
         summaries.append(
             CampaignSummary(
                 campaign.id,
                 campaign.name,
-                by_state,
+                counts[campaign.id],
                 campaign.first_call_at,
                 campaign.last_call_at,
                 campaign.last_received_at,
                 actions.get(campaign.id),
                 campaign.defaults or {},
-                dict(collections.Counter(reasons).most_common()),
+                reasons[campaign.id],
             )
         )
     return summaries

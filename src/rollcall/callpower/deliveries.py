@@ -326,6 +326,9 @@ def store_deliveries(session: Session, deliveries: Sequence[Delivery]) -> Stored
         session,
         [(d.callpower_campaign_id, now, CallState.RECEIVED if d.document else CallState.REJECTED, 1) for d in stored],
     )
+    statistics.count_rejections(
+        session, [(d.callpower_campaign_id, now, d.errors, 1) for d in stored if d.document is None]
+    )
     new = sum(1 for delivery in stored if delivery.document is not None)
     if new:
         announce_calls(session, in_process=False)  # the writer storing them imports in its gaps

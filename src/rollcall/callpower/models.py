@@ -34,6 +34,9 @@ class CallState(enum.StrEnum):
 # uses a partial index only for a query whose WHERE has the index's own terms, literals included).
 SEEN_BY_IMPORTER = "state != 'received'"
 
+# How much of an error message a rejection count keeps as its reason.
+REASON_LENGTH = 500
+
 # States the importer picks up by itself.
 WAITING_STATES = (CallState.RECEIVED, CallState.FAILED)
 # States an operator may send back to the importer.
@@ -95,6 +98,18 @@ class DayCount(Base):
 
     day: Mapped[dt.date] = mapped_column(sa.Date, primary_key=True)
     state: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    calls: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class RejectionCount(Base):
+    """Rejected calls of a CallPower campaign (0: they named none) received on a day that have a
+    problem (an error message; a call with several is counted under each)."""
+
+    __tablename__ = "call_rejections_by_reason"
+
+    callpower_campaign_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    day: Mapped[dt.date] = mapped_column(sa.Date, primary_key=True)
+    reason: Mapped[str] = mapped_column(sa.String(REASON_LENGTH), primary_key=True)
     calls: Mapped[int] = mapped_column(sa.BigInteger)
 
 

@@ -94,6 +94,7 @@ def _accept(session: Session, call: Call, delivery: Delivery, now: dt.datetime) 
             (delivery.callpower_campaign_id, call.received_at, call.state, 1),
         ],
     )
+    statistics.count_rejections(session, [(previous_campaign, call.received_at, call.errors, -1)])
     session.flush()
 
 
@@ -154,6 +155,13 @@ def revalidate_calls(database: Database, callpower_campaign_id: int, *, region: 
                 if delivery is None or delivery.document is None:
                     still_rejected += 1
                     if delivery is not None and delivery.errors != call.errors:
+                        statistics.count_rejections(
+                            session,
+                            [
+                                (call.callpower_campaign_id, call.received_at, call.errors, -1),
+                                (call.callpower_campaign_id, call.received_at, delivery.errors, 1),
+                            ],
+                        )
                         call.errors = delivery.errors
                     continue
                 _accept(session, call, delivery, now)

@@ -1,11 +1,12 @@
 """What operators count: stored calls by state, per CallPower campaign and per day, the
 importer's backlog, and why calls were rejected.
 
-The counts are kept, not recomputed: `call_counts_by_campaign` (CallPower campaign, state) and
-`call_counts_by_day` (day received, UTC; state) change in the transaction that changes a call's
-state, so reading them costs the same at 10,000 calls and at 10,000,000. Whatever changes a
-call's state says so with `count` or `moved` (intake per batch, the importer per batch, retries,
-repairs, erasure); the changes add up in the session and are written once, in key order, just
+The counts are kept, not recomputed: `call_counts_by_campaign` (CallPower campaign, state),
+`call_counts_by_day` (day received, UTC; state) and `call_rejections_by_reason` (campaign, day,
+problem) change in the transaction that changes a call's state, so reading them costs the same at
+10,000 calls and at 10,000,000. Whatever changes a call's state says so with `count` or `moved`
+(intake per batch, the importer per batch, retries, repairs, erasure), and whatever makes or ends
+a rejection with `count_rejections`; the changes add up in the session and are written once, in key order, just
 before it commits (`write_counts`, called by `Database`): one upsert per touched row per
 transaction, and concurrent PostgreSQL writers lock the counters in the same order and only for
 the moment of their commit. A savepoint that is rolled back drops what was counted inside it
@@ -23,18 +24,29 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from rollcall.callpower.models import WAITING_STATES, Call, CallState, CampaignCount, DayCount
+from rollcall.callpower.models import (
+    REASON_LENGTH,
+    WAITING_STATES,
+    Call,
+    CallState,
+    CampaignCount,
+    DayCount,
+    RejectionCount,
+)
 from rollcall.db import BEFORE_COMMIT, PENDING_COUNTS, table_of
 from rollcall.dialect import lock_for_recount, upsert, utc_day
 from rollcall.times import utcnow
 
-REASONS_SAMPLE = 1000  # the newest rejected calls whose reasons are counted
+NO_CAMPAIGN = 0  # the campaign of rejected calls that named none, in `call_rejections_by_reason`
 
 _by_campaign = table_of(CampaignCount)
 _by_day = table_of(DayCount)
+_by_reason = table_of(RejectionCount)
 
 # A change of the counts: a call of (CallPower campaign, received at) enters (+1) or leaves (-1) a state.
 Change = tuple[int | None, dt.datetime, str, int]
+# A rejected call of (CallPower campaign, received at) with these errors is made (+1) or ends (-1).
+Rejection = tuple[int | None, dt.datetime, dict[str, list[str]] | None, int]
 
 
 def day_of(moment: dt.datetime) -> dt.date:
@@ -46,25 +58,48 @@ def day_of(moment: dt.datetime) -> dt.date:
 
 @dataclass
 class PendingCounts:
-    """What this transaction changed, not yet written: (campaign, state) and (day, state) deltas."""
+    """What this transaction changed, not yet written: (campaign, state), (day, state) and
+    (campaign, day, reason) deltas."""
 
     by_campaign: collections.Counter[tuple[int, str]]
     by_day: collections.Counter[tuple[dt.date, str]]
+    by_reason: collections.Counter[tuple[int, dt.date, str]]
 
     def copy(self) -> PendingCounts:
-        return PendingCounts(self.by_campaign.copy(), self.by_day.copy())
+        return PendingCounts(self.by_campaign.copy(), self.by_day.copy(), self.by_reason.copy())
+
+
+def _pending(session: Session) -> PendingCounts:
+    pending: PendingCounts | None = session.info.get(PENDING_COUNTS)
+    if pending is None:
+        counters: tuple[Any, Any, Any] = (collections.Counter(), collections.Counter(), collections.Counter())
+        pending = session.info[PENDING_COUNTS] = PendingCounts(*counters)
+        session.info.setdefault(BEFORE_COMMIT, {})["counts"] = write_counts
+    return pending
+
+
+def reasons_of(errors: dict[str, list[str]] | None) -> set[str]:
+    """The problems a rejected call is counted under: each of its error messages."""
+    return {message[:REASON_LENGTH] for messages in (errors or {}).values() for message in messages}
 
 
 def count(session: Session, changes: Iterable[Change]) -> None:
     """Add calls entering or leaving states to this transaction's counts (written at commit)."""
-    pending = session.info.get(PENDING_COUNTS)
-    if pending is None:
-        pending = session.info[PENDING_COUNTS] = PendingCounts(collections.Counter(), collections.Counter())
-        session.info.setdefault(BEFORE_COMMIT, {})["counts"] = write_counts
+    pending = _pending(session)
     for campaign, received_at, state, delta in changes:
         if campaign is not None:
             pending.by_campaign[(campaign, str(state))] += delta
         pending.by_day[(day_of(received_at), str(state))] += delta
+
+
+def count_rejections(session: Session, rejections: Iterable[Rejection]) -> None:
+    """Add rejected calls made (+1) or ended (-1: repaired, revalidated, erased, or their errors
+    changed) to this transaction's counts of problems."""
+    pending = _pending(session)
+    for campaign, received_at, errors, delta in rejections:
+        day = day_of(received_at)
+        for reason in reasons_of(errors):
+            pending.by_reason[(NO_CAMPAIGN if campaign is None else campaign, day, reason)] += delta
 
 
 def moved(session: Session, calls: Iterable[tuple[int | None, dt.datetime, str, str]]) -> None:
@@ -84,24 +119,25 @@ def _add(table: sa.Table, excluded: Any) -> dict[str, Any]:
     return {"calls": table.c.calls + excluded.calls}
 
 
+# Each kept count: its table, and the columns of its key (`PendingCounts` and `Counts` fields alike).
+_KEPT: dict[str, tuple[sa.Table, tuple[str, ...]]] = {
+    "by_campaign": (_by_campaign, ("callpower_campaign_id", "state")),
+    "by_day": (_by_day, ("day", "state")),
+    "by_reason": (_by_reason, ("callpower_campaign_id", "day", "reason")),
+}
+
+
 def write_counts(session: Session) -> None:
     """Write this transaction's count changes (`Database` calls it before every commit)."""
     pending: PendingCounts | None = session.info.pop(PENDING_COUNTS, None)
     if pending is None:
         return
     connection = session.connection()
-    campaigns = [
-        {"callpower_campaign_id": campaign, "state": state, "calls": delta}
-        for (campaign, state), delta in sorted(pending.by_campaign.items())
-        if delta
-    ]
-    if campaigns:
-        connection.execute(upsert(session, _by_campaign, ("callpower_campaign_id", "state"), _add), campaigns)
-    days = [
-        {"day": day, "state": state, "calls": delta} for (day, state), delta in sorted(pending.by_day.items()) if delta
-    ]
-    if days:
-        connection.execute(upsert(session, _by_day, ("day", "state"), _add), days)
+    for name, (table, key) in _KEPT.items():
+        changes: collections.Counter[Any] = getattr(pending, name)
+        rows = [{**dict(zip(key, k, strict=True)), "calls": delta} for k, delta in sorted(changes.items()) if delta]
+        if rows:
+            connection.execute(upsert(session, table, key, _add), rows)
 
 
 # -- reading them -------------------------------------------------------------------------------
@@ -153,15 +189,20 @@ def backlog(session: Session) -> tuple[int, dt.datetime | None]:
 class Counts:
     by_campaign: dict[tuple[int, str], int]
     by_day: dict[tuple[dt.date, str], int]
+    by_reason: dict[tuple[int, dt.date, str], int]
 
 
 def maintained(session: Session) -> Counts:
     """The counts as kept (rows at 0 left out)."""
-    by_campaign = session.execute(
-        sa.select(_by_campaign.c.callpower_campaign_id, _by_campaign.c.state, _by_campaign.c.calls)
-    )
-    by_day = session.execute(sa.select(_by_day.c.day, _by_day.c.state, _by_day.c.calls))
-    return Counts({(c, s): n for c, s, n in by_campaign if n}, {(d, s): n for d, s, n in by_day if n})
+    found = {}
+    for name, (table, key) in _KEPT.items():
+        rows = session.execute(sa.select(*(table.c[column] for column in key), table.c.calls))
+        found[name] = {tuple(row[:-1]): row[-1] for row in rows if row[-1]}
+    return Counts(**found)
+
+
+def _date(value: Any) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
 
 
 def recount(session: Session) -> Counts:
@@ -173,9 +214,19 @@ def recount(session: Session) -> Counts:
         .group_by(Call.callpower_campaign_id, Call.state)
     )
     by_day = session.execute(sa.select(day, Call.state, sa.func.count()).group_by(day, Call.state))
+    by_reason: collections.Counter[tuple[int, dt.date, str]] = collections.Counter()
+    rejected = session.execute(
+        sa.select(Call.callpower_campaign_id, Call.received_at, Call.errors).where(
+            Call.state == CallState.REJECTED.value
+        )
+    )
+    for campaign, received_at, errors in rejected:
+        for reason in reasons_of(errors):
+            by_reason[(NO_CAMPAIGN if campaign is None else campaign, day_of(received_at), reason)] += 1
     return Counts(
         {(c, s): n for c, s, n in by_campaign if c is not None},
-        {(d if isinstance(d, dt.date) else dt.date.fromisoformat(d), s): n for d, s, n in by_day},
+        {(_date(d), s): n for d, s, n in by_day},
+        dict(by_reason),
     )
 
 
@@ -196,35 +247,41 @@ def rebuild(session: Session) -> Rebuilt:
     session.info.pop(PENDING_COUNTS, None)
     lock_for_recount(session, "calls")
     before, after = maintained(session), recount(session)
-    wrong = _differing(before.by_campaign, after.by_campaign) + _differing(before.by_day, after.by_day)
-    session.execute(sa.delete(_by_campaign))
-    session.execute(sa.delete(_by_day))
-    if after.by_campaign:
-        session.execute(
-            sa.insert(_by_campaign),
-            [{"callpower_campaign_id": c, "state": s, "calls": n} for (c, s), n in sorted(after.by_campaign.items())],
-        )
-    if after.by_day:
-        session.execute(
-            sa.insert(_by_day), [{"day": d, "state": s, "calls": n} for (d, s), n in sorted(after.by_day.items())]
-        )
+    wrong = 0
+    for name, (table, key) in _KEPT.items():
+        counted: dict[Any, int] = getattr(after, name)
+        wrong += _differing(getattr(before, name), counted)
+        session.execute(sa.delete(table))
+        if counted:
+            rows = [{**dict(zip(key, k, strict=True)), "calls": n} for k, n in sorted(counted.items())]
+            session.execute(sa.insert(table), rows)
     return Rebuilt(after, wrong)
 
 
-def rejection_reasons(
-    session: Session, *, callpower_campaign_id: int | None = None, since: dt.datetime | None = None
-) -> collections.Counter[str]:
-    """Why calls were rejected: each problem, with how many of the newest `REASONS_SAMPLE`
-    rejected calls (of one CallPower campaign, or since a time) have it."""
-    query = sa.select(Call.errors).where(Call.state == CallState.REJECTED)
-    if callpower_campaign_id is not None:
-        query = query.where(Call.callpower_campaign_id == callpower_campaign_id)
-    if since is not None:
-        query = query.where(Call.received_at >= since)
-    reasons: collections.Counter[str] = collections.Counter()
-    for errors in session.scalars(query.order_by(Call.id.desc()).limit(REASONS_SAMPLE)):
-        reasons.update({message for messages in (errors or {}).values() for message in messages})
-    return reasons
+def rejections_by_campaign(session: Session, callpower_campaign_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Why each campaign's calls are rejected: each problem with how many of its rejected calls
+    have it, most common first."""
+    found: dict[int, collections.Counter[str]] = {id_: collections.Counter() for id_ in callpower_campaign_ids}
+    if callpower_campaign_ids:
+        rows = session.execute(
+            sa.select(RejectionCount.callpower_campaign_id, RejectionCount.reason, sa.func.sum(RejectionCount.calls))
+            .where(RejectionCount.callpower_campaign_id.in_(callpower_campaign_ids))
+            .group_by(RejectionCount.callpower_campaign_id, RejectionCount.reason)
+        )
+        for campaign, reason, calls in rows:
+            if calls:
+                found[campaign][reason] = int(calls)
+    return {id_: dict(reasons.most_common()) for id_, reasons in found.items()}
+
+
+def rejection_reasons(session: Session, *, since: dt.date) -> collections.Counter[str]:
+    """Why the calls received since a day were rejected: each problem, with how many have it."""
+    rows = session.execute(
+        sa.select(RejectionCount.reason, sa.func.sum(RejectionCount.calls))
+        .where(RejectionCount.day >= since)
+        .group_by(RejectionCount.reason)
+    )
+    return collections.Counter({reason: int(calls) for reason, calls in rows if calls})
 
 
 # -- the operators' overview ------------------------------------------------------------------

@@ -63,6 +63,9 @@ CSV_COLUMNS = (
 )
 
 
+CSV_PAGE = 2000  # posts read per transaction: the CSV goes out as it is read, memory stays flat
+
+
 @router.get("/campaigns/{campaign_id}/posts.csv")
 def posts_csv(request: Request, session: Staff, campaign_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
     database = services_of(request).database
@@ -73,12 +76,12 @@ def posts_csv(request: Request, session: Staff, campaign_id: Annotated[int, Path
         buffer = io.StringIO()
         writer = spreadsheets.Writer(buffer)
         writer.writerow(CSV_COLUMNS)
-        cursor = None
+        before = None
         while True:
             with database.reading() as db:
-                page = activity.list_posts(db, PageRequest(limit=1000, cursor=cursor), campaign_ids=[campaign_id])
-            for post in page.items:
-                details = post.details or {}
+                posts = activity.posts_for_export(db, campaign_id, before=before, limit=CSV_PAGE)
+            for post in posts:
+                details = post.details
                 writer.writerow(
                     [
                         post.id,
@@ -97,9 +100,9 @@ def posts_csv(request: Request, session: Staff, campaign_id: Annotated[int, Path
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
-            cursor = page.next
-            if cursor is None:
+            if len(posts) < CSV_PAGE:
                 return
+            before = posts[-1].id
 
     filename = f"campaign-{campaign_id}-posts.csv"
     return StreamingResponse(

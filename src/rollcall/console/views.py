@@ -95,8 +95,7 @@ def overview_page(request: Request, session: Staff) -> HTMLResponse:
         summary = statistics.overview(db)
         unmapped = campaigns.list_callpower_campaigns(db, PageRequest(limit=500), mapped=False).items
         rejected = summary.week[CallState.REJECTED]
-        week_began = dt.datetime.combine(summary.days[-7].day, dt.time(), dt.UTC)
-        reasons = statistics.rejection_reasons(db, since=week_began) if rejected else {}
+        reasons = statistics.rejection_reasons(db, since=summary.days[-7].day) if rejected else {}
         disabled_webhooks = endpoints.disabled_by_rollcall(db)
     peak = max([day.total for day in summary.days] + [1])
     common = max(reasons.items(), key=lambda item: item[1], default=None)
@@ -109,7 +108,6 @@ def overview_page(request: Request, session: Staff) -> HTMLResponse:
         now=now,
         rejected=rejected,
         common_reason=common,
-        reasons_sampled=min(rejected, statistics.REASONS_SAMPLE),
         disabled_webhooks=disabled_webhooks,
     )
 
