@@ -71,6 +71,65 @@ def serve_pid(port: str) -> int:
     raise SystemExit("rollcall serve not found")
 
 
+def sign_in(client: httpx.Client) -> None:
+    form = client.get("/console/sign-in").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    client.post("/console/sign-in", data={"csrf_token": csrf, "token": TOKEN, "next": "/console/"})
+
+
+def targets(client: httpx.Client) -> dict[str, tuple[str, dict[str, str | int], dict[str, str]]]:
+    """Every console page and API list (name: path, query, headers), with ids found in the data.
+    The client must be signed in to the console."""
+    staff = {"Authorization": f"Bearer {TOKEN}"}
+    posts = client.get("/api/v3/posts", params={"filter[campaign_id]": 7, "limit": 100}, headers=staff).json()
+    post = posts["data"][0]
+    deep = posts["meta"]["cursor"]["next"]
+    for _ in range(20):  # a page further back
+        deep = client.get(
+            "/api/v3/posts", params={"filter[campaign_id]": 7, "limit": 100, "cursor": deep}, headers=staff
+        ).json()["meta"]["cursor"]["next"]
+    user = post["northstar_id"]
+    mobile = client.get(f"/api/v3/users/{user}", headers=staff).json()["data"]["mobile"]
+    pages = {
+        "console: overview": "/console/",
+        "console: CallPower campaigns": "/console/campaigns",
+        "console: calls": "/console/calls",
+        "console: calls, failed": "/console/calls?state=failed",
+        "console: calls, unmapped": "/console/calls?state=unmapped",
+        "console: calls, rejected": "/console/calls?state=rejected",
+        "console: calls, one campaign": "/console/calls?campaign=5",
+        "console: calls, one mobile": f"/console/calls?mobile={mobile}",
+        "console: one call": f"/console/calls/{post['call_id']}",
+        "console: posts of a campaign": "/console/posts?campaign_id=7",
+        "console: one post": f"/console/posts/{post['id']}",
+        "console: one user": f"/console/users/{user}",
+        "console: one signup": f"/console/signups/{post['signup_id']}",
+        "console: audit log": "/console/audit",
+        "console: webhooks": "/console/webhooks",
+    }
+    lists = {
+        "API: posts": ("/api/v3/posts", {}),
+        "API: posts of a campaign": ("/api/v3/posts", {"filter[campaign_id]": 7}),
+        "API: posts, 21st page": ("/api/v3/posts", {"filter[campaign_id]": 7, "cursor": deep}),
+        "API: posts of an action": ("/api/v3/posts", {"filter[action_id]": 8}),
+        "API: posts of a member": ("/api/v3/posts", {"filter[northstar_id]": user}),
+        "API: signups": ("/api/v3/signups", {}),
+        "API: signups of a campaign": ("/api/v3/signups", {"filter[campaign_id]": 7}),
+        "API: users": ("/api/v3/users", {}),
+        "API: campaigns": ("/api/v3/campaigns", {}),
+        "API: actions": ("/api/v3/actions", {}),
+        "API: calls": ("/api/v3/callpower/calls", {}),
+        "API: calls, failed": ("/api/v3/callpower/calls", {"filter[state]": "failed"}),
+        "API: calls, unmapped": ("/api/v3/callpower/calls", {"filter[state]": "unmapped"}),
+        "API: calls of a CallPower campaign": ("/api/v3/callpower/calls", {"filter[callpower_campaign_id]": 5}),
+        "API: CallPower campaigns": ("/api/v3/callpower/campaigns", {}),
+        "API: events": ("/api/v3/events", {}),
+        "API: webhooks": ("/api/v3/webhooks", {}),
+    }
+    api = {name: (path, {"limit": 100, **params}, staff) for name, (path, params) in lists.items()}
+    return {**{name: (path, {}, {}) for name, path in pages.items()}, **api}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("database", help="a SQLite file or PostgreSQL URL built by bench/data.py")
@@ -83,60 +142,11 @@ def main() -> None:
         serving(url, Path(directory), ROLLCALL_ADMIN_TOKEN=TOKEN) as base,
         httpx.Client(base_url=base, timeout=120) as client,
     ):
-        form = client.get("/console/sign-in").text
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
-        client.post("/console/sign-in", data={"csrf_token": csrf, "token": TOKEN, "next": "/console/"})
-        staff = {"Authorization": f"Bearer {TOKEN}"}
-        posts = client.get("/api/v3/posts", params={"filter[campaign_id]": 7, "limit": 100}, headers=staff).json()
-        post = posts["data"][0]
-        deep = posts["meta"]["cursor"]["next"]
-        for _ in range(20):  # a page further back
-            deep = client.get(
-                "/api/v3/posts", params={"filter[campaign_id]": 7, "limit": 100, "cursor": deep}, headers=staff
-            ).json()["meta"]["cursor"]["next"]
-        user = post["northstar_id"]
-        mobile = client.get(f"/api/v3/users/{user}", headers=staff).json()["data"]["mobile"]
-        pages = {
-            "console: overview": "/console/",
-            "console: CallPower campaigns": "/console/campaigns",
-            "console: calls": "/console/calls",
-            "console: calls, failed": "/console/calls?state=failed",
-            "console: calls, unmapped": "/console/calls?state=unmapped",
-            "console: calls, rejected": "/console/calls?state=rejected",
-            "console: calls, one campaign": "/console/calls?campaign=5",
-            "console: calls, one mobile": f"/console/calls?mobile={mobile}",
-            "console: one call": f"/console/calls/{post['call_id']}",
-            "console: posts of a campaign": "/console/posts?campaign_id=7",
-            "console: one post": f"/console/posts/{post['id']}",
-            "console: one user": f"/console/users/{user}",
-            "console: one signup": f"/console/signups/{post['signup_id']}",
-            "console: audit log": "/console/audit",
-            "console: webhooks": "/console/webhooks",
-        }
-        lists = {
-            "API: posts": ("/api/v3/posts", {}),
-            "API: posts of a campaign": ("/api/v3/posts", {"filter[campaign_id]": 7}),
-            "API: posts, 21st page": ("/api/v3/posts", {"filter[campaign_id]": 7, "cursor": deep}),
-            "API: posts of an action": ("/api/v3/posts", {"filter[action_id]": 8}),
-            "API: posts of a member": ("/api/v3/posts", {"filter[northstar_id]": user}),
-            "API: signups": ("/api/v3/signups", {}),
-            "API: signups of a campaign": ("/api/v3/signups", {"filter[campaign_id]": 7}),
-            "API: users": ("/api/v3/users", {}),
-            "API: campaigns": ("/api/v3/campaigns", {}),
-            "API: actions": ("/api/v3/actions", {}),
-            "API: calls": ("/api/v3/callpower/calls", {}),
-            "API: calls, failed": ("/api/v3/callpower/calls", {"filter[state]": "failed"}),
-            "API: calls, unmapped": ("/api/v3/callpower/calls", {"filter[state]": "unmapped"}),
-            "API: calls of a CallPower campaign": ("/api/v3/callpower/calls", {"filter[callpower_campaign_id]": 5}),
-            "API: CallPower campaigns": ("/api/v3/callpower/campaigns", {}),
-            "API: events": ("/api/v3/events", {}),
-            "API: webhooks": ("/api/v3/webhooks", {}),
-        }
+        sign_in(client)
+        requests = targets(client)
         print(f"\nserver time (Server-Timing) over {args.rounds} rounds, limit 100 for API lists:")
         worst = 0.0
-        for name, (path, params) in {**{k: (v, {}) for k, v in pages.items()}, **lists}.items():
-            headers = staff if path.startswith("/api") else {}
-            query = {"limit": 100, **params} if path.startswith("/api") else params
+        for name, (path, query, headers) in requests.items():
             first = client.get(path, params=query, headers=headers)
             assert first.status_code == 200, (path, first.status_code, first.text[:200])
             times = [server_ms(client.get(path, params=query, headers=headers)) for _ in range(args.rounds)]
