@@ -20,6 +20,7 @@ from rollcall.audit import AuditEntry
 from rollcall.callpower import retention
 from rollcall.callpower.models import Call, CallState
 from rollcall.callpower.queue import Importer
+from rollcall.console import activity_pages
 from rollcall.db import Database
 from rollcall.spreadsheets import inert
 from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp, wait_for
@@ -256,6 +257,29 @@ def test_posts_csv_cells_a_spreadsheet_would_run_come_out_as_text(app: RunningAp
         "'+1 555",
         -5,
     ]
+
+
+def test_the_posts_csv_holds_every_post_of_the_campaign_across_its_reads(
+    app: RunningApp, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CSV is read a few posts at a time (here 7): every post once, newest first, and only
+    the campaign's."""
+    monkeypatch.setattr(activity_pages, "CSV_PAGE", 7)
+    map_seed_campaign(database, 1)
+    with app.client() as client:
+        for n in range(22):
+            answer = client.post(LEGACY_PATH, json=call(f"+1555000{n:04d}", 1 if n % 4 else 2, n), headers=KEY)
+            assert answer.status_code == 200
+        wait_for(lambda: len(client.get("/api/v3/posts", headers=STAFF).json()["data"]) == 16)
+        form = client.get("/console/sign-in").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+        client.post("/console/sign-in", data={"csrf_token": csrf, "token": ADMIN_TOKEN})
+        campaign_id = client.get("/api/v3/actions", headers=STAFF).json()["data"][0]["campaign_id"]
+        download = client.get(f"/console/campaigns/{campaign_id}/posts.csv")
+        posts = client.get("/api/v3/posts", params={"filter[campaign_id]": campaign_id}, headers=STAFF).json()
+    rows = list(csv.DictReader(io.StringIO(download.text)))
+    assert [int(row["post_id"]) for row in rows] == [post["id"] for post in posts["data"]]
+    assert len(rows) == 16 and rows[0]["created_at"].endswith("Z")
 
 
 def failures(metrics: str) -> dict[str, float]:

@@ -290,7 +290,7 @@ _EXPORTED = sa.select(
     Post.northstar_id,
     Post.call_id,
     sa.type_coerce(Post.details, sa.Text),
-).where(Post.campaign_id == sa.bindparam("campaign"), Post.id < sa.bindparam("before"))
+).where(Post.campaign_id == sa.bindparam("campaign"), Post.id < sa.bindparam("before", type_=sa.BigInteger))
 
 
 def posts_for_export(session: Session, campaign_id: int, *, before: int | None, limit: int) -> list[ExportedPost]:
