@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import hypothesis
+import hypothesis.strategies as st
 import pytest
 import sqlalchemy as sa
 
@@ -22,7 +24,9 @@ from rollcall.callpower.models import Call, CallState
 from rollcall.callpower.queue import Importer
 from rollcall.console import activity_pages
 from rollcall.db import Database
+from rollcall.dialect import iso_from_driver_time, sqlite_time_text
 from rollcall.spreadsheets import inert
+from rollcall.times import iso_utc
 from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp, wait_for
 from tests.helpers import LEGACY_PATH, map_seed_campaign, sign_in
 
@@ -280,6 +284,14 @@ def test_the_posts_csv_holds_every_post_of_the_campaign_across_its_reads(
     rows = list(csv.DictReader(io.StringIO(download.text)))
     assert [int(row["post_id"]) for row in rows] == [post["id"] for post in posts["data"]]
     assert len(rows) == 16 and rows[0]["created_at"].endswith("Z")
+
+
+@hypothesis.given(st.datetimes(timezones=st.just(dt.UTC)))
+@hypothesis.settings(max_examples=200, deadline=None)
+def test_the_csv_writes_sqlite_times_as_every_interface_does(moment: dt.datetime) -> None:
+    """The CSV writes SQLite's stored text straight out; it reads as `iso_utc` writes the time."""
+    assert iso_from_driver_time(sqlite_time_text(moment)) == iso_utc(moment)
+    assert iso_from_driver_time(moment) == iso_utc(moment)  # PostgreSQL's driver gives datetimes
 
 
 def failures(metrics: str) -> dict[str, float]:

@@ -20,6 +20,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from rollcall.times import iso_utc
+
 if TYPE_CHECKING:
     from rollcall.db import Database
 
@@ -48,10 +50,10 @@ def driver_time(session: Session | Connection, moment: dt.datetime | None) -> An
 
 def driver_times(session: Session | Connection) -> Callable[[dt.datetime | None], Any]:
     """`driver_time` for many values of one session."""
-    return _sqlite_time if _dialect(session) == "sqlite" else _same
+    return sqlite_time_text if _dialect(session) == "sqlite" else _same
 
 
-def _sqlite_time(moment: dt.datetime | None) -> str | None:
+def sqlite_time_text(moment: dt.datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
@@ -68,6 +70,17 @@ def from_driver_time(value: Any) -> dt.datetime | None:
         return None
     moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+def iso_from_driver_time(value: Any) -> str | None:
+    """A `UTCDateTime` column's driver value written as `times.iso_utc` writes it, without making
+    a datetime of SQLite's text (which is UTC, always with microseconds)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value[:10] + "T" + value[11:]
+        return (text[:-7] if text.endswith(".000000") else text) + "Z"
+    return iso_utc(from_driver_time(value))
 
 
 def driver_json(value: Any) -> str:

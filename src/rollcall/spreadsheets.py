@@ -39,3 +39,6 @@ class Writer:
 
     def writerow(self, row: Iterable[Any]) -> None:
         self._writer.writerow([inert(value) for value in row])
+
+    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
+        self._writer.writerows([inert(value) for value in row] for row in rows)

@@ -22,7 +22,7 @@ from rollcall.activity.models import (
     User,
 )
 from rollcall.db import table_of
-from rollcall.dialect import from_driver_time
+from rollcall.dialect import iso_from_driver_time
 from rollcall.errors import InvalidInput, NotFound
 from rollcall.paging import Page, PageRequest, any_of, keyset_page
 
@@ -263,8 +263,8 @@ def list_posts(
 
 class ExportedPost(NamedTuple):
     id: int
-    created_at: dt.datetime | None
-    call_timestamp: dt.datetime | None
+    created_at: str | None  # ISO-8601 UTC, as `times.iso_utc` writes it
+    call_timestamp: str | None
     status: str
     quantity: int
     type: str
@@ -275,9 +275,9 @@ class ExportedPost(NamedTuple):
     details: dict[str, Any]
 
 
-# Read as the driver gives them (times and details decoded in `posts_for_export`): for the
-# hundreds of thousands of rows of an export, SQLAlchemy's objects and its SQLite time parsing
-# cost most of the time (docs/benchmarks.md, "posts CSV").
+# Read as the driver gives them (times written out and details decoded in `posts_for_export`):
+# for the hundreds of thousands of rows of an export, SQLAlchemy's objects and its SQLite time
+# parsing cost most of the time (docs/benchmarks.md, "Pages at 10 million calls").
 _EXPORTED = sa.select(
     Post.id,
     sa.type_coerce(Post.created_at, sa.String),
@@ -296,7 +296,7 @@ _EXPORTED = sa.select(
 def posts_for_export(session: Session, campaign_id: int, *, before: int | None, limit: int) -> list[ExportedPost]:
     """A campaign's posts older than the post `before` (None: from the newest), newest first, a
     keyset page on (campaign_id, id)."""
-    rows = session.execute(
+    rows = session.connection().execute(
         _EXPORTED.order_by(Post.id.desc()).limit(limit),
         {"campaign": campaign_id, "before": before if before is not None else 2**62},
     )
@@ -304,8 +304,8 @@ def posts_for_export(session: Session, campaign_id: int, *, before: int | None, 
         ExportedPost._make(
             (
                 id_,
-                from_driver_time(created),
-                from_driver_time(called),
+                iso_from_driver_time(created),
+                iso_from_driver_time(called),
                 *middle,
                 orjson.loads(details) if isinstance(details, str | bytes) else (details or {}),
             )

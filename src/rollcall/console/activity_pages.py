@@ -19,7 +19,6 @@ from rollcall.console.rendering import PAGE_SIZE, Form, Staff, back_to, console_
 from rollcall.console.session import ConsoleSession
 from rollcall.paging import PageRequest
 from rollcall.services import services_of
-from rollcall.times import iso_utc
 
 router = console_router()
 UserId = Annotated[str, Path(pattern=r"^[0-9a-f]{1,64}$")]
@@ -63,6 +62,7 @@ CSV_COLUMNS = (
 )
 
 
+DETAIL_COLUMNS = CSV_COLUMNS[10:]  # from the post's details
 CSV_PAGE = 2000  # posts read per transaction: the CSV goes out as it is read, memory stays flat
 
 
@@ -80,23 +80,22 @@ def posts_csv(request: Request, session: Staff, campaign_id: Annotated[int, Path
         while True:
             with database.reading() as db:
                 posts = activity.posts_for_export(db, campaign_id, before=before, limit=CSV_PAGE)
-            for post in posts:
-                details = post.details
-                writer.writerow(
-                    [
-                        post.id,
-                        iso_utc(post.created_at),
-                        iso_utc(post.call_timestamp),
-                        post.status,
-                        post.quantity,
-                        post.type,
-                        post.action,
-                        post.action_id,
-                        post.northstar_id,
-                        post.call_id,
-                        *(details.get(key) for key in CSV_COLUMNS[10:]),
-                    ]
-                )
+            writer.writerows(
+                [
+                    post.id,
+                    post.created_at,
+                    post.call_timestamp,
+                    post.status,
+                    post.quantity,
+                    post.type,
+                    post.action,
+                    post.action_id,
+                    post.northstar_id,
+                    post.call_id,
+                    *(post.details.get(key) for key in DETAIL_COLUMNS),
+                ]
+                for post in posts
+            )
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
