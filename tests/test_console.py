@@ -14,9 +14,20 @@ from typing import Any
 
 import httpx
 
+from rollcall.activity import service as activity
+from rollcall.callpower import operations
 from rollcall.db import Database
-from tests.conftest import API_KEY, SEED_CALL, RunningApp, wait_for
-from tests.helpers import ARTIFACTS, CONTRACT_PATH, break_posts, calls_in, map_seed_campaign, mend_posts, sign_in
+from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp, wait_for
+from tests.helpers import (
+    ARTIFACTS,
+    CONTRACT_PATH,
+    break_posts,
+    calls_in,
+    map_seed_campaign,
+    mend_posts,
+    sign_in,
+    store,
+)
 
 
 def send(app: RunningApp, call: dict[str, Any]) -> None:
@@ -203,3 +214,30 @@ def test_operator_repairs_a_rejected_call_and_gives_its_campaign_a_default(
     assert "campaign_target_title" in page.locator("#defaulted").inner_text()
     assert page.locator("#refused").inner_text().strip()  # why it was refused stays on its page
     assert third
+
+
+def test_the_campaigns_page_shows_mapped_campaigns_a_page_at_a_time(app: RunningApp, database: Database) -> None:
+    """Every unmapped campaign at the top; the mapped ones 50 at a time, newest id first."""
+    with database.writing() as session:
+        for n in range(1, 53):
+            campaign = activity.create_campaign(session, internal_title=f"Campaign {n}")
+            operations.add_action(session, campaign_id=campaign.id, name=f"Call {n}", callpower_campaign_id=n)
+    store(database, *({**SEED_CALL, "callpower_campaign_id": n} for n in range(1, 56)))  # 53-55: no action
+    with app.client() as client:
+        form = client.get("/console/sign-in").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+        client.post("/console/sign-in", data={"csrf_token": csrf, "token": ADMIN_TOKEN})
+        first = client.get("/console/campaigns").text
+        older = re.search(r'href="/console/campaigns\?cursor=([^"]+)">older', first)
+        assert older is not None
+        second = client.get("/console/campaigns", params={"cursor": older.group(1)}).text
+
+    def mapped(html: str) -> list[int]:
+        return [int(n) for n in re.findall(r'<tbody id="callpower-(\d+)">', html)]
+
+    def unmapped(html: str) -> list[int]:
+        return [int(n) for n in re.findall(r'<section class="campaign unmapped" id="callpower-(\d+)">', html)]
+
+    assert unmapped(first) == [55, 54, 53]
+    assert mapped(first) == list(range(52, 2, -1)) and mapped(second) == [2, 1]
+    assert "older →" not in second and "← newer" in second

@@ -70,6 +70,7 @@ class Signup(Base):
     __table_args__ = (
         sa.UniqueConstraint("northstar_id", "campaign_id", name="uq_signups_user_campaign"),
         sa.Index("ix_signups_campaign_id_id", "campaign_id", "id"),
+        sa.Index("ix_signups_northstar_id_id", "northstar_id", "id"),  # a member's, newest first
     )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
@@ -89,7 +90,7 @@ class Post(Base):
         sa.Index("ix_posts_campaign_id_id", "campaign_id", "id"),
         sa.Index("ix_posts_action_id_id", "action_id", "id"),
         sa.Index("ix_posts_northstar_id_id", "northstar_id", "id"),
-        sa.Index("ix_posts_signup_id", "signup_id"),
+        sa.Index("ix_posts_signup_id_id", "signup_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)

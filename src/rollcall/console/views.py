@@ -116,10 +116,13 @@ def overview_page(request: Request, session: Staff) -> HTMLResponse:
 
 
 @router.get("/campaigns")
-def campaigns_page(request: Request, session: Staff) -> HTMLResponse:
+def campaigns_page(request: Request, session: Staff, cursor: str | None = None) -> HTMLResponse:
+    """Those without an action first (all of them: each needs one), then those with one, a page
+    at a time (their forms cost the page's time, not the database)."""
     with services_of(request).database.reading() as db:
         unmapped = campaigns.list_callpower_campaigns(db, PageRequest(limit=500), mapped=False).items
-        mapped = campaigns.list_callpower_campaigns(db, PageRequest(limit=500), mapped=True).items
+        page = campaigns.list_callpower_campaigns(db, page_of(cursor), mapped=True)
+        mapped = page.items
         actions = activity.list_actions(db, PageRequest(limit=500)).items
         all_campaigns = activity.list_campaigns(db, PageRequest(limit=500)).items
     waiting = any(summary.calls["received"] for summary in unmapped + mapped)
@@ -128,6 +131,7 @@ def campaigns_page(request: Request, session: Staff) -> HTMLResponse:
         "campaigns.html",
         unmapped=unmapped,
         mapped=mapped,
+        page=page,
         free_actions=[a for a in actions if a.callpower_campaign_id is None],
         campaigns=all_campaigns,
         refresh=waiting and request.query_params.get("done"),
