@@ -115,13 +115,16 @@ def overview_page(request: Request, session: Staff) -> HTMLResponse:
 # -- CallPower campaigns --------------------------------------------------------------------
 
 
+CAMPAIGNS_PAGE = 25  # mapped campaigns per page: each has its forms, which cost the page its time
+
+
 @router.get("/campaigns")
 def campaigns_page(request: Request, session: Staff, cursor: str | None = None) -> HTMLResponse:
     """Those without an action first (all of them: each needs one), then those with one, a page
     at a time (their forms cost the page's time, not the database)."""
     with services_of(request).database.reading() as db:
         unmapped = campaigns.list_callpower_campaigns(db, PageRequest(limit=500), mapped=False).items
-        page = campaigns.list_callpower_campaigns(db, page_of(cursor), mapped=True)
+        page = campaigns.list_callpower_campaigns(db, PageRequest(CAMPAIGNS_PAGE, cursor), mapped=True)
         mapped = page.items
         actions = activity.list_actions(db, PageRequest(limit=500)).items
         all_campaigns = activity.list_campaigns(db, PageRequest(limit=500)).items
