@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -173,6 +174,13 @@ class Receiver:
         self.stopping.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+def sign_in_over_http(client: Any) -> None:
+    """Sign an HTTP client in to the console with the staff token (its session cookie is kept)."""
+    form = client.get("/console/sign-in").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    client.post("/console/sign-in", data={"csrf_token": csrf, "token": ADMIN_TOKEN})
 
 
 def sign_in(page: Any, url: str) -> None:

@@ -17,7 +17,7 @@ import httpx
 from rollcall.activity import service as activity
 from rollcall.callpower import operations
 from rollcall.db import Database
-from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp, wait_for
+from tests.conftest import API_KEY, SEED_CALL, RunningApp, wait_for
 from tests.helpers import (
     ARTIFACTS,
     CONTRACT_PATH,
@@ -26,6 +26,7 @@ from tests.helpers import (
     map_seed_campaign,
     mend_posts,
     sign_in,
+    sign_in_over_http,
     store,
 )
 
@@ -224,9 +225,7 @@ def test_the_campaigns_page_shows_mapped_campaigns_a_page_at_a_time(app: Running
             operations.add_action(session, campaign_id=campaign.id, name=f"Call {n}", callpower_campaign_id=n)
     store(database, *({**SEED_CALL, "callpower_campaign_id": n} for n in range(1, 31)))  # 28-30: no action
     with app.client() as client:
-        form = client.get("/console/sign-in").text
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
-        client.post("/console/sign-in", data={"csrf_token": csrf, "token": ADMIN_TOKEN})
+        sign_in_over_http(client)
         first = client.get("/console/campaigns").text
         older = re.search(r'href="/console/campaigns\?cursor=([^"]+)">older', first)
         assert older is not None

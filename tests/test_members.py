@@ -28,7 +28,7 @@ from rollcall.dialect import iso_from_driver_time, sqlite_time_text
 from rollcall.spreadsheets import inert
 from rollcall.times import iso_utc
 from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp, wait_for
-from tests.helpers import LEGACY_PATH, map_seed_campaign, sign_in
+from tests.helpers import LEGACY_PATH, map_seed_campaign, sign_in, sign_in_over_http
 
 STAFF = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 KEY = {"X-DS-Importer-API-Key": API_KEY}
@@ -242,9 +242,7 @@ def test_posts_csv_cells_a_spreadsheet_would_run_come_out_as_text(app: RunningAp
         for n, name in enumerate((formula, "+1+2", "-2+3", "@SUM(A1)", "\t=1", "Mickey Mouse")):
             client.post(LEGACY_PATH, json=call(f"+1555000{n:04d}", 1, n, campaign_target_name=name), headers=KEY)
         wait_for(lambda: len(client.get("/api/v3/posts", headers=STAFF).json()["data"]) == 6)
-        form = client.get("/console/sign-in").text
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
-        client.post("/console/sign-in", data={"csrf_token": csrf, "token": ADMIN_TOKEN})
+        sign_in_over_http(client)
         campaign_id = client.get("/api/v3/actions", headers=STAFF).json()["data"][0]["campaign_id"]
         download = client.get(f"/console/campaigns/{campaign_id}/posts.csv")
     assert download.status_code == 200
@@ -275,9 +273,7 @@ def test_the_posts_csv_holds_every_post_of_the_campaign_across_its_reads(
             answer = client.post(LEGACY_PATH, json=call(f"+1555000{n:04d}", 1 if n % 4 else 2, n), headers=KEY)
             assert answer.status_code == 200
         wait_for(lambda: len(client.get("/api/v3/posts", headers=STAFF).json()["data"]) == 16)
-        form = client.get("/console/sign-in").text
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
-        client.post("/console/sign-in", data={"csrf_token": csrf, "token": ADMIN_TOKEN})
+        sign_in_over_http(client)
         campaign_id = client.get("/api/v3/actions", headers=STAFF).json()["data"][0]["campaign_id"]
         download = client.get(f"/console/campaigns/{campaign_id}/posts.csv")
         posts = client.get("/api/v3/posts", params={"filter[campaign_id]": campaign_id}, headers=STAFF).json()
