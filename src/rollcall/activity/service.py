@@ -307,7 +307,7 @@ def posts_for_export(session: Session, campaign_id: int, *, before: int | None, 
                 iso_from_driver_time(created),
                 iso_from_driver_time(called),
                 *middle,
-                orjson.loads(details) if isinstance(details, str | bytes) else (details or {}),
+                (orjson.loads(details) if isinstance(details, str | bytes) else details) or {},
             )
         )
         for id_, created, called, *middle, details in rows

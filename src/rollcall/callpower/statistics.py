@@ -78,9 +78,14 @@ def _pending(session: Session) -> PendingCounts:
     return pending
 
 
-def reasons_of(errors: dict[str, list[str]] | None) -> set[str]:
-    """The problems a rejected call is counted under: each of its error messages."""
-    return {message[:REASON_LENGTH] for messages in (errors or {}).values() for message in messages}
+def _reason_keys(
+    campaign: int | None, received_at: dt.datetime, errors: dict[str, list[str]] | None
+) -> list[tuple[int, dt.date, str]]:
+    """The (campaign, day, problem) counters a rejected call is counted under: one per error
+    message it has."""
+    reasons = {message[:REASON_LENGTH] for messages in (errors or {}).values() for message in messages}
+    day = day_of(received_at)
+    return [(NO_CAMPAIGN if campaign is None else campaign, day, reason) for reason in reasons]
 
 
 def count(session: Session, changes: Iterable[Change]) -> None:
@@ -97,9 +102,8 @@ def count_rejections(session: Session, rejections: Iterable[Rejection]) -> None:
     changed) to this transaction's counts of problems."""
     pending = _pending(session)
     for campaign, received_at, errors, delta in rejections:
-        day = day_of(received_at)
-        for reason in reasons_of(errors):
-            pending.by_reason[(NO_CAMPAIGN if campaign is None else campaign, day, reason)] += delta
+        for key in _reason_keys(campaign, received_at, errors):
+            pending.by_reason[key] += delta
 
 
 def moved(session: Session, calls: Iterable[tuple[int | None, dt.datetime, str, str]]) -> None:
@@ -134,10 +138,14 @@ def write_counts(session: Session) -> None:
         return
     connection = session.connection()
     for name, (table, key) in _KEPT.items():
-        changes: collections.Counter[Any] = getattr(pending, name)
-        rows = [{**dict(zip(key, k, strict=True)), "calls": delta} for k, delta in sorted(changes.items()) if delta]
+        rows = _rows(key, getattr(pending, name))
         if rows:
             connection.execute(upsert(session, table, key, _add), rows)
+
+
+def _rows(key: tuple[str, ...], counts: dict[Any, int]) -> list[dict[str, Any]]:
+    """A kept count's rows, in key order (the order concurrent writers lock them in), zeros left out."""
+    return [{**dict(zip(key, k, strict=True)), "calls": n} for k, n in sorted(counts.items()) if n]
 
 
 # -- reading them -------------------------------------------------------------------------------
@@ -221,8 +229,7 @@ def recount(session: Session) -> Counts:
         )
     )
     for campaign, received_at, errors in rejected:
-        for reason in reasons_of(errors):
-            by_reason[(NO_CAMPAIGN if campaign is None else campaign, day_of(received_at), reason)] += 1
+        by_reason.update(_reason_keys(campaign, received_at, errors))
     return Counts(
         {(c, s): n for c, s, n in by_campaign if c is not None},
         {(_date(d), s): n for d, s, n in by_day},
@@ -252,8 +259,8 @@ def rebuild(session: Session) -> Rebuilt:
         counted: dict[Any, int] = getattr(after, name)
         wrong += _differing(getattr(before, name), counted)
         session.execute(sa.delete(table))
-        if counted:
-            rows = [{**dict(zip(key, k, strict=True)), "calls": n} for k, n in sorted(counted.items())]
+        rows = _rows(key, counted)
+        if rows:
             session.execute(sa.insert(table), rows)
     return Rebuilt(after, wrong)
 
