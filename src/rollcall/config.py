@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     webhook_lease_seconds: float = Field(
         30.0, gt=0, description="how soon a delivery that a vanished deliverer had taken is sent by another"
     )
+    webhook_deliverers: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="deliverer processes `rollcall serve` and `rollcall worker` each start (they share the work)",
+    )
     webhook_poll_seconds: float = Field(
         0.2, gt=0, description="how often an idle deliverer looks for events (PostgreSQL: new events wake it at once)"
     )

@@ -71,7 +71,7 @@ def serve(
     configure_logging(settings.log_level)
     writer = WriterProcess()
     writer.start()  # WriterNotStarted (one line, exit 1) if it cannot
-    deliverer = _deliverer()
+    deliverer = _deliverers(settings.webhook_deliverers)
     deliverer.start()
     deliverer.watch_in_background()
     os.environ[WRITER_SOCKET_VARIABLE] = writer.path  # the API processes hand their calls to it
@@ -88,14 +88,20 @@ def serve(
         writer.stop()  # last: requests in flight were waiting for it
 
 
-def _deliverer() -> Supervisor:
-    """The webhooks' deliverer, a process of its own (started again if it dies)."""
-    from rollcall.webhooks.deliverer import run_deliverer_process
-
+def _deliverers(count: int) -> Supervisor:
+    """The webhooks' deliverers, each a process of its own (started again if it dies)."""
     return Supervisor(
-        [Child("rollcall-deliverer", run_deliverer_process, (os.getpid(),))],
+        _deliverer_children(count),
         on_exit=lambda name, code: typer.echo(f"{name} exited ({code}); starting it again", err=True),
     )
+
+
+def _deliverer_children(count: int) -> list[Child]:
+    """`ROLLCALL_WEBHOOK_DELIVERERS` deliverer processes: they share the work (each delivery is
+    taken, leased, by one of them at a time), so two send about half as much again as one."""
+    from rollcall.webhooks.deliverer import run_deliverer_process
+
+    return [Child(f"rollcall-deliverer-{n}", run_deliverer_process, (os.getpid(),)) for n in range(count)]
 
 
 def _tls_files(cert: str | None, key: str | None) -> tuple[str, str] | None:
@@ -196,7 +202,7 @@ def worker(
     ] = None,
     metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
     deliver: Annotated[
-        bool, typer.Option("--deliver/--no-deliver", help="Also run a webhooks deliverer (beside the importers).")
+        bool, typer.Option("--deliver/--no-deliver", help="Also run webhooks deliverers (ROLLCALL_WEBHOOK_DELIVERERS of them).")
     ] = True,
 ) -> None:
     """Run importers on their own (beside `rollcall serve`, or on other machines), and a deliverer."""
@@ -205,14 +211,12 @@ def worker(
     database_of(settings).dispose()  # fail here, once, if the database is missing or not migrated
     if metrics_port is not None:
         _serve_metrics(metrics_host, metrics_port, settings)
-    also = " and a webhooks deliverer" if deliver else ""
+    also = f" and {settings.webhook_deliverers} webhooks deliverer(s)" if deliver else ""
     typer.echo(f"{concurrency} importer(s){also} running; SIGTERM or Ctrl-C stops them", err=True)
-    from rollcall.webhooks.deliverer import run_deliverer_process
-
     # One importer runs in this process; several run as children, each started again if it dies
     # (its claimed calls were released with its connection).
     importers = [Child(f"rollcall-importer-{n}", _run_importer, (os.getpid(),)) for n in range(concurrency)]
-    deliverers = [Child("rollcall-deliverer", run_deliverer_process, (os.getpid(),))] if deliver else []
+    deliverers = _deliverer_children(settings.webhook_deliverers) if deliver else []
     supervisor = Supervisor(
         [*(importers if concurrency > 1 else []), *deliverers],
         on_exit=lambda name, code: typer.echo(f"{name} exited ({code}); starting it again", err=True),

@@ -258,10 +258,10 @@ class Deliverer:
             waiter.cancel()
 
     def _step(self, finished: list[queue.Attempt], held: dict[int, int] | None, unsent: list[int]) -> list[queue.Taken]:
-        """Record what finished, give back what will not be sent, fan new events out and take
-        what is due for each endpoint (up to what it may hold, minus what `held` says it holds;
-        nothing when `held` is None): one short write transaction. When there is nothing to
-        record, a read first says whether there is anything to do."""
+        """Record what finished, give back what will not be sent, and take for each endpoint what
+        is due, then new events fanned out (up to what it may hold, minus what `held` says it
+        holds; nothing when `held` is None): one short write transaction. When there is nothing
+        to record, a read first says whether there is anything to do."""
         room: dict[int, int] = {}
         if held is not None:
             if self._busy:
@@ -279,7 +279,6 @@ class Deliverer:
             queue.record(session, finished)
             queue.release(session, unsent)
             if room:
-                queue.fan_out(session)
                 taken = queue.take(session, room, self.lease)
             self._endpoints = queue.enabled_endpoints(session)
         self._busy = bool(taken)

@@ -66,41 +66,61 @@ def enabled_endpoints(session: Session) -> list[int]:
     return list(session.scalars(sa.select(Webhook.id).where(Webhook.enabled.is_(True)).order_by(Webhook.id)))
 
 
-def fan_out(session: Session) -> int:
-    """A pending delivery, for each enabled endpoint, of each event after its cursor that it
-    subscribes to; returns how many were made."""
-    top = last_event_number(session)
-    webhooks = session.scalars(
-        sa.select(Webhook)
-        .where(Webhook.enabled.is_(True), Webhook.last_event_id < top)
+def _fan_out(
+    session: Session, webhooks: dict[int, Webhook], room: dict[int, int], until: dt.datetime, top: int
+) -> list[Any]:
+    """For each endpoint with room, a delivery of each event after its cursor that it subscribes
+    to (up to its room), made already leased to this deliverer until `until`: the rows of what
+    was made. An endpoint another deliverer is fanning out now is skipped (SKIP LOCKED)."""
+    wanted = [
+        webhook_id for webhook_id, space in room.items() if space > 0 and webhooks[webhook_id].last_event_id < top
+    ]
+    if not wanted:
+        return []
+    locked = session.scalars(
+        sa.select(Webhook.id)
+        .where(Webhook.id.in_(wanted), Webhook.enabled.is_(True))
         .order_by(Webhook.id)
         .with_for_update(skip_locked=True)
     ).all()
-    made = 0
-    now = utcnow()
-    time = driver_times(session)(now)
-    for webhook in webhooks:
-        if _backed_up(session, webhook.id):
+    time = driver_times(session)
+    now, lease = time(utcnow()), time(until)
+    made: list[Any] = []
+    for webhook_id in locked:
+        webhook = webhooks[webhook_id]
+        if _backed_up(session, webhook_id):
             continue  # its receiver is not keeping up: the events wait behind its cursor instead
+        limit = min(room[webhook_id], FAN_OUT_BATCH)
         numbers = list(
             session.scalars(
                 sa.select(Event.id)
                 .where(Event.id > webhook.last_event_id, Event.id <= top, Event.type.in_(webhook.events))
                 .order_by(Event.id)
-                .limit(FAN_OUT_BATCH)
+                .limit(limit)
             )
         )
         if numbers:
-            rows = [(webhook.id, number, DeliveryState.PENDING.value, 0, time, time, time) for number in numbers]
-            insert_rows(
-                session,
-                _deliveries,
-                ("webhook_id", "event_id", "state", "attempts", "next_attempt_at", "created_at", "updated_at"),
-                rows,
-                conflict="ON CONFLICT DO NOTHING",
+            rows = [(webhook_id, number, DeliveryState.PENDING.value, 0, now, lease, now, now) for number in numbers]
+            made.extend(
+                insert_rows(
+                    session,
+                    _deliveries,
+                    (
+                        "webhook_id",
+                        "event_id",
+                        "state",
+                        "attempts",
+                        "next_attempt_at",
+                        "lease_until",
+                        "created_at",
+                        "updated_at",
+                    ),
+                    rows,
+                    returning=("id", "webhook_id", "event_id", "attempts"),
+                    conflict="ON CONFLICT DO NOTHING",
+                )
             )
-            made += len(numbers)
-        webhook.last_event_id = numbers[-1] if len(numbers) == FAN_OUT_BATCH else top
+        webhook.last_event_id = numbers[-1] if len(numbers) == limit else top
     session.flush()
     return made
 
@@ -134,52 +154,55 @@ class Taken:
 
 
 def take(session: Session, room: dict[int, int], lease: dt.timedelta) -> list[Taken]:
-    """Due deliveries, up to `room[webhook_id]` for each endpoint (what it may have in flight),
-    leased to this deliverer until `lease` from now."""
+    """Up to `room[webhook_id]` deliveries for each endpoint (what it may have in flight), leased
+    to this deliverer until `lease` from now: first those due (retries, and those a vanished
+    deliverer held), then new events fanned out into the room left."""
     now = utcnow()
+    until = now + lease
+    top = last_event_number(session)
     webhooks = {
         webhook.id: webhook
         for webhook in session.scalars(sa.select(Webhook).where(Webhook.enabled.is_(True), Webhook.id.in_(list(room))))
     }
+    room = {webhook_id: space for webhook_id, space in room.items() if webhook_id in webhooks and space > 0}
     chosen: list[Any] = []  # rows of what a delivery needs, not ORM objects (read for every send)
     for webhook_id, space in room.items():
-        if space <= 0 or webhook_id not in webhooks:
-            continue
-        chosen.extend(
-            session.execute(
-                sa.select(
-                    WebhookDelivery.id, WebhookDelivery.webhook_id, WebhookDelivery.event_id, WebhookDelivery.attempts
-                )
-                .where(
-                    WebhookDelivery.state == DeliveryState.PENDING,
-                    WebhookDelivery.webhook_id == webhook_id,
-                    WebhookDelivery.next_attempt_at <= now,
-                    sa.or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
-                )
-                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-                .limit(space)
-                .with_for_update(skip_locked=True)
-            ).all()
+        due = session.execute(
+            sa.select(
+                WebhookDelivery.id, WebhookDelivery.webhook_id, WebhookDelivery.event_id, WebhookDelivery.attempts
+            )
+            .where(
+                WebhookDelivery.state == DeliveryState.PENDING,
+                WebhookDelivery.webhook_id == webhook_id,
+                WebhookDelivery.next_attempt_at <= now,
+                sa.or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
+            )
+            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+            .limit(space)
+            .with_for_update(skip_locked=True)
+        ).all()
+        room[webhook_id] = space - len(due)
+        chosen.extend(due)
+    if chosen:
+        session.execute(
+            sa.update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_([row[0] for row in chosen]))
+            .values(lease_until=until)
+            .execution_options(synchronize_session=False)
         )
+    chosen.extend(_fan_out(session, webhooks, room, until, top))
     if not chosen:
         return []
-    until = now + lease
-    session.execute(
-        sa.update(WebhookDelivery)
-        .where(WebhookDelivery.id.in_([delivery.id for delivery in chosen]))
-        .values(lease_until=until)
-        .execution_options(synchronize_session=False)
-    )
     events = {
-        event.id: event for event in session.scalars(sa.select(Event).where(Event.id.in_({d.event_id for d in chosen})))
+        event.id: event for event in session.scalars(sa.select(Event).where(Event.id.in_({row[2] for row in chosen})))
     }
     shown = dict(zip(events, documents(session, list(events.values())), strict=True))
     taken = []
-    for delivery in chosen:
-        event = events.get(delivery.event_id)
+    for delivery_id, webhook_id, event_number, attempts in chosen:
+        event = events.get(event_number)
         if event is None:  # no longer kept (the retention went past it): nothing to send
             continue
-        webhook = webhooks[delivery.webhook_id]
+        webhook = webhooks[webhook_id]
         document = shown[event.id]
         body = orjson.dumps({"type": document["type"], "timestamp": document["timestamp"], "data": document["data"]})
         signing: tuple[str, ...] = (webhook.secret,)
@@ -187,14 +210,14 @@ def take(session: Session, room: dict[int, int], lease: dt.timedelta) -> list[Ta
             signing = (webhook.secret, webhook.previous_secret)
         taken.append(
             Taken(
-                delivery.id,
+                delivery_id,
                 webhook.id,
                 webhook.url,
                 signing,
                 event_id(event.id),
                 event.created_at,
                 body,
-                delivery.attempts + 1,
+                attempts + 1,
                 until,
             )  # fmt: skip
         )
@@ -246,13 +269,6 @@ def record(session: Session, attempts: Sequence[Attempt]) -> None:
     if not attempts:
         return
     now = utcnow()
-    time = driver_times(session)
-    insert_rows(
-        session,
-        _attempts,
-        ("delivery_id", "at", "status_code", "duration_ms", "error"),
-        [(a.taken.delivery_id, time(a.at), a.status_code, a.duration_ms, a.error) for a in attempts],
-    )
     changes = []
     for attempt in attempts:
         retry_at = None
@@ -284,6 +300,15 @@ def record(session: Session, attempts: Sequence[Attempt]) -> None:
         .where(_deliveries.c.id == sa.bindparam("delivery_id"))
         .values({column: sa.bindparam(column) for column in changes[0] if column != "delivery_id"}),
         changes,
+    )
+    # After the update: the attempts' foreign key then finds its delivery already locked by this
+    # transaction (before it, PostgreSQL locked each row for the key check, then updated it).
+    time = driver_times(session)
+    insert_rows(
+        session,
+        _attempts,
+        ("delivery_id", "at", "status_code", "duration_ms", "error"),
+        [(a.taken.delivery_id, time(a.at), a.status_code, a.duration_ms, a.error) for a in attempts],
     )
     by_endpoint: dict[int, list[Attempt]] = {}
     for attempt in attempts:
