@@ -221,6 +221,27 @@ def test_a_deliverer_killed_mid_batch_sends_everything_after_its_restart(
         assert process.wait(60) == 0
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_two_deliverers_share_the_work_and_send_each_event_once(
+    database_url: str, database: Database, receiver: Receiver, tmp_path: Path
+) -> None:
+    map_seed_campaign(database)
+    process, url = serve_process(database_url, tmp_path / "serve.log", **OPEN, ROLLCALL_WEBHOOK_DELIVERERS="2")
+    try:
+        wait_for(lambda: len(deliverers(process.pid)) == 2, timeout=30)
+        hook = add_webhook(url, receiver.url, ["post.created"])
+        receiver.delay = 0.05  # each has requests out while the other takes more
+        send_calls(url, 120)
+        wait_for(lambda: len(receiver.received) >= 120, timeout=60)
+        time.sleep(0.5)  # a delivery sent twice would arrive by now
+        ids = receiver.ids()
+        assert len(ids) == 120 and len(set(ids)) == 120  # each event once: no delivery taken by both
+        assert len({event["data"]["id"] for event in verified(receiver, hook["secret"])}) == 120
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+
+
 def test_a_rotated_secret_signs_beside_the_new_one(service: str, receiver: Receiver) -> None:
     hook = add_webhook(service, receiver.url, ["post.created"])
     rotated = httpx.post(f"{service}/api/v3/webhooks/{hook['id']}/rotate-secret", headers=STAFF)
