@@ -191,6 +191,7 @@ def delivery_rate(url: str, label: str, backlog: int, workdir: Path, deliverers:
             enable(url, webhook_id)
             # The rate comes from the receiver's own last arrival: polling seldom costs no precision.
             wait_for(lambda: receiver.stats()["distinct"] >= events, 600, "the deliveries", every=0.5)
+            cpu = _cpu_seconds(_children(worker.pid, "rollcall-hooks"))
         finally:
             stop(worker)
         stats = receiver.stats()
@@ -199,8 +200,34 @@ def delivery_rate(url: str, label: str, backlog: int, workdir: Path, deliverers:
             f"  delivered {stats['distinct']} events ({stats['requests']} requests, {stats['bad']} bad signatures)"
             f" in {seconds:.1f} s: {int(stats['distinct']) / seconds:.0f} deliveries/s"  # type: ignore[call-overload]
         )
+        print(f"  deliverers' CPU: {cpu * 1e6 / int(stats['distinct']):.0f} µs per delivery")  # type: ignore[call-overload]
     finally:
         receiver.stop()
+
+
+def _children(parent: int, name: str) -> list[int]:
+    """The processes called `name` whose parent is `parent` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == parent and (entry / "comm").read_text().strip() == name:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU the processes have used so far (a figure less shaken by a busy machine
+    than their rate: it counts what they spend, not what they get)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def bare_sender(workdir: Path, count: int = 20_000) -> None:

@@ -150,8 +150,9 @@ def create_engine(
         # users or signups were nearly empty scans the table, and a pooled session keeps it while
         # the table grows (imports slowed tenfold within minutes). Custom plans see the real size.
         lease_ms = max(1000, int(lease_seconds * 1000))
+        synchronous = "on" if durable_commits else "off"  # off: a crash may lose the last commits, never the database
         options = (
-            f"-c synchronous_commit=on -c timezone=UTC -c idle_in_transaction_session_timeout={lease_ms} "
+            f"-c synchronous_commit={synchronous} -c timezone=UTC -c idle_in_transaction_session_timeout={lease_ms} "
             "-c plan_cache_mode=force_custom_plan "
             "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3"
         )
@@ -249,9 +250,10 @@ class Database:
     def __init__(self, url: str, settings: Settings | None = None, *, durable_commits: bool = True) -> None:
         """The database at `url`, its engine set up by `settings` (their defaults if not given).
 
-        `durable_commits=False` (SQLite) commits without waiting for the disk: a power cut may
-        lose this process's last commits, never the database. Only for work that is done again
-        when its record is lost (the deliverer's outcomes: a delivery is then sent again)."""
+        `durable_commits=False` commits without waiting for the disk (SQLite's `synchronous=NORMAL`,
+        PostgreSQL's `synchronous_commit=off`): a power cut may lose this process's last commits,
+        never the database. Only for work that is done again when its record is lost (the
+        deliverer's outcomes: a delivery is then sent again)."""
         settings = settings or Settings.model_construct()
         self.url = normalize_url(url)
         self.engine = create_engine(

@@ -202,7 +202,10 @@ def worker(
     ] = None,
     metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
     deliver: Annotated[
-        bool, typer.Option("--deliver/--no-deliver", help="Also run webhooks deliverers (ROLLCALL_WEBHOOK_DELIVERERS of them).")
+        bool,
+        typer.Option(
+            "--deliver/--no-deliver", help="Also run webhooks deliverers (ROLLCALL_WEBHOOK_DELIVERERS of them)."
+        ),
     ] = True,
 ) -> None:
     """Run importers on their own (beside `rollcall serve`, or on other machines), and a deliverer."""

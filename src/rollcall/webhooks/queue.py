@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from rollcall.db import table_of
-from rollcall.dialect import driver_times, insert_rows
+from rollcall.dialect import driver_times, insert_rows, update_rows
 from rollcall.events import Event, delete_events_before, documents, event_id, last_event_number
 from rollcall.times import utcnow
 from rollcall.webhooks.models import (
@@ -40,6 +40,16 @@ FAN_OUT_BATCH = 2000  # events turned into deliveries per endpoint per transacti
 PENDING_CAP = 4 * FAN_OUT_BATCH
 _deliveries = table_of(WebhookDelivery)
 _attempts = table_of(WebhookAttempt)
+_OUTCOME_COLUMNS = (
+    "attempts",
+    "lease_until",
+    "last_status",
+    "last_error",
+    "updated_at",
+    "state",
+    "delivered_at",
+    "next_attempt_at",
+)
 
 
 def has_work(session: Session, now: dt.datetime) -> bool:
@@ -269,6 +279,7 @@ def record(session: Session, attempts: Sequence[Attempt]) -> None:
     if not attempts:
         return
     now = utcnow()
+    time = driver_times(session)
     changes = []
     for attempt in attempts:
         retry_at = None
@@ -282,28 +293,21 @@ def record(session: Session, attempts: Sequence[Attempt]) -> None:
             else DeliveryState.FAILED
         )
         changes.append(
-            {
-                "delivery_id": attempt.taken.delivery_id,
-                "attempts": attempt.taken.attempt,
-                "lease_until": None,
-                "last_status": attempt.status_code,
-                "last_error": attempt.error,
-                "updated_at": now,
-                "state": state,
-                "delivered_at": attempt.at if attempt.delivered else None,
-                "next_attempt_at": retry_at,
-            }
+            (
+                attempt.taken.attempt,
+                None,  # lease_until: no longer held
+                attempt.status_code,
+                attempt.error,
+                time(now),
+                state.value,
+                time(attempt.at) if attempt.delivered else None,
+                time(retry_at),
+                attempt.taken.delivery_id,
+            )
         )
-    # One executemany in Core (the ORM's bulk update by primary key cost twice as much).
-    session.execute(
-        sa.update(_deliveries)
-        .where(_deliveries.c.id == sa.bindparam("delivery_id"))
-        .values({column: sa.bindparam(column) for column in changes[0] if column != "delivery_id"}),
-        changes,
-    )
+    update_rows(session, _deliveries, _OUTCOME_COLUMNS, changes)
     # After the update: the attempts' foreign key then finds its delivery already locked by this
     # transaction (before it, PostgreSQL locked each row for the key check, then updated it).
-    time = driver_times(session)
     insert_rows(
         session,
         _attempts,
