@@ -90,6 +90,10 @@ def test_each_imported_call_reaches_the_receiver_signed_once(service: str, recei
     posts = httpx.get(f"{service}/api/v3/posts", params={"limit": 100}, headers=STAFF).json()["data"]
     delivered = {event["data"]["id"]: event["data"] for event in events if event["type"] == "post.created"}
     assert delivered == {post["id"]: post for post in posts}  # the document as the staff API shows it
+    for event in events:
+        if event["type"] == "user.created":
+            shown = httpx.get(f"{service}/api/v3/users/{event['data']['id']}", headers=STAFF).json()["data"]
+            assert event["data"] == shown
     first = receiver.received[0]
     assert first.headers["webhook-signature"].startswith("v1,")
     assert abs(int(first.headers["webhook-timestamp"]) - time.time()) < 60

@@ -132,8 +132,11 @@ def _subjects(session: Session, events: Sequence[Event]) -> dict[int, dict[str, 
             wanted[model].add(event.subject if model is User else int(event.subject))
     found: dict[type[Any], dict[str, dict[str, Any]]] = {}
     for model, ids in wanted.items():
-        rows: Any = session.scalars(sa.select(model).where(model.id.in_(ids))) if ids else []
-        found[model] = {str(row.id): _SHAPES[model].of(row) for row in rows}
+        # The table's rows, not ORM objects: a document is made of its columns alone, and the
+        # deliverer makes one per delivery (ORM objects cost it a fifth of its database time).
+        table = table_of(model)
+        rows: Any = session.execute(sa.select(table).where(table.c.id.in_(ids))).mappings() if ids else []
+        found[model] = {str(row["id"]): _SHAPES[model].of(dict(row)) for row in rows}
     data = {}
     for event in events:
         model = _SUBJECTS.get(event.type)
