@@ -10,18 +10,21 @@ one campaign in ten has no action (its calls wait `unmapped`), 2% of the others'
 anonymous (`discarded`). Calls span the last `--days` days.
 
 On SQLite the rows go straight to the driver with the secondary indexes dropped and the file's
-journal off; on PostgreSQL through COPY with the foreign-key triggers off for the session; then
-the indexes are made again, the signups' quantities and the kept call counts are computed from
-the rows (`statistics.rebuild`), and the planner's statistics are gathered.
+journal off; on PostgreSQL through COPY with the foreign-key triggers off for the session, a
+connection per table working at once; signups last, with their quantities counted as the posts
+were made. Then the indexes are made again, the kept call counts are computed from the rows
+(`statistics.rebuild`), and the planner's statistics are gathered.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import queue
 import random
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -80,51 +83,104 @@ class _SQLite:
         self.connection.execute("COMMIT")
         for _, sql in self.indexes:
             self.connection.execute(sql)
-        self.connection.execute(
-            "UPDATE signups SET quantity = (SELECT count(*) FROM posts WHERE posts.signup_id = signups.id)"
-        )
         self.connection.close()
 
 
 class _Postgres:
-    """COPY with the foreign-key triggers off (session_replication_role), secondary indexes made after."""
+    """COPY with the foreign-key triggers off (session_replication_role), secondary indexes made after.
+
+    Each table has a connection and a thread of its own, so the server parses and writes the
+    calls and the posts on both cores at once while the rows are made here (COPY is bound by the
+    server, not by this side); the indexes are then made two at a time, largest table first."""
 
     def __init__(self, url: str) -> None:
-        import psycopg
-
-        url = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        self.connection = psycopg.connect(url)
-        self.connection.execute("SET session_replication_role = replica")
-        self.connection.execute("SET maintenance_work_mem = '512MB'")
-        self.indexes = self.connection.execute(
-            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = current_schema() "
+        self.url = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        connection = self._connect()
+        self.indexes = connection.execute(
+            "SELECT i.tablename, i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = current_schema() "
             "AND i.tablename = ANY(%s) AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)",
             (list(TABLES),),
         ).fetchall()
-        for name, _ in self.indexes:
-            self.connection.execute(f"DROP INDEX {name}")
+        for _, name, _ in self.indexes:
+            connection.execute(f"DROP INDEX {name}")
+        connection.commit()
+        connection.close()
+        self.queues: dict[str, queue.Queue[Sequence[tuple[Any, ...]] | None]] = {}
+        self.threads: list[threading.Thread] = []
+        self.failures: list[BaseException] = []
+        for table in TABLES:
+            self.queues[table] = queue.Queue(maxsize=4)
+            thread = threading.Thread(target=self._copy, args=(table,), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def _connect(self, *, autocommit: bool = False) -> Any:
+        import psycopg
+
+        connection = psycopg.connect(self.url, autocommit=autocommit)
+        connection.execute("SET session_replication_role = replica")
+        connection.execute("SET maintenance_work_mem = '512MB'")
+        return connection
+
+    def _copy(self, table: str) -> None:
+        try:
+            connection = self._connect()
+            columns = ", ".join(COLUMNS[table])
+            while (rows := self.queues[table].get()) is not None:
+                with connection.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            connection.commit()
+            connection.close()
+        except BaseException as failure:  # noqa: BLE001 (raised again by finish, in the main thread)
+            self.failures.append(failure)
+            while self.queues[table].get() is not None:  # let the producer finish rather than block
+                pass
 
     @staticmethod
     def time(moment: dt.datetime) -> str:
         return moment.isoformat()
 
     def load(self, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        with self.connection.cursor().copy(f"COPY {table} ({', '.join(COLUMNS[table])}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        self.queues[table].put(rows)
 
     def finish(self) -> None:
-        self.connection.commit()
-        self.connection.autocommit = True
-        for _, sql in self.indexes:
-            self.connection.execute(sql)
-        self.connection.execute(
-            "UPDATE signups SET quantity = counted.n FROM (SELECT signup_id, count(*) AS n FROM posts "
-            "GROUP BY signup_id) AS counted WHERE signups.id = counted.signup_id"
-        )
+        for table in TABLES:
+            self.queues[table].put(None)
+        for thread in self.threads:
+            thread.join()
+        if self.failures:
+            raise self.failures[0]
+        order = {"calls": 0, "posts": 1, "signups": 2, "users": 3}
+        todo: queue.Queue[str] = queue.Queue()
+        for _, _, sql in sorted(self.indexes, key=lambda index: order[index[0]]):
+            todo.put(sql)
+
+        def make_indexes() -> None:
+            connection = self._connect(autocommit=True)
+            try:
+                while True:
+                    try:
+                        sql = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    connection.execute(sql)
+            except BaseException as failure:  # noqa: BLE001
+                self.failures.append(failure)
+            finally:
+                connection.close()
+
+        builders = [threading.Thread(target=make_indexes) for _ in range(2)]
+        for builder in builders:
+            builder.start()
+        for builder in builders:
+            builder.join()
+        if self.failures:
+            raise self.failures[0]
+        connection = self._connect(autocommit=True)
         for table in ("calls", "posts", "signups"):  # (users have text ids)
-            self.connection.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}")
-        self.connection.close()
+            connection.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}")
+        connection.close()
 
 
 def build(target: Path | str, posts: int, campaigns: int, *, days: int = 30) -> str:
@@ -175,7 +231,7 @@ def build(target: Path | str, posts: int, campaigns: int, *, days: int = 30) -> 
     print(
         f"built {target if '://' not in str(target) else database.engine.url.render_as_string()}: {calls} calls, "
         f"{made} posts, {campaigns} campaigns in {time.perf_counter() - started:.0f} s "
-        f"(rows {loaded - started:.0f} s, indexes and signups {indexed - loaded:.0f} s, counts and ANALYZE "
+        f"(rows {loaded - started:.0f} s, indexes {indexed - loaded:.0f} s, counts and ANALYZE "
         f"{time.perf_counter() - indexed:.0f} s)"
     )
     return url
@@ -201,12 +257,14 @@ def _load(sink: _SQLite | _Postgres, now: dt.datetime, posts: int, campaigns: in
             ],
         )
     signups: dict[tuple[int, int], int] = {}
+    signup_rows: list[tuple[Any, ...]] = []  # written last, with their quantities (no update pass after)
+    quantities = [0]  # by signup id
     expected_calls = posts / 0.88  # 10% of campaigns unmapped, 2% of the others' calls failed
     span = days * 86400
     n = post_id = 0
     details = orjson.dumps({"status_details": "completed", "call_duration": 30}).decode()
     while post_id < posts:
-        call_rows, post_rows, new_signups = [], [], []
+        call_rows, post_rows = [], []
         for _ in range(BATCH):
             if post_id >= posts:
                 break
@@ -246,9 +304,9 @@ def _load(sink: _SQLite | _Postgres, now: dt.datetime, posts: int, campaigns: in
                 signup = signups.get(key)
                 if signup is None:
                     signup = signups[key] = len(signups) + 1
-                    new_signups.append(
-                        (signup, user_ids[user], campaign, 0, "importer-client", "CallPower", moment, moment)
-                    )
+                    signup_rows.append((signup, user_ids[user], campaign, "importer-client", "CallPower", moment))
+                    quantities.append(0)
+                quantities[signup] += 1
                 post_id += 1
                 post_rows.append(
                     (post_id, signup, campaign, user_ids[user], campaign, n, "phone-call", f"Call {campaign - 1}", 1,
@@ -269,11 +327,17 @@ def _load(sink: _SQLite | _Postgres, now: dt.datetime, posts: int, campaigns: in
                  moment if imported else None, user_ids[user] if imported else None, signup,
                  post_id if imported else None)
             )  # fmt: skip
-        if new_signups:
-            sink.load("signups", new_signups)
         sink.load("calls", call_rows)
         if post_rows:
             sink.load("posts", post_rows)
+    for start in range(0, len(signup_rows), BATCH):
+        sink.load(
+            "signups",
+            [
+                (signup, member, campaign, quantities[signup], source, details, moment, moment)
+                for signup, member, campaign, source, details, moment in signup_rows[start : start + BATCH]
+            ],
+        )
     return n, post_id
 
 
