@@ -225,7 +225,7 @@ def build(target: Path | str, posts: int, campaigns: int, *, days: int = 30) -> 
             )
         )
         statistics.rebuild(session)
-    with database.engine.connect() as connection:
+    with database.engine.begin() as connection:  # committed: an ANALYZE rolled back leaves no statistics
         connection.exec_driver_sql("ANALYZE")
     database.dispose()
     print(

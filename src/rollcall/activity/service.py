@@ -296,10 +296,14 @@ _EXPORTED = sa.select(
 def posts_for_export(session: Session, campaign_id: int, *, before: int | None, limit: int) -> list[ExportedPost]:
     """A campaign's posts older than the post `before` (None: from the newest), newest first, a
     keyset page on (campaign_id, id)."""
-    rows = session.connection().execute(
-        _EXPORTED.order_by(Post.id.desc()).limit(limit),
-        {"campaign": campaign_id, "before": before if before is not None else 2**62},
-    )
+    rows = (
+        session.connection()
+        .execute(
+            _EXPORTED.order_by(Post.id.desc()).limit(limit),
+            {"campaign": campaign_id, "before": before if before is not None else 2**62},
+        )
+        .all()
+    )  # in one fetch (iterating the result fetched a row at a time)
     return [
         ExportedPost._make(
             (
