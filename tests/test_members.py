@@ -282,6 +282,36 @@ def test_the_posts_csv_holds_every_post_of_the_campaign_across_its_reads(
     assert len(rows) == 16 and rows[0]["created_at"].endswith("Z")
 
 
+def test_a_signups_page_shows_its_posts_a_page_at_a_time(
+    app: RunningApp, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member who calls every day has thousands of posts on one signup: the page shows them a
+    page at a time (here 2), newest first, every one reachable through "older"."""
+    from rollcall.console import rendering
+
+    monkeypatch.setattr(rendering, "PAGE_SIZE", 2)
+    map_seed_campaign(database, 1)
+    with app.client() as client:
+        for n in range(5):
+            answer = client.post(LEGACY_PATH, json=call("+15550001234", 1, n), headers=KEY)
+            assert answer.status_code == 200
+        wait_for(lambda: len(client.get("/api/v3/posts", headers=STAFF).json()["data"]) == 5)
+        posts = [post["id"] for post in client.get("/api/v3/posts", headers=STAFF).json()["data"]]
+        signup_id = client.get("/api/v3/signups", headers=STAFF).json()["data"][0]["id"]
+        sign_in_over_http(client)
+        shown: list[int] = []
+        path: str | None = f"/console/signups/{signup_id}"
+        while path:
+            page = client.get(path)
+            assert page.status_code == 200
+            on_page = [int(found) for found in re.findall(r'href="/console/posts/(\d+)"', page.text)]
+            assert len(on_page) <= 2
+            shown += on_page
+            older = re.search(r'href="(/console/signups/\d+\?cursor=[^"]+)">older', page.text)
+            path = older.group(1).replace("&amp;", "&") if older else None
+    assert shown == posts  # every post once, newest first
+
+
 @hypothesis.given(st.datetimes(timezones=st.just(dt.UTC)))
 @hypothesis.settings(max_examples=200, deadline=None)
 def test_the_csv_writes_sqlite_times_as_every_interface_does(moment: dt.datetime) -> None:

@@ -239,6 +239,7 @@ def list_posts(
     campaign_ids: Sequence[int] | None = None,
     action_ids: Sequence[int] | None = None,
     northstar_ids: Sequence[str] | None = None,
+    signup_ids: Sequence[int] | None = None,
     types: Sequence[str] | None = None,
     statuses: Sequence[str] | None = None,
     sources: Sequence[str] | None = None,
@@ -248,6 +249,7 @@ def list_posts(
     """Posts, newest first; each filter narrows, and a filter's several values mean any of them."""
     query = sa.select(Post).where(
         *any_of(Post.campaign_id, campaign_ids),
+        *any_of(Post.signup_id, signup_ids),
         *any_of(Post.action_id, action_ids),
         *any_of(Post.northstar_id, northstar_ids),
         *any_of(Post.type, types),

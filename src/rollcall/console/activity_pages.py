@@ -170,11 +170,14 @@ def audit_page(request: Request, session: Staff, cursor: str | None = None) -> H
 
 
 @router.get("/signups/{signup_id}")
-def signup_page(request: Request, session: Staff, signup_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> HTMLResponse:
+def signup_page(
+    request: Request, session: Staff, signup_id: Annotated[int, Path(ge=1, le=MAX_ID)], cursor: str | None = None
+) -> HTMLResponse:
     with services_of(request).database.reading() as db:
         signup = activity.get_signup(db, signup_id)
-        posts = activity.posts_of_signups(db, [signup_id])[signup_id]
-    return render(request, "signup.html", signup=signup, posts=posts)
+        # A page of its posts, not all: a member who calls every day has thousands.
+        page = activity.list_posts(db, page_of(cursor), signup_ids=[signup_id])
+    return render(request, "signup.html", signup=signup, page=page)
 
 
 @router.get("/posts/{post_id}")
