@@ -87,17 +87,22 @@ def _fan_out(
     ]
     if not wanted:
         return []
+    # Locked, and read again as locked: another deliverer may have moved a cursor since `webhooks`
+    # was read (populate_existing refreshes those objects, or the cursor could move backwards).
     locked = session.scalars(
-        sa.select(Webhook.id)
+        sa.select(Webhook)
         .where(Webhook.id.in_(wanted), Webhook.enabled.is_(True))
         .order_by(Webhook.id)
         .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
     ).all()
     time = driver_times(session)
     now, lease = time(utcnow()), time(until)
     made: list[Any] = []
-    for webhook_id in locked:
-        webhook = webhooks[webhook_id]
+    for webhook in locked:
+        webhook_id = webhook.id
+        if webhook.last_event_id >= top:
+            continue  # another deliverer has fanned it out past what this step saw
         if _backed_up(session, webhook_id):
             continue  # its receiver is not keeping up: the events wait behind its cursor instead
         limit = min(room[webhook_id], FAN_OUT_BATCH)
