@@ -558,3 +558,23 @@ def test_metrics_count_deliveries_and_what_waits(service: str, receiver: Receive
     text = wait_for(counted, timeout=30)
     assert "rollcall_webhook_deliveries_waiting 0.0" in text
     assert "rollcall_webhook_delivery_latency_seconds_count" in text
+
+
+def test_events_not_yet_fanned_out_count_as_waiting(app: RunningApp, database: Database) -> None:
+    """A deliverer makes deliveries only as fast as it sends them; the events behind an
+    endpoint's cursor are waiting all the same, in its document and in the metrics (here no
+    deliverer runs: the in-process app has none)."""
+    map_seed_campaign(database)
+    with app.client(headers=STAFF) as staff:
+        hook = staff.post("/api/v3/webhooks", json={"url": "https://93.184.216.34/hooks", "events": ["post.created"]})
+        assert hook.status_code == 201
+        for n in range(3):
+            call = {**SEED_CALL, "mobile": f"+1555{n:07d}", "call_timestamp": f"2026-12-01T10:00:00.{n + 1:06d}"}
+            assert staff.post(LEGACY_PATH, json=call, headers={"X-DS-Importer-API-Key": API_KEY}).status_code == 200
+        wait_for(lambda: len(staff.get("/api/v3/posts").json()["data"]) == 3, timeout=30)
+        shown = staff.get(f"/api/v3/webhooks/{hook.json()['data']['id']}").json()["data"]
+        assert shown["waiting"] == 3
+        text = staff.get("/metrics").text
+    assert "rollcall_webhook_deliveries_waiting 3.0" in text
+    [age] = [line for line in text.splitlines() if line.startswith("rollcall_webhook_oldest_waiting_seconds ")]
+    assert float(age.split()[1]) > 0

@@ -95,10 +95,11 @@ class DatabaseCollector(Collector):
             "rollcall_import_oldest_waiting_seconds", "Age of the oldest call waiting for an importer."
         )
         undelivered = GaugeMetricFamily(
-            "rollcall_webhook_deliveries_waiting", "Webhook deliveries not yet made (pending or to retry)."
+            "rollcall_webhook_deliveries_waiting",
+            "Webhook events not yet delivered (pending, to retry, or behind a cursor).",
         )
         undelivered_age = GaugeMetricFamily(
-            "rollcall_webhook_oldest_waiting_seconds", "Age of the oldest webhook delivery not yet made."
+            "rollcall_webhook_oldest_waiting_seconds", "Age of the oldest webhook event not yet delivered."
         )
         with self.database.reading() as session:
             counts = statistics.count_calls_by_state(session)

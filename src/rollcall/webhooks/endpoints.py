@@ -28,6 +28,7 @@ from rollcall.errors import Conflict, InvalidInput, NotFound
 from rollcall.events import Event, EventType, event_id, last_event_number, record_events
 from rollcall.paging import Page, PageRequest, keyset_page
 from rollcall.times import utcnow
+from rollcall.webhooks import queue
 from rollcall.webhooks.models import (
     OPERATOR_DISABLED,
     SUBSCRIBABLE,
@@ -188,8 +189,9 @@ def rotate_secret(session: Session, webhook_id: int) -> tuple[Webhook, str]:
     return webhook, secret
 
 
-def counts(session: Session, webhook_ids: Sequence[int]) -> dict[int, dict[str, int]]:
-    """Deliveries waiting and given up, by endpoint."""
+def counts(session: Session, webhooks: Sequence[Webhook]) -> dict[int, dict[str, int]]:
+    """Events waiting (deliveries pending, and events behind its cursor) and deliveries given up, by endpoint."""
+    webhook_ids = [webhook.id for webhook in webhooks]
     found = {id_: {"waiting": 0, "failed": 0} for id_ in webhook_ids}
     if webhook_ids:
         rows = session.execute(
@@ -202,12 +204,14 @@ def counts(session: Session, webhook_ids: Sequence[int]) -> dict[int, dict[str, 
         )
         for webhook_id, state, count in rows:
             found[webhook_id]["waiting" if state == DeliveryState.PENDING else "failed"] = count
+        for webhook_id, (events, _) in queue.behind(session, webhooks).items():
+            found[webhook_id]["waiting"] += events
     return found
 
 
 def shapes(session: Session, webhooks: Sequence[Webhook]) -> list[dict[str, Any]]:
     """What each endpoint's document is read from: the row, its health and its counts."""
-    counted = counts(session, [webhook.id for webhook in webhooks])
+    counted = counts(session, webhooks)
     return [webhook_shape(webhook, **counted[webhook.id]) for webhook in webhooks]
 
 

@@ -137,7 +137,10 @@ class WebhookDocument(Document):
     last_success_at: dt.datetime | None
     last_failure_at: dt.datetime | None
     failing_since: dt.datetime | None
-    waiting: int = Field(description="Deliveries not yet made.")
+    waiting: int = Field(
+        description="Events it has not yet received: deliveries pending, and events not yet taken for it"
+        " (those counted up to 100,000)."
+    )
     failed: int = Field(description="Deliveries that gave up.")
     created_at: dt.datetime
     updated_at: dt.datetime
