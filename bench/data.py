@@ -19,6 +19,7 @@ were made. Then the indexes are made again, the kept call counts are computed fr
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime as dt
 import queue
 import random
@@ -152,31 +153,14 @@ class _Postgres:
         if self.failures:
             raise self.failures[0]
         order = {"calls": 0, "posts": 1, "signups": 2, "users": 3}
-        todo: queue.Queue[str] = queue.Queue()
-        for _, _, sql in sorted(self.indexes, key=lambda index: order[index[0]]):
-            todo.put(sql)
+        statements = [sql for _, _, sql in sorted(self.indexes, key=lambda index: order[index[0]])]
 
-        def make_indexes() -> None:
-            connection = self._connect(autocommit=True)
-            try:
-                while True:
-                    try:
-                        sql = todo.get_nowait()
-                    except queue.Empty:
-                        return
-                    connection.execute(sql)
-            except BaseException as failure:  # noqa: BLE001
-                self.failures.append(failure)
-            finally:
-                connection.close()
+        def make_index(sql: str) -> None:
+            with self._connect(autocommit=True) as connection:
+                connection.execute(sql)
 
-        builders = [threading.Thread(target=make_indexes) for _ in range(2)]
-        for builder in builders:
-            builder.start()
-        for builder in builders:
-            builder.join()
-        if self.failures:
-            raise self.failures[0]
+        with concurrent.futures.ThreadPoolExecutor(2) as builders:  # two at a time, largest table first
+            list(builders.map(make_index, statements))  # (raises the first failure)
         connection = self._connect(autocommit=True)
         for table in ("calls", "posts", "signups"):  # (users have text ids)
             connection.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}")

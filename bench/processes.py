@@ -45,6 +45,16 @@ def start_bare(port: int, env: dict[str, str], log: Path, *uvicorn_options: str)
     return start([*command, "--log-level", "warning", "--app-dir", str(here), *uvicorn_options], env, log)
 
 
+def children(pid: int) -> list[int]:
+    """A process's children, theirs, and so on (Linux /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        listed = (task / "children").read_text().split()
+        for child in map(int, listed):
+            found += [child, *children(child)]
+    return found
+
+
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=log.parent)
 

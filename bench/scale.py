@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from processes import serving  # noqa: E402
+from processes import children, serving  # noqa: E402
 
 TOKEN = "bench-token"
 
@@ -47,15 +47,6 @@ def rss_mb(pid: int) -> float:
             continue
         total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
     return total / 1024
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        listed = (task / "children").read_text().split()
-        for child in map(int, listed):
-            found += [child, *children(child)]
-    return found
 
 
 def serve_pid(port: str) -> int:

@@ -45,7 +45,7 @@ sys.path.insert(0, str(HERE))
 from data import map_backlog_campaigns, store_backlog  # noqa: E402
 from intake import KEY, wrk  # noqa: E402
 from postgres import drop_database, fresh_database  # noqa: E402
-from processes import ROLLCALL, free_port, start, start_bare, stop, wait_ready  # noqa: E402
+from processes import ROLLCALL, children, free_port, start, start_bare, stop, wait_ready  # noqa: E402
 
 from rollcall.config import Settings  # noqa: E402
 from rollcall.db import Database, migrate  # noqa: E402
@@ -191,7 +191,10 @@ def delivery_rate(url: str, label: str, backlog: int, workdir: Path, deliverers:
             enable(url, webhook_id)
             # The rate comes from the receiver's own last arrival: polling seldom costs no precision.
             wait_for(lambda: receiver.stats()["distinct"] >= events, 600, "the deliveries", every=0.5)
-            cpu = _cpu_seconds(_children(worker.pid, "rollcall-hooks"))
+            hooks = [
+                pid for pid in children(worker.pid) if Path(f"/proc/{pid}/comm").read_text().strip() == "rollcall-hooks"
+            ]
+            cpu = _cpu_seconds(hooks)
         finally:
             stop(worker)
         stats = receiver.stats()
@@ -203,20 +206,6 @@ def delivery_rate(url: str, label: str, backlog: int, workdir: Path, deliverers:
         print(f"  deliverers' CPU: {cpu * 1e6 / int(stats['distinct']):.0f} µs per delivery")  # type: ignore[call-overload]
     finally:
         receiver.stop()
-
-
-def _children(parent: int, name: str) -> list[int]:
-    """The processes called `name` whose parent is `parent` (Linux /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-                if int(stat.rsplit(")", 1)[1].split()[1]) == parent and (entry / "comm").read_text().strip() == name:
-                    found.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return found
 
 
 def _cpu_seconds(pids: list[int]) -> float:
