@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from data import build  # noqa: E402
 from processes import serving  # noqa: E402
 
-TOKEN = "bench-token"
+TOKEN = "bench-staff-token-0123456789abcdefghi"
 
 
 def server_ms(answer: httpx.Response) -> float:

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-KEY = "bench-key"
+KEY = "bench-callpower-key-0123456789abcdefgh"
 sys.path.insert(0, str(HERE))
 from processes import ROLLCALL, free_port, start, start_bare, stop, wait_ready  # noqa: E402
 

@@ -81,7 +81,9 @@ def main() -> None:
     parser.add_argument("--all", action="store_true", help="print every plan")
     args = parser.parse_args()
     url = args.database if "://" in args.database else f"sqlite:///{Path(args.database).resolve()}"
-    settings = Settings(database_url=url, admin_tokens=(TOKEN,), callpower_api_keys=("bench-key",))
+    settings = Settings(
+        database_url=url, admin_tokens=(TOKEN,), callpower_api_keys=("bench-callpower-key-0123456789abcdefgh",)
+    )
     seen: dict[str, tuple[str, Any]] = {}  # statement text → (page, parameters), first seen
     current = ["setup"]
 

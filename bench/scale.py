@@ -27,7 +27,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from processes import children, serving  # noqa: E402
 
-TOKEN = "bench-token"
+TOKEN = "bench-staff-token-0123456789abcdefghi"
 
 
 def server_ms(answer: httpx.Response) -> float:

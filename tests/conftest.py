@@ -24,9 +24,10 @@ import uvicorn
 from rollcall.app import create_app
 from rollcall.config import Settings
 from rollcall.db import Database, migrate, normalize_url
+from rollcall.server import uvicorn_options
 
-API_KEY = "test-callpower-key"
-ADMIN_TOKEN = "test-admin-token"
+API_KEY = "test-callpower-key-0123456789abcdefghij"
+ADMIN_TOKEN = "test-admin-token-0123456789abcdefghijk"
 POSTGRES_URL = os.environ.get("ROLLCALL_TEST_POSTGRES_URL")
 
 SEED_CALL: dict[str, Any] = {
@@ -177,8 +178,8 @@ def start_app(settings: Settings, *, run_importer: bool = True) -> tuple[Running
         host="127.0.0.1",
         port=port,
         log_level="warning",
-        access_log=False,
         lifespan="on",
+        **uvicorn_options(settings),  # the protocol, limits and proxies `rollcall serve` runs with
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -212,7 +213,7 @@ def app(app_factory: Callable[..., RunningApp]) -> RunningApp:
 
 @pytest.fixture
 def client(app: RunningApp) -> Iterator[httpx.Client]:
-    with app.client(headers={"X-DS-CallPower-API-Key": API_KEY}) as client:
+    with app.client(headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}) as client:
         yield client
 
 

@@ -74,31 +74,33 @@ def store_and_import(database: Database, settings: Settings, *records: dict[str,
     import_all(database, settings)
 
 
-def break_posts(database: Database, table: str = "posts") -> None:
+def break_posts(database: Database, table: str = "posts", message: str | None = None) -> None:
     """Make every insert into posts (or `table`) fail, as a full disk or a bug half-way through an
-    import would."""
+    import would; the error says `message` (by default "<table> broken")."""
+    text = (message or f"{table} broken").replace("'", "''")
     with database.writing() as session:
         if database.dialect == "sqlite":
             session.execute(
                 sa.text(
-                    f"CREATE TRIGGER broken BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, '{table} broken'); END"
+                    f"CREATE TRIGGER broken_{table} BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, '{text}'); END"
                 )
             )
         else:
             session.execute(
                 sa.text(
-                    "CREATE FUNCTION broken() RETURNS trigger LANGUAGE plpgsql AS "
-                    f"$$ BEGIN RAISE EXCEPTION '{table} broken'; END $$"
+                    f"CREATE FUNCTION broken_{table}() RETURNS trigger LANGUAGE plpgsql AS "
+                    f"$$ BEGIN RAISE EXCEPTION '{text}'; END $$"
                 )
             )
-            session.execute(
-                sa.text(f"CREATE TRIGGER broken BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION broken()")
-            )
+            trigger = f"CREATE TRIGGER broken_{table} BEFORE INSERT ON {table} FOR EACH ROW"
+            session.execute(sa.text(f"{trigger} EXECUTE FUNCTION broken_{table}()"))
 
 
 def mend_posts(database: Database, table: str = "posts") -> None:
     with database.writing() as session:
-        session.execute(sa.text("DROP TRIGGER broken" + ("" if database.dialect == "sqlite" else f" ON {table}")))
+        session.execute(
+            sa.text(f"DROP TRIGGER broken_{table}" + ("" if database.dialect == "sqlite" else f" ON {table}"))
+        )
 
 
 # -- a webhook receiver on loopback -----------------------------------------------------------------
@@ -116,13 +118,17 @@ class Received:
 
 class Receiver:
     """A real HTTP server on loopback that records every request and answers what it is told:
-    a status, or (`hang`) nothing at all until it is stopped."""
+    a status; nothing at all until it is stopped (`hang`); its status line a byte every `drip`
+    seconds; or a 200 with a body that never ends (`endless`, counting what it got out)."""
 
     def __init__(self, port: int | None = None) -> None:
         self.received: list[Received] = []
         self.status = 200
         self.statuses: list[int] = []  # answered first, one per request, before `status`
         self.delay = 0.0
+        self.drip = 0.0
+        self.endless = False
+        self.endless_sent = 0
         self.hang = threading.Event()
         self._lock = threading.Lock()
         receiver = self
@@ -145,11 +151,34 @@ class Receiver:
                 if receiver.hang.is_set():
                     receiver.stopping.wait(60)
                     return
+                if receiver.drip:  # the status line a byte at a time, never finished
+                    for byte in b"HTTP/1.1 200 OK\r\n":
+                        if receiver.stopping.wait(receiver.drip) or not self._write(bytes([byte])):
+                            return
+                    receiver.stopping.wait(60)
+                    return
+                if receiver.endless:  # 200, then a body that never ends
+                    self.send_response(200)
+                    self.send_header("transfer-encoding", "chunked")
+                    self.end_headers()
+                    chunk = b"%x\r\n%s\r\n" % (65536, b"x" * 65536)
+                    while not receiver.stopping.is_set() and self._write(chunk):
+                        receiver.endless_sent += 65536
+                    self.close_connection = True
+                    return
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
+
+            def _write(self, data: bytes) -> bool:
+                try:
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                except OSError:  # the sender hung up
+                    return False
+                return True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -49,7 +49,7 @@ def every_page(client: httpx.Client, path: str, **params: Any) -> list[list[dict
         {},
         {"Authorization": "Bearer wrong"},
         {"Authorization": f"Bearer {API_KEY}"},  # the CallPower key never opens the staff API
-        {"X-DS-CallPower-API-Key": API_KEY},
+        {"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY},
         {"Authorization": f"Basic {base64.b64encode(ADMIN_TOKEN.encode()).decode()}"},
         {"Authorization": "Bearer"},
     ],
@@ -86,8 +86,8 @@ def test_a_staff_token_never_opens_the_intake(app: RunningApp, database: Databas
 
 
 def test_several_staff_tokens_may_be_configured(app_factory: Any) -> None:
-    app = app_factory(admin_tokens=("old-token", "new-token"))
-    for token in ("old-token", "new-token"):
+    app = app_factory(admin_tokens=("old-staff-token-0123456789abcdefghijk", "new-staff-token-0123456789abcdefghijk"))
+    for token in ("old-staff-token-0123456789abcdefghijk", "new-staff-token-0123456789abcdefghijk"):
         with app.client(headers={"Authorization": f"Bearer {token}"}) as client:
             assert client.get("/api/v3/campaigns").status_code == 200
 
@@ -355,6 +355,31 @@ def test_signups_filters_and_include_posts(staff: httpx.Client, database: Databa
     one = staff.get(f"/api/v3/signups/{signup['id']}", params={"include": "posts"}).json()["data"]
     assert [p["id"] for p in one["posts"]] == [p["id"] for p in signup["posts"]]
     assert staff.get("/api/v3/signups", params={"include": "users"}).status_code == 422
+
+
+def test_a_signup_embeds_a_page_of_its_posts_and_links_to_the_rest(
+    staff: httpx.Client, database: Database, settings: Settings
+) -> None:
+    """However many posts a signup has, the answer is bounded: its newest 20, and a link to the
+    posts list that holds the rest, page after page."""
+    _two_campaigns(database)
+    store_and_import(database, settings, *({**SEED_CALL, "call_duration": n} for n in range(45)))
+    [signup] = staff.get("/api/v3/signups", params={"include": "posts"}).json()["data"]
+    assert signup["quantity"] == 45 and len(signup["posts"]) == 20
+    seen = [post["id"] for post in signup["posts"]]
+    page = staff.get(signup["posts_next"]).json()  # the rest: the posts list of this signup, from there on
+    while True:
+        seen += [post["id"] for post in page["data"]]
+        assert {post["signup_id"] for post in page["data"]} == {signup["id"]}
+        if not page["meta"]["cursor"]["next"]:
+            break
+        params = {"filter[signup_id]": signup["id"], "cursor": page["meta"]["cursor"]["next"]}
+        page = staff.get("/api/v3/posts", params=params).json()
+    assert len(seen) == len(set(seen)) == 45
+    assert seen == sorted(seen, reverse=True)
+    store_and_import(database, settings, {**SEED_CALL, "mobile": "+12224567891"})
+    few = staff.get("/api/v3/signups", params={"include": "posts", "limit": 1}).json()["data"][0]
+    assert len(few["posts"]) == 1 and few["posts_next"] is None
 
 
 def test_posts_each_filter(staff: httpx.Client, database: Database, settings: Settings) -> None:

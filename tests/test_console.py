@@ -32,7 +32,7 @@ from tests.helpers import (
 
 
 def send(app: RunningApp, call: dict[str, Any]) -> None:
-    with app.client(headers={"X-DS-CallPower-API-Key": API_KEY}) as client:
+    with app.client(headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}) as client:
         assert client.post(CONTRACT_PATH, json=call).status_code == 200
 
 
@@ -160,7 +160,7 @@ def test_operator_repairs_a_rejected_call_and_gives_its_campaign_a_default(
 ) -> None:
     map_seed_campaign(database)
     custom = {**SEED_CALL, "campaign_target_title": None, "campaign_target_name": "Mayor Quimby"}
-    with app.client(headers={"X-DS-Importer-API-Key": API_KEY}) as client:
+    with app.client(headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}) as client:
         for n, changes in enumerate([{}, {}, {"mobile": "123"}]):
             stamp = f"2026-11-30T17:00:00.{n + 1:06d}"
             assert client.post(CONTRACT_PATH, json={**custom, "call_timestamp": stamp, **changes}).status_code == 422

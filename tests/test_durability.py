@@ -33,7 +33,9 @@ def test_sigkill_during_a_burst_loses_no_acknowledged_call(
     start = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 
     def send(worker: int) -> None:
-        with httpx.Client(base_url=url, headers={"X-DS-Importer-API-Key": API_KEY}) as client:
+        with httpx.Client(
+            base_url=url, headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}
+        ) as client:
             n = 0
             while not stop.is_set():
                 stamp = (start + dt.timedelta(seconds=worker * 1_000_000 + n)).isoformat()
@@ -106,7 +108,9 @@ def test_a_killed_writer_process_loses_nothing_acknowledged_and_is_started_again
         (writer,) = writer_processes(server.pid)
         answers: dict[str, int] = {}
         start = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
-        with httpx.Client(base_url=url, headers={"X-DS-Importer-API-Key": API_KEY}, timeout=30) as client:
+        with httpx.Client(
+            base_url=url, headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}, timeout=30
+        ) as client:
 
             def send(n: int) -> int:
                 stamp = (start + dt.timedelta(seconds=n)).isoformat()
@@ -207,7 +211,9 @@ def test_the_writer_process_takes_bodies_in_any_size_and_mix(
         return {**SEED_CALL, "call_timestamp": stamp, "notes": "x" * (60_000 if n % 3 == 0 else n)}
 
     try:
-        with httpx.Client(base_url=url, headers={"X-DS-Importer-API-Key": API_KEY}, timeout=30) as client:
+        with httpx.Client(
+            base_url=url, headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}, timeout=30
+        ) as client:
 
             def send(n: int) -> tuple[int, int]:
                 if n % 7 == 1:  # invalid: kept as rejected, answered 422

@@ -72,7 +72,7 @@ def test_full_disk_answers_503_and_recovers_by_itself(app_factory: Any, tmp_path
         database = Database(url)
         map_seed_campaign(database)
         answers: dict[int, int] = {}
-        with app.client(headers={"X-DS-CallPower-API-Key": API_KEY}) as client:
+        with app.client(headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}) as client:
             for n in range(5):
                 answers[n] = client.post(CONTRACT_PATH, json=call_at(n)).status_code
             filler = disk / "filler"
@@ -107,7 +107,7 @@ def test_locked_database_answers_503_then_recovers(app_factory: Any, tmp_path: P
     migrate(Database(url))
     app = app_factory(database_url=url, sqlite_busy_timeout_ms=300)
     database = Database(url)
-    with app.client(headers={"X-DS-CallPower-API-Key": API_KEY}) as client:
+    with app.client(headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}) as client:
         assert client.post(CONTRACT_PATH, json=call_at(0)).status_code == 200
         # Another program takes the write lock and keeps it.
         holder = sqlite3.connect(tmp_path / "rollcall.db", isolation_level=None, timeout=5)
@@ -142,7 +142,7 @@ def test_postgresql_restart_mid_load_loses_no_acknowledged_call(database_url: st
     lock = threading.Lock()
 
     def send() -> None:
-        with app.client(headers={"X-DS-CallPower-API-Key": API_KEY}) as client:
+        with app.client(headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}) as client:
             while not stop.is_set():
                 with lock:
                     n = next(counter)
@@ -212,7 +212,7 @@ def test_read_only_disk_answers_503_and_acknowledges_nothing(app_factory: Any, t
         url = f"sqlite:///{disk / 'rollcall.db'}"
         migrate(Database(url))
         app = app_factory(database_url=url)
-        with app.client(headers={"X-DS-CallPower-API-Key": API_KEY}) as client:
+        with app.client(headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}) as client:
             assert client.post(CONTRACT_PATH, json=call_at(0)).status_code == 200
             # The kernel finds an error and turns the filesystem read-only, as ext4 does.
             Path(f"/sys/fs/ext4/{Path(device).name}/trigger_fs_error").write_text("rollcall fault test\n")

@@ -97,12 +97,39 @@ def test_without_the_key_nothing_is_stored(app: RunningApp, database: Database, 
     assert calls_in(database) == []
 
 
-def test_either_of_several_configured_keys_opens_the_intake(app_factory: Any, database: Database) -> None:
-    app = app_factory(callpower_api_keys=("old-key", "new-key"))
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        (CONTRACT_PATH, [("X-DS-Importer-API-Key", API_KEY)]),  # the other path's header
+        (LEGACY_PATH, [("X-DS-CallPower-API-Key", API_KEY)]),
+        (CONTRACT_PATH, [("X-DS-CallPower-API-Key", "guess-1"), ("X-DS-CallPower-API-Key", API_KEY)]),
+        (LEGACY_PATH, [("X-DS-Importer-API-Key", API_KEY), ("X-DS-Importer-API-Key", API_KEY)]),
+    ],
+    ids=["contract-path-legacy-header", "legacy-path-contract-header", "two-guesses", "header-twice"],
+)
+def test_each_path_reads_its_own_key_header_once(
+    app: RunningApp, database: Database, path: str, headers: list[tuple[str, str]]
+) -> None:
+    """One request is one guess: a path reads the key header it defines, and only when it is
+    given once (a request carrying many keys cannot try them all)."""
     with app.client() as client:
-        old = client.post(CONTRACT_PATH, json=SEED_CALL, headers={"X-DS-CallPower-API-Key": "old-key"})
+        answer = client.post(path, json=SEED_CALL, headers=httpx.Headers(headers))
+    assert answer.status_code == 401 and answer.json() == UNAUTHORIZED
+    assert calls_in(database) == []
+
+
+def test_either_of_several_configured_keys_opens_the_intake(app_factory: Any, database: Database) -> None:
+    app = app_factory(
+        callpower_api_keys=("old-callpower-key-0123456789abcdefghij", "new-callpower-key-0123456789abcdefghij")
+    )
+    with app.client() as client:
+        old = client.post(
+            CONTRACT_PATH, json=SEED_CALL, headers={"X-DS-CallPower-API-Key": "old-callpower-key-0123456789abcdefghij"}
+        )
         new = client.post(
-            LEGACY_PATH, json={**SEED_CALL, "call_duration": 1}, headers={"X-DS-Importer-API-Key": "new-key"}
+            LEGACY_PATH,
+            json={**SEED_CALL, "call_duration": 1},
+            headers={"X-DS-Importer-API-Key": "new-callpower-key-0123456789abcdefghij"},
         )
     assert (old.status_code, new.status_code) == (200, 200)
     assert len(calls_in(database)) == 2
@@ -139,7 +166,9 @@ def test_stock_callpower_request_is_accepted(app: RunningApp, database: Database
 def test_stock_callpower_custom_target_without_title_is_rejected_and_kept(app: RunningApp, database: Database) -> None:
     body = {**SEED_CALL, "call_timestamp": "2017-11-07T18:54:10", "campaign_target_title": None}
     with app.client() as client:
-        answer = client.post(LEGACY_PATH, json=body, headers={"X-DS-Importer-API-Key": API_KEY})
+        answer = client.post(
+            LEGACY_PATH, json=body, headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}
+        )
 
     assert answer.status_code == 422
     assert answer.json()["error"]["fields"] == {
@@ -177,7 +206,7 @@ def test_same_call_sent_concurrently_makes_one_post(app: RunningApp, database: D
     map_seed_campaign(database)
 
     def send(_: int) -> int:
-        with app.client(headers={"X-DS-CallPower-API-Key": API_KEY}) as client:
+        with app.client(headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}) as client:
             return client.post(CONTRACT_PATH, json=SEED_CALL).status_code
 
     with concurrent.futures.ThreadPoolExecutor(16) as pool:

@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import json
 import re
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp, wait_for
 from tests.helpers import LEGACY_PATH, map_seed_campaign, sign_in, sign_in_over_http
 
 STAFF = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-KEY = {"X-DS-Importer-API-Key": API_KEY}
+KEY = {"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}
 MEMBER = "+15559876543"  # the member who asks to be erased
 NATIONAL = "5559876543"
 OTHER = "+15551112222"
@@ -117,7 +118,9 @@ def test_erasing_a_member_removes_them_everywhere_and_keeps_the_counts(
         assert stored["mobile"] is None and stored["raw"] == "" and stored["record"] is None
         assert stored["errors"] is None and stored["northstar_id"] is None and stored["post_id"] is None
         assert stored["callpower_campaign_id"] in (1, 2)
-    assert sum(1 for stored in erased if stored["call_timestamp"]) == 2  # the imported two kept their time
+    assert all(
+        stored["call_timestamp"] for stored in erased
+    )  # each kept its time (the rejected one's read from its body)
     # The other member is untouched; the campaigns' counts still count every call.
     assert user_of(client, OTHER) == other
     assert len(posts_of(client, other["id"])) == 1
@@ -406,3 +409,99 @@ def test_old_bodies_are_scrubbed_in_batches_and_nothing_else_changes(
     assert len(snapshot()) == len(before)
     shown = client.get("/api/v3/callpower/calls/1", headers=STAFF).json()["data"]
     assert shown["raw"] == "" and shown["body_removed_at"] and shown["post_id"] == before[0][4]
+
+
+# -- a member's data is found by the member's number, exactly ---------------------------------------
+
+SHORT = "+6837001"  # Niue: four-digit national numbers
+INSIDE_SHORT = "+15557001234"  # a US member whose number holds "7001"
+SUFFIX = "+12029876543"  # shares the last seven digits with MEMBER
+
+
+def stored_calls(database: Database) -> dict[int, tuple[str, str, str | None]]:
+    with database.reading() as session:
+        rows = session.execute(sa.select(Call.id, Call.state, Call.raw, Call.mobile)).all()
+    return {call_id: (state, raw, mobile) for call_id, state, raw, mobile in rows}
+
+
+def test_export_and_erasure_find_the_members_calls_by_their_number_exactly(
+    database_url: str, database: Database, tmp_path: Path, settings: Any
+) -> None:
+    """The member's calls, whatever formatting their number came in, rejected and unreadable
+    bodies included; never a call that only holds their digits elsewhere (inside a longer number,
+    as the number dialed, in a target's name) or a number that shares their last digits. After
+    the erasure no form of the number is left in the SQLite file, its log, the event feed or the
+    logs, and every other member's calls are as they were."""
+    from tests.conftest import serve_process
+
+    map_seed_campaign(database, 1)
+    log = tmp_path / "serve.log"
+    process, url = serve_process(database_url, log)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            mine = [
+                call("(555) 987-6543", 1, 1),  # imported
+                call("555.987.6543", 1, 2, campaign_target_title=None),  # rejected, formatted
+                call("+1 555 987 6543", 9, 3),  # unmapped
+            ]
+            others = [
+                call(SUFFIX, 1, 4),
+                call(SUFFIX, 1, 5, campaign_target_title=None),
+                call(INSIDE_SHORT, 1, 6, number_dialed_into=SHORT, campaign_target_name="Rep. 7001"),
+                call(SUFFIX, 1, 7, campaign_target_title=None, number_dialed_into=INSIDE_SHORT),
+                call(SHORT, 1, 8),  # the short-numbered member
+                call("+683 7001", 1, 9, campaign_target_title=None),
+            ]
+            as_json = {**KEY, "Content-Type": "application/json"}
+            for record in [*mine, *others]:
+                sent = client.post(LEGACY_PATH, content=json.dumps(record), headers=as_json)
+                assert sent.status_code in (200, 422)
+            # A body cut off mid-way (400): its mobile field is still read, as the intake reads one.
+            cut = b'{"mobile": "(555) 987-6543", "callpower_campaign_id": 1, "status": "compl'
+            unreadable = client.post(LEGACY_PATH, content=cut, headers=as_json)
+            assert unreadable.status_code == 400
+            wait_for(lambda: len(client.get("/api/v3/posts", headers=STAFF).json()["data"]) == 4)
+            member = user_of(client, MEMBER)
+            short = user_of(client, SHORT)
+            assert member and short
+            before = stored_calls(database)
+            by_raw = {raw: call_id for call_id, (_, raw, _) in before.items()}
+            expected = sorted(by_raw[json.dumps(record)] for record in mine) + [by_raw[cut.decode()]]
+
+            exported = client.get(f"/api/v3/users/{member['id']}/export", headers=STAFF).json()
+            assert sorted(c["id"] for c in exported["calls"]) == sorted(expected)
+            short_export = client.get(f"/api/v3/users/{short['id']}/export", headers=STAFF).json()
+            short_calls = sorted(c["id"] for c in short_export["calls"])
+            assert short_calls == sorted(by_raw[json.dumps(record)] for record in others[-2:])
+
+            assert client.delete(f"/api/v3/users/{member['id']}", headers=STAFF).status_code == 200
+            after = stored_calls(database)
+            assert {call_id for call_id, (state, _, _) in after.items() if state == "erased"} == set(expected)
+            assert {k: v for k, v in after.items() if k not in expected} == {
+                k: v for k, v in before.items() if k not in expected
+            }  # every other member's calls untouched
+            feed, cursor = [], None
+            while True:
+                page = client.get(
+                    "/api/v3/events", params={"limit": 100, **({"cursor": cursor} if cursor else {})}, headers=STAFF
+                ).json()
+                feed.append(json.dumps(page["data"]))
+                cursor = page["meta"]["cursor"]["next"]
+                if not cursor:
+                    break
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+
+    forms = [MEMBER, NATIONAL, "(555) 987-6543", "555.987.6543", "+1 555 987 6543"]
+    texts = {"the event feed": "".join(feed), "the logs": log.read_text()}
+    if settings.database_url.startswith("sqlite"):
+        path = Path(settings.database_url.removeprefix("sqlite:///"))
+        for file in (path, path.with_name(path.name + "-wal")):
+            if file.exists():
+                texts[file.name] = file.read_bytes().decode("latin-1")
+    for where, text in texts.items():
+        for form in forms:
+            assert form not in text, (form, where)
+    if "rollcall.db" in texts:
+        assert SUFFIX in texts["rollcall.db"] and SHORT in texts["rollcall.db"]  # the others' are there

@@ -65,11 +65,15 @@ def test_the_dedup_secret_can_be_given_instead_of_generated(database_url: str) -
     """ROLLCALL_DEDUP_SECRET keys the stores (and what the migration rewrites) instead of the stored one."""
     from rollcall.config import Settings
 
-    database = Database(database_url, Settings(database_url=database_url, dedup_secret="given-secret"))
+    database = Database(
+        database_url, Settings(database_url=database_url, dedup_secret="given-dedup-secret-0123456789abcdefghij")
+    )
     delivery = Delivery.of_payload(SEED_CALL, raw="{}", content_type="application/json", region="US")
     assert delivery.document is not None
     with database.writing() as session:
         store_deliveries(session, [delivery])
     with database.reading() as session:
-        assert list(session.scalars(sa.select(Call.dedup_key))) == [dedup_key_of(delivery.document, b"given-secret")]
+        assert list(session.scalars(sa.select(Call.dedup_key))) == [
+            dedup_key_of(delivery.document, b"given-dedup-secret-0123456789abcdefghij")
+        ]
     database.dispose()

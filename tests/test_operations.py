@@ -61,7 +61,7 @@ def test_metrics_count_calls_by_answer_and_state(app: RunningApp, database: Data
     with app.client(headers=STAFF) as staff:
         # Counters live as long as the process (here: the test run), so compare before and after.
         before = staff.get("/metrics").text
-        with app.client(headers={"X-DS-Importer-API-Key": API_KEY}) as client:
+        with app.client(headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}) as client:
             for duration in range(3):
                 assert client.post(LEGACY_PATH, json={**SEED_CALL, "call_duration": duration}).status_code == 200
             assert client.post(LEGACY_PATH, json={**SEED_CALL, "mobile": ""}).status_code == 422
@@ -92,7 +92,9 @@ def test_metrics_add_up_across_api_processes(settings: Settings, tmp_path: Path)
     try:
         for n in range(40):
             # A new connection each time, so both processes answer some of them.
-            with httpx.Client(base_url=url, headers={"X-DS-Importer-API-Key": API_KEY}) as client:
+            with httpx.Client(
+                base_url=url, headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}
+            ) as client:
                 assert client.post(LEGACY_PATH, json={**SEED_CALL, "call_duration": n}).status_code == 200
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
             texts = [client.get("/metrics").text for _ in range(6)]
@@ -108,7 +110,7 @@ def test_every_request_is_logged_once_with_an_id_and_no_secret_or_mobile(setting
     server, url = serve_process(settings.database_url, log)
     try:
         with httpx.Client(base_url=url) as client:
-            key = {"X-DS-CallPower-API-Key": API_KEY}
+            key = {"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}
             answer = client.post(
                 CONTRACT_PATH, json={**SEED_CALL, "mobile": mobile}, headers={**key, "X-Request-ID": "trace-42"}
             )
@@ -167,15 +169,22 @@ def test_slow_body_is_cut_off(app_factory: Any, database: Database) -> None:
 
 
 def test_rate_limit_per_key_answers_429_with_retry_after(app_factory: Any) -> None:
-    app = app_factory(rate_limit=(3, 60.0), callpower_api_keys=("key-a", "key-b"))
+    app = app_factory(
+        rate_limit=(3, 60.0),
+        callpower_api_keys=("callpower-key-a-0123456789abcdefghijkl", "callpower-key-b-0123456789abcdefghijkl"),
+    )
     with app.client() as client:
         answers = [
             client.post(
-                CONTRACT_PATH, json={**SEED_CALL, "call_duration": n}, headers={"X-DS-CallPower-API-Key": "key-a"}
+                CONTRACT_PATH,
+                json={**SEED_CALL, "call_duration": n},
+                headers={"X-DS-CallPower-API-Key": "callpower-key-a-0123456789abcdefghijkl"},
             )
             for n in range(4)
         ]
-        other_key = client.post(CONTRACT_PATH, json=SEED_CALL, headers={"X-DS-CallPower-API-Key": "key-b"})
+        other_key = client.post(
+            CONTRACT_PATH, json=SEED_CALL, headers={"X-DS-CallPower-API-Key": "callpower-key-b-0123456789abcdefghijkl"}
+        )
         staff = [client.get("/api/v3/campaigns", headers=STAFF) for _ in range(4)]
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert answers[-1].json() == {"error": {"code": 429, "message": "Too many requests; slow down."}}
@@ -191,7 +200,7 @@ def test_no_rate_limit_by_default(client: httpx.Client) -> None:
 
 @pytest.mark.parametrize("path", ["/console/sign-in", "/api/v3/campaigns", CONTRACT_PATH, "/healthz"])
 def test_security_headers(app: RunningApp, path: str) -> None:
-    with app.client(headers={**STAFF, "X-DS-CallPower-API-Key": API_KEY}) as client:
+    with app.client(headers={**STAFF, "X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}) as client:
         answer = client.request("GET" if path != CONTRACT_PATH else "POST", path, json=SEED_CALL)
     headers = answer.headers
     assert headers["x-content-type-options"] == "nosniff"

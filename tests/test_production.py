@@ -81,7 +81,12 @@ def test_two_api_processes_and_three_importers_make_everything_exactly_once(post
             call, url = item
             clients = local.__dict__.setdefault("clients", {})
             client = clients.get(url) or clients.setdefault(
-                url, httpx.Client(base_url=url, headers={"X-DS-Importer-API-Key": API_KEY}, timeout=60)
+                url,
+                httpx.Client(
+                    base_url=url,
+                    headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY},
+                    timeout=60,
+                ),
             )
             return client.post("/api/v1/callpower/call", json=call).status_code
 
@@ -168,7 +173,9 @@ def test_sigterm_drains_the_intake(database_url: str, database: Database, tmp_pa
     stop = threading.Event()
 
     def send(worker: int) -> None:
-        with httpx.Client(base_url=url, headers={"X-DS-Importer-API-Key": API_KEY}) as client:
+        with httpx.Client(
+            base_url=url, headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}
+        ) as client:
             n = 0
             while not stop.is_set():
                 stamp = f"2021-01-01T00:00:00.{worker * 100_000 + n + 1:06d}"
@@ -228,7 +235,9 @@ def test_processes_take_turns_writing_one_sqlite_file(database_url: str, tmp_pat
 
         def send(item: tuple[dict[str, Any], str]) -> int:
             call, url = item
-            with httpx.Client(base_url=url, headers={"X-DS-Importer-API-Key": API_KEY}, timeout=60) as client:
+            with httpx.Client(
+                base_url=url, headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}, timeout=60
+            ) as client:
                 return client.post("/api/v1/callpower/call", json=call).status_code
 
         with concurrent.futures.ThreadPoolExecutor(16) as pool:

@@ -35,7 +35,7 @@ def staff(app: RunningApp) -> Any:
 
 @pytest.fixture
 def callpower(app: RunningApp) -> Any:
-    with app.client(headers={"X-DS-Importer-API-Key": API_KEY}) as client:
+    with app.client(headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}) as client:
         yield client
 
 
@@ -291,7 +291,9 @@ def test_defaults_apply_in_the_writer_process(database_url: str, database: Datab
     map_seed_campaign(database)
     server, url = serve_process(database_url, tmp_path / "serve.log")
     try:
-        with httpx.Client(base_url=url, headers={"X-DS-Importer-API-Key": API_KEY}) as callpower:
+        with httpx.Client(
+            base_url=url, headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}
+        ) as callpower:
             assert callpower.post(LEGACY_PATH, json=custom_target_call(1)).status_code == 422
             staff = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
             defaults = {"defaults": {"campaign_target_title": "Custom target", "campaign_target_district": "NYC"}}

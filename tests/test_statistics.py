@@ -22,7 +22,7 @@ from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp, wait_for
 from tests.helpers import LEGACY_PATH, break_posts, import_all, map_seed_campaign, mend_posts
 
 STAFF = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-KEY = {"X-DS-Importer-API-Key": API_KEY}
+KEY = {"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}
 
 
 def a_call(n: int, **changes: Any) -> dict[str, Any]:

@@ -215,7 +215,8 @@ def test_caddy_in_front_with_the_repos_caddyfile(
     # For `localhost` Caddy issues the certificate from its own local CA instead of asking a
     # public ACME CA (which this machine cannot reach); everything else is the shipped file.
     map_seed_campaign(database)
-    server, upstream = serve_process(database_url, tmp_path / "serve.log")
+    # Caddy forwards from loopback: rollcall believes its X-Forwarded-* because it is told to.
+    server, upstream = serve_process(database_url, tmp_path / "serve.log", ROLLCALL_TRUSTED_PROXIES="127.0.0.1")
     https_port, http_port = free_port(), free_port()
     env = {
         **os.environ,

@@ -4,6 +4,7 @@ reference verifier a receiver uses)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import threading
@@ -29,6 +30,7 @@ OPEN = {
     "ROLLCALL_WEBHOOKS_ALLOW_PRIVATE": "true",
     "ROLLCALL_WEBHOOK_POLL_SECONDS": "0.05",
     "ROLLCALL_WEBHOOK_LEASE_SECONDS": "3",
+    "ROLLCALL_WEBHOOK_TIMEOUT_SECONDS": "1",
     "ROLLCALL_IMPORT_POLL_SECONDS": "0.05",
 }
 
@@ -41,13 +43,19 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def service(database_url: str, database: Database, tmp_path: Path) -> Iterator[str]:
-    """`rollcall serve` (its writer, importer and deliverer processes) with the seed campaign mapped."""
+def serving(database_url: str, database: Database, tmp_path: Path) -> Iterator[tuple[Any, str]]:
+    """`rollcall serve` (its writer, importer and deliverer processes) with the seed campaign
+    mapped: the process and its URL."""
     map_seed_campaign(database)
     process, url = serve_process(database_url, tmp_path / "serve.log", **OPEN)
-    yield url
+    yield process, url
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 0
+
+
+@pytest.fixture
+def service(serving: tuple[Any, str]) -> str:
+    return serving[1]
 
 
 def add_webhook(url: str, receiver_url: str, events: list[str]) -> dict[str, Any]:
@@ -59,7 +67,9 @@ def add_webhook(url: str, receiver_url: str, events: list[str]) -> dict[str, Any
 
 
 def send_calls(url: str, count: int, start: int = 0) -> None:
-    with httpx.Client(base_url=url, headers={"X-DS-Importer-API-Key": API_KEY}) as callpower:
+    with httpx.Client(
+        base_url=url, headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}
+    ) as callpower:
         for n in range(start, start + count):
             call = {**SEED_CALL, "mobile": f"+1555{n:07d}", "call_timestamp": f"2026-12-01T10:00:00.{n + 1:06d}"}
             assert callpower.post(LEGACY_PATH, json=call).status_code == 200
@@ -172,7 +182,7 @@ def test_a_receiver_that_never_answers_does_not_hold_up_another(service: str, re
         send_calls(service, 20)
         started = time.monotonic()
         wait_for(lambda: len(receiver.received) == 20, timeout=30)
-        assert time.monotonic() - started < 8  # not waiting out the stuck one's 10 s timeouts
+        assert time.monotonic() - started < 8  # not waiting on the stuck one
         verified(receiver, healthy["secret"])
         assert stuck.received  # it was tried, and is still being waited for
     finally:
@@ -244,6 +254,91 @@ def test_two_deliverers_share_the_work_and_send_each_event_once(
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
+
+
+def one_delivery(url: str, hook: dict[str, Any]) -> dict[str, Any] | None:
+    """The endpoint's one delivery, once an attempt at it is recorded."""
+    found = httpx.get(f"{url}/api/v3/webhooks/{hook['id']}/deliveries", headers=STAFF).json()["data"]
+    return found[0] if len(found) == 1 and found[0]["attempts"] else None
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.parametrize("mode", ["drip", "hang"])
+def test_a_receiver_that_drips_or_never_answers_is_cut_off_at_the_deadline_and_sent_once(
+    service: str, receiver: Receiver, mode: str
+) -> None:
+    """The deadline is for the whole attempt (1 s here), not for each read: a receiver that sends
+    its status line a byte every 0.3 s, or nothing at all, is cut off after it, and the delivery's
+    lease (3 s) outlives the attempt, so the event is not sent again before its retry is due
+    (5 s later), however slow the receiver."""
+    if mode == "drip":
+        receiver.drip = 0.3
+    else:
+        receiver.hang.set()
+    hook = add_webhook(service, receiver.url, ["post.created"])
+    send_calls(service, 1)
+    delivery = wait_for(lambda: one_delivery(service, hook), timeout=30)
+    [attempt] = delivery["attempt_log"]
+    assert attempt["error"] == "no answer in time" and attempt["status_code"] is None
+    assert attempt["duration_ms"] < 2500  # one deadline, not one per byte
+    assert delivery["state"] == "pending" and delivery["next_attempt_at"]  # the retry is scheduled
+    # Until the retry is due (5 s after the attempt), the receiver has had it once.
+    retry_due = dt.datetime.fromisoformat(delivery["next_attempt_at"].replace("Z", "+00:00"))
+    while dt.datetime.now(dt.UTC) < retry_due - dt.timedelta(seconds=0.5):
+        assert len(receiver.received) == 1
+        time.sleep(0.1)
+
+
+def test_an_answer_without_end_is_read_no_further_than_a_small_cap(
+    serving: tuple[Any, str], receiver: Receiver
+) -> None:
+    """A 200 whose body never ends: the status is what counts (delivered), the deliverer reads at
+    most 64 KiB of it and drops the connection, and its memory does not grow."""
+    process, service = serving
+    receiver.endless = True
+    hook = add_webhook(service, receiver.url, ["post.created"])
+    [deliverer] = wait_for(lambda: deliverers(process.pid), timeout=30)
+    before = rss_kb(deliverer)
+    send_calls(service, 3)
+    wait_for(lambda: len(receiver.received) == 3, timeout=30)
+
+    def delivered() -> list[dict[str, Any]] | None:
+        found = httpx.get(f"{service}/api/v3/webhooks/{hook['id']}/deliveries", headers=STAFF).json()["data"]
+        return found if len(found) == 3 and all(d["state"] == "delivered" for d in found) else None
+
+    wait_for(delivered, timeout=10)
+    assert receiver.endless_sent < 3 * 8 * 1024 * 1024  # cut off early, not read on and on
+    assert rss_kb(deliverer) - before < 20_000  # a few MB at most, not the hundreds read whole
+
+
+def test_removing_an_endpoint_while_it_is_sent_to_leaves_the_deliverer_running(
+    serving: tuple[Any, str], receiver: Receiver
+) -> None:
+    process, service = serving
+    stuck = Receiver()
+    stuck.hang.set()
+    try:
+        doomed = add_webhook(service, stuck.url, ["post.created"])
+        send_calls(service, 1)
+        wait_for(lambda: stuck.received, timeout=30)
+        [deliverer] = deliverers(process.pid)
+        assert httpx.delete(f"{service}/api/v3/webhooks/{doomed['id']}", headers=STAFF).status_code == 204
+        # The attempt ends at its deadline (1 s), its endpoint gone meanwhile: counted, not recorded.
+        failed = f'rollcall_webhook_deliveries_total{{outcome="failed",webhook="{doomed["id"]}"}} 1.0'
+        wait_for(lambda: failed in httpx.get(f"{service}/metrics", headers=STAFF).text, timeout=10)
+        hook = add_webhook(service, receiver.url, ["post.created"])
+        send_calls(service, 1, start=1)
+        wait_for(lambda: len(receiver.received) == 1, timeout=30)
+        verified(receiver, hook["secret"])
+        assert deliverers(process.pid) == [deliverer]  # the same process: it did not crash
+    finally:
+        stuck.stop()
 
 
 def test_a_rotated_secret_signs_beside_the_new_one(service: str, receiver: Receiver) -> None:
@@ -523,7 +618,7 @@ def test_a_public_https_url_is_taken_and_managed(app: RunningApp) -> None:
 
 
 def test_webhooks_need_a_staff_token(app: RunningApp) -> None:
-    with app.client(headers={"X-DS-CallPower-API-Key": API_KEY}) as client:
+    with app.client(headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}) as client:
         assert client.get("/api/v3/webhooks").status_code == 401
         assert client.get("/api/v3/events").status_code == 401
 
@@ -570,7 +665,14 @@ def test_events_not_yet_fanned_out_count_as_waiting(app: RunningApp, database: D
         assert hook.status_code == 201
         for n in range(3):
             call = {**SEED_CALL, "mobile": f"+1555{n:07d}", "call_timestamp": f"2026-12-01T10:00:00.{n + 1:06d}"}
-            assert staff.post(LEGACY_PATH, json=call, headers={"X-DS-Importer-API-Key": API_KEY}).status_code == 200
+            assert (
+                staff.post(
+                    LEGACY_PATH,
+                    json=call,
+                    headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY},
+                ).status_code
+                == 200
+            )
         wait_for(lambda: len(staff.get("/api/v3/posts").json()["data"]) == 3, timeout=30)
         shown = staff.get(f"/api/v3/webhooks/{hook.json()['data']['id']}").json()["data"]
         assert shown["waiting"] == 3

@@ -14,12 +14,13 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from rollcall import audit
+from rollcall import audit, metrics
 from rollcall.credentials import matches
 from rollcall.db import INTEGER_MAX
 from rollcall.documents import Document
 from rollcall.errors import InvalidInput, Unauthorized
 from rollcall.http import ErrorAnswer
+from rollcall.limits import TooManyRequests
 from rollcall.paging import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest
 from rollcall.services import services_of
 from rollcall.times import parse_timestamp
@@ -37,14 +38,38 @@ _bearer = HTTPBearer(
 )
 
 
+def client_address(request: Request) -> str:
+    """Who is asking, by address: the peer, or what a proxy in ROLLCALL_TRUSTED_PROXIES says it
+    forwarded (uvicorn reads X-Forwarded-For from those only)."""
+    return request.client.host if request.client else "unknown"
+
+
+def check_staff_token(request: Request, token: str | None) -> None:
+    """A bearer token, compared in constant time: 401 if it is missing or wrong, 429 while the
+    client's address has used up its wrong tries (`limits.TokenThrottle`, shared with the
+    console's sign-in); wrong and throttled tries are counted."""
+    services = services_of(request)
+    address = client_address(request)
+    try:
+        services.token_throttle.check(address)
+    except TooManyRequests:
+        metrics.API_TOKEN_FAILURES.labels("throttled").inc()
+        raise
+    if not token:
+        raise Unauthorized()
+    if not matches(token, services.admin_tokens):
+        services.token_throttle.failed(address)
+        metrics.API_TOKEN_FAILURES.labels("wrong token").inc()
+        raise Unauthorized()
+
+
 def require_staff(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
-    """Every staff route: a valid bearer token, compared in constant time, or 401."""
-    services = services_of(request)
-    if credentials is None or not matches(credentials.credentials, services.admin_tokens):
-        raise Unauthorized()
-    services.rate_limiter.take(credentials.credentials)
+    """Every staff route: a valid bearer token (`check_staff_token`), then the per-token rate limit."""
+    check_staff_token(request, credentials.credentials if credentials else None)
+    assert credentials is not None
+    services_of(request).rate_limiter.take(credentials.credentials)
 
 
 def staff_actor(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
@@ -158,7 +183,8 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI answers for these error codes, in the house shape (401 and 422 always)."""
     described = {
         401: "Missing or wrong staff token.",
-        429: "Over the per-token rate limit (when one is set); see Retry-After.",
+        429: "Too many wrong staff tokens from this address, or over the per-token rate limit (when one is set); "
+        "see Retry-After.",
         404: "No such id.",
         409: "The value is taken, or the row is not in a state that allows this.",
         422: "Invalid parameters or body; every bad field is named.",

@@ -28,7 +28,7 @@ from rollcall.console.session import Sessions
 from rollcall.credentials import ADMIN_TOKEN, CALLPOWER_KEY, CONSOLE_SECRET, ensure_secret
 from rollcall.db import Database, DatabaseNotMigrated, schema_is_current
 from rollcall.http import BodyLimit, RequestLog, install_error_handlers
-from rollcall.limits import NoLimit, RateLimiter, SignInThrottle
+from rollcall.limits import NoLimit, RateLimiter, TokenThrottle
 from rollcall.logs import configure_logging
 from rollcall.processes import stop_when_orphaned
 from rollcall.services import Services
@@ -60,7 +60,7 @@ def create_api(settings: Settings, *, run_importer: bool = True) -> FastAPI:
             # On a thread of this process, with the importer in the gaps between deliveries.
             importer = Importer(database, settings) if run_importer else None
             writer = CallWriter(database, importer, region=settings.default_region)
-        sessions = Sessions(ensure_secret(database, CONSOLE_SECRET)[0])
+        sessions = Sessions(ensure_secret(database, CONSOLE_SECRET)[0], database)
         limiter = RateLimiter(*settings.rate_limit) if settings.rate_limit else NoLimit()
         app.state.services = Services(
             settings,
@@ -70,7 +70,7 @@ def create_api(settings: Settings, *, run_importer: bool = True) -> FastAPI:
             tokens,
             sessions,
             limiter,
-            SignInThrottle(*settings.sign_in_limit),
+            TokenThrottle(*settings.sign_in_limit),
         )
         # Calls released by any interface (mapping, retries, repairs) are imported at once.
         database.when_calls_announced(writer.wake_importer)
@@ -123,6 +123,7 @@ def create_api(settings: Settings, *, run_importer: bool = True) -> FastAPI:
 
 def app_from_environment() -> ASGIApp:
     """The factory `rollcall serve` hands to uvicorn (each worker process calls it)."""
+    configure_logging()  # first: a failure to read the settings is logged through the chain too
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.secrets())
     return create_app(settings)

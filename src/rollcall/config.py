@@ -7,15 +7,24 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 WRITER_SOCKET_VARIABLE = "ROLLCALL_WRITER_SOCKET"
+# A webhook delivery's lease is at least twice the attempt's deadline and this much more: a taken
+# delivery goes out only while its lease has the deadline and this margin left (`deliverer`), and
+# the rest leaves it time to wait its turn.
+LEASE_MARGIN_SECONDS = 1.0
 SUPERVISOR_VARIABLE = "ROLLCALL_SERVE_PID"
 
 
 class ConfigError(Exception):
     """A setting in the environment cannot be used."""
+
+
+# Keys, tokens and secrets given in the environment are at least this long: a short one can be
+# guessed, and logs redact known secrets by their text (a short one would be found everywhere).
+MIN_SECRET_LENGTH = 32
 
 
 def _variable(name: str, *, field: str) -> Any:
@@ -62,13 +71,27 @@ class Settings(BaseSettings):
         30_000, ge=0, description="SQLite: how long a writer waits for another process's lock (503 beyond)"
     )
     body_timeout_seconds: float = Field(
-        10.0, gt=0, description="a request body that stops arriving this long is cut off (408)"
+        10.0, gt=0, description="a request body not wholly received this long after its headers is cut off (408)"
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="a request whose headers are not wholly received this long after it began is cut off"
+    )
+    max_header_bytes: int = Field(16 * 1024, ge=1024, description="request headers limit (431 beyond)")
+    max_connections: int = Field(
+        1000, ge=1, description="connections (and requests in progress) per API process; 503 beyond"
+    )
+    trusted_proxies: Listed = Field(
+        (),
+        description="addresses or networks of proxies whose X-Forwarded-For and X-Forwarded-Proto are believed, "
+        "comma-separated; none by default",
     )
     rate_limit: tuple[int, float] | None = Field(
         None, description="e.g. `600/60`: requests per key per 60 s, per process (429 beyond); off by default"
     )
     sign_in_limit: tuple[int, float] = Field(
-        (5, 60.0), description="the console's sign-in: failed attempts per client address per 60 s (429 beyond)"
+        (5, 60.0),
+        description="wrong staff tokens (console sign-in, API bearer) per client address per 60 s, per process "
+        "(429 beyond)",
     )
     metrics_allow_from: Listed = Field(
         (), description="addresses or networks that may read `/metrics` without a token, comma-separated"
@@ -120,17 +143,51 @@ class Settings(BaseSettings):
         except ValidationError as error:
             problems = []
             for problem in error.errors():
-                name = str(problem["loc"][0]) if problem["loc"] else "?"
+                message = str(problem["msg"]).removeprefix("Value error, ")
+                if not problem["loc"]:  # a rule over several settings names them itself
+                    problems.append(message)
+                    continue
+                name = str(problem["loc"][0])
                 variable = name if name.isupper() else environment_variable(name)
-                problems.append(f"{variable}: {problem['msg']}")
+                problems.append(f"{variable}: {message}")
             raise ConfigError("; ".join(problems)) from None
 
-    @field_validator("callpower_api_keys", "admin_tokens", "metrics_allow_from", mode="before")
+    @field_validator("callpower_api_keys", "admin_tokens", "metrics_allow_from", "trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("callpower_api_keys", "admin_tokens", "dedup_secret")
+    @classmethod
+    def _long_enough(cls, value: Any) -> Any:
+        for secret in value if isinstance(value, tuple) else (value,) if value else ():
+            if len(secret) < MIN_SECRET_LENGTH:
+                raise ValueError(
+                    f"each must be at least {MIN_SECRET_LENGTH} characters (one has {len(secret)}); "
+                    "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _one_secret_one_door(self) -> Settings:
+        if set(self.callpower_api_keys) & set(self.admin_tokens):
+            raise ValueError(
+                f"{environment_variable('callpower_api_keys')} and {environment_variable('admin_tokens')} share a "
+                "secret: the CallPower key would open the staff API; give each its own"
+            )
+        if self.webhook_lease_seconds < 2 * self.webhook_timeout_seconds + LEASE_MARGIN_SECONDS:
+            raise ValueError(
+                f"{environment_variable('webhook_lease_seconds')} must be at least twice "
+                f"{environment_variable('webhook_timeout_seconds')} and {LEASE_MARGIN_SECONDS:g} s more: a delivery's "
+                "lease must outlive its attempt, or a slow receiver gets it twice"
+            )
+        return self
+
+    def secrets(self) -> tuple[str, ...]:
+        """The secrets these settings give, which no log line may show."""
+        return (*self.callpower_api_keys, *self.admin_tokens, *((self.dedup_secret,) if self.dedup_secret else ()))
 
     @field_validator("default_region")
     @classmethod
@@ -167,7 +224,7 @@ class Settings(BaseSettings):
             raise ValueError("needs at least 1 request per a positive number of seconds")
         return limit
 
-    @field_validator("metrics_allow_from")
+    @field_validator("metrics_allow_from", "trusted_proxies")
     @classmethod
     def _networks(cls, networks: tuple[str, ...]) -> tuple[str, ...]:
         for network in networks:

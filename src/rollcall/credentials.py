@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from rollcall.db import Base, Database, table_of
 from rollcall.dialect import insert_ignoring_conflicts
+from rollcall.logs import keep_secret
 
 CALLPOWER_KEY = "callpower_api_key"
 ADMIN_TOKEN = "admin_token"
@@ -48,7 +49,10 @@ def fingerprint(token: str) -> str:
 
 
 def stored_secret(session: Session, name: str) -> str | None:
-    return session.scalar(sa.select(StoredSecret.value).where(StoredSecret.name == name))
+    """A generated secret as stored; from now on no log line of this process shows it."""
+    value = session.scalar(sa.select(StoredSecret.value).where(StoredSecret.name == name))
+    keep_secret(value)
+    return value
 
 
 def ensure_secret(database: Database, name: str) -> tuple[str, bool]:

@@ -102,6 +102,10 @@ _CONSOLE_POLICY = (
 _HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
+_JSON_HEADERS = [(b"content-type", JSON.encode())]
+_INTERNAL_ERROR = orjson.dumps({"error": {"code": 500, "message": "Internal error."}})
+
+
 def route_of(scope: Scope) -> str:
     """The route's path template (a bounded label), not the raw path."""
     route = scope.get("route")
@@ -168,8 +172,23 @@ class RequestLog:
 
         request_text = request_id.decode()
         structlog.contextvars.bind_contextvars(request_id=request_text)
+        started_answer = False
+
+        async def answering(message: Message) -> None:
+            nonlocal started_answer
+            started_answer = started_answer or message["type"] == "http.response.start"
+            await answer(message)
+
         try:
-            await self.app(scope, receive, answer)
+            await self.app(scope, receive, answering)
+        except Exception:
+            # Starlette answers 500 through the error handler (which logs the crash, once) and
+            # raises the error again for the server to see; uvicorn would log it a second time
+            # and drop the connection. Here it ends: answered, and logged.
+            if not started_answer:
+                log.exception("request.crashed", path=path)
+                await answer({"type": "http.response.start", "status": 500, "headers": _JSON_HEADERS})
+                await answer({"type": "http.response.body", "body": _INTERNAL_ERROR})
         finally:
             seconds = time.perf_counter() - started
             route = route_of(scope)
@@ -180,11 +199,15 @@ class RequestLog:
             structlog.contextvars.clear_contextvars()
 
 
-async def _within(timeout: float, receive: Receive) -> Message:
-    """`await receive()`, or `BodyTooSlow` after `timeout` seconds.
+async def _within(deadline: float, timeout: float, receive: Receive) -> Message:
+    """`await receive()`, or `BodyTooSlow` once the loop's clock passes `deadline` (the body's
+    `timeout` after the request began).
 
     What `asyncio.timeout` does, in a third of its time: it runs for every request body.
     """
+    loop = asyncio.get_running_loop()
+    if loop.time() >= deadline:
+        raise BodyTooSlow(timeout)
     task = asyncio.current_task()
     assert task is not None
     expired = False
@@ -194,7 +217,7 @@ async def _within(timeout: float, receive: Receive) -> Message:
         expired = True
         task.cancel()
 
-    timer = asyncio.get_running_loop().call_later(timeout, expire)
+    timer = loop.call_at(deadline, expire)
     try:
         return await receive()
     except asyncio.CancelledError:
@@ -210,8 +233,9 @@ class BodyLimit:
 
     Pure ASGI, no buffering. The refusal happens when the route reads the body, not before, so
     a route can still answer 401 to a wrong key first: the body of an unauthenticated request is
-    never looked at. A client that sends its body slower than `timeout` seconds per chunk is cut
-    off (408) instead of holding a connection open for ever.
+    never looked at. The whole body must have arrived `timeout` seconds after the request's
+    headers did (408 otherwise): one deadline, not one per chunk, so a client that sends a byte
+    now and then cannot hold a connection open for ever.
     """
 
     def __init__(self, app: ASGIApp, max_body_bytes: int, timeout: float) -> None:
@@ -224,6 +248,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit, timeout = self.limit, self.timeout
+        deadline = asyncio.get_running_loop().time() + timeout
         declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
         received = int(declared) if declared is not None and declared.isdigit() else 0
         complete = False
@@ -234,7 +259,7 @@ class BodyLimit:
                 return await receive()
             if received > limit:
                 raise BodyTooLarge(limit)
-            message = await _within(timeout, receive)
+            message = await _within(deadline, timeout, receive)
             if message["type"] == "http.request":
                 if declared is None:
                     received += len(message.get("body", b""))

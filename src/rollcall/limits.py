@@ -44,11 +44,12 @@ class NoLimit:
         return None
 
 
-class SignInThrottle:
-    """The console's sign-in: at most `count` failed attempts per client address in any
-    `seconds`; past that, every attempt from the address (right or wrong) waits until the oldest
-    failure is `seconds` old. Kept per process, like the rate limits (`--workers N` allows N
-    times as many), which is enough to make guessing a 32-byte token hopeless."""
+class TokenThrottle:
+    """Wrong staff tokens, wherever they are tried (the console's sign-in, an API bearer token,
+    `/metrics`): at most `count` per client address in any `seconds`; past that, every attempt
+    from the address (right or wrong) waits until the oldest failure is `seconds` old. Kept per
+    process, like the rate limits (`--workers N` allows N times as many), which is enough to make
+    guessing a 32-character token hopeless."""
 
     def __init__(self, count: int = 5, seconds: float = 60.0) -> None:
         self.count, self.seconds = count, seconds

@@ -2,12 +2,12 @@
 
 A member is a user and what was theirs: their signups and posts, and the stored calls made from
 their number (imported ones name the user; calls not imported, rejected, unmapped or waiting,
-are found by the number, and rejected calls whose number could not be read by its digits in the
-body). An erasure removes the user, signups and posts, and scrubs those calls in the same
-transaction: the body, the record, the number, errors and repairs are gone; the row keeps its
-id, campaign, time and de-duplication key, in state `erased`, so counts stay honest and a call
-CallPower sends again (it replays history) is recognised and recreates nothing. A new call from
-the same number afterwards is new activity and makes a new user.
+are found by their number, exactly as the intake's normalizer reads it). An erasure removes the
+user, signups and posts, and scrubs those calls in the same transaction: the body, the record,
+the number, errors and repairs are gone; the row keeps its id, campaign, time and de-duplication
+key, in state `erased`, so counts stay honest and a call CallPower sends again (it replays
+history) is recognised and recreates nothing. A new call from the same number afterwards is new
+activity and makes a new user.
 
 Events keep no copy of a member's data (`events`), except the operators' `call.*` events, which
 hold the call as it was: those of the erased calls are scrubbed too. `user.erased` tells
@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import phonenumbers
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -51,20 +50,18 @@ class Erased:
 
 
 def _call_ids(session: Session, user: User) -> list[int]:
-    """The member's stored calls: imported ones by the user, the others by the number (the
-    partial index on mobiles holds calls the importer has seen; waiting ones are few), and
-    rejected calls whose number could not be read but whose body holds its digits."""
-    try:
-        national = str(phonenumbers.parse(user.mobile).national_number)
-    except phonenumbers.NumberParseException:
-        national = user.mobile
+    """The member's stored calls: imported ones by the user, the others by the number, exactly.
+
+    Every stored call keeps its mobile as the intake's normalizer reads it (E.164): a valid
+    call's from its record, a rejected one's from its body whatever its formatting, even a body
+    that could not be decoded whole (`deliveries.mobile_in_text`). Never a part of a number, and
+    never another field: a call that only mentions the member's number (as the number dialed, or
+    inside a longer one) is someone else's. The partial index on mobiles holds calls the importer
+    has seen (rejected ones included); calls still waiting are few and found by state."""
     queries = [
         sa.select(Call.id).where(Call.user_id == user.id),
         sa.select(Call.id).where(Call.mobile == user.mobile, sa.text(SEEN_BY_IMPORTER)),
         sa.select(Call.id).where(Call.state == CallState.RECEIVED, Call.mobile == user.mobile),
-        sa.select(Call.id).where(
-            Call.state == CallState.REJECTED, Call.mobile.is_(None), Call.raw.contains(national, autoescape=True)
-        ),
     ]
     found: set[int] = set()
     for query in queries:

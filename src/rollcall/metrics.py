@@ -70,6 +70,11 @@ SIGN_IN_FAILURES = Counter(
     "Console sign-ins refused: a wrong token, or too many tries (throttled).",
     ["reason"],
 )
+API_TOKEN_FAILURES = Counter(
+    "rollcall_api_token_failures_total",
+    "Staff API (and /metrics) requests refused for their bearer token: a wrong token, or too many tries (throttled).",
+    ["reason"],
+)
 WEBHOOK_DELIVERIES = Counter(
     "rollcall_webhook_deliveries_total",
     "Webhook delivery attempts, by endpoint and outcome (delivered, failed, gone).",

@@ -3,6 +3,7 @@
 from rollcall.activity.models import Action, Campaign, Post, Signup, User
 from rollcall.audit import AuditEntry
 from rollcall.callpower.models import Call, CallPowerCampaign
+from rollcall.console.session import ConsoleSessionRow
 from rollcall.credentials import StoredSecret
 from rollcall.events import Event
 from rollcall.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
@@ -13,6 +14,7 @@ __all__ = [
     "Call",
     "CallPowerCampaign",
     "Campaign",
+    "ConsoleSessionRow",
     "Event",
     "Post",
     "Signup",

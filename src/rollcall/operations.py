@@ -10,9 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.responses import Response
 
-from rollcall.credentials import matches
+from rollcall.api import check_staff_token, client_address
 from rollcall.db import schema_is_current
-from rollcall.errors import Unauthorized
 from rollcall.http import json_response
 
 router = APIRouter(tags=["operations"])
@@ -43,19 +42,15 @@ async def readyz(request: Request) -> Response:
     return json_response({"status": "ready"})
 
 
-def _allowed(request: Request) -> bool:
-    services = request.app.state.services
-    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
-    if scheme.lower() == "bearer" and matches(token, services.admin_tokens):
-        return True
-    client = request.client.host if request.client else None
-    if client and services.settings.metrics_allow_from:
-        try:
-            address = ipaddress.ip_address(client)
-        except ValueError:
-            return False
-        return any(address in ipaddress.ip_network(net, strict=False) for net in services.settings.metrics_allow_from)
-    return False
+def _allowed_address(request: Request) -> bool:
+    networks = request.app.state.services.settings.metrics_allow_from
+    if not networks:
+        return False
+    try:
+        address = ipaddress.ip_address(client_address(request))
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(network, strict=False) for network in networks)
 
 
 @router.get(
@@ -65,8 +60,9 @@ def _allowed(request: Request) -> bool:
     responses={200: {"content": {"text/plain": {}}}, 401: {"description": "No token and not an allowed address."}},
 )
 async def metrics(request: Request) -> Any:
-    if not _allowed(request):
-        raise Unauthorized()
+    if not _allowed_address(request):
+        scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+        check_staff_token(request, token if scheme.lower() == "bearer" else None)
     from rollcall.metrics import exposition
 
     body, content_type = await run_in_threadpool(exposition, request.app.state.services.database)

@@ -65,21 +65,42 @@ def _encode(direction: str, key: tuple[Any, ...]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([direction, values])).decode().rstrip("=")
 
 
-def _decode(cursor: str, types: Sequence[type]) -> tuple[str, tuple[Any, ...]]:
+def _decode(cursor: str, columns: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+    """A cursor's direction and key, each value checked whole against its column: an integer the
+    column can hold, text it can hold, a time. Anything else (a forged or damaged cursor) is a
+    422 naming `cursor`, never a query the database refuses."""
     invalid = InvalidInput({"cursor": ["The cursor is not valid."]})
     try:
         direction, values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if direction not in (_OLDER, _NEWER) or len(values) != len(types):
+        if direction not in (_OLDER, _NEWER) or not isinstance(values, list) or len(values) != len(columns):
             raise invalid
-        key = tuple(
-            dt.datetime.fromisoformat(value) if kind is dt.datetime else kind(value)
-            for kind, value in zip(types, values, strict=True)
-        )
-    except (ValueError, TypeError, orjson.JSONDecodeError):
+        key = tuple(_key_value(column, value) for column, value in zip(columns, values, strict=True))
+    except (ValueError, TypeError, OverflowError, orjson.JSONDecodeError):
         raise invalid from None
-    if any(isinstance(value, bool) or (isinstance(value, str) and "\x00" in value) for value in key):
-        raise invalid
     return direction, key
+
+
+def _key_value(column: Any, value: Any) -> Any:
+    """One value of a cursor's key, as its column holds it; ValueError if it cannot be one."""
+    kind = column.type.python_type
+    if kind is int:
+        bound = next((bound for sql, bound in _INTEGER_RANGES.items() if isinstance(column.type, sql)), BIGINT_MAX + 1)
+        if type(value) is not int or not -bound <= value < bound:
+            raise ValueError("not an integer the column holds")
+        return value
+    if kind is dt.datetime:
+        if not isinstance(value, str):
+            raise ValueError("not a time")
+        moment = dt.datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError("a time without its offset")
+        return moment.astimezone(dt.UTC)  # OverflowError beyond the calendar
+    if kind is str:
+        length = getattr(column.type, "length", None) or 255
+        if not isinstance(value, str) or "\x00" in value or len(value) > length:
+            raise ValueError("not text the column holds")
+        return value
+    raise ValueError(f"no cursor over {kind}")
 
 
 def _beyond(columns: Sequence[Any], key: tuple[Any, ...], older: bool) -> Any:
@@ -106,11 +127,10 @@ def keyset_page(
     would leave the choice to the planner): the page is their merge.
     """
     limit = max(1, request.limit)
-    types = [column.type.python_type for column in key]
     parts = [query] if isinstance(query, sa.Select) else list(query)
     direction = None
     if request.cursor:
-        direction, position = _decode(request.cursor, types)
+        direction, position = _decode(request.cursor, key)
         parts = [part.where(_beyond(key, position, older=direction == _OLDER)) for part in parts]
     # Which way this page walks from the cursor, and whether that is the way `next` leads.
     newer = direction == _NEWER if direction is not None else oldest_first

@@ -59,6 +59,19 @@ def watch_parent(parent: int, stopping: threading.Event) -> None:
     threading.Thread(target=watch, name="rollcall-parent-watch", daemon=True).start()
 
 
+def _run_child(target: Callable[..., None], args: tuple[Any, ...]) -> None:
+    """A child's life: its logging set up before anything else (the target sets it again from its
+    settings), and whatever it raises logged through it, never printed raw by multiprocessing."""
+    from rollcall.logs import configure_logging
+
+    configure_logging()
+    try:
+        target(*args)
+    except Exception:
+        log.exception("child.crashed")
+        raise SystemExit(1) from None
+
+
 @dataclass(frozen=True)
 class Child:
     name: str
@@ -142,6 +155,6 @@ class Supervisor:
         return failed
 
     def _spawn(self, child: Child) -> None:
-        process = self._context.Process(target=child.target, args=child.args, name=child.name)
+        process = self._context.Process(target=_run_child, args=(child.target, child.args), name=child.name)
         process.start()
         self._processes[child.name] = process

@@ -13,7 +13,7 @@ from rollcall.callpower.writer import Writer
 from rollcall.config import Settings
 from rollcall.console.session import Sessions
 from rollcall.db import Database
-from rollcall.limits import NoLimit, RateLimiter, SignInThrottle
+from rollcall.limits import NoLimit, RateLimiter, TokenThrottle
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Services:
     admin_tokens: tuple[str, ...]
     console_sessions: Sessions
     rate_limiter: RateLimiter | NoLimit
-    sign_in_throttle: SignInThrottle
+    token_throttle: TokenThrottle
 
 
 def services_of(request: Request) -> Services:

@@ -128,8 +128,17 @@ def _encodable(value: str) -> str:
 
 
 _Storable = AfterValidator(_encodable)
+
+
+def _in_utc(moment: dt.datetime) -> dt.datetime:
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01 with an offset east of UTC, 9999-12-31 west of it
+        raise ValueError("is out of range: in UTC it falls before year 1 or after year 9999") from None
+
+
 # A point in time sent with any offset, kept in UTC (documents show times as given).
-_Moment = Annotated[AwareDatetime, AfterValidator(lambda moment: moment.astimezone(dt.UTC))]
+_Moment = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 _Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255, pattern=FILLED_TEXT), _Storable]
 _Word = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64, pattern=FILLED_TEXT), _Storable]
 _Text = Annotated[str, StringConstraints(max_length=255, pattern=STORABLE_TEXT), _Storable]
@@ -245,4 +254,9 @@ class SignupDocument(Document):
     details: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
-    posts: list[PostDocument] | None = Field(None, description="With `include=posts`: the signup's posts.")
+    posts: list[PostDocument] | None = Field(
+        None, description="With `include=posts`: the signup's newest posts (a page of them)."
+    )
+    posts_next: str | None = Field(
+        None, description="With `include=posts`: where the rest of its posts are, if it has more (a posts list)."
+    )

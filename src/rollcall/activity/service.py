@@ -216,13 +216,12 @@ def list_signups(
     return keyset_page(session, query, [Signup.id], page, lambda s: (s.id,))
 
 
-def posts_of_signups(session: Session, signup_ids: Sequence[int]) -> dict[int, list[Post]]:
-    """Each signup's posts, newest first."""
-    found: dict[int, list[Post]] = {signup_id: [] for signup_id in signup_ids}
-    if signup_ids:
-        for post in session.scalars(sa.select(Post).where(Post.signup_id.in_(signup_ids)).order_by(Post.id.desc())):
-            found[post.signup_id].append(post)
-    return found
+def newest_posts_of_signups(session: Session, signup_ids: Sequence[int], limit: int) -> dict[int, Page[Post]]:
+    """Each signup's newest `limit` posts, a keyset page of its own (its `next` leads to the rest):
+    a member who calls every day has thousands on one signup."""
+    return {
+        signup_id: list_posts(session, PageRequest(limit=limit), signup_ids=[signup_id]) for signup_id in signup_ids
+    }
 
 
 def get_post(session: Session, post_id: int) -> Post:

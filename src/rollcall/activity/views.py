@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
@@ -42,7 +43,7 @@ from rollcall.api import (
 from rollcall.callpower import operations
 from rollcall.callpower.models import CallDocument
 from rollcall.callpower.record import InvalidMobile, normalize_mobile
-from rollcall.paging import PageRequest
+from rollcall.paging import DEFAULT_LIMIT, PageRequest
 from rollcall.services import ServicesDep
 
 router = APIRouter(prefix="/api/v3", dependencies=STAFF)
@@ -210,16 +211,26 @@ def export_user(services: ServicesDep, user_id: UserId, actor: StaffActor) -> di
 
 # -- signups --------------------------------------------------------------------------------
 
-Include = Annotated[str | None, Query(pattern=r"^posts$", description="`posts` adds each signup's posts.")]
+Include = Annotated[
+    str | None,
+    Query(pattern=r"^posts$", description="`posts` adds each signup's newest posts, and a link to the rest."),
+]
 
 
 def _signup_documents(session: Session, signups: list[Signup], include: str | None) -> list[SignupDocument]:
-    posts = activity.posts_of_signups(session, [s.id for s in signups]) if include == "posts" else None
+    """Signups as documents; with `include=posts`, each with its newest page of posts and a link
+    to the rest (an answer stays bounded however many posts a signup has)."""
+    pages = activity.newest_posts_of_signups(session, [s.id for s in signups], DEFAULT_LIMIT) if include else None
     documents = []
     for signup in signups:
         document = SignupDocument.model_validate(signup)
-        if posts is not None:
-            document.posts = [PostDocument.model_validate(post) for post in posts[signup.id]]
+        if pages is not None:
+            page = pages[signup.id]
+            document.posts = [PostDocument.model_validate(post) for post in page.items]
+            if page.next:
+                document.posts_next = "/api/v3/posts?" + urlencode(
+                    {"filter[signup_id]": signup.id, "cursor": page.next}
+                )
         documents.append(document)
     return documents
 
@@ -258,6 +269,7 @@ def list_posts(
     page: Paged,
     campaign_id: Annotated[str | None, _integers("filter[campaign_id]")] = None,
     action_id: Annotated[str | None, _integers("filter[action_id]")] = None,
+    signup_id: Annotated[str | None, _integers("filter[signup_id]")] = None,
     northstar_id: Annotated[str | None, _texts("filter[northstar_id]")] = None,
     type: Annotated[str | None, _texts("filter[type]")] = None,
     status: Annotated[str | None, _texts("filter[status]")] = None,
@@ -285,6 +297,7 @@ def list_posts(
             page,
             campaign_ids=integers("filter[campaign_id]", campaign_id),
             action_ids=integers("filter[action_id]", action_id),
+            signup_ids=integers("filter[signup_id]", signup_id),
             northstar_ids=texts(northstar_id),
             types=texts(type),
             statuses=texts(status),

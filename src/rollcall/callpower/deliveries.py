@@ -16,10 +16,11 @@ import functools
 import io
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 import orjson
 import python_multipart
@@ -32,9 +33,11 @@ from rollcall.callpower.models import Call, CallDocument, CallState
 from rollcall.callpower.record import (
     InvalidCall,
     NumberOutOfRange,
+    call_timestamp_of,
     campaign_id_of,
     dedup_key_of,
     lacks_defaultable,
+    mobile_of,
     parse_call,
     with_defaults,
 )
@@ -116,7 +119,7 @@ def decode_json(body: bytes) -> Any:
 
 def _double(text: str) -> float:
     value = float(text)
-    return NumberOutOfRange(value) if math.isinf(value) else value
+    return NumberOutOfRange(text) if math.isinf(value) else value
 
 
 def _no_constant(name: str) -> Any:
@@ -155,6 +158,9 @@ class Delivery:
     # (payload, region) of a delivery its campaign's defaults could complete, until they are
     # looked up where it is stored (`complete_with_defaults`); None once they were.
     completable: tuple[Mapping[str, Any], str] | None = None
+    # A refused delivery's mobile, read from the body with the intake's normalizer when it can
+    # be (a valid one's is in its document): how a member's rejected calls are found.
+    mobile: str | None = None
 
     @classmethod
     def of_payload(
@@ -188,7 +194,9 @@ class Delivery:
                 errors=invalid.fields,
                 callpower_campaign_id=campaign,
                 refusal=Refusal.INVALID,
+                call_timestamp=call_timestamp_of(payload),
                 completable=completable if campaign is not None else None,
+                mobile=mobile_of(payload, region),
             )
         document = record.to_document()
         return cls(
@@ -202,8 +210,11 @@ class Delivery:
         )
 
     @classmethod
-    def refused(cls, refusal: Refusal, errors: dict[str, list[str]], *, raw: str, content_type: str | None) -> Delivery:
-        return cls(raw, content_type, errors=errors, refusal=refusal)
+    def refused(
+        cls, refusal: Refusal, errors: dict[str, list[str]], *, raw: str, content_type: str | None, region: str
+    ) -> Delivery:
+        """A body that could not be read at all; its mobile, if it names one (`mobile_in_text`)."""
+        return cls(raw, content_type, errors=errors, refusal=refusal, mobile=mobile_in_text(raw, region))
 
     def values(self, now: Any, time: Callable[[dt.datetime | None], Any]) -> tuple[Any, ...]:
         """The row to store, in `_STORED_COLUMNS` order, as the driver takes it (`now` already is)."""
@@ -211,7 +222,8 @@ class Delivery:
         if document is None:
             errors = driver_json(self.errors)
             return (CallState.REJECTED.value, None, now, now, self.raw, self.content_type, "null", errors,
-                    self.callpower_campaign_id, None, None, None, 0, None, "null")  # fmt: skip
+                    self.callpower_campaign_id, None, self.mobile, time(self.call_timestamp), 0, None,
+                    "null")  # fmt: skip
         return (
             CallState.RECEIVED.value,
             self.dedup_key,
@@ -238,8 +250,27 @@ def delivery_of(body: bytes, content_type: str | None, region: str) -> Delivery:
     try:
         payload = decode_payload(body, content_type)
     except UnreadableBody as problem:
-        return Delivery.refused(problem.refusal, {"body": [str(problem)]}, raw=raw, content_type=content_type)
+        return Delivery.refused(
+            problem.refusal, {"body": [str(problem)]}, raw=raw, content_type=content_type, region=region
+        )
     return Delivery.of_payload(payload, raw=raw, content_type=content_type, region=region)
+
+
+# A mobile field in a body that could not be read whole (cut-off JSON, a broken form):
+# `"mobile": "+1 555 ..."`, `"mobile": 15551231234` or `mobile=%2B1555...`.
+_MOBILE_FIELD = re.compile(r"""(?:"mobile"\s*:\s*(?:"([^"\\]{1,64})"|([0-9]{1,20}))|(?:^|&)mobile=([^&]{1,128}))""")
+
+
+def mobile_in_text(raw: str, region: str) -> str | None:
+    """The normalized mobile a body names in its `mobile` field, read from its text: for a body
+    that could not be decoded, so that its member's erasure still finds it. Only that field,
+    never a number elsewhere in the body."""
+    found = _MOBILE_FIELD.search(raw)
+    if found is None:
+        return None
+    quoted, bare, form = found.groups()
+    value = quoted or bare or unquote_plus(form or "")
+    return mobile_of({"mobile": value}, region)
 
 
 # -- storing them -----------------------------------------------------------------------------

@@ -63,11 +63,19 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
 def _delivery(raw: str, payload: Any, content_type: str, region: str) -> Delivery:
     if payload is None:
         return Delivery.refused(
-            Refusal.UNREADABLE, {"body": ["The line is not valid JSON."]}, raw=raw, content_type=content_type
+            Refusal.UNREADABLE,
+            {"body": ["The line is not valid JSON."]},
+            raw=raw,
+            content_type=content_type,
+            region=region,
         )
     if not isinstance(payload, dict):
         return Delivery.refused(
-            Refusal.UNREADABLE, {"body": ["The line must be a JSON object."]}, raw=raw, content_type=content_type
+            Refusal.UNREADABLE,
+            {"body": ["The line must be a JSON object."]},
+            raw=raw,
+            content_type=content_type,
+            region=region,
         )
     return Delivery.of_payload(payload, raw=raw, content_type=content_type, region=region)
 

@@ -69,15 +69,21 @@ STORED = Answer(200, orjson.dumps({"success": {"code": 200, "message": "Received
 UNAUTHORIZED = Answer.error(401, UNAUTHORIZED_MESSAGE)
 
 
-_KEY_HEADERS = (KEY_HEADER.lower().encode(), LEGACY_KEY_HEADER.lower().encode())
+# Each path reads exactly the key header it defines, once: one request is one guess.
+_KEY_HEADER_OF = {CONTRACT_PATH: KEY_HEADER.lower().encode(), LEGACY_PATH: LEGACY_KEY_HEADER.lower().encode()}
 
 
-def _valid_key(headers: list[tuple[bytes, bytes]], keys: tuple[str, ...]) -> str | None:
-    """The valid key one of the key headers carries, if any. One pass over the raw headers."""
+def _valid_key(headers: list[tuple[bytes, bytes]], path: str, keys: tuple[str, ...]) -> str | None:
+    """The key the path's key header carries, if it is one of `keys`; None when the header is
+    missing, wrong, or given more than once. One pass over the raw headers."""
+    wanted = _KEY_HEADER_OF.get(path)
+    presented = None
     for name, value in headers:
-        if name in _KEY_HEADERS and matches(presented := value.decode("latin-1"), keys):
-            return presented
-    return None
+        if name == wanted:
+            if presented is not None:
+                return None
+            presented = value.decode("latin-1")
+    return presented if presented is not None and matches(presented, keys) else None
 
 
 def _header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> str | None:
@@ -91,7 +97,7 @@ async def take_call(services: Services, scope: Scope, read_body: Callable[[], Aw
     """The whole intake: key, body, validation, storage, answer. Served straight from ASGI
     (`IntakeFastPath`) and, for anyone mounting the API without it, by the routes below."""
     headers = scope["headers"]
-    key = _valid_key(headers, services.callpower_keys)
+    key = _valid_key(headers, scope["path"], services.callpower_keys)
     if key is None:
         return UNAUTHORIZED
     try:
@@ -258,16 +264,6 @@ def _answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 INTAKE_OPENAPI: dict[str, Any] = {
-    "parameters": [
-        {"name": KEY_HEADER, "in": "header", "required": False, "schema": {"type": "string"}},
-        {
-            "name": LEGACY_KEY_HEADER,
-            "in": "header",
-            "required": False,
-            "schema": {"type": "string"},
-            "description": "The header stock CallPower sends; either header may carry the key.",
-        },
-    ],
     "requestBody": {
         "required": True,
         "content": {
@@ -302,10 +298,17 @@ INTAKE_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: _answer("The call could not be stored; send it again.", _error_schema(503)),
 }
 
-for _path, _name, _summary in (
-    (CONTRACT_PATH, "receive_call", "Receive one CallPower call"),
-    (LEGACY_PATH, "receive_call_legacy", "Receive one CallPower call (stock CallPower's path)"),
+for _path, _name, _summary, _header_name in (
+    (CONTRACT_PATH, "receive_call", "Receive one CallPower call", KEY_HEADER),
+    (LEGACY_PATH, "receive_call_legacy", "Receive one CallPower call (stock CallPower's path)", LEGACY_KEY_HEADER),
 ):
+    _key = {
+        "name": _header_name,
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "The CallPower key; this path reads this header only, given once.",
+    }
     router.add_api_route(
         _path,
         receive_call,
@@ -313,7 +316,7 @@ for _path, _name, _summary in (
         name=_name,
         summary=_summary,
         operation_id=_name,
-        openapi_extra=INTAKE_OPENAPI,
+        openapi_extra={**INTAKE_OPENAPI, "parameters": [_key]},
         responses=INTAKE_RESPONSES,
         response_class=Response,
     )

@@ -71,7 +71,31 @@ class InvalidCall(InvalidInput):
 
 class NumberOutOfRange(float):
     """A JSON number too large for a double (`1e400`): valid JSON, so the body decodes, and the
-    field that holds it is refused by name (`body.decode_json` makes these)."""
+    field that holds it is refused by name (`deliveries.decode_json` makes these). It keeps the
+    number as it was written, to be shown as it was sent (`as_text`)."""
+
+    text: str
+
+    def __new__(cls, text: str) -> NumberOutOfRange:
+        number = super().__new__(cls, float(text))
+        number.text = text
+        return number
+
+
+def _written(value: Any) -> Any:
+    if isinstance(value, NumberOutOfRange):
+        return orjson.Fragment(value.text)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def as_text(value: Any) -> str:
+    """A received field's value as text, whatever its JSON type: text as it is, anything else as
+    the JSON it was sent as (nothing, for null)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, default=_written, option=orjson.OPT_PASSTHROUGH_SUBCLASS).decode()
 
 
 class InvalidMobile(ValueError):
@@ -350,6 +374,26 @@ def check_default(name: str, value: Any) -> str:
     if len(value) > 255:
         raise InvalidCall({name: [f"The default {_label(name)} must be at most 255 characters."]})
     return value.strip()
+
+
+def mobile_of(payload: Any, region: str) -> str | None:
+    """The normalized mobile of a record, even of one that failed validation elsewhere: what
+    finds a member's rejected calls (`members`), by the same normalizer as a valid call's."""
+    if not isinstance(payload, Mapping):
+        return None
+    try:
+        return _phone_text(payload.get("mobile"), "mobile", region) if not is_missing(payload.get("mobile")) else None
+    except _Problem:
+        return None
+
+
+def call_timestamp_of(payload: Any) -> dt.datetime | None:
+    """The call's time in a record, even in one that failed validation elsewhere."""
+    value = payload.get("call_timestamp") if isinstance(payload, Mapping) else None
+    try:
+        return _timestamp(value.strip(), "call_timestamp", "") if isinstance(value, str) else None
+    except _Problem:
+        return None
 
 
 def campaign_id_of(payload: Any) -> int | None:

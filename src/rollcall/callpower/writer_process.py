@@ -200,8 +200,9 @@ def run_writer_process(path: str, parent: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: `rollcall serve` drains first, then stops us
     name_this_process("rollcall-writer")
+    configure_logging()
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.secrets())
     database = Database.for_settings(settings)
     inbox = SocketInbox(path, parent, settings.default_region)
     signal.signal(signal.SIGTERM, lambda *_: inbox.stop_soon())

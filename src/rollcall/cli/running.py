@@ -57,18 +57,19 @@ def serve(
     ] = None,
 ) -> None:
     """Run the service: migrations, the writer process (stores calls, runs the importer), the HTTP API."""
+    # First, before anything imports prometheus_client: every process of the service counts into
+    # files, which /metrics (in the API processes) adds up.
+    _count_metrics_across_processes()
     from rollcall.callpower.writer_process import WriterProcess
     from rollcall.config import SUPERVISOR_VARIABLE, WRITER_SOCKET_VARIABLE
 
     settings = settings_of_environment()
+    configure_logging(settings.log_level, settings.secrets())
     tls = _tls_files(str(tls_cert) if tls_cert else settings.tls_cert, str(tls_key) if tls_key else settings.tls_key)
-    # The writer process counts imports; /metrics (in the API processes) adds up every process.
-    _count_metrics_across_processes()
     database = Database.for_settings(settings)
     migrate(database)
     _announce_secrets(settings, database)
     database.dispose()
-    configure_logging(settings.log_level)
     writer = WriterProcess()
     writer.start()  # WriterNotStarted (one line, exit 1) if it cannot
     deliverer = _deliverers(settings.webhook_deliverers)
@@ -82,7 +83,7 @@ def serve(
     scheme = "https" if tls else "http"
     typer.echo(f"rollcall serving {scheme}://{host}:{port}", err=True)
     try:
-        _run_uvicorn(host, port, workers, tls)
+        _run_uvicorn(settings, host, port, workers, tls)
     finally:
         deliverer.stop()  # it finishes the requests it has out
         writer.stop()  # last: requests in flight were waiting for it
@@ -124,8 +125,10 @@ def _tls_files(cert: str | None, key: str | None) -> tuple[str, str] | None:
     return cert, key
 
 
-def _run_uvicorn(host: str, port: int, workers: int, tls: tuple[str, str] | None) -> None:
+def _run_uvicorn(settings: Settings, host: str, port: int, workers: int, tls: tuple[str, str] | None) -> None:
     import uvicorn
+
+    from rollcall.server import uvicorn_options
 
     uvicorn.run(
         "rollcall.app:app_from_environment",
@@ -133,20 +136,24 @@ def _run_uvicorn(host: str, port: int, workers: int, tls: tuple[str, str] | None
         host=host,
         port=port,
         workers=workers,
-        access_log=False,
-        server_header=False,
         log_level="info",
         timeout_graceful_shutdown=30,
         ssl_certfile=tls[0] if tls else None,
         ssl_keyfile=tls[1] if tls else None,
+        **uvicorn_options(settings),
     )
 
 
 def _count_metrics_across_processes() -> None:
     """Give this process and its children one fresh directory for Prometheus counters.
 
-    Must run before prometheus_client is imported; an operator's own setting is kept.
+    Must run before prometheus_client is imported (it decides at import whether to count in
+    memory or in files); an operator's own setting is kept.
     """
+    import sys
+
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before its multiprocess directory was set")
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         import atexit
         import shutil
@@ -186,7 +193,7 @@ def _run_importer(parent: int | None = None) -> None:
         name_this_process("rollcall-import")
         watch_parent(parent, stopping)
     settings = settings_of_environment()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.secrets())
     database = database_of(settings)
     Importer(database, settings).run(stopping)
     # Python gives SIGTERM back its default (death) while it exits; a second one has nothing to stop.

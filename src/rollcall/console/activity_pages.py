@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from rollcall import audit, members, spreadsheets
 from rollcall.activity import service as activity
 from rollcall.api import MAX_ID
-from rollcall.console.rendering import PAGE_SIZE, Form, Staff, back_to, console_router, page_of, render
+from rollcall.console.rendering import PAGE_SIZE, Form, Notice, Staff, back_to, console_router, page_of, render
 from rollcall.console.session import ConsoleSession
 from rollcall.paging import PageRequest
 from rollcall.services import services_of
@@ -145,9 +145,7 @@ async def erase_user(request: Request, session: Staff, form: Form, user_id: User
     """The erase button (its form asks for confirmation first): the same use case as the API's."""
     erased = await run_in_threadpool(members.erase, services_of(request).database, user_id, _actor(session))
     return back_to(
-        "/console/",
-        f"User {user_id} erased: {erased.signups} signups and {erased.posts} posts removed,"
-        f" {erased.calls} stored calls scrubbed.",
+        "/console/", Notice.ERASED, user=user_id, signups=erased.signups, posts=erased.posts, calls=erased.calls
     )
 
 

@@ -4,13 +4,16 @@ checks every page and form goes through, and console errors shown as pages."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import enum
+import re
+from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -65,6 +68,79 @@ templates.env.globals.update(
 )
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+class Notice(enum.StrEnum):
+    """What a page says after a change (`?done=<code>`, with its values as `done_<name>`): only
+    these sentences, written here; a value is a number or a plain word, never text to show."""
+
+    DEFAULTS_SAVED = "defaults-saved"
+    REVALIDATED = "revalidated"
+    MAPPED = "mapped"
+    REPAIRED = "repaired"
+    REPAIRED_DUPLICATE = "repaired-duplicate"
+    RETRIED = "retried"
+    RETRIED_ALL = "retried-all"
+    ERASED = "erased"
+    WEBHOOK_ENABLED = "webhook-enabled"
+    WEBHOOK_DISABLED = "webhook-disabled"
+    TEST_SENT = "test-sent"
+    WEBHOOK_REMOVED = "webhook-removed"
+    DELIVERY_RETRIED = "delivery-retried"
+    SESSIONS_ENDED = "sessions-ended"
+
+
+_NOTICES: dict[Notice, Callable[[dict[str, Any]], str]] = {
+    Notice.DEFAULTS_SAVED: lambda v: (
+        f"Defaults of CallPower campaign {v['campaign']} saved; they complete its calls from now on."
+    ),
+    Notice.REVALIDATED: lambda v: (
+        f"{_plural(v['passed'], 'rejected call')} now pass"
+        + (f" ({v['duplicates']} of them already stored)" if v["duplicates"] else "")
+        + f"; {v['still']} still rejected."
+    ),
+    Notice.MAPPED: lambda v: (
+        f"CallPower campaign {v['campaign']} now feeds action {v['action']}; "
+        f"{_plural(v['released'], 'waiting call')} sent to the importer."
+    ),
+    Notice.REPAIRED: lambda v: "Repaired: sent to the importer.",
+    Notice.REPAIRED_DUPLICATE: lambda v: f"Repaired: the same call as call {v['call']}, which is stored already.",
+    Notice.RETRIED: lambda v: "Sent back to the importer.",
+    Notice.RETRIED_ALL: lambda v: f"{v['calls']} {v['state']} calls sent back to the importer.",
+    Notice.ERASED: lambda v: (
+        f"User {v['user']} erased: {v['signups']} signups and {v['posts']} posts removed,"
+        f" {v['calls']} stored calls scrubbed."
+    ),
+    Notice.WEBHOOK_ENABLED: lambda v: f"Webhook {v['webhook']} enabled: deliveries resume.",
+    Notice.WEBHOOK_DISABLED: lambda v: f"Webhook {v['webhook']} disabled: nothing is sent to it until it is enabled.",
+    Notice.TEST_SENT: lambda v: f"Test event {v['event']} is on its way; its delivery appears below.",
+    Notice.WEBHOOK_REMOVED: lambda v: f"Webhook {v['webhook']} removed, with its deliveries.",
+    Notice.DELIVERY_RETRIED: lambda v: f"Delivery {v['delivery']} is sent again now.",
+    Notice.SESSIONS_ENDED: lambda v: f"{_plural(v['sessions'], 'console session')} ended: sign in again.",
+}
+_NOTICE_VALUE = re.compile(r"[0-9A-Za-z_]{1,64}")
+
+
+def notice_of(query: Mapping[str, str]) -> str | None:
+    """The sentence a page's `?done=` names, with its values; None for anything else."""
+    try:
+        notice = Notice(query.get("done", ""))
+    except ValueError:
+        return None
+    values: dict[str, Any] = {}
+    for name, value in query.items():
+        if name.startswith("done_"):
+            if not _NOTICE_VALUE.fullmatch(value):
+                return None
+            values[name.removeprefix("done_")] = int(value) if value.isdigit() else value
+    try:
+        return _NOTICES[notice](values)
+    except (KeyError, TypeError):  # a value missing, or a word where a count belongs
+        return None
+
+
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     session: ConsoleSession = getattr(request.state, "console_session", None) or services_of(
         request
@@ -75,7 +151,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         {
             "session": session,
             "signed_in": session.staff is not None,
-            "flash": request.query_params.get("done"),
+            "flash": notice_of(request.query_params),
             **context,
         },
         status_code=status_code,
@@ -84,11 +160,11 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     return response
 
 
-def back_to(path: str, message: str | None = None) -> RedirectResponse:
-    """See other: `path` (which may end in a #fragment), saying `message` there."""
+def back_to(path: str, notice: Notice, **values: int | str | None) -> RedirectResponse:
+    """See other: `path` (which may end in a #fragment), saying `notice` there."""
     path, hash_, fragment = path.partition("#")
-    if message:
-        path += ("&" if "?" in path else "?") + urlencode({"done": message})
+    query = {"done": notice.value, **{f"done_{name}": str(value) for name, value in values.items()}}
+    path += ("&" if "?" in path else "?") + urlencode(query)
     return RedirectResponse(path + hash_ + fragment, 303)
 
 
@@ -145,8 +221,10 @@ def staff(request: Request) -> ConsoleSession:
 
 async def checked_form(request: Request) -> FormData:
     """A posted form, accepted only with this session's CSRF token."""
-    session = services_of(request).console_sessions.load(request)
-    request.state.console_session = session
+    session: ConsoleSession | None = getattr(request.state, "console_session", None)  # `staff` read it
+    if session is None:
+        session = await run_in_threadpool(services_of(request).console_sessions.load, request)
+        request.state.console_session = session
     form = await request.form()
     if not session.csrf_matches(form.get("csrf_token")):
         raise FormRefused()

@@ -8,7 +8,6 @@ import datetime as dt
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-import orjson
 import structlog
 from fastapi import Path, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -16,7 +15,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from rollcall import metrics
 from rollcall.activity import service as activity
-from rollcall.api import MAX_ID
+from rollcall.api import MAX_ID, client_address
 from rollcall.callpower import calls, campaigns, operations, repairs, statistics
 from rollcall.callpower.models import CallDocument, CallState
 from rollcall.callpower.record import (
@@ -24,10 +23,11 @@ from rollcall.callpower.record import (
     DEFAULTABLE_FIELDS,
     MAX_CAMPAIGN_ID,
     InvalidMobile,
+    as_text,
     normalize_mobile,
     parse_integer,
 )
-from rollcall.console.rendering import Form, Staff, back_to, console_router, page_of, render
+from rollcall.console.rendering import Form, Notice, Staff, back_to, console_router, page_of, render
 from rollcall.credentials import matches
 from rollcall.errors import InvalidInput
 from rollcall.limits import TooManyRequests
@@ -53,10 +53,10 @@ def sign_in_page(request: Request, next: str | None = None) -> HTMLResponse:
 @router.post("/sign-in")
 async def sign_in(request: Request, form: Form) -> Response:
     services = services_of(request)
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request)
     next_page = _safe_next(str(form.get("next") or ""))
     try:
-        services.sign_in_throttle.check(address)
+        services.token_throttle.check(address)
     except TooManyRequests as error:
         metrics.SIGN_IN_FAILURES.labels("throttled").inc()
         log.warning("console.sign_in_throttled", client=address, retry_after=error.retry_after)
@@ -65,22 +65,34 @@ async def sign_in(request: Request, form: Form) -> Response:
         return page
     token = str(form.get("token") or "").strip()
     if not matches(token, services.admin_tokens):
-        services.sign_in_throttle.failed(address)
+        services.token_throttle.failed(address)
         metrics.SIGN_IN_FAILURES.labels("wrong token").inc()
         log.warning("console.sign_in_failed", client=address)  # never the token tried
         return render(request, "sign_in.html", 401, next=next_page, failed=True)
-    session = request.state.console_session.signing_in(token)
+    session = await run_in_threadpool(services.console_sessions.sign_in, token)
     request.state.console_session = session
-    response = RedirectResponse(_safe_next(str(form.get("next") or "")), 303)
+    response = RedirectResponse(next_page, 303)
     services.console_sessions.save(request, response, session)
     return response
 
 
 @router.post("/sign-out")
 async def sign_out(request: Request, form: Form) -> Response:
-    session = request.state.console_session.signed_out()
+    """Ends this session on the server: its cookie opens nothing afterwards."""
+    sessions = services_of(request).console_sessions
+    session = await run_in_threadpool(sessions.sign_out, request.state.console_session)
     response = RedirectResponse("/console/sign-in", 303)
-    services_of(request).console_sessions.save(request, response, session)
+    sessions.save(request, response, session)
+    return response
+
+
+@router.post("/sessions/end-all")
+async def end_all_sessions(request: Request, session: Staff, form: Form) -> Response:
+    """Signs every console session out, this one included (a lost laptop, a token that leaked)."""
+    sessions = services_of(request).console_sessions
+    ended, count = await run_in_threadpool(sessions.end_all, session)
+    response = back_to("/console/sign-in", Notice.SESSIONS_ENDED, sessions=count)
+    sessions.save(request, response, ended)
     return response
 
 
@@ -155,8 +167,7 @@ async def campaign_defaults(
 
     await run_in_threadpool(save)
     return back_to(
-        f"/console/campaigns#callpower-{callpower_campaign_id}",
-        f"Defaults of CallPower campaign {callpower_campaign_id} saved; they complete its calls from now on.",
+        f"/console/campaigns#callpower-{callpower_campaign_id}", Notice.DEFAULTS_SAVED, campaign=callpower_campaign_id
     )
 
 
@@ -168,11 +179,13 @@ async def revalidate_campaign(
     done = await run_in_threadpool(
         repairs.revalidate_calls, services.database, callpower_campaign_id, region=services.settings.default_region
     )
-    message = f"{done.revalidated} rejected call{'s' if done.revalidated != 1 else ''} now pass"
-    if done.duplicates:
-        message += f" ({done.duplicates} of them already stored)"
-    message += f"; {done.still_rejected} still rejected."
-    return back_to(f"/console/campaigns#callpower-{callpower_campaign_id}", message)
+    return back_to(
+        f"/console/campaigns#callpower-{callpower_campaign_id}",
+        Notice.REVALIDATED,
+        passed=done.revalidated,
+        duplicates=done.duplicates,
+        still=done.still_rejected,
+    )
 
 
 @router.post("/campaigns/{callpower_campaign_id}/map")
@@ -203,9 +216,7 @@ async def map_campaign(
     except (TypeError, ValueError):
         raise InvalidInput({"action_id": ["Choose an action from the list."]}) from None
     return back_to(
-        "/console/campaigns",
-        f"CallPower campaign {callpower_campaign_id} now feeds action {action_id}; "
-        f"{released} waiting call{'s' if released != 1 else ''} sent to the importer.",
+        "/console/campaigns", Notice.MAPPED, campaign=callpower_campaign_id, action=action_id, released=released
     )
 
 
@@ -243,16 +254,11 @@ def calls_page(
     return render(request, "calls.html", page=page, filters=filters, query=urlencode(filters))
 
 
-def _form_value(value: Any) -> str:
-    """A received field as an input shows it."""
-    return "" if value is None else value if isinstance(value, str) else orjson.dumps(value).decode()
-
-
 def _call_page(
     request: Request, call: Any, status_code: int = 200, sent: dict[str, str] | None = None, problems: Any = None
 ) -> HTMLResponse:
     received = repairs.received_payload(call) if call.state == CallState.REJECTED else None
-    fields = {name: _form_value((received or {}).get(name)) for name in CONTRACT_FIELDS}
+    fields = {name: as_text((received or {}).get(name)) for name in CONTRACT_FIELDS}
     return render(
         request,
         "call.html",
@@ -288,7 +294,7 @@ async def repair_call(
             changed = {
                 name: (value if value.strip() else None)
                 for name, value in sent.items()
-                if value.strip() != _form_value(received.get(name)).strip()
+                if value.strip() != as_text(received.get(name)).strip()
             }
             if not changed:
                 raise InvalidInput({"fields": ["Nothing was changed: correct a field first."]})
@@ -300,12 +306,9 @@ async def repair_call(
         with services.database.reading() as db:
             call = calls.get_call(db, call_id)
         return _call_page(request, call, 422, sent, invalid.fields)
-    outcome = (
-        f"the same call as call {call.duplicate_of}, which is stored already"
-        if call.state == CallState.DUPLICATE
-        else "sent to the importer"
-    )
-    return back_to(f"/console/calls/{call_id}", f"Repaired: {outcome}.")
+    if call.state == CallState.DUPLICATE:
+        return back_to(f"/console/calls/{call_id}", Notice.REPAIRED_DUPLICATE, call=call.duplicate_of)
+    return back_to(f"/console/calls/{call_id}", Notice.REPAIRED)
 
 
 @router.post("/calls/{call_id}/retry")
@@ -319,7 +322,7 @@ async def retry_call(
             operations.retry_call(db, call_id)
 
     await run_in_threadpool(retry)
-    return back_to(f"/console/calls/{call_id}", "Sent back to the importer.")
+    return back_to(f"/console/calls/{call_id}", Notice.RETRIED)
 
 
 @router.post("/calls/retry")
@@ -335,4 +338,4 @@ async def retry_calls(request: Request, session: Staff, form: Form) -> Response:
             return operations.retry_calls(db, state)
 
     count = await run_in_threadpool(retry)
-    return back_to(f"/console/calls?state={state.value}", f"{count} {state.value} calls sent back to the importer.")
+    return back_to(f"/console/calls?state={state.value}", Notice.RETRIED_ALL, calls=count, state=state.value)

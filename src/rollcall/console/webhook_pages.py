@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
 
 from rollcall.api import MAX_ID
-from rollcall.console.rendering import Form, Staff, back_to, console_router, page_of, render
+from rollcall.console.rendering import Form, Notice, Staff, back_to, console_router, page_of, render
 from rollcall.db import BIGINT_MAX
 from rollcall.errors import InvalidInput
 from rollcall.paging import PageRequest
@@ -96,23 +96,20 @@ async def enable_webhook(request: Request, session: Staff, form: Form, webhook_i
     enabled = form.get("enabled") == "true"
     settings = services_of(request).settings
     await _writing(request, lambda db: endpoints.update_webhook(db, webhook_id, {"enabled": enabled}, settings))
-    done = "enabled: deliveries resume" if enabled else "disabled: nothing is sent to it until it is enabled"
-    return back_to(f"/console/webhooks#webhook-{webhook_id}", f"Webhook {webhook_id} {done}.")
+    notice = Notice.WEBHOOK_ENABLED if enabled else Notice.WEBHOOK_DISABLED
+    return back_to(f"/console/webhooks#webhook-{webhook_id}", notice, webhook=webhook_id)
 
 
 @router.post("/webhooks/{webhook_id}/test")
 async def send_test_event(request: Request, session: Staff, form: Form, webhook_id: Id) -> Response:
     delivery = await _writing(request, lambda db: endpoints.send_test_event(db, webhook_id))
-    return back_to(
-        f"/console/webhooks/{webhook_id}",
-        f"Test event {delivery.event_id} is on its way; its delivery appears below.",
-    )
+    return back_to(f"/console/webhooks/{webhook_id}", Notice.TEST_SENT, event=delivery.event_id)
 
 
 @router.post("/webhooks/{webhook_id}/remove")
 async def remove_webhook(request: Request, session: Staff, form: Form, webhook_id: Id) -> Response:
     await _writing(request, lambda db: endpoints.delete_webhook(db, webhook_id))
-    return back_to("/console/webhooks", f"Webhook {webhook_id} removed, with its deliveries.")
+    return back_to("/console/webhooks", Notice.WEBHOOK_REMOVED, webhook=webhook_id)
 
 
 @router.get("/webhooks/{webhook_id}")
@@ -133,4 +130,4 @@ async def retry_delivery(
     delivery_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)],
 ) -> Response:
     await _writing(request, lambda db: endpoints.retry_delivery(db, webhook_id, delivery_id))
-    return back_to(f"/console/webhooks/{webhook_id}", f"Delivery {delivery_id} is sent again now.")
+    return back_to(f"/console/webhooks/{webhook_id}", Notice.DELIVERY_RETRIED, delivery=delivery_id)

@@ -34,19 +34,21 @@ except ImportError:  # pragma: no cover
 from standardwebhooks import Webhook as Signer
 
 from rollcall import metrics
-from rollcall.config import Settings
+from rollcall.config import LEASE_MARGIN_SECONDS, Settings
 from rollcall.db import Database
 from rollcall.processes import name_this_process, stop_when_orphaned
 from rollcall.times import utcnow
 from rollcall.webhooks import queue
-from rollcall.webhooks.endpoints import refused_address
+from rollcall.webhooks.addresses import refusal
 
 log = structlog.get_logger("rollcall.webhooks")
 
 IN_FLIGHT = 32  # requests out at once to one endpoint
+ANSWER_LIMIT = 64 * 1024  # bytes of a receiver's answer read at most (its status is what counts)
 AHEAD = 224  # deliveries taken for an endpoint beyond those, ready to go out as others finish
 STEP_GAP = 0.05  # seconds from one busy step's start to the next: at most 20 write transactions a second
 RETENTION_EVERY = 300.0  # seconds between sweeps of events past their retention
+ERROR_PAUSE = 1.0  # after a failed step (the database went away), wait this long
 USER_AGENT = b"rollcall-webhooks"
 NICENESS = 10  # the deliverer's scheduling priority below the intake's
 TRANSPORT_ERRORS = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol, httpcore.ProxyError)
@@ -76,7 +78,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         found = await asyncio.get_running_loop().getaddrinfo(host, port, type=0, proto=6)
         addresses = sorted({str(info[4][0]) for info in found})
         for address in addresses:
-            reason = refused_address(address)
+            reason = refusal(address)
             if reason:
                 raise AddressRefused(f"{host} resolves to {address}, which is {reason}")
         if not addresses:
@@ -102,12 +104,13 @@ class Lanes:
     httpx layer above it doubled the CPU each request costs, and one pool of 32 connections
     spends more time choosing a connection than sending (httpcore 1.0's pool scans every
     connection for every queued request). No proxy from the environment, no redirects followed
-    (a receiver answers; it does not send us elsewhere), the receiver's timeout on each step."""
+    (a receiver answers; it does not send us elsewhere), one deadline for each attempt (`send`)."""
 
     def __init__(self, settings: Settings) -> None:
         self._ssl = httpx.create_ssl_context()  # one trust store for all (loading one costs 25 ms)
         self._backend = None if settings.webhooks_allow_private else GuardedBackend()
         seconds = settings.webhook_timeout_seconds
+        self.deadline = seconds  # for the whole attempt: connect, send, answer
         self.timeouts = {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
         self._free: dict[int, list[httpcore.AsyncConnectionPool]] = {}
         self._all: list[httpcore.AsyncConnectionPool] = []
@@ -149,25 +152,38 @@ def headers(taken: queue.Taken, at: dt.datetime) -> list[tuple[bytes, bytes]]:
 
 
 async def send(lanes: Lanes, taken: queue.Taken) -> queue.Attempt:
+    """One attempt: connect, send and read the answer within one deadline (the receiver's
+    timeout), reading at most `ANSWER_LIMIT` bytes of its body; past either, the connection is
+    dropped. A receiver that drips its answer or sends one without end holds nothing."""
     at = utcnow()
     started = time.perf_counter()
     status: int | None = None
     error: str | None = None
     lane = lanes.take(taken.webhook_id)
     try:
-        answer = await lane.request(
-            "POST", taken.url, headers=headers(taken, at), content=taken.body, extensions={"timeout": lanes.timeouts}
-        )
-        status = answer.status
+        async with asyncio.timeout(lanes.deadline):
+            async with lane.stream(
+                "POST",
+                taken.url,
+                headers=headers(taken, at),
+                content=taken.body,
+                extensions={"timeout": lanes.timeouts},
+            ) as answer:
+                status = answer.status
+                read = 0
+                async for chunk in answer.aiter_stream():
+                    read += len(chunk)
+                    if read > ANSWER_LIMIT:
+                        break  # enough: leaving the stream unread closes the connection
         if not 200 <= status < 300:
             error = f"answered {status}"
-    except httpcore.TimeoutException:
-        error = "no answer in time"
+    except (TimeoutError, httpcore.TimeoutException):
+        status, error = None, "no answer in time"
     except (*TRANSPORT_ERRORS, OSError) as failure:
-        error = f"{type(failure).__name__}: {failure}"[:500]
+        status, error = None, f"{type(failure).__name__}: {failure}"[:500]
     except Exception as failure:  # whatever else went wrong with this request: it failed, the others go on
         log.exception("webhook.send_failed", webhook_id=taken.webhook_id, delivery_id=taken.delivery_id)
-        error = f"{type(failure).__name__}: {failure}"[:500]
+        status, error = None, f"{type(failure).__name__}: {failure}"[:500]
     finally:
         lanes.give_back(taken.webhook_id, lane)
     return queue.Attempt(taken, at, status, (time.perf_counter() - started) * 1000, error)
@@ -185,6 +201,7 @@ class Deliverer:
         self.database = database
         self.settings = settings
         self.lease = dt.timedelta(seconds=settings.webhook_lease_seconds)
+        self._attempt = dt.timedelta(seconds=settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS)
         self._in_flight: dict[int, int] = {}
         self._queued: dict[int, collections.deque[queue.Taken]] = {}
         self._finished: list[queue.Attempt] = []
@@ -209,7 +226,16 @@ class Deliverer:
             finished, self._finished = self._finished, []
             held = {webhook_id: self._held(webhook_id) for webhook_id in set(self._in_flight) | set(self._queued)}
             unsent = [] if self._sending else self._unqueue()
-            taken = await asyncio.to_thread(self._step, finished, held if self._sending else None, unsent)
+            try:
+                taken = await asyncio.to_thread(self._step, finished, held if self._sending else None, unsent)
+            except Exception as error:  # the database went away: keep the process, try again
+                # What finished is not recorded: those deliveries are sent again once their leases
+                # run out (at least once).
+                log.error("deliverer.step_failed", error=repr(error))
+                if stopping.is_set() and not self._tasks:
+                    return
+                await self._idle(ERROR_PAUSE, stopping)
+                continue
             for item in taken:
                 self._queued.setdefault(item.webhook_id, collections.deque()).append(item)
             self._send_queued()
@@ -230,12 +256,14 @@ class Deliverer:
         """Start queued deliveries while their endpoint has room (not once stopping)."""
         if not self._sending:
             return
-        now = utcnow()
+        # Only while its lease outlives the attempt: else another deliverer (or this one) could
+        # take it again while it is still out, and send it twice.
+        last_start = utcnow() + self._attempt
         for webhook_id, waiting in self._queued.items():
             while waiting and self._in_flight.get(webhook_id, 0) < IN_FLIGHT:
                 item = waiting.popleft()
-                if item.lease_until <= now:
-                    continue  # it waited here past its lease (a slow endpoint): taken again when due
+                if item.lease_until <= last_start:
+                    continue  # it waited here too long (a slow endpoint): taken again when its lease runs out
                 self._in_flight[webhook_id] = self._in_flight.get(webhook_id, 0) + 1
                 task = asyncio.create_task(send(self._lanes, item))
                 task.add_done_callback(self._sent)
@@ -310,8 +338,12 @@ class Deliverer:
     def _sweep(self) -> None:
         self._last_sweep = time.monotonic()
         retention = dt.timedelta(days=self.settings.event_retention_days)
-        with self.database.writing() as session:
-            forgotten = queue.forget_old(session, retention)
+        try:
+            with self.database.writing() as session:
+                forgotten = queue.forget_old(session, retention)
+        except Exception as error:  # tried again at the next sweep
+            log.error("events.retention_failed", error=repr(error))
+            return
         if forgotten:
             log.info("events.forgotten", events=forgotten)
 
@@ -326,8 +358,9 @@ def run_deliverer_process(parent: int) -> None:
     # The intake and the importer come first for the CPU: under load, deliveries wait a little
     # (measured: without this a busy deliverer and receiver took half the intake's throughput).
     os.nice(NICENESS)
+    configure_logging()
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.secrets())
     # Its commits need not wait for the disk (SQLite): lost with a power cut, a delivery's outcome
     # is only sent again (at least once), and the writer's next synced commit syncs them anyway.
     database = Database(settings.database_url, settings, durable_commits=False)

@@ -1,10 +1,8 @@
 """Webhook endpoints as operators manage them: add one (with its signing secret, shown once),
 change, remove, rotate the secret, list the deliveries and retry one, send a test event.
 
-A URL is checked when it is given and again before each delivery (`deliverer.GuardedBackend`):
-`https://` only, and never an address on loopback, a private or link-local network or a cloud's
-metadata service, unless the settings allow it. A receiver is on the internet; rollcall must not
-be a way into the network it runs on.
+A URL is checked when it is given or changed and again at each connection
+(`deliverer.GuardedBackend`), by the one policy in `addresses.py`.
 """
 
 from __future__ import annotations
@@ -12,13 +10,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import enum
-import ipaddress
 import secrets
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -28,7 +23,7 @@ from rollcall.errors import Conflict, InvalidInput, NotFound
 from rollcall.events import Event, EventType, event_id, last_event_number, record_events
 from rollcall.paging import Page, PageRequest, keyset_page
 from rollcall.times import utcnow
-from rollcall.webhooks import queue
+from rollcall.webhooks import addresses, queue
 from rollcall.webhooks.models import (
     OPERATOR_DISABLED,
     SUBSCRIBABLE,
@@ -64,56 +59,14 @@ def new_secret() -> str:
 # -- where deliveries may go --------------------------------------------------------------------
 
 
-def refused_address(address: str) -> str | None:
-    """Why an IP address may not receive webhooks (None: it may): anything not on the public internet."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_loopback:
-        return "loopback"
-    if ip.is_link_local:
-        return "link-local (cloud metadata services live there)"
-    if ip.is_private or not ip.is_global:
-        return "private or reserved"
-    return None
-
-
-def resolve(host: str, port: int) -> list[str]:
-    """Every address `host` resolves to (an IP literal is its own)."""
-    try:
-        return [str(ipaddress.ip_address(host.strip("[]")))]
-    except ValueError:
-        pass
-    try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        return []
-    return sorted({str(info[4][0]) for info in found})
-
-
 def check_url(url: str, settings: Settings) -> str:
-    """The URL, if rollcall may send webhooks to it; `UnsafeAddress` (a 422) if not."""
-    parts = urlsplit(url)
-    allowed = ("https", "http") if settings.webhooks_allow_http else ("https",)
-    if parts.scheme not in allowed:
-        raise UnsafeAddress("The URL must start with https:// (plain http:// only with ROLLCALL_WEBHOOKS_ALLOW_HTTP).")
-    if not parts.hostname:
-        raise UnsafeAddress("The URL has no host.")
-    if parts.username or parts.password:
-        raise UnsafeAddress("The URL must not carry a user or password.")
-    if settings.webhooks_allow_private:
-        return url
-    addresses = resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-    if not addresses:
-        raise UnsafeAddress(f"{parts.hostname} does not resolve to an address.")
-    for address in addresses:
-        reason = refused_address(address)
-        if reason:
-            raise UnsafeAddress(
-                f"{parts.hostname} resolves to {address}, which is {reason}: not allowed without "
-                "ROLLCALL_WEBHOOKS_ALLOW_PRIVATE."
-            )
-    return url
+    """The URL, if rollcall may send webhooks to it (`addresses.check_url`); `UnsafeAddress` (a 422) if not."""
+    try:
+        return addresses.check_url(
+            url, allow_http=settings.webhooks_allow_http, allow_private=settings.webhooks_allow_private
+        )
+    except addresses.UnsafeURL as unsafe:
+        raise UnsafeAddress(str(unsafe)) from None
 
 
 # -- the endpoints ------------------------------------------------------------------------------

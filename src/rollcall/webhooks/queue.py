@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from rollcall.db import table_of
 from rollcall.dialect import driver_times, insert_rows, update_rows
 from rollcall.events import Event, delete_events_before, documents, event_id, last_event_number
+from rollcall.logs import keep_secret
 from rollcall.times import utcnow
 from rollcall.webhooks.models import (
     FAILING_TOO_LONG,
@@ -223,6 +224,7 @@ def take(session: Session, room: dict[int, int], lease: dt.timedelta) -> list[Ta
         signing: tuple[str, ...] = (webhook.secret,)
         if webhook.previous_secret and webhook.previous_secret_until and webhook.previous_secret_until > now:
             signing = (webhook.secret, webhook.previous_secret)
+        keep_secret(*signing)
         taken.append(
             Taken(
                 delivery_id,
@@ -281,6 +283,18 @@ def record(session: Session, attempts: Sequence[Attempt]) -> None:
     """Each attempt, and what it means for its delivery and endpoint: delivered; retried later
     with backoff; given up (`failed`) after the last attempt; an endpoint that answered 410 Gone,
     or has failed for `FAILING_TOO_LONG` with no success between, disabled."""
+    if not attempts:
+        return
+    # Deliveries of an endpoint removed meanwhile are gone with it: nothing to record for them.
+    # The rest are locked until this transaction ends (a removal waits for it).
+    kept = set(
+        session.scalars(
+            sa.select(WebhookDelivery.id)
+            .where(WebhookDelivery.id.in_([attempt.taken.delivery_id for attempt in attempts]))
+            .with_for_update()
+        )
+    )
+    attempts = [attempt for attempt in attempts if attempt.taken.delivery_id in kept]
     if not attempts:
         return
     now = utcnow()
