@@ -144,13 +144,19 @@ def test_wrong_token_does_not_sign_in(app: RunningApp, page: Any) -> None:
     assert "/console/sign-in" in page.url
 
 
-def test_session_cookie_is_httponly_and_strict(app: RunningApp) -> None:
+def test_session_cookie_is_httponly_and_strict(app_factory: Any) -> None:
+    app = app_factory()
+    behind_a_proxy = app_factory(trusted_proxies=("127.0.0.1",))
     with httpx.Client(base_url=app.url) as client:
         answer = client.get("/console/sign-in")
         cookie = answer.headers["set-cookie"]
         assert "HttpOnly" in cookie
         assert "SameSite=strict" in cookie or "SameSite=Strict" in cookie
         assert "Secure" not in cookie  # plain HTTP on loopback
+        # A client's own X-Forwarded-Proto is not believed; a trusted proxy's is.
+        forwarded = client.get("/console/sign-in", headers={"X-Forwarded-Proto": "https"})
+        assert "Secure" not in forwarded.headers["set-cookie"]
+    with httpx.Client(base_url=behind_a_proxy.url) as client:
         forwarded = client.get("/console/sign-in", headers={"X-Forwarded-Proto": "https"})
         assert "Secure" in forwarded.headers["set-cookie"]
 

@@ -281,6 +281,13 @@ def test_staff_can_end_every_session_at_once(app: Any) -> None:
     assert not any(opens(app.url, cookie) for cookie in cookies)
 
 
+def test_the_cli_ends_every_session(app: Any, cli: Any) -> None:
+    with signed_in_client(app.url) as (client, _):
+        cookie = client.cookies["rollcall_console"]
+        assert cli("sessions", "end").stdout.strip() == "1 console session ended"
+    assert not opens(app.url, cookie)
+
+
 @pytest.mark.parametrize(
     ("query", "shown"),
     [

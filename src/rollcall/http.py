@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rollcall import metrics
 from rollcall.errors import Conflict, InvalidInput, NotFound, RollcallError, Unauthorized
 from rollcall.limits import TooManyRequests
-from rollcall.logs import log_request
+from rollcall.logs import log_request, scrub
 
 log = structlog.get_logger("rollcall.http")
 
@@ -145,13 +145,13 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = None
+        supplied = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 if REQUEST_ID.fullmatch(value):
-                    request_id = value
+                    supplied = value
                 break
-        request_id = request_id or os.urandom(16).hex().encode()
+        request_id = supplied or os.urandom(16).hex().encode()
         path = scope["path"]
         status = 500
         extra = [(b"x-request-id", request_id), *_SECURITY_HEADERS]
@@ -162,25 +162,22 @@ class RequestLog:
         if scope.get("scheme") == "https":
             extra.append(_HSTS)
 
+        started_answer = False
+
         async def answer(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_answer
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started_answer = True
                 timing = (b"server-timing", b"app;dur=%.1f" % ((time.perf_counter() - started) * 1000))
                 message["headers"] = [*message.get("headers", ()), timing, *extra]
             await send(message)
 
-        request_text = request_id.decode()
+        # The caller's id is sent back as it came, and logged as the log may show it.
+        request_text = request_id.decode() if supplied is None else scrub(supplied.decode())
         structlog.contextvars.bind_contextvars(request_id=request_text)
-        started_answer = False
-
-        async def answering(message: Message) -> None:
-            nonlocal started_answer
-            started_answer = started_answer or message["type"] == "http.response.start"
-            await answer(message)
-
         try:
-            await self.app(scope, receive, answering)
+            await self.app(scope, receive, answer)
         except Exception:
             # Starlette answers 500 through the error handler (which logs the crash, once) and
             # raises the error again for the server to see; uvicorn would log it a second time

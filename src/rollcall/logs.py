@@ -166,7 +166,10 @@ def _route_standard_logging(level: int, tail: list[Any], renderer: Any) -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     root.addHandler(_StandardLines(tail, renderer))
-    root.setLevel(level)
+    # Libraries say what matters at WARNING (alembic, for one, narrates at INFO); uvicorn's start
+    # and stop are worth an operator's INFO.
+    root.setLevel(max(level, logging.WARNING))
+    logging.getLogger("uvicorn.error").setLevel(level)
     # uvicorn's own handlers (when it configured them) write plain lines: send those to the root too.
     for name in ("uvicorn", "uvicorn.error", "python_multipart", "python_multipart.multipart"):
         library = logging.getLogger(name)
@@ -212,16 +215,18 @@ def log_request(request_id: str, **fields: Any) -> None:
 
     It is written for every call CallPower sends, so in JSON mode it skips structlog's processor
     chain (20 us a line, a tenth of a bare endpoint's whole request) and writes the very line
-    that chain would write: the fields, then event, request_id, level and timestamp. Its text
-    fields (a path may hold anything a client sent) are redacted as the chain would. Anywhere
-    else (a terminal, another level) it goes through structlog like every other line.
+    that chain would write: the fields, then event, request_id, level and timestamp. A path
+    that is not its route's own (it holds what a client sent) is redacted as the chain would;
+    the request id comes redacted already (`http.RequestLog`). Anywhere else (a terminal, another
+    level) it goes through structlog like every other line.
     """
     if not _JSON_LINES:
         _requests.info("request", **fields)
         return
-    fields["path"] = scrub(fields["path"])
+    if fields["path"] != fields["route"]:
+        fields["path"] = scrub(fields["path"])
     fields["event"] = "request"
-    fields["request_id"] = scrub(request_id)
+    fields["request_id"] = request_id
     fields["level"] = "info"
     fields["timestamp"] = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
     stream = sys.stdout.buffer

@@ -21,13 +21,18 @@ from uvicorn.server import ServerState
 
 from rollcall.config import Settings
 
-
-class HeadersTooLarge(Exception):
-    pass
+SWEEP_EVERY = 0.25  # seconds between looks at the connections still waiting for their headers
 
 
 class DeadlineProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP/1.1 protocol (httptools), with a deadline and a size limit on headers."""
+    """uvicorn's HTTP/1.1 protocol (httptools), with a deadline and a size limit on headers.
+
+    It runs for every request CallPower sends, so it adds no timer and no callback per request:
+    a request's headers are awaited from the first byte of it (or from the connection, for the
+    first), which is noted as a time; one sweep per process (`_sweeping`, a few times a second)
+    closes the connections whose headers are late. Their size is counted per chunk received: a
+    chunk that goes past the limit before the headers' end is refused unread.
+    """
 
     def __init__(
         self,
@@ -42,43 +47,46 @@ class DeadlineProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.header_timeout = header_timeout
         self.max_header_bytes = max_header_bytes
-        self._header_deadline: asyncio.TimerHandle | None = None
+        self.awaiting_since: float | None = None  # when this request began, while its headers are incomplete
         self._header_bytes = 0
-        self._heard = False  # any byte of the current request
-        self._too_large = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._await_headers()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._headers_arrived()
-        super().connection_lost(exc)
+        self.awaiting_since = self.loop.time()
+        _sweeping(self.loop, self.connections)
 
     def data_received(self, data: bytes) -> None:
-        self._heard = True
-        super().data_received(data)
-
-    def _await_headers(self) -> None:
-        if self._header_deadline is None:
+        if self.awaiting_since is None:
+            if self.cycle is not None and not self.cycle.response_complete:
+                super().data_received(data)  # the body of the request in progress
+                return
+            self.awaiting_since = self.loop.time()  # a new request begins
             self._header_bytes = 0
-            self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+        room = self.max_header_bytes - self._header_bytes
+        if len(data) > room and b"\r\n\r\n" not in data[: max(room, 0) + 4]:
+            if not self.transport.is_closing():
+                self.refuse(431, b"The request headers are too large.")
+            return
+        self._header_bytes += len(data)
+        cycle = self.cycle
+        super().data_received(data)
+        if self.cycle is not cycle:  # its headers are complete: a request began
+            self.awaiting_since = None
 
-    def _headers_arrived(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
+    def late(self, now: float) -> bool:
+        return self.awaiting_since is not None and now - self.awaiting_since > self.header_timeout
 
-    def _headers_too_slow(self) -> None:
-        self._header_deadline = None
+    def cut_off(self) -> None:
+        """The headers are late: 408, or a silent close for a connection that said nothing."""
+        self.awaiting_since = None
         if self.transport.is_closing():
             return
-        if self._heard:
-            self._refuse(408, b"The request headers did not arrive in time.")
+        if self._header_bytes:
+            self.refuse(408, b"The request headers did not arrive in time.")
         else:
-            self.transport.close()  # connected, and never said a word
+            self.transport.close()
 
-    def _refuse(self, status: int, message: bytes) -> None:
+    def refuse(self, status: int, message: bytes) -> None:
         self.transport.write(
             b"".join(
                 [
@@ -92,40 +100,24 @@ class DeadlineProtocol(HttpToolsProtocol):
         )
         self.transport.close()
 
-    # httptools' callbacks: a request begins, its headers come in, they are complete.
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._heard = True
-        self._await_headers()
+_sweeps: set[asyncio.AbstractEventLoop] = set()
 
-    def _count(self, size: int) -> None:
-        self._header_bytes += size
-        if self._header_bytes > self.max_header_bytes:
-            self._too_large = True
-            raise HeadersTooLarge()  # stops the parser; answered in `send_400_response`
 
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
+def _sweeping(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
+    """Start the process's sweep of late headers (once per event loop)."""
+    if loop in _sweeps:
+        return
+    _sweeps.add(loop)
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
-        super().on_header(name, value)
+    def sweep() -> None:
+        now = loop.time()
+        for connection in list(connections):
+            if isinstance(connection, DeadlineProtocol) and connection.late(now):
+                connection.cut_off()
+        loop.call_later(SWEEP_EVERY, sweep)
 
-    def on_headers_complete(self) -> None:
-        self._headers_arrived()
-        super().on_headers_complete()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._heard = False
-
-    def send_400_response(self, msg: str) -> None:
-        if self._too_large:
-            self._refuse(431, b"The request headers are too large.")
-        else:
-            super().send_400_response(msg)
+    loop.call_later(SWEEP_EVERY, sweep)
 
 
 def protocol(settings: Settings) -> Any:

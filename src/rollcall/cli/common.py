@@ -30,6 +30,7 @@ signups_app = typer.Typer(help="Signups.", no_args_is_help=True)
 keys_app = typer.Typer(help="The secrets that open the service.", no_args_is_help=True)
 callpower_campaigns_app = typer.Typer(help="CallPower campaigns seen, and their defaults.", no_args_is_help=True)
 stats_app = typer.Typer(help="The call counts the overview and campaigns pages read.", no_args_is_help=True)
+sessions_app = typer.Typer(help="Console sessions.", no_args_is_help=True)
 for sub, name in (
     (campaigns_app, "campaigns"),
     (actions_app, "actions"),
@@ -40,6 +41,7 @@ for sub, name in (
     (keys_app, "keys"),
     (callpower_campaigns_app, "callpower-campaigns"),
     (stats_app, "stats"),
+    (sessions_app, "sessions"),
 ):
     app.add_typer(sub, name=name)
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from rollcall.cli.common import CommandError, app, database_of, keys_app, settings_of_environment
+from rollcall.cli.common import CommandError, app, database_of, keys_app, sessions_app, settings_of_environment
 from rollcall.config import Settings
 from rollcall.credentials import ADMIN_TOKEN, CALLPOWER_KEY, ensure_secret, stored_secret
 from rollcall.db import Database, migrate
@@ -263,3 +263,13 @@ def keys_show(
     if secret is None:
         raise CommandError("nothing generated yet: `rollcall serve` makes it on first start")
     typer.echo(secret)
+
+
+@sessions_app.command("end")
+def sessions_end() -> None:
+    """Sign out every console session now, on every device (a lost laptop, a token that leaked)."""
+    from rollcall.console.session import end_all_sessions
+
+    with database_of().writing() as session:
+        ended = end_all_sessions(session)
+    typer.echo(f"{ended} console session{'' if ended == 1 else 's'} ended")
