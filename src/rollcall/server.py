@@ -57,8 +57,8 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self.awaiting_since is None:
-            if self.cycle is not None and not self.cycle.response_complete:
-                super().data_received(data)  # the body of the request in progress
+            if self.cycle is not None and (self.cycle.more_body or not self.cycle.response_complete):
+                super().data_received(data)  # the request in progress: its body, or the rest of it
                 return
             self.awaiting_since = self.loop.time()  # a new request begins
             self._header_bytes = 0
