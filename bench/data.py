@@ -34,8 +34,9 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from rollcall.callpower import statistics
-from rollcall.callpower.models import CallState
+from rollcall.callpower.source import CallPower
+from rollcall.calls import statistics
+from rollcall.calls.models import CallState
 from rollcall.db import Database, migrate
 
 BATCH = 50_000
@@ -373,7 +374,7 @@ def backlog_records(count: int, shape: str = "repeat", *, day: str = "2017-11-07
 def map_backlog_campaigns(url: str, shape: str = "repeat") -> None:
     """Campaigns and actions for a backlog's CallPower campaigns (the realistic one leaves 6 unmapped)."""
     from rollcall.activity import service as activity
-    from rollcall.callpower import operations
+    from rollcall.calls import service as operations
 
     database = Database(url)
     with database.writing() as session:
@@ -388,15 +389,15 @@ def store_backlog(
 ) -> None:
     """`count` stored calls waiting for the importer (`backlog_records`); with `state="imported"`,
     calls of the past instead (the calls table's history)."""
-    from rollcall.callpower import deliveries
+    from rollcall.calls import deliveries
 
     database = Database(url)
     batch = []
     for n, record in enumerate(backlog_records(count, shape, day=day)):
-        batch.append(deliveries.Delivery.of_payload(record, raw="{}", content_type="application/json", region="US"))
+        batch.append(CallPower("US").check(record, raw="{}", content_type="application/json"))
         if len(batch) == 5000 or n == count - 1:
             with database.writing() as session:
-                deliveries.store_deliveries(session, batch)
+                deliveries.store_deliveries(session, batch, CallPower())
             batch.clear()
     if state != "received":
         with database.writing() as session:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE))
 from data import SHAPES, map_backlog_campaigns, store_backlog  # noqa: E402
 from processes import ROLLCALL, start, stop  # noqa: E402
 
-from rollcall.callpower import statistics  # noqa: E402
+from rollcall.calls import statistics  # noqa: E402
 from rollcall.db import Database, migrate, normalize_url  # noqa: E402
 
 

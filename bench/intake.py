@@ -165,7 +165,8 @@ def importer(args: argparse.Namespace, workdir: Path) -> None:
     from data import store_backlog
 
     from rollcall.activity import service as activity
-    from rollcall.callpower import operations, statistics
+    from rollcall.calls import service as operations
+    from rollcall.calls import statistics
     from rollcall.db import Database, migrate
 
     url = f"sqlite:///{workdir / 'backlog.db'}"

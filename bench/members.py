@@ -27,8 +27,9 @@ from data import build  # noqa: E402
 
 from rollcall import members  # noqa: E402
 from rollcall.activity.models import User  # noqa: E402
-from rollcall.callpower import deliveries  # noqa: E402
-from rollcall.callpower.queue import Importer  # noqa: E402
+from rollcall.callpower.source import CallPower
+from rollcall.calls import deliveries  # noqa: E402
+from rollcall.calls.queue import Importer  # noqa: E402
 from rollcall.config import Settings  # noqa: E402
 from rollcall.db import Database  # noqa: E402
 from rollcall.logs import configure_logging  # noqa: E402
@@ -51,9 +52,7 @@ def member_calls(mobile: str, count: int, round_number: int) -> list[deliveries.
                 "number_dialed_into": "+15554441234",
             }
         )
-    return [
-        deliveries.Delivery.of_payload(r, raw=str(r), content_type="application/json", region="US") for r in records
-    ]
+    return [CallPower("US").check(r, raw=str(r), content_type="application/json") for r in records]
 
 
 def main() -> None:
@@ -84,12 +83,12 @@ def main() -> None:
         with database.reading() as session:
             calls = session.scalar(sa.text("SELECT count(*) FROM calls"))
         print(f"database: {calls} calls")
-        importer = Importer(database, settings)
+        importer = Importer(database, settings, CallPower())
         seconds = []
         for round_number in range(args.rounds):
             mobile = f"+1555888{round_number:04d}"
             with database.writing() as session:
-                deliveries.store_deliveries(session, member_calls(mobile, args.calls, round_number))
+                deliveries.store_deliveries(session, member_calls(mobile, args.calls, round_number), CallPower())
             while importer.import_batch():
                 pass
             with database.reading() as session:
@@ -98,7 +97,7 @@ def main() -> None:
             started = time.perf_counter()
             erased = members.erase(database, user_id, "bench")
             seconds.append(time.perf_counter() - started)
-            print(f"  round {round_number + 1}: erased {erased.counts()} in {seconds[-1] * 1000:.0f} ms")
+            print(f"  round {round_number + 1}: erased {erased.model_dump()} in {seconds[-1] * 1000:.0f} ms")
         print(f"median: {statistics.median(seconds) * 1000:.0f} ms to erase a member with {args.calls} calls")
         database.dispose()
 

@@ -30,7 +30,7 @@ from intake import KEY, wrk  # noqa: E402
 from processes import ROLLCALL, free_port, start, stop, wait_ready  # noqa: E402
 
 from rollcall.activity import service as activity  # noqa: E402
-from rollcall.callpower import operations  # noqa: E402
+from rollcall.calls import service as operations  # noqa: E402
 from rollcall.db import Database, migrate, normalize_url  # noqa: E402
 
 

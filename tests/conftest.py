@@ -5,61 +5,22 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
-import ssl
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
-from rollcall.app import create_app
 from rollcall.config import Settings
 from rollcall.db import Database, migrate, normalize_url
-from rollcall.server import uvicorn_options
+from tests.helpers import ADMIN_TOKEN, API_KEY, RunningApp, start_app
 
-API_KEY = "test-callpower-key-0123456789abcdefghij"
-ADMIN_TOKEN = "test-admin-token-0123456789abcdefghijk"
 POSTGRES_URL = os.environ.get("ROLLCALL_TEST_POSTGRES_URL")
-
-SEED_CALL: dict[str, Any] = {
-    "mobile": "+15551231234",
-    "status": "completed",
-    "call_timestamp": "2017-11-07 18:54:10.829655",
-    "call_duration": 36,
-    "campaign_target_title": "Representative",
-    "campaign_target_district": "FL-7",
-    "callpower_campaign_id": 1,
-    "campaign_target_name": "Mickey Mouse",
-    "callpower_campaign_name": "DefendDreamers_Nov9_CongressCalls",
-    "number_dialed_into": "+15554441234",
-}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Poll until `predicate()` is truthy; fail the test with a clear message if it never is."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 # -- databases ------------------------------------------------------------------------------
@@ -161,35 +122,6 @@ def database(settings: Settings) -> Iterator[Database]:
 # -- the app over HTTP ----------------------------------------------------------------------
 
 
-@dataclass
-class RunningApp:
-    url: str
-    settings: Settings
-    server: uvicorn.Server
-
-    def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
-
-
-def start_app(settings: Settings, *, run_importer: bool = True) -> tuple[RunningApp, threading.Thread]:
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings, run_importer=run_importer),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        **uvicorn_options(settings),  # the protocol, limits and proxies `rollcall serve` runs with
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started or not thread.is_alive())
-    if not server.started:
-        pytest.fail("the app did not start")
-    return RunningApp(f"http://127.0.0.1:{port}", settings, server), thread
-
-
 @pytest.fixture
 def app_factory(settings: Settings) -> Iterator[Callable[..., RunningApp]]:
     """Start the real app (uvicorn on loopback) with these settings, or changed ones."""
@@ -215,51 +147,6 @@ def app(app_factory: Callable[..., RunningApp]) -> RunningApp:
 def client(app: RunningApp) -> Iterator[httpx.Client]:
     with app.client(headers={"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}) as client:
         yield client
-
-
-# -- real processes -------------------------------------------------------------------------
-
-
-def rollcall_process(args: list[str], database_url: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
-    """Start `rollcall ARGS` as its own process, its output going to `log`."""
-    environment = {
-        **os.environ,
-        "ROLLCALL_DATABASE_URL": database_url,
-        "CALLPOWER_API_KEY": API_KEY,
-        "ROLLCALL_ADMIN_TOKEN": ADMIN_TOKEN,
-        **env,
-    }
-    output = log.open("ab")
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "rollcall", *args], env=environment, stdout=output, stderr=output
-        )
-    finally:
-        output.close()
-
-
-def serve_process(
-    database_url: str, log: Path, *args: str, ca: str | None = None, **env: str
-) -> tuple[subprocess.Popen[bytes], str]:
-    """`rollcall serve` on a free port, once it answers; returns the process and its base URL.
-
-    With `ca` (the PEM of the CA that signed the certificate it serves), the URL is
-    `https://localhost:PORT` and the readiness check trusts that CA.
-    """
-    port = free_port()
-    process = rollcall_process(["serve", "--port", str(port), *args], database_url, log, **env)
-    url = f"https://localhost:{port}" if ca else f"http://127.0.0.1:{port}"
-    verify = ssl.create_default_context(cafile=ca) if ca else True
-
-    def ready() -> bool:
-        try:
-            return httpx.post(f"{url}/api/v1/callpower/call", timeout=1, verify=verify).status_code == 401
-        except httpx.TransportError:
-            assert process.poll() is None, log.read_text()
-            return False
-
-    wait_for(ready, timeout=60)
-    return process, url
 
 
 # -- a real browser (Debian's Chromium, driven by Playwright) ------------------------------------

@@ -1,26 +1,150 @@
-"""Helpers the test modules share: the intake's paths, reading what is stored, mapping the seed
-campaign, storing and importing calls straight through the service layer, breaking posts."""
+"""What the test modules share: the credentials and the seed call, waiting for a state, the app
+on loopback and `rollcall` as a real process, the intake's paths, reading what is stored,
+mapping the seed campaign, storing and importing calls straight through the service layer,
+breaking a table, a webhook receiver, signing in to the console. (Fixtures are in conftest.py.)"""
 
 from __future__ import annotations
 
 import http.server
 import json
+import os
 import re
+import socket
+import ssl
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 import sqlalchemy as sa
+import uvicorn
 
 from rollcall.activity import service as activity
-from rollcall.callpower import calls, deliveries, operations
-from rollcall.callpower.models import Call
-from rollcall.callpower.queue import Importer
+from rollcall.app import create_app
+from rollcall.callpower.source import CallPower
+from rollcall.calls import deliveries
+from rollcall.calls import service as calls
+from rollcall.calls import service as operations
+from rollcall.calls.models import Call
+from rollcall.calls.queue import Importer
 from rollcall.config import Settings
 from rollcall.db import Database
-from tests.conftest import ADMIN_TOKEN
+from rollcall.server import uvicorn_options
+
+API_KEY = "test-callpower-key-0123456789abcdefghij"
+ADMIN_TOKEN = "test-admin-token-0123456789abcdefghijk"
+
+SEED_CALL: dict[str, Any] = {
+    "mobile": "+15551231234",
+    "status": "completed",
+    "call_timestamp": "2017-11-07 18:54:10.829655",
+    "call_duration": 36,
+    "campaign_target_title": "Representative",
+    "campaign_target_district": "FL-7",
+    "callpower_campaign_id": 1,
+    "campaign_target_name": "Mickey Mouse",
+    "callpower_campaign_name": "DefendDreamers_Nov9_CongressCalls",
+    "number_dialed_into": "+15554441234",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll until `predicate()` is truthy; fail the test with a clear message if it never is."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+@dataclass
+class RunningApp:
+    url: str
+    settings: Settings
+    server: uvicorn.Server
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+
+def start_app(settings: Settings, *, run_importer: bool = True) -> tuple[RunningApp, threading.Thread]:
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, run_importer=run_importer),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        **uvicorn_options(settings),  # the protocol, limits and proxies `rollcall serve` runs with
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started or not thread.is_alive())
+    if not server.started:
+        pytest.fail("the app did not start")
+    return RunningApp(f"http://127.0.0.1:{port}", settings, server), thread
+
+
+# -- real processes -------------------------------------------------------------------------
+
+
+def rollcall_process(args: list[str], database_url: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    """Start `rollcall ARGS` as its own process, its output going to `log`."""
+    environment = {
+        **os.environ,
+        "ROLLCALL_DATABASE_URL": database_url,
+        "CALLPOWER_API_KEY": API_KEY,
+        "ROLLCALL_ADMIN_TOKEN": ADMIN_TOKEN,
+        **env,
+    }
+    output = log.open("ab")
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "rollcall", *args], env=environment, stdout=output, stderr=output
+        )
+    finally:
+        output.close()
+
+
+def serve_process(
+    database_url: str, log: Path, *args: str, ca: str | None = None, **env: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`rollcall serve` on a free port, once it answers; returns the process and its base URL.
+
+    With `ca` (the PEM of the CA that signed the certificate it serves), the URL is
+    `https://localhost:PORT` and the readiness check trusts that CA.
+    """
+    port = free_port()
+    process = rollcall_process(["serve", "--port", str(port), *args], database_url, log, **env)
+    url = f"https://localhost:{port}" if ca else f"http://127.0.0.1:{port}"
+    verify = ssl.create_default_context(cafile=ca) if ca else True
+
+    def ready() -> bool:
+        try:
+            return httpx.post(f"{url}/api/v1/callpower/call", timeout=1, verify=verify).status_code == 401
+        except httpx.TransportError:
+            assert process.poll() is None, log.read_text()
+            return False
+
+    wait_for(ready, timeout=60)
+    return process, url
+
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"  # screenshots, for people to look at
 CONTRACT_PATH = "/api/partners/callpower/call"
@@ -55,16 +179,14 @@ def map_seed_campaign(database: Database, callpower_campaign_id: int = 1) -> int
 def store(database: Database, *records: dict[str, Any]) -> list[int]:
     """Store valid call records as the intake would; their call ids."""
     with database.writing() as session:
-        batch = [
-            deliveries.Delivery.of_payload(r, raw="{}", content_type="application/json", region="US") for r in records
-        ]
+        batch = [CallPower("US").check(r, raw="{}", content_type="application/json") for r in records]
         assert all(d.document is not None for d in batch), [d.errors for d in batch]
-        deliveries.store_deliveries(session, batch)
+        deliveries.store_deliveries(session, batch, CallPower())
     return [c.id for c in calls_in(database)][-len(records) :]
 
 
 def import_all(database: Database, settings: Settings) -> None:
-    importer = Importer(database, settings)
+    importer = Importer(database, settings, CallPower())
     while importer.import_batch():
         pass
 

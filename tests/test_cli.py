@@ -11,11 +11,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from rollcall.callpower.models import CallState
+from rollcall.calls.models import CallState
 from rollcall.config import Settings
 from rollcall.db import Database
-from tests.conftest import SEED_CALL
-from tests.helpers import calls_in, import_all, map_seed_campaign, store
+from tests.helpers import SEED_CALL, calls_in, import_all, map_seed_campaign, store
 
 
 def test_campaign_and_action_round_trip(cli: Any) -> None:

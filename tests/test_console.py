@@ -15,12 +15,14 @@ from typing import Any
 import httpx
 
 from rollcall.activity import service as activity
-from rollcall.callpower import operations
+from rollcall.calls import service as operations
 from rollcall.db import Database
-from tests.conftest import API_KEY, SEED_CALL, RunningApp, wait_for
 from tests.helpers import (
+    API_KEY,
     ARTIFACTS,
     CONTRACT_PATH,
+    SEED_CALL,
+    RunningApp,
     break_posts,
     calls_in,
     map_seed_campaign,
@@ -28,6 +30,7 @@ from tests.helpers import (
     sign_in,
     sign_in_over_http,
     store,
+    wait_for,
 )
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-from rollcall.callpower.models import Call
+from rollcall.calls.models import Call
 from rollcall.config import Settings
 from rollcall.db import Database
-from tests.conftest import API_KEY, SEED_CALL, rollcall_process, serve_process, wait_for
+from tests.helpers import API_KEY, SEED_CALL, rollcall_process, serve_process, wait_for
 
 
 def count_state(database: Database, state: str) -> int:

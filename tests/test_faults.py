@@ -23,10 +23,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from rollcall.callpower.models import Call
+from rollcall.calls.models import Call
 from rollcall.db import Database, migrate
-from tests.conftest import API_KEY, SEED_CALL, RunningApp, wait_for
-from tests.helpers import CONTRACT_PATH, calls_in, map_seed_campaign
+from tests.helpers import API_KEY, CONTRACT_PATH, SEED_CALL, RunningApp, calls_in, map_seed_campaign, wait_for
 
 UNAVAILABLE = {"error": {"code": 503, "message": "The service cannot store anything right now; try again shortly."}}
 

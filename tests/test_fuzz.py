@@ -18,11 +18,19 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rollcall.activity.models import Post
-from rollcall.callpower.models import Call
 from rollcall.callpower.record import CONTRACT_FIELDS, InvalidCall, parse_call
+from rollcall.calls.models import Call
 from rollcall.db import Database
-from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp
-from tests.helpers import CONTRACT_PATH, LEGACY_PATH, map_seed_campaign, sign_in_over_http
+from tests.helpers import (
+    ADMIN_TOKEN,
+    API_KEY,
+    CONTRACT_PATH,
+    LEGACY_PATH,
+    SEED_CALL,
+    RunningApp,
+    map_seed_campaign,
+    sign_in_over_http,
+)
 
 json_values = st.recursive(
     st.none()

@@ -11,16 +11,19 @@ import sqlalchemy as sa
 
 from rollcall.activity import service as activity
 from rollcall.activity.models import Post, Signup, User
-from rollcall.callpower import calls, deliveries, operations
-from rollcall.callpower.models import Call, CallState
-from rollcall.callpower.queue import Importer
 from rollcall.callpower.record import ANONYMOUS_MOBILES
+from rollcall.callpower.source import CallPower
+from rollcall.calls import deliveries
+from rollcall.calls import service as calls
+from rollcall.calls import service as operations
+from rollcall.calls.models import Call, CallState
+from rollcall.calls.queue import Importer
 from rollcall.config import Settings
 from rollcall.db import Database
 from rollcall.paging import PageRequest
-from tests.conftest import SEED_CALL, wait_for
 from tests.helpers import (
     CONTRACT_PATH,
+    SEED_CALL,
     break_posts,
     call_state,
     calls_in,
@@ -29,6 +32,7 @@ from tests.helpers import (
     map_seed_campaign,
     mend_posts,
     store,
+    wait_for,
 )
 
 
@@ -66,10 +70,8 @@ def test_national_number_is_normalized_to_e164(database: Database, settings: Set
 def test_default_region_decides_national_numbers(database: Database, settings: Settings) -> None:
     map_seed_campaign(database)
     with database.writing() as session:
-        delivery = deliveries.Delivery.of_payload(
-            {**SEED_CALL, "mobile": "020 7946 0958"}, raw="{}", content_type=None, region="GB"
-        )
-        deliveries.store_deliveries(session, [delivery])
+        delivery = CallPower("GB").check({**SEED_CALL, "mobile": "020 7946 0958"}, raw="{}", content_type=None)
+        deliveries.store_deliveries(session, [delivery], CallPower())
     import_all(database, settings)
     with database.reading() as session:
         assert session.scalars(sa.select(User.mobile)).all() == ["+442079460958"]
@@ -139,7 +141,7 @@ def test_failed_call_backs_off_then_dies_then_can_be_retried(database: Database,
     map_seed_campaign(database)
     [call_id] = store(database, SEED_CALL)
     break_posts(database)
-    importer = Importer(database, settings)
+    importer = Importer(database, settings, CallPower())
     delays = []
     for attempt in range(1, settings.import_max_attempts + 1):
         wait_for(lambda: importer.import_batch() == 1, timeout=30)
@@ -192,16 +194,13 @@ def test_many_calls_of_one_member_count_on_one_signup(database: Database, settin
 def test_a_large_batch_of_deliveries_is_stored_whole(database: Database) -> None:
     """More rows than one statement may carry parameters for (SQLite 32,766; PostgreSQL 65,535)."""
     batch = [
-        deliveries.Delivery.of_payload(
-            {**SEED_CALL, "call_timestamp": f"2018-01-01T00:00:00.{n:06d}"},
-            raw="{}",
-            content_type="application/json",
-            region="US",
+        CallPower("US").check(
+            {**SEED_CALL, "call_timestamp": f"2018-01-01T00:00:00.{n:06d}"}, raw="{}", content_type="application/json"
         )
         for n in range(5_000)
     ]
     with database.writing() as session:
-        assert deliveries.store_deliveries(session, batch + batch[:10]).new == 5_000
+        assert deliveries.store_deliveries(session, batch + batch[:10], CallPower()).new == 5_000
     with database.reading() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Call)) == 5_000
 

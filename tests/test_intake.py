@@ -12,8 +12,17 @@ import sqlalchemy as sa
 
 from rollcall.activity.models import Post, Signup, User
 from rollcall.db import Database
-from tests.conftest import API_KEY, SEED_CALL, RunningApp, wait_for
-from tests.helpers import CONTRACT_PATH, LEGACY_PATH, calls_in, count, map_seed_campaign
+from tests.helpers import (
+    API_KEY,
+    CONTRACT_PATH,
+    LEGACY_PATH,
+    SEED_CALL,
+    RunningApp,
+    calls_in,
+    count,
+    map_seed_campaign,
+    wait_for,
+)
 
 SUCCESS = {"success": {"code": 200, "message": "Received CallPower payload."}}
 UNAUTHORIZED = {"error": {"code": 401, "message": "Unauthorized."}}

@@ -19,17 +19,27 @@ import hypothesis.strategies as st
 import pytest
 import sqlalchemy as sa
 
-from rollcall.audit import AuditEntry
-from rollcall.callpower import retention
-from rollcall.callpower.models import Call, CallState
-from rollcall.callpower.queue import Importer
+from rollcall.callpower.source import CallPower
+from rollcall.calls import retention
+from rollcall.calls.models import Call, CallState
+from rollcall.calls.queue import Importer
 from rollcall.console import activity_pages
 from rollcall.db import Database
 from rollcall.dialect import iso_from_driver_time, sqlite_time_text
+from rollcall.members.audit import AuditEntry
 from rollcall.spreadsheets import inert
 from rollcall.times import iso_utc
-from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp, wait_for
-from tests.helpers import LEGACY_PATH, map_seed_campaign, sign_in, sign_in_over_http
+from tests.helpers import (
+    ADMIN_TOKEN,
+    API_KEY,
+    LEGACY_PATH,
+    SEED_CALL,
+    RunningApp,
+    map_seed_campaign,
+    sign_in,
+    sign_in_over_http,
+    wait_for,
+)
 
 STAFF = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 KEY = {"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}
@@ -388,7 +398,7 @@ def test_old_bodies_are_scrubbed_in_batches_and_nothing_else_changes(
 
     before = snapshot()
     monkeypatch.setattr(retention, "BATCH", 3)
-    importer = Importer(database, settings.model_copy(update={"call_body_retention_days": 1}))
+    importer = Importer(database, settings.model_copy(update={"call_body_retention_days": 1}), CallPower())
     batches = []
     while scrubbed := importer.tidy():
         batches.append(scrubbed)
@@ -432,7 +442,7 @@ def test_export_and_erasure_find_the_members_calls_by_their_number_exactly(
     as the number dialed, in a target's name) or a number that shares their last digits. After
     the erasure no form of the number is left in the SQLite file, its log, the event feed or the
     logs, and every other member's calls are as they were."""
-    from tests.conftest import serve_process
+    from tests.helpers import serve_process
 
     map_seed_campaign(database, 1)
     log = tmp_path / "serve.log"

@@ -11,12 +11,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import rollcall.models  # noqa: F401  (every table on Base.metadata)
-from rollcall.callpower.dedup import dedup_secret
-from rollcall.callpower.deliveries import Delivery, store_deliveries
-from rollcall.callpower.models import Call
 from rollcall.callpower.record import dedup_key_of
+from rollcall.callpower.source import CallPower
+from rollcall.calls.dedup import dedup_secret
+from rollcall.calls.deliveries import store_deliveries
+from rollcall.calls.models import Call
 from rollcall.db import Base, Database, migrations_config
-from tests.conftest import SEED_CALL
+from tests.helpers import SEED_CALL
 
 
 def test_models_match_the_migrated_schema(database: Database) -> None:
@@ -30,10 +31,10 @@ def test_stored_calls_keep_being_recognised_across_the_dedup_key_migrations(data
     """0004 put the call's time first, 0009 keys the digest with the database's secret: each
     computes the keys of stored calls again, so a call delivered again after the upgrade is
     stored once; the downgrades give back the keys of before."""
-    delivery = Delivery.of_payload(SEED_CALL, raw="{}", content_type="application/json", region="US")
+    delivery = CallPower("US").check(SEED_CALL, raw="{}", content_type="application/json")
     assert delivery.document is not None
     with database.writing() as session:
-        assert store_deliveries(session, [delivery]).new == 1
+        assert store_deliveries(session, [delivery], CallPower()).new == 1
         secret = dedup_secret(session)
     canonical = orjson.dumps({**delivery.document, "status": "completed"}, option=orjson.OPT_SORT_KEYS)
     plain_digest = hashlib.sha256(canonical).hexdigest()
@@ -57,7 +58,7 @@ def test_stored_calls_keep_being_recognised_across_the_dedup_key_migrations(data
     to("head")
     assert stored_keys() == [keyed]  # the same secret: it stayed in the database
     with database.writing() as session:
-        assert store_deliveries(session, [delivery]).new == 0
+        assert store_deliveries(session, [delivery], CallPower()).new == 0
     assert len(stored_keys()) == 1
 
 
@@ -68,10 +69,10 @@ def test_the_dedup_secret_can_be_given_instead_of_generated(database_url: str) -
     database = Database(
         database_url, Settings(database_url=database_url, dedup_secret="given-dedup-secret-0123456789abcdefghij")
     )
-    delivery = Delivery.of_payload(SEED_CALL, raw="{}", content_type="application/json", region="US")
+    delivery = CallPower("US").check(SEED_CALL, raw="{}", content_type="application/json")
     assert delivery.document is not None
     with database.writing() as session:
-        store_deliveries(session, [delivery])
+        store_deliveries(session, [delivery], CallPower())
     with database.reading() as session:
         assert list(session.scalars(sa.select(Call.dedup_key))) == [
             dedup_key_of(delivery.document, b"given-dedup-secret-0123456789abcdefghij")

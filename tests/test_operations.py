@@ -16,8 +16,18 @@ from alembic import command
 
 from rollcall.config import Settings
 from rollcall.db import Database, migrations_config
-from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp, serve_process, wait_for
-from tests.helpers import CONTRACT_PATH, LEGACY_PATH, calls_in, map_seed_campaign
+from tests.helpers import (
+    ADMIN_TOKEN,
+    API_KEY,
+    CONTRACT_PATH,
+    LEGACY_PATH,
+    SEED_CALL,
+    RunningApp,
+    calls_in,
+    map_seed_campaign,
+    serve_process,
+    wait_for,
+)
 
 STAFF = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

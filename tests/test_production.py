@@ -17,10 +17,12 @@ import sqlalchemy as sa
 
 from rollcall.activity import service as activity
 from rollcall.activity.models import Post, Signup, User
-from rollcall.callpower import deliveries, operations, statistics
-from rollcall.callpower.models import Call
+from rollcall.callpower.source import CallPower
+from rollcall.calls import deliveries, statistics
+from rollcall.calls import service as operations
+from rollcall.calls.models import Call
 from rollcall.db import Database
-from tests.conftest import API_KEY, SEED_CALL, rollcall_process, serve_process, wait_for
+from tests.helpers import API_KEY, SEED_CALL, rollcall_process, serve_process, wait_for
 
 
 def distinct_calls(count: int, mobiles: int, campaigns: tuple[int, ...]) -> list[dict[str, Any]]:
@@ -127,7 +129,7 @@ def test_importer_killed_mid_batch_leaves_every_call_imported_exactly_once(
     backlog = distinct_calls(3000, mobiles=400, campaigns=(1, 2, 3))
     with database.writing() as session:
         deliveries.store_deliveries(
-            session, [deliveries.Delivery.of_payload(c, raw="{}", content_type=None, region="US") for c in backlog]
+            session, [CallPower("US").check(c, raw="{}", content_type=None) for c in backlog], CallPower()
         )
     first = rollcall_process(["worker"], database_url, tmp_path / "worker.log")
     wait_for(lambda: states(database)["imported"] >= 300, timeout=60)
@@ -153,7 +155,7 @@ def test_sigterm_stops_an_importer_between_calls(database_url: str, database: Da
     backlog = distinct_calls(4000, mobiles=400, campaigns=(1, 2, 3))
     with database.writing() as session:
         deliveries.store_deliveries(
-            session, [deliveries.Delivery.of_payload(c, raw="{}", content_type=None, region="US") for c in backlog]
+            session, [CallPower("US").check(c, raw="{}", content_type=None) for c in backlog], CallPower()
         )
     importer = rollcall_process(["worker"], database_url, tmp_path / "worker.log")
     wait_for(lambda: states(database)["imported"] >= 200, timeout=60)

@@ -8,7 +8,7 @@ import hashlib
 import pytest
 
 from rollcall.callpower.record import ANONYMOUS_MOBILES, InvalidCall, parse_call
-from tests.conftest import SEED_CALL
+from tests.helpers import SEED_CALL
 
 UTC = dt.UTC
 

@@ -14,8 +14,18 @@ import sqlalchemy as sa
 
 from rollcall.activity.models import Post
 from rollcall.db import Database
-from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp, serve_process, wait_for
-from tests.helpers import LEGACY_PATH, calls_in, count, map_seed_campaign
+from tests.helpers import (
+    ADMIN_TOKEN,
+    API_KEY,
+    LEGACY_PATH,
+    SEED_CALL,
+    RunningApp,
+    calls_in,
+    count,
+    map_seed_campaign,
+    serve_process,
+    wait_for,
+)
 
 # What stock CallPower sends for a call to a custom target: it has no title.
 CUSTOM_TARGET = {

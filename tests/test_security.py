@@ -20,13 +20,23 @@ import pytest
 import sqlalchemy as sa
 import trustme
 
-from rollcall.callpower.models import Call
+from rollcall.calls.models import Call
 from rollcall.credentials import CONSOLE_SECRET, stored_secret
 from rollcall.db import Database
 from rollcall.logs import scrub
 from rollcall.webhooks.addresses import UnsafeURL, check_url, refusal
-from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, serve_process, wait_for
-from tests.helpers import CONTRACT_PATH, LEGACY_PATH, Receiver, break_posts, map_seed_campaign
+from tests.helpers import (
+    ADMIN_TOKEN,
+    API_KEY,
+    CONTRACT_PATH,
+    LEGACY_PATH,
+    SEED_CALL,
+    Receiver,
+    break_posts,
+    map_seed_campaign,
+    serve_process,
+    wait_for,
+)
 
 STAFF = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 KEYS = {"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}

@@ -13,13 +13,24 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from rollcall.callpower import deliveries, statistics
-from rollcall.callpower.models import Call, CallState
-from rollcall.callpower.queue import Importer
+from rollcall.callpower.source import CallPower
+from rollcall.calls import deliveries, statistics
+from rollcall.calls.models import Call, CallState
+from rollcall.calls.queue import Importer
 from rollcall.config import Settings
 from rollcall.db import Database
-from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp, wait_for
-from tests.helpers import LEGACY_PATH, break_posts, import_all, map_seed_campaign, mend_posts
+from tests.helpers import (
+    ADMIN_TOKEN,
+    API_KEY,
+    LEGACY_PATH,
+    SEED_CALL,
+    RunningApp,
+    break_posts,
+    import_all,
+    map_seed_campaign,
+    mend_posts,
+    wait_for,
+)
 
 STAFF = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 KEY = {"X-DS-CallPower-API-Key": API_KEY, "X-DS-Importer-API-Key": API_KEY}
@@ -146,13 +157,10 @@ def test_a_rolled_back_savepoint_counts_nothing(database: Database, settings: Se
     and each call that fails is counted as failed."""
     map_seed_campaign(database, 1)
     with database.writing() as session:
-        batch = [
-            deliveries.Delivery.of_payload(a_call(n), raw="{}", content_type="application/json", region="US")
-            for n in range(3)
-        ]
-        deliveries.store_deliveries(session, batch)
+        batch = [CallPower("US").check(a_call(n), raw="{}", content_type="application/json") for n in range(3)]
+        deliveries.store_deliveries(session, batch, CallPower())
     break_posts(database, "events")
-    assert Importer(database, settings).import_batch() == 3
+    assert Importer(database, settings, CallPower()).import_batch() == 3
     kept, counted = kept_and_recounted(database)
     assert by_state(counted)["failed"] == 3
     assert kept == counted
@@ -168,17 +176,16 @@ def test_concurrent_importers_and_intake_on_postgresql_keep_exact_counts(postgre
     def store(first: int, count: int) -> None:
         with database.writing() as session:
             batch = [
-                deliveries.Delivery.of_payload(
+                CallPower("US").check(
                     a_call(
                         n, callpower_campaign_id=1 + n % 3, **({"campaign_target_title": None} if n % 17 == 0 else {})
                     ),
                     raw="{}",
                     content_type="application/json",
-                    region="US",
                 )
                 for n in range(first, first + count)
             ]
-            deliveries.store_deliveries(session, batch)
+            deliveries.store_deliveries(session, batch, CallPower())
 
     for start in range(0, 1500, 250):
         store(start, 250)
@@ -190,7 +197,7 @@ def test_concurrent_importers_and_intake_on_postgresql_keep_exact_counts(postgre
     errors: list[BaseException] = []
 
     def importing() -> None:
-        importer = Importer(database, settings.model_copy(update={"import_batch_size": 40}))
+        importer = Importer(database, settings.model_copy(update={"import_batch_size": 40}), CallPower())
         try:
             for _ in range(200):
                 if not importer.import_batch() and settled(database):

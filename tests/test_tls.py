@@ -27,8 +27,16 @@ import trustme
 from requests_toolbelt import sessions
 
 from rollcall.db import Database
-from tests.conftest import API_KEY, SEED_CALL, free_port, rollcall_process, serve_process, wait_for
-from tests.helpers import calls_in, map_seed_campaign
+from tests.helpers import (
+    API_KEY,
+    SEED_CALL,
+    calls_in,
+    free_port,
+    map_seed_campaign,
+    rollcall_process,
+    serve_process,
+    wait_for,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 CADDY = shutil.which("caddy")

@@ -20,8 +20,19 @@ from standardwebhooks import Webhook as Verifier
 
 from rollcall.db import Database
 from rollcall.webhooks.models import WebhookDelivery
-from tests.conftest import ADMIN_TOKEN, API_KEY, SEED_CALL, RunningApp, serve_process, wait_for
-from tests.helpers import ARTIFACTS, LEGACY_PATH, Receiver, map_seed_campaign, sign_in
+from tests.helpers import (
+    ADMIN_TOKEN,
+    API_KEY,
+    ARTIFACTS,
+    LEGACY_PATH,
+    SEED_CALL,
+    Receiver,
+    RunningApp,
+    map_seed_campaign,
+    serve_process,
+    sign_in,
+    wait_for,
+)
 
 STAFF = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 # The receivers are on loopback and speak plain HTTP: the tests allow both, as the issue says.
@@ -496,7 +507,7 @@ def test_the_feed_read_while_events_are_written_misses_nothing_and_repeats_nothi
     process, url = serve_process(database_url, tmp_path / "serve.log", "--workers", "2", **OPEN)
     worker = None
     if database.dialect == "postgresql":
-        from tests.conftest import rollcall_process
+        from tests.helpers import rollcall_process
 
         worker = rollcall_process(["worker", "--no-deliver"], database_url, tmp_path / "worker.log", **OPEN)
     try:

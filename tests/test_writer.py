@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from rollcall.callpower import wire
-from rollcall.callpower.deliveries import Refusal
-from rollcall.callpower.writer_client import RemoteWriter
-from rollcall.callpower.writer_process import WriterProcess
+from rollcall.callpower.source import CallPower
+from rollcall.calls import wire
+from rollcall.calls.deliveries import Refusal
+from rollcall.calls.writer_client import RemoteWriter
+from rollcall.calls.writer_process import WriterProcess
 from rollcall.db import Database
-from tests.conftest import SEED_CALL
-from tests.helpers import calls_in
+from tests.helpers import SEED_CALL, calls_in
 
 # -- the codec ------------------------------------------------------------------------------------
 
@@ -90,7 +90,7 @@ def test_one_writer_process_serves_several_api_processes_at_once(
     database_url: str, database: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("ROLLCALL_DATABASE_URL", database_url)
-    writer = WriterProcess()
+    writer = WriterProcess(CallPower.of)
     writer.start()
     try:
         # A client that sends half a frame and hangs up must not disturb the others.

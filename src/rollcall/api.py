@@ -14,13 +14,14 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from rollcall import audit, metrics
+from rollcall import metrics
 from rollcall.credentials import matches
 from rollcall.db import INTEGER_MAX
 from rollcall.documents import Document
 from rollcall.errors import InvalidInput, Unauthorized
 from rollcall.http import ErrorAnswer
 from rollcall.limits import TooManyRequests
+from rollcall.members import audit
 from rollcall.paging import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest
 from rollcall.services import services_of
 from rollcall.times import parse_timestamp

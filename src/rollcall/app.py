@@ -18,20 +18,24 @@ from rollcall import __version__, operations
 from rollcall.activity import views as activity_views
 from rollcall.callpower import intake
 from rollcall.callpower import views as callpower_views
-from rollcall.callpower.queue import Importer
-from rollcall.callpower.writer import CallWriter, Writer
-from rollcall.callpower.writer_client import RemoteWriter
+from rollcall.callpower.source import CallPower
+from rollcall.calls import views as calls_views
+from rollcall.calls.queue import Importer
+from rollcall.calls.signals import CALLS_CHANNEL
+from rollcall.calls.writer import CallWriter, Writer
+from rollcall.calls.writer_client import RemoteWriter
 from rollcall.config import Settings
 from rollcall.console import activity_pages, webhook_pages
 from rollcall.console import views as console_views
-from rollcall.console.session import Sessions
 from rollcall.credentials import ADMIN_TOKEN, CALLPOWER_KEY, CONSOLE_SECRET, ensure_secret
 from rollcall.db import Database, DatabaseNotMigrated, schema_is_current
 from rollcall.http import BodyLimit, RequestLog, install_error_handlers
 from rollcall.limits import NoLimit, RateLimiter, TokenThrottle
 from rollcall.logs import configure_logging
+from rollcall.members import views as member_views
 from rollcall.processes import stop_when_orphaned
 from rollcall.services import Services
+from rollcall.sessions import Sessions
 from rollcall.webhooks import views as webhook_views
 
 
@@ -52,19 +56,21 @@ def create_api(settings: Settings, *, run_importer: bool = True) -> FastAPI:
         # Never open: with no key or token in the environment, the one generated on first start is used.
         keys = settings.callpower_api_keys or (ensure_secret(database, CALLPOWER_KEY)[0],)
         tokens = settings.admin_tokens or (ensure_secret(database, ADMIN_TOKEN)[0],)
+        source = CallPower.of(settings)
         writer: Writer
         if settings.writer_socket:
             # `rollcall serve`: the writer process stores the calls and runs the importer.
             writer = RemoteWriter(settings.writer_socket)
         else:
             # On a thread of this process, with the importer in the gaps between deliveries.
-            importer = Importer(database, settings) if run_importer else None
-            writer = CallWriter(database, importer, region=settings.default_region)
+            importer = Importer(database, settings, source) if run_importer else None
+            writer = CallWriter(database, source, importer)
         sessions = Sessions(ensure_secret(database, CONSOLE_SECRET)[0], database)
         limiter = RateLimiter(*settings.rate_limit) if settings.rate_limit else NoLimit()
         app.state.services = Services(
             settings,
             database,
+            source,
             writer,
             keys,
             tokens,
@@ -73,7 +79,7 @@ def create_api(settings: Settings, *, run_importer: bool = True) -> FastAPI:
             TokenThrottle(*settings.sign_in_limit),
         )
         # Calls released by any interface (mapping, retries, repairs) are imported at once.
-        database.when_calls_announced(writer.wake_importer)
+        database.listen(CALLS_CHANNEL, writer.wake_importer)
         writer.start()
         # Everything made so far (modules, compiled statements, schemas) lives as long as the
         # process. Left in the collector's oldest generation, each full collection walked all of
@@ -107,8 +113,10 @@ def create_api(settings: Settings, *, run_importer: bool = True) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.include_router(intake.router)
+    app.include_router(calls_views.router)
     app.include_router(callpower_views.router)
     app.include_router(activity_views.router)
+    app.include_router(member_views.router)
     app.include_router(webhook_views.router)
     app.include_router(console_views.router)
     app.include_router(activity_pages.router)

@@ -121,9 +121,7 @@ class Settings(BaseSettings):
         le=16,
         description="deliverer processes `rollcall serve` and `rollcall worker` each start (they share the work)",
     )
-    webhook_poll_seconds: float = Field(
-        0.2, gt=0, description="how often an idle deliverer looks for events (PostgreSQL: new events wake it at once)"
-    )
+    webhook_poll_seconds: float = Field(0.2, gt=0, description="how often an idle deliverer looks for new events")
     tls_cert: str | None = Field(
         None, description="PEM certificate (a full chain works): `rollcall serve` speaks HTTPS; with `TLS_KEY`"
     )

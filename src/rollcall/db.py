@@ -14,8 +14,9 @@ import fcntl
 import functools
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, cast
+from typing import Any, Protocol, Self, TypeVar, cast
 
 import orjson
 import sqlalchemy as sa
@@ -25,7 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from rollcall.config import ConfigError, Settings
-from rollcall.dialect import CALLS_ANNOUNCED
+from rollcall.dialect import notify_channel
 
 POOL_SIZE = 10  # connections per engine, and as many again under load
 
@@ -33,9 +34,6 @@ POOL_SIZE = 10  # connections per engine, and as many again under load
 # What the integer columns hold: row ids and counts are `integer`, CallPower's ids `bigint`.
 INTEGER_MAX = 2**31 - 1
 BIGINT_MAX = 2**63 - 1
-
-
-DEDUP_SECRET_INFO = "dedup_secret"  # the session info key ROLLCALL_DEDUP_SECRET is kept under
 
 
 class Base(DeclarativeBase):
@@ -207,16 +205,63 @@ class _SQLiteWriteTurn:
             self._threads.release()
 
 
-# In `Session.info`: work to do just before the transaction commits ({name: callable(session)}),
-# and the call counts changed so far (`statistics.PendingCounts`), which that work writes.
-BEFORE_COMMIT = "rollcall.before_commit"
-PENDING_COUNTS = "rollcall.pending_counts"
+class Part(Protocol):
+    """Something a module keeps in a transaction (the kept counts' changes, say): written just
+    before the transaction commits, and copied when a savepoint begins, so that rolling the
+    savepoint back forgets what was added inside it."""
+
+    def before_commit(self, session: Session) -> None: ...
+
+    def copy(self) -> Self: ...
+
+
+P = TypeVar("P", bound=Part)
+
+
+@dataclass
+class Transaction:
+    """What travels with one transaction, beside its statements: the database it belongs to,
+    the parts modules keep in it (one of each kind, made on first use), and the channels it
+    notifies once it commits. Reached by `transaction(session)`, never by keys of `Session.info`."""
+
+    database: Database
+    parts: dict[type[Any], Part] = field(default_factory=dict)
+    notified: set[str] = field(default_factory=set)
+
+
+_TRANSACTION = "rollcall"  # the one key of `Session.info` this module uses
+
+
+def transaction(session: Session) -> Transaction:
+    """The current transaction of a session of a `Database`."""
+    found = session.info.get(_TRANSACTION)
+    if not isinstance(found, Transaction):
+        found = session.info[_TRANSACTION] = Transaction(session.info["rollcall.database"])
+    return found
+
+
+def part(session: Session, kind: type[P]) -> P:
+    """This transaction's part of `kind` (made now if it has none yet)."""
+    parts = transaction(session).parts
+    found = parts.get(kind)
+    if found is None:
+        found = parts[kind] = kind()
+    return found  # type: ignore[return-value]
+
+
+def notify(session: Session, channel: str, *, in_process: bool = True) -> None:
+    """Once this transaction commits, wake what waits on `channel`: in this process the
+    listeners of `Database.listen` (unless `in_process` is False), in every process a NOTIFY
+    (PostgreSQL; SQLite has none: other processes poll)."""
+    if in_process:
+        transaction(session).notified.add(channel)
+    notify_channel(session, channel)
 
 
 @contextlib.contextmanager
 def savepoint(session: Session, name: str = "rollcall_savepoint") -> Iterator[None]:
-    """A savepoint that undoes the block's writes if it raises; the transaction goes on. The
-    calls it counted (`statistics.count`) are forgotten with them.
+    """A savepoint that undoes the block's writes if it raises; the transaction goes on. What the
+    block added to the transaction's parts (`part`) is forgotten with them.
 
     Sent straight to the driver rather than through `Connection.begin_nested()`: it runs for
     every imported call, the SQL is the same on SQLite and PostgreSQL, and SQLAlchemy's
@@ -224,18 +269,15 @@ def savepoint(session: Session, name: str = "rollcall_savepoint") -> Iterator[No
     """
     driver = session.connection().connection.driver_connection
     assert driver is not None
-    counted = session.info.get(PENDING_COUNTS)
-    counted = counted.copy() if counted is not None else None
+    kept = transaction(session)
+    before = {kind: value.copy() for kind, value in kept.parts.items()}
     driver.execute(f"SAVEPOINT {name}")
     try:
         yield
     except BaseException:
         driver.execute(f"ROLLBACK TO SAVEPOINT {name}")
         driver.execute(f"RELEASE SAVEPOINT {name}")
-        if counted is None:
-            session.info.pop(PENDING_COUNTS, None)
-        else:
-            session.info[PENDING_COUNTS] = counted
+        kept.parts = before
         raise
     driver.execute(f"RELEASE SAVEPOINT {name}")
 
@@ -266,35 +308,40 @@ class Database:
         self.write_engine = (
             self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.dialect == "sqlite" else self.engine
         )
-        # ROLLCALL_DEDUP_SECRET, where the stores find it (`callpower.dedup`).
-        info = {DEDUP_SECRET_INFO: settings.dedup_secret}
+        self.settings = settings
+        info = {"rollcall.database": self}  # how `transaction(session)` finds its database
         self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False, info=info)
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False, info=info)
         # SQLite has one writer at a time. Writers queue on a lock that wakes the next one at
         # once, rather than on SQLite's busy handler, which sleeps and polls (with two API
         # processes that put p99 at half a second).
         self._write_turn = _SQLiteWriteTurn(self.engine.url.database) if self.dialect == "sqlite" else None
-        # Called after a transaction that announced calls (`announce_calls`) has committed.
-        self._announced: list[Callable[[], None]] = []
+        # Called after a transaction that notified their channel (`notify`) has committed.
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
         for factory in (self._write_sessions, self._read_sessions):
             event.listen(factory, "before_commit", self._before_commit)
             event.listen(factory, "after_commit", self._after_commit)
+            event.listen(factory, "after_rollback", self._after_rollback)
 
-    def when_calls_announced(self, listener: Callable[[], None]) -> None:
-        """Call `listener` after every commit that released calls to the importer (intake,
-        retries, mapping, repairs): this process's importer is told at once, whichever
-        interface did it. Other processes hear it through NOTIFY (PostgreSQL) or their poll."""
-        self._announced.append(listener)
+    def listen(self, channel: str, listener: Callable[[], None]) -> None:
+        """Call `listener` after every commit in this process that notified `channel` (`notify`),
+        whichever interface made it."""
+        self._listeners.setdefault(channel, []).append(listener)
 
     @staticmethod
     def _before_commit(session: Session) -> None:
-        for work in session.info.pop(BEFORE_COMMIT, {}).values():
-            work(session)
+        for kept in transaction(session).parts.values():
+            kept.before_commit(session)
 
     def _after_commit(self, session: Session) -> None:
-        if session.info.pop(CALLS_ANNOUNCED, False):
-            for listener in self._announced:
+        done = session.info.pop(_TRANSACTION, None)
+        for channel in done.notified if isinstance(done, Transaction) else ():
+            for listener in self._listeners.get(channel, ()):
                 listener()
+
+    @staticmethod
+    def _after_rollback(session: Session) -> None:
+        session.info.pop(_TRANSACTION, None)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Database:

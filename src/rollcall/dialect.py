@@ -7,12 +7,10 @@ calls these and stays portable.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
-import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -21,9 +19,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from rollcall.times import iso_utc
-
-if TYPE_CHECKING:
-    from rollcall.db import Database
 
 
 def _dialect(session: Session | Connection) -> str:
@@ -90,6 +85,12 @@ def driver_json(value: Any) -> str:
 
 # A statement may carry 32,766 parameters on SQLite and 65,535 on PostgreSQL.
 _PARAMETERS_PER_STATEMENT = 30_000
+
+
+def named_rows(columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Rows given by column name, as the positional rows `insert_rows` and `update_rows` send (in
+    `columns` order): a row's values are named where it is made, and ordered in one place."""
+    return [tuple(row[column] for column in columns) for row in rows]
 
 
 def insert_rows(
@@ -233,24 +234,13 @@ def _upsert(dialect: str, table: sa.Table, unique: tuple[str, ...], update: Call
     )
 
 
-CALLS_CHANNEL = "rollcall_calls"
-
-
-CALLS_ANNOUNCED = "rollcall.calls_announced"
-
-
-def announce_calls(session: Session, *, in_process: bool = True) -> None:
-    """Tell importers that calls are waiting, once the transaction commits: this process's
-    through `Database.when_calls_announced` (not wanted by the writer, whose importer works in
-    its gaps: `in_process=False`), every process's through NOTIFY on PostgreSQL (SQLite has no
-    such thing; importers in other processes look every poll interval)."""
-    if in_process:
-        session.info[CALLS_ANNOUNCED] = True
+def notify_channel(session: Session, channel: str) -> None:
+    """PostgreSQL: NOTIFY `channel` when the transaction commits (every process's listeners wake).
+    SQLite has no such thing: other processes look every poll interval."""
     if _dialect(session) == "postgresql":
-        session.connection().exec_driver_sql(f"NOTIFY {CALLS_CHANNEL}")
+        session.connection().exec_driver_sql(f"NOTIFY {channel}")
 
 
-EVENTS_CHANNEL = "rollcall_events"
 _EVENTS_LOCK = 4_242_001  # the advisory lock that orders event ids (events.py)
 
 
@@ -261,50 +251,8 @@ def lock_events(session: Session) -> None:
         session.connection().exec_driver_sql(f"SELECT pg_advisory_xact_lock({_EVENTS_LOCK})")
 
 
-def notify_events(session: Session) -> None:
-    """Wake deliverers in every process once the transaction commits (PostgreSQL: NOTIFY)."""
-    if _dialect(session) == "postgresql":
-        session.connection().exec_driver_sql(f"NOTIFY {EVENTS_CHANNEL}")
-
-
-class Signal:
-    """Waits for a NOTIFY on `channel` from any process, or for the timeout, whichever comes
-    first (PostgreSQL); SQLite has no such thing, so it waits the timeout (a poll)."""
-
-    def __init__(self, database: Database, channel: str = CALLS_CHANNEL) -> None:
-        self._database = database
-        self._channel = channel
-        self._connection: Any = None
-
-    def _listen(self) -> Any:
-        if self._connection is None:
-            import psycopg
-
-            url = sa.engine.make_url(self._database.url).set(drivername="postgresql")
-            self._connection = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
-            self._connection.execute(f"LISTEN {self._channel}")
-        return self._connection
-
-    def wait(self, timeout: float) -> None:
-        if self._database.dialect != "postgresql":
-            time.sleep(timeout)
-            return
-        try:
-            for _ in self._listen().notifies(timeout=timeout, stop_after=1):
-                pass
-        except Exception:  # the listening connection broke: fall back to the poll, reconnect later
-            self.close()
-            time.sleep(timeout)
-
-    def close(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                self._connection.close()
-            self._connection = None
-
-
-def lock_callpower_campaign(session: Session, callpower_campaign_id: int) -> None:
-    """Serialize "is this CallPower campaign mapped?" decisions with mapping it.
+def lock_campaign(session: Session, campaign_id: int) -> None:
+    """Serialize "is this source campaign mapped?" decisions with mapping it.
 
     The importer takes this lock before it parks a call as unmapped and the mapping takes it
     before it releases the parked calls, so a call cannot be parked just after its campaign's
@@ -312,6 +260,7 @@ def lock_callpower_campaign(session: Session, callpower_campaign_id: int) -> Non
     """
     if _dialect(session) == "postgresql":
         # A 64-bit lock key from the id's hash: campaign ids span the whole bigint range, and a
-        # rare collision only makes two campaigns wait for each other.
-        key = sa.func.hashtextextended(f"rollcall.callpower_campaign:{callpower_campaign_id}", 0)
+        # rare collision only makes two campaigns wait for each other. (The text is the one of
+        # the release before: processes of both share the lock while they run side by side.)
+        key = sa.func.hashtextextended(f"rollcall.callpower_campaign:{campaign_id}", 0)
         session.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from rollcall.activity.models import Post, PostDocument, Signup, SignupDocument, User, UserDocument
 from rollcall.db import Base, JSONDocument, UTCDateTime, table_of
-from rollcall.dialect import driver_json, driver_times, insert_rows, lock_events, notify_events
+from rollcall.dialect import driver_json, driver_times, insert_rows, lock_events
 from rollcall.errors import InvalidInput
 from rollcall.paging import Page, PageRequest, any_of, keyset_page
 from rollcall.times import iso_utc, utcnow
@@ -97,7 +97,6 @@ def record_events(session: Session, events: Sequence[NewEvent]) -> list[int]:
         (str(kind), now, str(subject), None if data is None else driver_json(data)) for kind, subject, data in events
     ]
     numbers = [number for (number,) in insert_rows(session, _events, _COLUMNS, rows, returning=("id",))]
-    notify_events(session)
     return sorted(numbers)
 
 

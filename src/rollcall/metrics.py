@@ -24,7 +24,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from rollcall.callpower import statistics
+from rollcall.calls import statistics
 from rollcall.db import Database
 from rollcall.times import utcnow
 from rollcall.webhooks import queue as webhook_queue

@@ -1,11 +1,12 @@
 """Every table, imported in one place so migrations and tests see the whole schema."""
 
 from rollcall.activity.models import Action, Campaign, Post, Signup, User
-from rollcall.audit import AuditEntry
-from rollcall.callpower.models import Call, CallPowerCampaign
-from rollcall.console.session import ConsoleSessionRow
+from rollcall.callpower.models import CallPowerCampaign
+from rollcall.calls.models import Call
 from rollcall.credentials import StoredSecret
 from rollcall.events import Event
+from rollcall.members.audit import AuditEntry
+from rollcall.sessions import ConsoleSessionRow
 from rollcall.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 
 __all__ = [

@@ -9,17 +9,19 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.types import Scope
 
-from rollcall.callpower.writer import Writer
+from rollcall.calls.source import Source
+from rollcall.calls.writer import Writer
 from rollcall.config import Settings
-from rollcall.console.session import Sessions
 from rollcall.db import Database
 from rollcall.limits import NoLimit, RateLimiter, TokenThrottle
+from rollcall.sessions import Sessions
 
 
 @dataclass
 class Services:
     settings: Settings
     database: Database
+    source: Source  # where calls come from: CallPower's contract
     writer: Writer
     callpower_keys: tuple[str, ...]
     admin_tokens: tuple[str, ...]

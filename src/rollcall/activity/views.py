@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from rollcall import members
 from rollcall.activity import service as activity
 from rollcall.activity.models import (
     ActionChanges,
@@ -31,7 +28,6 @@ from rollcall.api import (
     TEXT_LIST,
     Listing,
     One,
-    StaffActor,
     errors,
     integers,
     listing,
@@ -40,10 +36,9 @@ from rollcall.api import (
     page_request,
     texts,
 )
-from rollcall.callpower import operations
-from rollcall.callpower.models import CallDocument
-from rollcall.callpower.record import InvalidMobile, normalize_mobile
+from rollcall.calls import service as operations
 from rollcall.paging import DEFAULT_LIMIT, PageRequest
+from rollcall.phones import mobile_filter
 from rollcall.services import ServicesDep
 
 router = APIRouter(prefix="/api/v3", dependencies=STAFF)
@@ -158,14 +153,9 @@ def list_users(
         str | None, Query(alias="filter[mobile]", pattern=TEXT_LIST, description="Any format the intake takes.")
     ] = None,
 ) -> dict[str, Any]:
-    region = services.settings.default_region
     mobiles = None
-    if mobile is not None:
-        # Read as the intake reads a mobile; text that is no possible number matches nobody.
-        mobiles = []
-        for value in texts(mobile) or []:
-            with contextlib.suppress(InvalidMobile):
-                mobiles.append(normalize_mobile(value, region))
+    if mobile is not None:  # read as the intake reads a mobile
+        mobiles = mobile_filter(texts(mobile) or [], services.settings.default_region, name="filter[mobile]")
     with services.database.reading() as session:
         return listing(activity.list_users(session, page, mobiles=mobiles), UserDocument)
 
@@ -177,36 +167,6 @@ def get_user(services: ServicesDep, user_id: UserId) -> dict[str, Any]:
 
 
 UserId = Annotated[str, Path(max_length=64, pattern=r"^[0-9a-f]+$")]
-
-
-class ErasedDocument(BaseModel):
-    user_id: str
-    signups: int = Field(description="Signups removed.")
-    posts: int = Field(description="Posts removed.")
-    calls: int = Field(description="Stored calls scrubbed (state `erased`: id, campaign and time kept).")
-    events: int = Field(description="Operators' call events scrubbed.")
-
-
-class MemberExport(BaseModel):
-    user: UserDocument
-    signups: list[SignupDocument]
-    posts: list[PostDocument]
-    calls: list[CallDocument] = Field(description="Their stored calls as received, with states and repairs.")
-    exported_at: str
-
-
-@router.delete("/users/{user_id}", tags=["users"], response_model=One[ErasedDocument], responses=errors(404))
-def erase_user(services: ServicesDep, user_id: UserId, actor: StaffActor) -> dict[str, Any]:
-    """Erase a member: the user, their signups and posts are removed and their stored calls
-    scrubbed, in one transaction; `user.erased` (the id only) goes to webhooks. Answers what
-    was removed. Recorded in the audit log."""
-    return one(members.erase(services.database, user_id, actor).counts())
-
-
-@router.get("/users/{user_id}/export", tags=["users"], response_model=MemberExport, responses=errors(404))
-def export_user(services: ServicesDep, user_id: UserId, actor: StaffActor) -> dict[str, Any]:
-    """Everything held about a member, in one document. Recorded in the audit log."""
-    return members.export(services.database, user_id, actor)
 
 
 # -- signups --------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from rollcall.activity import service as activity
 from rollcall.activity.models import Action
-from rollcall.callpower import statistics
 from rollcall.callpower.models import CallPowerCampaign
 from rollcall.callpower.record import InvalidCall, check_default
+from rollcall.calls import statistics
 from rollcall.db import table_of
 from rollcall.dialect import upsert
 from rollcall.errors import NotFound
@@ -28,7 +28,9 @@ class CampaignCall(Protocol):
     """What noting needs of a stored call (a delivery, or a repaired call's delivery)."""
 
     @property
-    def callpower_campaign_id(self) -> int | None: ...
+    def campaign_id(self) -> int | None: ...
+    @property
+    def campaign_name(self) -> str | None: ...
     @property
     def document(self) -> dict[str, Any] | None: ...
     @property
@@ -67,15 +69,14 @@ def note_stored_calls(session: Session, stored: Sequence[CampaignCall], received
     names, and each campaign's span of call times."""
     seen: dict[int, dict[str, Any]] = {}
     for call in stored:
-        if call.callpower_campaign_id is None:
+        if call.campaign_id is None:
             continue
         campaign = seen.setdefault(
-            call.callpower_campaign_id,
-            {"id": call.callpower_campaign_id, "name": None, "first_call_at": None, "last_call_at": None},
+            call.campaign_id, {"id": call.campaign_id, "name": None, "first_call_at": None, "last_call_at": None}
         )
         moment = call.call_timestamp
         if call.document is not None and moment is not None:
-            campaign["name"] = call.document["callpower_campaign_name"]
+            campaign["name"] = call.campaign_name
             first, last = campaign["first_call_at"], campaign["last_call_at"]
             campaign["first_call_at"] = min(first, moment) if first else moment
             campaign["last_call_at"] = max(last, moment) if last else moment

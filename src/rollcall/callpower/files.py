@@ -16,7 +16,9 @@ from typing import Any
 
 import orjson
 
-from rollcall.callpower.deliveries import Delivery, Refusal, UnreadableBody, decode_json, store_deliveries
+from rollcall.callpower.bodies import UnreadableBody, decode_json
+from rollcall.callpower.source import CSV_ROWS, JSON_LINES, CallPower
+from rollcall.calls.deliveries import Delivery, Refusal, store_deliveries
 from rollcall.db import Database
 from rollcall.errors import RollcallError
 
@@ -60,29 +62,19 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
             yield line, None
 
 
-def _delivery(raw: str, payload: Any, content_type: str, region: str) -> Delivery:
+def _delivery(raw: str, payload: Any, content_type: str, source: CallPower) -> Delivery:
     if payload is None:
-        return Delivery.refused(
-            Refusal.UNREADABLE,
-            {"body": ["The line is not valid JSON."]},
-            raw=raw,
-            content_type=content_type,
-            region=region,
-        )
+        return source.unreadable(Refusal.UNREADABLE, "The line is not valid JSON.", raw=raw, content_type=content_type)
     if not isinstance(payload, dict):
-        return Delivery.refused(
-            Refusal.UNREADABLE,
-            {"body": ["The line must be a JSON object."]},
-            raw=raw,
-            content_type=content_type,
-            region=region,
+        return source.unreadable(
+            Refusal.UNREADABLE, "The line must be a JSON object.", raw=raw, content_type=content_type
         )
-    return Delivery.of_payload(payload, raw=raw, content_type=content_type, region=region)
+    return source.check(payload, raw=raw, content_type=content_type)
 
 
-def import_file(database: Database, path: Path, *, region: str) -> FileImport:
+def import_file(database: Database, path: Path, source: CallPower) -> FileImport:
     """Store the call records of a `.jsonl` or `.csv` file; `BATCH` lines per transaction."""
-    content_type = "text/csv" if path.suffix.lower() == ".csv" else "application/x-ndjson"
+    content_type = CSV_ROWS if path.suffix.lower() == ".csv" else JSON_LINES
     try:
         records = list(enumerate(_records(path), start=1))
     except (UnicodeDecodeError, csv.Error) as error:
@@ -90,9 +82,9 @@ def import_file(database: Database, path: Path, *, region: str) -> FileImport:
     report = FileImport()
     for start in range(0, len(records), BATCH):
         chunk = records[start : start + BATCH]
-        deliveries = [_delivery(raw, payload, content_type, region) for _, (raw, payload) in chunk]
+        deliveries = [_delivery(raw, payload, content_type, source) for _, (raw, payload) in chunk]
         with database.writing() as session:
-            stored = store_deliveries(session, deliveries)
+            stored = store_deliveries(session, deliveries, source)
         valid = sum(1 for delivery in stored.deliveries if delivery.document is not None)
         report.stored += stored.new
         report.duplicate += valid - stored.new

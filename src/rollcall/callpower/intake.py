@@ -19,7 +19,6 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from rollcall.callpower.deliveries import Refusal
 from rollcall.callpower.record import (
     CONTRACT_FIELDS,
     MAX_CAMPAIGN_ID,
@@ -27,6 +26,7 @@ from rollcall.callpower.record import (
     OPTIONAL_FIELDS,
     REQUIRED_FIELDS,
 )
+from rollcall.calls.deliveries import Refusal
 from rollcall.credentials import matches
 from rollcall.http import (
     UNAUTHORIZED_MESSAGE,

@@ -1,67 +1,20 @@
-"""The stored call: every authenticated delivery CallPower made, and what became of it."""
+"""The CallPower contract's own tables and shapes: the CallPower campaigns seen (names, spans,
+defaults) and the shapes of its defaults and of a repair's fields."""
 
 from __future__ import annotations
 
 import datetime as dt
-import enum
-from dataclasses import dataclass
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, model_validator
 from sqlalchemy.orm import Mapped, mapped_column
 
-from rollcall.activity.models import FILLED_TEXT
 from rollcall.callpower.record import CONTRACT_FIELDS, DEFAULTABLE_FIELDS
 from rollcall.db import Base, JSONDocument, UTCDateTime
 from rollcall.documents import Document
+from rollcall.fields import FILLED_TEXT, TEXT_LENGTH
 from rollcall.times import utcnow
-
-
-class CallState(enum.StrEnum):
-    RECEIVED = "received"  # stored, waiting for the importer
-    IMPORTED = "imported"  # became a post
-    DISCARDED = "discarded"  # anonymous caller: nobody to credit
-    UNMAPPED = "unmapped"  # no action has its CallPower campaign id yet; waits for one
-    FAILED = "failed"  # an unexpected error; retried with exponential backoff
-    DEAD = "dead"  # failed too many times; waits for an operator's retry
-    REJECTED = "rejected"  # the record broke the contract (answered 4xx); kept for operators
-    DUPLICATE = "duplicate"  # repaired into a call already stored (`duplicate_of`): never a second post
-    ERASED = "erased"  # its member was erased: only its id, campaign, time and key are left
-
-
-# The condition of the partial index on mobiles, word for word as queries must repeat it (SQLite
-# uses a partial index only for a query whose WHERE has the index's own terms, literals included).
-SEEN_BY_IMPORTER = "state != 'received'"
-
-# How much of an error message a rejection count keeps as its reason.
-REASON_LENGTH = 500
-
-# States the importer picks up by itself.
-WAITING_STATES = (CallState.RECEIVED, CallState.FAILED)
-# States an operator may send back to the importer.
-RETRYABLE_STATES = (CallState.FAILED, CallState.DEAD, CallState.UNMAPPED)
-
-
-class ClaimedCall(NamedTuple):
-    """A call an importer holds: what its import needs, and what its counts need."""
-
-    id: int
-    record: dict[str, Any]
-    attempts: int
-    state: str
-    callpower_campaign_id: int | None
-    received_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class ImportOutcome:
-    """What one import made of a call: the state it ends in and, if imported, what it became."""
-
-    state: CallState
-    user_id: str | None = None
-    signup_id: int | None = None
-    post_id: int | None = None
 
 
 class CallPowerCampaign(Base):
@@ -71,143 +24,13 @@ class CallPowerCampaign(Base):
     __tablename__ = "callpower_campaigns"
 
     id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
-    name: Mapped[str | None] = mapped_column(sa.String(255))
+    name: Mapped[str | None] = mapped_column(sa.String(TEXT_LENGTH))
     first_call_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_call_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     first_received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Values for the descriptive fields its calls lack (`record.DEFAULTABLE_FIELDS`), or null.
     defaults: Mapped[dict[str, str] | None] = mapped_column(JSONDocument)
-
-
-class CampaignCount(Base):
-    """Stored calls of a CallPower campaign in a state (calls that named no campaign are only in
-    `DayCount`). Changed in the transaction that changes a call's state (`statistics.count`)."""
-
-    __tablename__ = "call_counts_by_campaign"
-
-    callpower_campaign_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
-    state: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
-    calls: Mapped[int] = mapped_column(sa.BigInteger)
-
-
-class DayCount(Base):
-    """Stored calls received on a day (UTC) that are in a state; every call is in one row."""
-
-    __tablename__ = "call_counts_by_day"
-
-    day: Mapped[dt.date] = mapped_column(sa.Date, primary_key=True)
-    state: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
-    calls: Mapped[int] = mapped_column(sa.BigInteger)
-
-
-class RejectionCount(Base):
-    """Rejected calls of a CallPower campaign (0: they named none) received on a day that have a
-    problem (an error message; a call with several is counted under each)."""
-
-    __tablename__ = "call_rejections_by_reason"
-
-    callpower_campaign_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
-    day: Mapped[dt.date] = mapped_column(sa.Date, primary_key=True)
-    reason: Mapped[str] = mapped_column(sa.String(REASON_LENGTH), primary_key=True)
-    calls: Mapped[int] = mapped_column(sa.BigInteger)
-
-
-class Call(Base):
-    __tablename__ = "calls"
-    __table_args__ = (
-        sa.Index("ix_calls_state_next_attempt_at", "state", "next_attempt_at"),
-        sa.Index("ix_calls_state_callpower_campaign_id", "state", "callpower_campaign_id"),
-        # Lists, newest first: by state, by CallPower campaign, by mobile.
-        sa.Index("ix_calls_state_id", "state", "id"),
-        sa.Index("ix_calls_callpower_campaign_id_id", "callpower_campaign_id", "id"),
-        # By mobile only once the importer has seen the call: members' mobiles come in no order,
-        # so this index is written all over, and the intake's commits stay clear of that (calls
-        # still waiting are found through ix_calls_state_id). See `list_calls`.
-        sa.Index(
-            "ix_calls_mobile_id",
-            "mobile",
-            "id",
-            sqlite_where=sa.text(SEEN_BY_IMPORTER),
-            postgresql_where=sa.text(SEEN_BY_IMPORTER),
-        ),
-        # The console's overview: calls per day, and per state and day.
-        sa.Index("ix_calls_received_at", "received_at"),
-        sa.Index("ix_calls_state_received_at", "state", "received_at"),
-    )
-
-    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
-    state: Mapped[str] = mapped_column(sa.String(16))
-    # Hash of the normalized record: a second delivery of the same call is not stored again.
-    dedup_key: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
-    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-    # The body exactly as it arrived (text), with unknown extra fields, and how it was encoded.
-    raw: Mapped[str] = mapped_column(sa.Text)
-    content_type: Mapped[str | None] = mapped_column(sa.String(255))
-    # The validated, normalized record (null when rejected) and the validation errors (when rejected).
-    record: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
-    errors: Mapped[dict[str, list[str]] | None] = mapped_column(JSONDocument)
-    callpower_campaign_id: Mapped[int | None] = mapped_column(sa.BigInteger)
-    callpower_campaign_name: Mapped[str | None] = mapped_column(sa.String(255))
-    mobile: Mapped[str | None] = mapped_column(sa.String(32))
-    call_timestamp: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    # Import bookkeeping.
-    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
-    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(sa.Text)
-    imported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    # What the call became.
-    user_id: Mapped[str | None] = mapped_column(sa.String(24))
-    signup_id: Mapped[int | None] = mapped_column(sa.Integer)
-    post_id: Mapped[int | None] = mapped_column(sa.Integer)
-    # An operator's corrections of a rejected call, oldest first: [{"at": ..., "fields": {...}}].
-    # The body as received (`raw`) is never changed.
-    repairs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDocument)
-    # The fields its CallPower campaign's defaults completed.
-    defaulted: Mapped[list[str] | None] = mapped_column(JSONDocument)
-    # A repaired call that equals a call stored before: that call's id.
-    duplicate_of: Mapped[int | None] = mapped_column(sa.Integer)
-    # When the retention removed its body, record and repairs (ROLLCALL_CALL_BODY_RETENTION_DAYS).
-    body_removed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-
-
-# -- shapes of the staff API ------------------------------------------------------------------
-
-
-class Repair(BaseModel):
-    at: dt.datetime
-    fields: dict[str, Any] = Field(description="The values given; null removes a field.")
-
-
-class CallDocument(Document):
-    id: int
-    state: CallState
-    callpower_campaign_id: int | None
-    callpower_campaign_name: str | None
-    mobile: str | None
-    call_timestamp: dt.datetime | None
-    received_at: dt.datetime
-    updated_at: dt.datetime
-    attempts: int
-    next_attempt_at: dt.datetime | None = Field(description="When a failed call is tried again.")
-    last_error: str | None = Field(description="Why the last import attempt failed.")
-    errors: dict[str, list[str]] | None = Field(description="Why the delivery was rejected.")
-    record: dict[str, Any] | None = Field(description="The validated, normalized record.")
-    raw: str = Field(description="The body exactly as it arrived.")
-    content_type: str | None
-    imported_at: dt.datetime | None
-    northstar_id: str | None = Field(
-        validation_alias=AliasChoices("user_id", "northstar_id"), description="The user the call was credited to."
-    )
-    signup_id: int | None
-    post_id: int | None
-    repairs: list[Repair] | None = Field(description="Operators' corrections of the rejected call, oldest first.")
-    defaulted: list[str] | None = Field(description="Fields completed by its CallPower campaign's defaults.")
-    duplicate_of: int | None = Field(description="The stored call a repaired call turned out to be.")
-    body_removed_at: dt.datetime | None = Field(
-        description="When the body, record and repairs were removed, past ROLLCALL_CALL_BODY_RETENTION_DAYS."
-    )
 
 
 class MappedAction(Document):
@@ -232,7 +55,7 @@ class CallPowerCampaignDocument(Document):
 
 
 # A default: text that is not blank (what `record.check_default` accepts, so the document says it).
-_Default = Annotated[str, StringConstraints(max_length=255, pattern=FILLED_TEXT)] | None
+_Default = Annotated[str, StringConstraints(max_length=TEXT_LENGTH, pattern=FILLED_TEXT)] | None
 
 
 # The defaults given: each field is set, or with null loses its default; absent ones stay.
@@ -267,13 +90,3 @@ class RepairRequest(BaseModel):
         if not self.fields.model_fields_set:
             raise ValueError("Give at least one field to correct.")
         return self
-
-
-class Revalidated(BaseModel):
-    revalidated: int = Field(description="Rejected calls that now pass: sent to the importer, or duplicates.")
-    duplicates: int = Field(description="Of those, calls equal to a call stored before (no second post).")
-    still_rejected: int
-
-
-class Retried(BaseModel):
-    retried: int

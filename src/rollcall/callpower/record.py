@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import hashlib
 import hmac
 import re
@@ -17,10 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import phonenumbers
 
 from rollcall.db import BIGINT_MAX, INTEGER_MAX
 from rollcall.errors import InvalidInput
+from rollcall.fields import TEXT_LENGTH, is_missing
+from rollcall.fields import required as required_field
+from rollcall.phones import InvalidMobile, e164
 from rollcall.times import iso_utc, parse_timestamp
 
 # Caller ids the telephony provider puts in place of a withheld number. Calls from them are
@@ -98,10 +99,6 @@ def as_text(value: Any) -> str:
     return orjson.dumps(value, default=_written, option=orjson.OPT_PASSTHROUGH_SUBCLASS).decode()
 
 
-class InvalidMobile(ValueError):
-    """Not even a possible phone number."""
-
-
 class _Problem(ValueError):
     """One field's problem: the end of a sentence that starts with the field's name."""
 
@@ -110,24 +107,10 @@ def _label(field: str) -> str:
     return field.replace("_", " ")
 
 
-@functools.lru_cache(maxsize=65536)
 def normalize_mobile(value: str, region: str) -> str:
-    """E.164 form of a possible phone number (anonymous placeholders are returned as they are).
-
-    libphonenumber's "possible" test, not "valid": unassigned numbers such as +1555... must pass.
-    Cached: parsing costs more than the rest of a call's validation, and callers call again (one
-    call per target of a session). 65,536 entries are a few megabytes.
-    """
+    """A caller's number in E.164 (`phones.e164`); the anonymous placeholders as they are."""
     value = value.strip()
-    if value in ANONYMOUS_MOBILES:
-        return value
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        raise InvalidMobile(value) from None
-    if not phonenumbers.is_possible_number(number):
-        raise InvalidMobile(value)
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return value if value in ANONYMOUS_MOBILES else e164(value, region)
 
 
 def parse_integer(value: Any, *, minimum: int, maximum: int) -> int:
@@ -313,9 +296,9 @@ def parse_call(payload: Any, *, region: str = "US") -> CallRecord:
         value = payload.get(name)
         if isinstance(value, str):
             value = value.strip()
-        if value is None or value == "":
+        if is_missing(value):
             if required:
-                problems[name] = [f"The {_label(name)} field is required."]
+                problems[name] = [required_field(name)]
             values.append(None)
             continue
         if isinstance(value, NumberOutOfRange):
@@ -328,11 +311,6 @@ def parse_call(payload: Any, *, region: str = "US") -> CallRecord:
     if problems:
         raise InvalidCall(problems)
     return CallRecord(*values)
-
-
-def is_missing(value: Any) -> bool:
-    """What the validator reads as a missing field: absent, null, or blank text."""
-    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def with_defaults(payload: Mapping[str, Any], defaults: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
@@ -349,11 +327,7 @@ def with_defaults(payload: Mapping[str, Any], defaults: Mapping[str, str]) -> tu
 
 def lacks_defaultable(payload: Mapping[str, Any]) -> bool:
     """True when a default could complete this payload (one of the defaultable fields is missing)."""
-    for name in DEFAULTABLE_FIELDS:  # a plain loop: this runs for every call received
-        value = payload.get(name)
-        if value is None or (value.__class__ is str and not value.strip()):
-            return True
-    return False
+    return any(is_missing(payload.get(name)) for name in DEFAULTABLE_FIELDS)
 
 
 def check_default(name: str, value: Any) -> str:
@@ -371,8 +345,8 @@ def check_default(name: str, value: Any) -> str:
         _text(value, name, "")
     except _Problem as problem:
         raise InvalidCall({name: [f"The default {_label(name)} {problem}"]}) from None
-    if len(value) > 255:
-        raise InvalidCall({name: [f"The default {_label(name)} must be at most 255 characters."]})
+    if len(value) > TEXT_LENGTH:
+        raise InvalidCall({name: [f"The default {_label(name)} must be at most {TEXT_LENGTH} characters."]})
     return value.strip()
 
 

@@ -9,10 +9,8 @@ import typer
 
 from rollcall.activity import service as activity
 from rollcall.activity.models import ActionDocument, CampaignDocument, PostDocument, SignupDocument, UserDocument
-from rollcall.callpower import operations
-from rollcall.callpower.record import InvalidMobile, normalize_mobile
+from rollcall.calls import service as operations
 from rollcall.cli.common import (
-    CommandError,
     JsonOption,
     LimitOption,
     actions_app,
@@ -26,6 +24,7 @@ from rollcall.cli.common import (
     users_app,
 )
 from rollcall.paging import PageRequest
+from rollcall.phones import mobile_filter
 
 
 @campaigns_app.command("add")
@@ -116,13 +115,9 @@ def users_list(
 ) -> None:
     """List users, newest first."""
     settings = settings_of_environment()
-    if mobile is not None:
-        try:
-            mobile = normalize_mobile(mobile, settings.default_region)
-        except InvalidMobile:
-            raise CommandError(f"{mobile!r} is not a possible phone number") from None
+    mobiles = mobile_filter([mobile], settings.default_region, name="--mobile") if mobile is not None else None
     with database_of(settings).reading() as session:
-        rows = [UserDocument.of(u) for u in activity.list_users(session, PageRequest(limit), mobiles=one(mobile)).items]
+        rows = [UserDocument.of(u) for u in activity.list_users(session, PageRequest(limit), mobiles=mobiles).items]
     print_rows(rows, as_json, ("id", "mobile", "sms_status", "source", "created_at"))
 
 

@@ -8,8 +8,13 @@ from typing import Annotated
 
 import typer
 
-from rollcall.callpower import calls, campaigns, operations, statistics
-from rollcall.callpower.models import CallDocument, CallPowerCampaignDocument
+from rollcall.callpower import campaigns
+from rollcall.callpower.models import CallPowerCampaignDocument
+from rollcall.callpower.source import CallPower
+from rollcall.calls import service as calls
+from rollcall.calls import service as operations
+from rollcall.calls import statistics
+from rollcall.calls.models import CallDocument
 from rollcall.cli.common import (
     CommandError,
     JsonOption,
@@ -86,11 +91,11 @@ def calls_repair(
     as_json: JsonOption = False,
 ) -> None:
     """Correct a rejected call: the body as received with these fields laid over it is validated again."""
-    from rollcall.callpower.repairs import repair_call
+    from rollcall.calls.repairs import repair_call
 
     settings = settings_of_environment()
     with database_of(settings).writing() as session:
-        call = repair_call(session, call_id, _assignments(fields, "--set"), region=settings.default_region)
+        call = repair_call(session, call_id, _assignments(fields, "--set"), CallPower.of(settings))
         document = CallDocument.of(call)
     if as_json:
         print_rows(document, True)
@@ -106,10 +111,10 @@ def calls_revalidate(
     callpower_campaign_id: Annotated[int, typer.Option("--callpower-campaign-id", min=1, help="The campaign.")],
 ) -> None:
     """Validate a CallPower campaign's rejected calls again, with its defaults as they are now."""
-    from rollcall.callpower.repairs import revalidate_calls
+    from rollcall.calls.repairs import revalidate_calls
 
     settings = settings_of_environment()
-    done = revalidate_calls(database_of(settings), callpower_campaign_id, region=settings.default_region)
+    done = revalidate_calls(database_of(settings), callpower_campaign_id, CallPower.of(settings))
     typer.echo(f"revalidated={done.revalidated} duplicates={done.duplicates} still_rejected={done.still_rejected}")
 
 
@@ -170,7 +175,7 @@ def calls_import(
     if not file.is_file():
         raise CommandError(f"no file at {file}")
     settings = settings_of_environment()
-    report = import_file(database_of(settings), file, region=settings.default_region)
+    report = import_file(database_of(settings), file, CallPower.of(settings))
     for number, problems in report.problems:
         typer.echo(f"line {number}: rejected: {'; '.join(problems)}", err=True)
     typer.echo(f"stored={report.stored} duplicate={report.duplicate} rejected={report.rejected}")

@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import typer
 
-from rollcall.callpower.models import CallState
+from rollcall.calls.models import CallState
 from rollcall.config import Settings
 from rollcall.db import Database, schema_is_current
 

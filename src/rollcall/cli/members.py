@@ -9,8 +9,9 @@ from typing import Annotated
 import orjson
 import typer
 
-from rollcall import audit, members
 from rollcall.cli.common import JsonOption, LimitOption, app, database_of, print_rows, users_app
+from rollcall.members import audit
+from rollcall.members import service as members
 from rollcall.paging import PageRequest
 
 audit_app = typer.Typer(help="Who erased or exported members' data.", no_args_is_help=True)
@@ -30,7 +31,7 @@ def users_erase(
     if not yes:
         typer.confirm(f"Erase user {user_id} and everything held about them? This cannot be undone", abort=True)
     erased = members.erase(database_of(), user_id, audit.cli_actor())
-    print_rows(erased.counts(), as_json, ("user_id", "signups", "posts", "calls", "events"))
+    print_rows(erased.model_dump(), as_json, ("user_id", "signups", "posts", "calls", "events"))
 
 
 @users_app.command("export")

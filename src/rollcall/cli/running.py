@@ -60,7 +60,8 @@ def serve(
     # First, before anything imports prometheus_client: every process of the service counts into
     # files, which /metrics (in the API processes) adds up.
     _count_metrics_across_processes()
-    from rollcall.callpower.writer_process import WriterProcess
+    from rollcall.callpower.source import CallPower
+    from rollcall.calls.writer_process import WriterProcess
     from rollcall.config import SUPERVISOR_VARIABLE, WRITER_SOCKET_VARIABLE
 
     settings = settings_of_environment()
@@ -70,7 +71,7 @@ def serve(
     migrate(database)
     _announce_secrets(settings, database)
     database.dispose()
-    writer = WriterProcess()
+    writer = WriterProcess(CallPower.of)
     writer.start()  # WriterNotStarted (one line, exit 1) if it cannot
     deliverer = _deliverers(settings.webhook_deliverers)
     deliverer.start()
@@ -181,7 +182,8 @@ def _serve_metrics(host: str, port: int, settings: Settings) -> None:
 def _run_importer(parent: int | None = None) -> None:
     """One importer: imports until SIGTERM or SIGINT (or, as a child, until `parent` is gone),
     then finishes the call in hand."""
-    from rollcall.callpower.queue import Importer
+    from rollcall.callpower.source import CallPower
+    from rollcall.calls.queue import Importer
     from rollcall.processes import name_this_process, watch_parent
 
     # Listen for the word to stop before anything else: `rollcall worker` may be stopped while
@@ -195,7 +197,7 @@ def _run_importer(parent: int | None = None) -> None:
     settings = settings_of_environment()
     configure_logging(settings.log_level, settings.secrets())
     database = database_of(settings)
-    Importer(database, settings).run(stopping)
+    Importer(database, settings, CallPower.of(settings)).run(stopping)
     # Python gives SIGTERM back its default (death) while it exits; a second one has nothing to stop.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     database.dispose()
@@ -268,7 +270,7 @@ def keys_show(
 @sessions_app.command("end")
 def sessions_end() -> None:
     """Sign out every console session now, on every device (a lost laptop, a token that leaked)."""
-    from rollcall.console.session import end_all_sessions
+    from rollcall.sessions import end_all_sessions
 
     with database_of().writing() as session:
         ended = end_all_sessions(session)

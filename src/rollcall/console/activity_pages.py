@@ -13,13 +13,15 @@ from fastapi import Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 
-from rollcall import audit, members, spreadsheets
+from rollcall import spreadsheets
 from rollcall.activity import service as activity
 from rollcall.api import MAX_ID
 from rollcall.console.rendering import PAGE_SIZE, Form, Notice, Staff, back_to, console_router, page_of, render
-from rollcall.console.session import ConsoleSession
+from rollcall.members import audit
+from rollcall.members import service as members
 from rollcall.paging import PageRequest
 from rollcall.services import services_of
+from rollcall.sessions import ConsoleSession
 
 router = console_router()
 UserId = Annotated[str, Path(pattern=r"^[0-9a-f]{1,64}$")]

@@ -18,12 +18,12 @@ from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from rollcall.callpower.models import RETRYABLE_STATES, CallState
 from rollcall.callpower.record import DEFAULTABLE_FIELDS
-from rollcall.console.session import ConsoleSession
+from rollcall.calls.models import RETRYABLE_STATES, CallState
 from rollcall.errors import Conflict, InvalidInput, NotFound, RollcallError
 from rollcall.paging import PageRequest
 from rollcall.services import services_of
+from rollcall.sessions import ConsoleSession
 from rollcall.times import iso_utc
 
 templates = Jinja2Templates(directory=str(resources.files("rollcall") / "console" / "templates"))

@@ -16,22 +16,24 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from rollcall import metrics
 from rollcall.activity import service as activity
 from rollcall.api import MAX_ID, client_address
-from rollcall.callpower import calls, campaigns, operations, repairs, statistics
-from rollcall.callpower.models import CallDocument, CallState
+from rollcall.callpower import campaigns
 from rollcall.callpower.record import (
     CONTRACT_FIELDS,
     DEFAULTABLE_FIELDS,
     MAX_CAMPAIGN_ID,
-    InvalidMobile,
     as_text,
-    normalize_mobile,
     parse_integer,
 )
+from rollcall.calls import repairs, statistics
+from rollcall.calls import service as calls
+from rollcall.calls import service as operations
+from rollcall.calls.models import CallDocument, CallState
 from rollcall.console.rendering import Form, Notice, Staff, back_to, console_router, page_of, render
 from rollcall.credentials import matches
 from rollcall.errors import InvalidInput
 from rollcall.limits import TooManyRequests
 from rollcall.paging import PageRequest
+from rollcall.phones import mobile_filter
 from rollcall.services import services_of
 from rollcall.webhooks import endpoints
 
@@ -176,9 +178,7 @@ async def revalidate_campaign(
     request: Request, session: Staff, form: Form, callpower_campaign_id: Annotated[int, Path(ge=1, le=MAX_CAMPAIGN_ID)]
 ) -> Response:
     services = services_of(request)
-    done = await run_in_threadpool(
-        repairs.revalidate_calls, services.database, callpower_campaign_id, region=services.settings.default_region
-    )
+    done = await run_in_threadpool(repairs.revalidate_calls, services.database, callpower_campaign_id, services.source)
     return back_to(
         f"/console/campaigns#callpower-{callpower_campaign_id}",
         Notice.REVALIDATED,
@@ -240,12 +240,9 @@ def calls_page(
             campaign_ids = [parse_integer(campaign.strip(), minimum=1, maximum=MAX_CAMPAIGN_ID)]
         except (TypeError, ValueError):
             raise InvalidInput({"campaign": ["The CallPower campaign must be a number."]}) from None
-    mobiles = None
-    if mobile and mobile.strip():
-        try:
-            mobiles = [normalize_mobile(mobile, services.settings.default_region)]
-        except InvalidMobile:
-            raise InvalidInput({"mobile": [f"{mobile!r} is not a possible phone number."]}) from None
+    mobiles = (
+        mobile_filter([mobile], services.settings.default_region, name="mobile") if mobile and mobile.strip() else None
+    )
     with services.database.reading() as db:
         page = calls.list_calls(
             db, page_of(cursor), states=states, callpower_campaign_ids=campaign_ids, mobiles=mobiles
@@ -257,7 +254,8 @@ def calls_page(
 def _call_page(
     request: Request, call: Any, status_code: int = 200, sent: dict[str, str] | None = None, problems: Any = None
 ) -> HTMLResponse:
-    received = repairs.received_payload(call) if call.state == CallState.REJECTED else None
+    source = services_of(request).source
+    received = source.read_back(call.raw, call.content_type) if call.state == CallState.REJECTED else None
     fields = {name: as_text((received or {}).get(name)) for name in CONTRACT_FIELDS}
     return render(
         request,
@@ -290,7 +288,7 @@ async def repair_call(
     def repair() -> Any:
         with services.database.writing() as db:
             call = calls.get_call(db, call_id)
-            received = repairs.received_payload(call) or {}
+            received = services.source.read_back(call.raw, call.content_type) or {}
             changed = {
                 name: (value if value.strip() else None)
                 for name, value in sent.items()
@@ -298,7 +296,7 @@ async def repair_call(
             }
             if not changed:
                 raise InvalidInput({"fields": ["Nothing was changed: correct a field first."]})
-            return repairs.repair_call(db, call_id, changed, region=services.settings.default_region)
+            return repairs.repair_call(db, call_id, changed, services.source)
 
     try:
         call = await run_in_threadpool(repair)

@@ -16,37 +16,43 @@ downstream systems to erase the member on their side.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from rollcall import audit
 from rollcall.activity.models import Post, PostDocument, Signup, SignupDocument, User, UserDocument
 from rollcall.activity.service import get_user
-from rollcall.callpower import statistics
-from rollcall.callpower.models import SEEN_BY_IMPORTER, Call, CallDocument, CallState
+from rollcall.calls import statistics
+from rollcall.calls.models import SEEN_BY_IMPORTER, Call, CallDocument, CallState
 from rollcall.db import Database, table_of
 from rollcall.events import CALL_EVENTS, Event, EventType, record_events
+from rollcall.members import audit
 from rollcall.times import iso_utc, utcnow
 
 _events = table_of(Event)
 CHUNK = 500  # call ids per statement
 
 
-@dataclass(frozen=True)
-class Erased:
+class Erased(BaseModel):
     """What an erasure removed."""
 
     user_id: str
-    signups: int
-    posts: int
-    calls: int  # stored calls scrubbed to `erased`
-    events: int  # operators' call events scrubbed
+    signups: int = Field(description="Signups removed.")
+    posts: int = Field(description="Posts removed.")
+    calls: int = Field(description="Stored calls scrubbed (state `erased`: id, campaign and time kept).")
+    events: int = Field(description="Operators' call events scrubbed.")
 
-    def counts(self) -> dict[str, Any]:
-        return asdict(self)
+
+class MemberExport(BaseModel):
+    """Everything held about a member, in one document."""
+
+    user: UserDocument
+    signups: list[SignupDocument]
+    posts: list[PostDocument]
+    calls: list[CallDocument] = Field(description="Their stored calls as received, with states and repairs.")
+    exported_at: str
 
 
 def _call_ids(session: Session, user: User) -> list[int]:
@@ -144,7 +150,7 @@ def erase_member(session: Session, user_id: str) -> Erased:
     session.delete(user)
     session.flush()
     record_events(session, [(EventType.USER_ERASED, user_id, {"id": user_id})])
-    return Erased(user_id, signups, posts, len(call_ids), events)
+    return Erased(user_id=user_id, signups=signups, posts=posts, calls=len(call_ids), events=events)
 
 
 def erase(database: Database, user_id: str, actor: str) -> Erased:
@@ -152,7 +158,7 @@ def erase(database: Database, user_id: str, actor: str) -> Erased:
     of it in SQLite's log. `NotFound` for an unknown id."""
     with database.erasing() as session:
         erased = erase_member(session, user_id)
-        audit.record(session, actor, "member.erased", user_id, erased.counts())
+        audit.record(session, actor, "member.erased", user_id, erased.model_dump())
     database.checkpoint()
     return erased
 

@@ -1,9 +1,10 @@
-"""The import of stored calls: the reference's steps 1-7, in the caller's transaction.
+"""What a stored call becomes: the reference's steps 1-7, in the caller's transaction.
 
-`import_calls` takes a batch and works set-wise (a few statements per batch, whatever its size);
-`import_call` is the same for one call. There is one implementation of the rules, here. What it
-makes is also told as events (`user.created`, `signup.created`, `signup.updated`,
-`post.created`), written by the caller in the same transaction.
+`import_calls` takes a batch (one call or many) and works set-wise (a few statements per batch,
+whatever its size). There is one implementation of the rules, here; what a record means (who
+called, which campaign, how it went) is its source's to say (`Source.facts`). What it makes is
+also told as events (`user.created`, `signup.created`, `signup.updated`, `post.created`),
+written by the caller in the same transaction.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from rollcall.activity import batches
 from rollcall.activity import service as activity
-from rollcall.callpower.models import CallState, ClaimedCall, ImportOutcome
-from rollcall.callpower.record import CallRecord
-from rollcall.dialect import lock_callpower_campaign
+from rollcall.calls.models import CallState, ClaimedCall, ImportOutcome
+from rollcall.calls.source import Source
+from rollcall.dialect import lock_campaign
 from rollcall.events import EventType, NewEvent
 from rollcall.times import iso_utc
 
@@ -29,7 +30,7 @@ class Imported:
     events: list[NewEvent]
 
 
-def import_calls(session: Session, calls: Sequence[ClaimedCall]) -> Imported:
+def import_calls(session: Session, calls: Sequence[ClaimedCall], source: Source) -> Imported:
     """Turn stored calls into users, signups and posts, or say why each cannot be.
 
     Everything happens in the caller's transaction, so a failure part-way leaves nothing
@@ -37,20 +38,20 @@ def import_calls(session: Session, calls: Sequence[ClaimedCall]) -> Imported:
     than double it.
     """
     # The stored records were validated and normalized at intake (mobiles already in E.164).
-    records = [CallRecord.from_document(call.record) for call in calls]
-    members = [record for record in records if not record.is_anonymous]
+    records = [source.facts(call.record) for call in calls]
+    members = [record for record in records if not record.anonymous]
 
-    wanted = {record.callpower_campaign_id for record in members}
+    wanted = {record.campaign_id for record in members}
     actions = activity.actions_for_callpower_campaigns(session, wanted)
-    for callpower_campaign_id in sorted(wanted - actions.keys()):
+    for campaign_id in sorted(wanted - actions.keys()):
         # Look again under the campaign's lock: a mapping committed meanwhile must be seen here,
         # or its release of parked calls must come after these calls are parked.
-        lock_callpower_campaign(session, callpower_campaign_id)
-        action = activity.action_for_callpower_campaign(session, callpower_campaign_id)
+        lock_campaign(session, campaign_id)
+        action = activity.action_for_callpower_campaign(session, campaign_id)
         if action is not None:
-            actions[callpower_campaign_id] = action
+            actions[campaign_id] = action
 
-    mapped = [record for record in members if record.callpower_campaign_id in actions]
+    mapped = [record for record in members if record.campaign_id in actions]
     registration = batches.register_users(session, {record.mobile for record in mapped})
     user_ids = registration.user_ids
     placement = batches.add_posts(
@@ -58,22 +59,22 @@ def import_calls(session: Session, calls: Sequence[ClaimedCall]) -> Imported:
         [
             batches.NewPost(
                 user_id=user_ids[record.mobile],
-                action=actions[record.callpower_campaign_id],
-                status="accepted" if record.is_completed else "incomplete",
-                details=record.post_details(),
+                action=actions[record.campaign_id],
+                status="accepted" if record.completed else "incomplete",
+                details=record.details,
                 call_timestamp=record.call_timestamp,
                 call_id=call.id,
             )
             for call, record in zip(calls, records, strict=True)
-            if not record.is_anonymous and record.callpower_campaign_id in actions
+            if not record.anonymous and record.campaign_id in actions
         ],
     )
 
     outcomes = []
     for call, record in zip(calls, records, strict=True):
-        if record.is_anonymous:
+        if record.anonymous:
             outcomes.append(ImportOutcome(CallState.DISCARDED))
-        elif record.callpower_campaign_id not in actions:
+        elif record.campaign_id not in actions:
             outcomes.append(ImportOutcome(CallState.UNMAPPED))
         else:
             signup_id, post_id = placement.placed[call.id]
@@ -96,8 +97,3 @@ def _events(registration: batches.Registration, placement: batches.Placement) ->
 
 def _counted(signup: dict[str, Any]) -> dict[str, Any]:
     return {"quantity": signup["quantity"], "updated_at": iso_utc(signup["updated_at"])}
-
-
-def import_call(session: Session, call: ClaimedCall) -> Imported:
-    """`import_calls` for one call."""
-    return import_calls(session, [call])

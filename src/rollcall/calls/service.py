@@ -1,11 +1,11 @@
-"""What operators do to calls waiting for an action or a retry: send failed, dead and unmapped
-calls back to the importer, and map a CallPower campaign to an action (which releases its
-waiting calls). Each use case is one function, called alike by the API, the CLI and the console;
-released calls wake the importer through `announce_calls` (one after-commit hook)."""
+"""The stored calls as operators reach them: one by id and lists (by state, campaign, mobile);
+sending failed, dead and unmapped calls back to the importer; mapping a source's campaign to an
+action (which releases its waiting calls). Each use case is one function, called alike by the
+API, the CLI and the console; released calls wake the importer through `queue.announce_calls`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,12 +13,54 @@ from sqlalchemy.orm import Session
 
 from rollcall.activity import service as activity
 from rollcall.activity.models import Action
-from rollcall.callpower import statistics
-from rollcall.callpower.calls import get_call
-from rollcall.callpower.models import RETRYABLE_STATES, Call, CallState
-from rollcall.dialect import announce_calls, lock_callpower_campaign
-from rollcall.errors import Conflict
+from rollcall.calls import statistics
+from rollcall.calls.models import RETRYABLE_STATES, SEEN_BY_IMPORTER, Call, CallState
+from rollcall.calls.signals import announce_calls
+from rollcall.dialect import lock_campaign, rarely
+from rollcall.errors import Conflict, NotFound
+from rollcall.paging import Page, PageRequest, any_of, keyset_page
 from rollcall.times import utcnow
+
+
+class UnknownCall(NotFound):
+    def __init__(self, call_id: object) -> None:
+        super().__init__("call", call_id)
+
+
+def get_call(session: Session, call_id: int, *, for_update: bool = False) -> Call:
+    call = session.get(Call, call_id, with_for_update=for_update)
+    if call is None:
+        raise UnknownCall(call_id)
+    return call
+
+
+def list_calls(
+    session: Session,
+    page: PageRequest,
+    *,
+    states: Sequence[CallState] | None = None,
+    callpower_campaign_ids: Sequence[int] | None = None,
+    mobiles: Sequence[str] | None = None,
+) -> Page[Call]:
+    """Stored calls, newest first."""
+    query = sa.select(Call).where(
+        *any_of(Call.state, states),
+        *any_of(Call.callpower_campaign_id, callpower_campaign_ids),
+    )
+    if mobiles is None:
+        return keyset_page(session, query, [Call.id], page, lambda c: (c.id,))
+    # Two halves, each with its index: calls the importer has seen are indexed by mobile (a
+    # partial index, see `Call`); those still waiting are few and found by state.
+    by_mobile = any_of(Call.mobile, mobiles)
+    halves = []
+    if states is None or any(state != CallState.RECEIVED for state in states):
+        halves.append(query.where(*by_mobile, sa.text(f"calls.{SEEN_BY_IMPORTER}")))
+    if states is None or CallState.RECEIVED in states:
+        halves.append(query.where(*by_mobile, rarely(session, Call.state == CallState.RECEIVED.value)))
+    return keyset_page(session, halves, [Call.id], page, lambda c: (c.id,))
+
+
+# -- retries and mapping ---------------------------------------------------------------------
 
 
 class CallNotRetryable(Conflict):
@@ -78,7 +120,7 @@ def retry_calls(session: Session, state: CallState) -> int:
 
 def release_unmapped_calls(session: Session, callpower_campaign_id: int) -> int:
     """Hand a CallPower campaign's parked (`unmapped`) calls to the importer; returns how many."""
-    lock_callpower_campaign(session, callpower_campaign_id)
+    lock_campaign(session, callpower_campaign_id)
     return _send_back(session, CallState.UNMAPPED, Call.callpower_campaign_id == callpower_campaign_id)
 
 

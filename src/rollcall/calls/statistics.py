@@ -6,9 +6,9 @@ The counts are kept, not recomputed: `call_counts_by_campaign` (CallPower campai
 problem) change in the transaction that changes a call's state, so reading them costs the same at
 10,000 calls and at 10,000,000. Whatever changes a call's state says so with `count` or `moved`
 (intake per batch, the importer per batch, retries, repairs, erasure), and whatever makes or ends
-a rejection with `count_rejections`; the changes add up in the session and are written once, in key order, just
-before it commits (`write_counts`, called by `Database`): one upsert per touched row per
-transaction, and concurrent PostgreSQL writers lock the counters in the same order and only for
+a rejection with `count_rejections`; the changes add up in the transaction (`PendingCounts`, a
+part of it) and are written once, in key order, just before it commits: one upsert per touched
+row per transaction, and concurrent PostgreSQL writers lock the counters in the same order and only for
 the moment of their commit. A savepoint that is rolled back drops what was counted inside it
 (`db.savepoint`). `rebuild` recounts them from the calls (`rollcall stats rebuild`).
 """
@@ -18,13 +18,13 @@ from __future__ import annotations
 import collections
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from rollcall.callpower.models import (
+from rollcall.calls.models import (
     REASON_LENGTH,
     WAITING_STATES,
     Call,
@@ -33,7 +33,7 @@ from rollcall.callpower.models import (
     DayCount,
     RejectionCount,
 )
-from rollcall.db import BEFORE_COMMIT, PENDING_COUNTS, table_of
+from rollcall.db import part, table_of, transaction
 from rollcall.dialect import lock_for_recount, upsert, utc_day
 from rollcall.times import utcnow
 
@@ -59,23 +59,31 @@ def day_of(moment: dt.datetime) -> dt.date:
 @dataclass
 class PendingCounts:
     """What this transaction changed, not yet written: (campaign, state), (day, state) and
-    (campaign, day, reason) deltas."""
+    (campaign, day, reason) deltas. A part of the transaction (`db.part`): written just before it
+    commits, forgotten with a savepoint that is rolled back."""
 
-    by_campaign: collections.Counter[tuple[int, str]]
-    by_day: collections.Counter[tuple[dt.date, str]]
-    by_reason: collections.Counter[tuple[int, dt.date, str]]
+    by_campaign: collections.Counter[tuple[int, str]] = field(default_factory=collections.Counter)
+    by_day: collections.Counter[tuple[dt.date, str]] = field(default_factory=collections.Counter)
+    by_reason: collections.Counter[tuple[int, dt.date, str]] = field(default_factory=collections.Counter)
 
     def copy(self) -> PendingCounts:
         return PendingCounts(self.by_campaign.copy(), self.by_day.copy(), self.by_reason.copy())
 
+    def before_commit(self, session: Session) -> None:
+        """Write the changes: one upsert per touched row, in key order (the order concurrent
+        writers lock them in)."""
+        connection = session.connection()
+        for name, (table, key) in _KEPT.items():
+            rows = _rows(key, getattr(self, name))
+            if rows:
+                connection.execute(upsert(session, table, key, _add), rows)
+        self.by_campaign.clear()
+        self.by_day.clear()
+        self.by_reason.clear()
+
 
 def _pending(session: Session) -> PendingCounts:
-    pending: PendingCounts | None = session.info.get(PENDING_COUNTS)
-    if pending is None:
-        counters: tuple[Any, Any, Any] = (collections.Counter(), collections.Counter(), collections.Counter())
-        pending = session.info[PENDING_COUNTS] = PendingCounts(*counters)
-        session.info.setdefault(BEFORE_COMMIT, {})["counts"] = write_counts
-    return pending
+    return part(session, PendingCounts)
 
 
 def _reason_keys(
@@ -129,18 +137,6 @@ _KEPT: dict[str, tuple[sa.Table, tuple[str, ...]]] = {
     "by_day": (_by_day, ("day", "state")),
     "by_reason": (_by_reason, ("callpower_campaign_id", "day", "reason")),
 }
-
-
-def write_counts(session: Session) -> None:
-    """Write this transaction's count changes (`Database` calls it before every commit)."""
-    pending: PendingCounts | None = session.info.pop(PENDING_COUNTS, None)
-    if pending is None:
-        return
-    connection = session.connection()
-    for name, (table, key) in _KEPT.items():
-        rows = _rows(key, getattr(pending, name))
-        if rows:
-            connection.execute(upsert(session, table, key, _add), rows)
 
 
 def _rows(key: tuple[str, ...], counts: dict[Any, int]) -> list[dict[str, Any]]:
@@ -251,7 +247,7 @@ def rebuild(session: Session) -> Rebuilt:
     """Replace the kept counts with a recount of the calls, in the caller's transaction. On
     PostgreSQL the calls are locked against writes meanwhile (SHARE), so nothing changes between
     the recount and its storing: the intake and importers wait for the few seconds it takes."""
-    session.info.pop(PENDING_COUNTS, None)
+    transaction(session).parts.pop(PendingCounts, None)  # what it counted so far is recounted anyway
     lock_for_recount(session, "calls")
     before, after = maintained(session), recount(session)
     wrong = 0

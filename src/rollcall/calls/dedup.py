@@ -1,4 +1,4 @@
-"""The secret the de-duplication keys are made with (`record.dedup_key_of`).
+"""The secret the de-duplication keys are made with (`Source.dedup_key`).
 
 It is `ROLLCALL_DEDUP_SECRET` when set, else the one migration 0009 generated and stored in the
 database beside the other generated secrets, so every process and machine on the database keys
@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from rollcall.credentials import stored_secret
-from rollcall.db import DEDUP_SECRET_INFO
+from rollcall.db import transaction
 
 DEDUP_SECRET = "dedup_secret"  # its name among the stored secrets
 _stored: dict[str, bytes] = {}  # by database: it never changes while a process runs
@@ -22,9 +22,9 @@ class NoDedupSecret(RuntimeError):
 
 
 def dedup_secret(session: Session) -> bytes:
-    configured = session.info.get(DEDUP_SECRET_INFO)
+    configured = transaction(session).database.settings.dedup_secret
     if configured:
-        return str(configured).encode()
+        return configured.encode()
     database = session.get_bind().engine.url.render_as_string(hide_password=True)
     if database not in _stored:
         value = stored_secret(session, DEDUP_SECRET)

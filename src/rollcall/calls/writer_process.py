@@ -20,13 +20,16 @@ import signal
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 
-from rollcall.callpower import wire
-from rollcall.callpower.deliveries import Delivery, delivery_of
-from rollcall.callpower.writer import STOP, WAKE, GroupCommit, Handed
+from rollcall.calls import wire
+from rollcall.calls.deliveries import Delivery
+from rollcall.calls.source import Source
+from rollcall.calls.writer import STOP, WAKE, GroupCommit, Handed
+from rollcall.config import Settings
 from rollcall.errors import RollcallError
 from rollcall.processes import PARENT_CHECK, Child, Supervisor, name_this_process, orphaned
 
@@ -89,9 +92,9 @@ class SocketInbox:
     serve` is gone without a word (killed): a writer must not outlive the service it serves.
     """
 
-    def __init__(self, path: str, parent: int, region: str) -> None:
+    def __init__(self, path: str, parent: int, source: Source) -> None:
         self.parent = parent
-        self.region = region
+        self.source = source
         self.selector = selectors.DefaultSelector()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
@@ -173,7 +176,7 @@ class SocketInbox:
                 continue
             try:
                 content_type, body = wire.read_request(payload)
-                items.append((delivery_of(body, content_type, self.region), (sender, number)))
+                items.append((self.source.delivery(body, content_type), (sender, number)))
             except Exception as error:  # not the client's doing: answered 503, CallPower sends again
                 log.exception("writer.delivery_failed")
                 self._send(sender, _answer(number, None, error))
@@ -189,12 +192,12 @@ class SocketInbox:
             self.selector.modify(sender.sock, selectors.EVENT_READ, sender)
 
 
-def run_writer_process(path: str, parent: int) -> None:
-    """The writer process's whole life (the target `rollcall serve` starts)."""
+def run_writer_process(path: str, parent: int, make_source: Callable[[Settings], Source]) -> None:
+    """The writer process's whole life (the target `rollcall serve` starts): the calls of the
+    source `make_source` makes from the settings."""
     import gc
 
-    from rollcall.callpower.queue import Importer
-    from rollcall.config import Settings
+    from rollcall.calls.queue import Importer
     from rollcall.db import Database
     from rollcall.logs import configure_logging
 
@@ -204,13 +207,14 @@ def run_writer_process(path: str, parent: int) -> None:
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.secrets())
     database = Database.for_settings(settings)
-    inbox = SocketInbox(path, parent, settings.default_region)
+    source = make_source(settings)
+    inbox = SocketInbox(path, parent, source)
     signal.signal(signal.SIGTERM, lambda *_: inbox.stop_soon())
     gc.freeze()  # see app.py: full collections of long-lived objects stall the writer
     log.info("writer.started", pid=os.getpid())
     try:
         # Stores what it took before it stops, and finishes the call being imported.
-        GroupCommit(database, Importer(database, settings)).run(inbox)
+        GroupCommit(database, source, Importer(database, settings, source)).run(inbox)
     finally:
         inbox.close()
         database.dispose()
@@ -235,11 +239,11 @@ class WriterProcess:
 
     NAME = "rollcall-writer"
 
-    def __init__(self) -> None:
+    def __init__(self, make_source: Callable[[Settings], Source]) -> None:
         self.directory = tempfile.mkdtemp(prefix="rollcall-writer-")  # only this user may enter
         self.path = os.path.join(self.directory, "writer.sock")
         self._supervisor = Supervisor(
-            [Child(self.NAME, run_writer_process, (self.path, os.getpid()))],
+            [Child(self.NAME, run_writer_process, (self.path, os.getpid(), make_source))],
             on_exit=lambda name, exitcode: log.error("writer.exited", exitcode=exitcode),
         )
 

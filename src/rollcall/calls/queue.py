@@ -19,14 +19,15 @@ import structlog
 from sqlalchemy.orm import Session
 
 from rollcall import metrics
-from rollcall.callpower import statistics
-from rollcall.callpower.calls import get_call
-from rollcall.callpower.importer import Imported, import_call, import_calls
-from rollcall.callpower.models import WAITING_STATES, Call, CallDocument, CallState, ClaimedCall, ImportOutcome
-from rollcall.callpower.retention import BodySweeper
+from rollcall.calls import statistics
+from rollcall.calls.importer import Imported, import_calls
+from rollcall.calls.models import WAITING_STATES, Call, CallDocument, CallState, ClaimedCall, ImportOutcome
+from rollcall.calls.retention import BodySweeper
+from rollcall.calls.signals import Signal
+from rollcall.calls.source import Source
 from rollcall.config import Settings
 from rollcall.db import Database, savepoint, table_of
-from rollcall.dialect import Signal, driver_times, update_rows
+from rollcall.dialect import driver_times, update_rows
 from rollcall.events import EventType, NewEvent, record_events
 from rollcall.logs import log_each
 from rollcall.times import utcnow
@@ -34,7 +35,7 @@ from rollcall.times import utcnow
 log = structlog.get_logger("rollcall.importer")
 
 _calls = table_of(Call)
-MAX_RETRY_DELAY = dt.timedelta(hours=6)
+MAX_RETRY_DELAY = dt.timedelta(hours=6)  # the longest wait before a failed call is tried again
 ERROR_PAUSE = 1.0  # after a database error, wait this long before trying again
 
 _CLAIM = {
@@ -139,7 +140,7 @@ def record_failure(
     )
     statistics.moved(session, [(call.callpower_campaign_id, call.received_at, call.state, state)])
     if state == CallState.DEAD:
-        record_events(session, [(EventType.CALL_DEAD, call.id, CallDocument.of(get_call(session, call.id)))])
+        record_events(session, [(EventType.CALL_DEAD, call.id, CallDocument.of(session.get(Call, call.id)))])
 
 
 def first_unmapped(session: Session, calls: Sequence[ClaimedCall], outcomes: Sequence[ImportOutcome]) -> list[NewEvent]:
@@ -158,7 +159,7 @@ def first_unmapped(session: Session, calls: Sequence[ClaimedCall], outcomes: Seq
         )
         if waited is None:
             first = min(ids)
-            events.append((EventType.CALL_UNMAPPED, first, CallDocument.of(get_call(session, first))))
+            events.append((EventType.CALL_UNMAPPED, first, CallDocument.of(session.get(Call, first))))
     return events
 
 
@@ -171,9 +172,10 @@ def record_import(session: Session, calls: Sequence[ClaimedCall], imported: Impo
 class Importer:
     """Claims waiting calls, imports them, records the outcomes."""
 
-    def __init__(self, database: Database, settings: Settings) -> None:
+    def __init__(self, database: Database, settings: Settings, source: Source) -> None:
         self.database = database
         self.settings = settings
+        self.source = source
         self.sweeper = BodySweeper(database, settings.call_body_retention_days)
 
     def step(self, limit: int | None = None) -> int:
@@ -207,7 +209,7 @@ class Importer:
                 return 0
             try:
                 with savepoint(session, "import_batch"):
-                    imported = import_calls(session, claimed)
+                    imported = import_calls(session, claimed, self.source)
                     record_import(session, claimed, imported)
                 outcomes = list(imported.outcomes)
             except Exception:
@@ -233,7 +235,7 @@ class Importer:
         for call in claimed:
             try:
                 with savepoint(session, "import_call"):
-                    imported = import_call(session, call)
+                    imported = import_calls(session, [call], self.source)
                     record_import(session, [call], imported)
                 outcomes.append(imported.outcomes[0])
             except Exception as error:

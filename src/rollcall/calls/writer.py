@@ -34,8 +34,9 @@ from typing import Any, Protocol
 import structlog
 
 from rollcall import metrics
-from rollcall.callpower.deliveries import Delivery, Refusal, delivery_of, store_deliveries
-from rollcall.callpower.queue import ERROR_PAUSE, Importer
+from rollcall.calls.deliveries import Delivery, Refusal, store_deliveries
+from rollcall.calls.queue import ERROR_PAUSE, Importer
+from rollcall.calls.source import Source
 from rollcall.db import Database
 
 log = structlog.get_logger("rollcall.writer")
@@ -104,8 +105,9 @@ class Inbox(Protocol):
 class GroupCommit:
     """The writer's loop: commit what came in, import in the gaps, until the inbox says stop."""
 
-    def __init__(self, database: Database, importer: Importer | None = None) -> None:
+    def __init__(self, database: Database, source: Source, importer: Importer | None = None) -> None:
         self.database = database
+        self.source = source
         self.importer = importer
 
     def run(self, inbox: Inbox) -> None:
@@ -149,7 +151,7 @@ class GroupCommit:
         started = time.perf_counter()
         try:
             with self.database.writing() as session:
-                stored = store_deliveries(session, [delivery for delivery, _ in batch])
+                stored = store_deliveries(session, [delivery for delivery, _ in batch], self.source)
             # Answered as stored: a campaign's defaults may have completed a delivery.
             batch = [(delivery, reply) for delivery, (_, reply) in zip(stored.deliveries, batch, strict=True)]
         except Exception as failure:
@@ -208,15 +210,15 @@ class _QueueInbox:
 class CallWriter:
     """The writer in a thread of this process (the app on its own, the tests)."""
 
-    def __init__(self, database: Database, importer: Importer | None = None, *, region: str = "US") -> None:
-        self.region = region
-        self._loop = GroupCommit(database, importer)
+    def __init__(self, database: Database, source: Source, importer: Importer | None = None) -> None:
+        self.source = source
+        self._loop = GroupCommit(database, source, importer)
         self._inbox = _QueueInbox()
         self._thread: threading.Thread | None = None
         self._running = False
 
     async def receive(self, body: bytes, content_type: str | None) -> Receipt:
-        stored = await self.store(delivery_of(body, content_type, self.region))
+        stored = await self.store(self.source.delivery(body, content_type))
         return stored.refusal, stored.errors
 
     async def store(self, delivery: Delivery) -> Delivery:

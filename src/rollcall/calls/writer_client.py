@@ -16,9 +16,9 @@ from typing import cast
 
 import structlog
 
-from rollcall.callpower import wire
-from rollcall.callpower.deliveries import Refusal
-from rollcall.callpower.writer import Receipt, WriterStopped
+from rollcall.calls import wire
+from rollcall.calls.deliveries import Refusal
+from rollcall.calls.writer import Receipt, WriterStopped
 
 log = structlog.get_logger("rollcall.writer")
 

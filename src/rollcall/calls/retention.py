@@ -14,7 +14,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from rollcall.callpower.models import Call, CallState
+from rollcall.calls.models import Call, CallState
 from rollcall.db import Database
 from rollcall.times import utcnow
 
