@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from rollcall.callpower.source import CallPower
+from rollcall.callpower.source import CallPower  # noqa: E402
 from rollcall.calls import statistics
 from rollcall.calls.models import CallState
 from rollcall.db import Database, migrate

@@ -25,17 +25,18 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from data import build  # noqa: E402
 
-from rollcall import members  # noqa: E402
 from rollcall.activity.models import User  # noqa: E402
-from rollcall.callpower.source import CallPower
+from rollcall.callpower.source import CallPower  # noqa: E402
 from rollcall.calls import deliveries  # noqa: E402
 from rollcall.calls.queue import Importer  # noqa: E402
+from rollcall.calls.source import Delivery  # noqa: E402
 from rollcall.config import Settings  # noqa: E402
 from rollcall.db import Database  # noqa: E402
 from rollcall.logs import configure_logging  # noqa: E402
+from rollcall.members import service as members  # noqa: E402
 
 
-def member_calls(mobile: str, count: int, round_number: int) -> list[deliveries.Delivery]:
+def member_calls(mobile: str, count: int, round_number: int) -> list[Delivery]:
     records = []
     for n in range(count):
         records.append(

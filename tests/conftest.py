@@ -77,15 +77,23 @@ def postgres_databases() -> Iterator[PostgresDatabases]:
     databases.close()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file per test session, copied for each test (migrating takes longer)."""
+    path = tmp_path_factory.mktemp("template") / "rollcall.db"
+    database = Database(f"sqlite:///{path}")
+    migrate(database)
+    database.dispose()  # (the last connection to close folds the log into the file)
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty database of each kind."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'rollcall.db'}"
-        database = Database(url)
-        migrate(database)
-        database.dispose()
-        yield url
+        path = tmp_path / "rollcall.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
         return
     databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
     name = databases.create()
@@ -212,3 +220,29 @@ def cli(settings: Settings) -> Callable[..., subprocess.CompletedProcess[str]]:
         return result
 
     return run
+
+
+# -- tiers ------------------------------------------------------------------------------------------
+
+_PROCESS_FIXTURES = {"cli", "service", "serving", "slow_served"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test by what it needs, so a tier can be chosen (`pytest -m "not processes"`):
+    `postgresql` (the PostgreSQL half), `browser` (Chromium), `processes` (`rollcall` run as a
+    real process), `faults` (a disk filled, PostgreSQL restarted). tests/core has none of them."""
+    import inspect
+
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "postgresql" in params.values() or "postgres_url" in fixtures:
+            item.add_marker(pytest.mark.postgresql)
+        if fixtures & {"page", "browser"}:
+            item.add_marker(pytest.mark.browser)
+        function = getattr(item, "function", None)
+        source = inspect.getsource(function) if function is not None else ""
+        if fixtures & _PROCESS_FIXTURES or "serve_process(" in source or "rollcall_process(" in source:
+            item.add_marker(pytest.mark.processes)
+        if item.path.name == "test_faults.py":
+            item.add_marker(pytest.mark.faults)

@@ -306,7 +306,11 @@ class Receiver:
                 pass
 
         self.stopping = threading.Event()
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port or 0), Handler)
+
+        class Server(http.server.ThreadingHTTPServer):
+            request_queue_size = 128  # (5 by default: the 6th connection at once waits for a SYN retry, 1 s)
+
+        self.server = Server(("127.0.0.1", port or 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/hooks"

@@ -145,7 +145,7 @@ def test_unknown_ids_are_404_in_the_house_shape(staff: httpx.Client) -> None:
         "/api/v3/actions/999",
         "/api/v3/posts/999",
         "/api/v3/signups/999",
-        "/api/v3/users/abc123",
+        "/api/v3/users/" + "abc123" * 4,  # the shape of a user id (24 hex characters), of nobody
         "/api/v3/callpower/calls/999",
         "/api/v3/callpower/campaigns/999",
     ):

@@ -11,6 +11,8 @@ from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 WRITER_SOCKET_VARIABLE = "ROLLCALL_WRITER_SOCKET"
+MAX_RETRY_DELAY_HOURS = 6  # a failed import is tried again after at most this long
+
 # A webhook delivery's lease is at least twice the attempt's deadline and this much more: a taken
 # delivery goes out only while its lease has the deadline and this margin left (`deliverer`), and
 # the rest leaves it time to wait its turn.
@@ -57,7 +59,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1, description="request body limit (413 beyond)")
     import_max_attempts: int = Field(8, ge=1, description="failed imports before a call is `dead`")
     import_retry_base_seconds: float = Field(
-        2.0, gt=0, description="first retry delay; doubles each attempt (at most 6 h)"
+        2.0, gt=0, description=f"first retry delay; doubles each attempt (at most {MAX_RETRY_DELAY_HOURS} h)"
     )
     import_batch_size: int = Field(200, ge=1, description="calls an importer claims at once")
     import_poll_seconds: float = Field(

@@ -27,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from rollcall.config import ConfigError, Settings
 from rollcall.dialect import notify_channel
+from rollcall.errors import NotFound
 
 POOL_SIZE = 10  # connections per engine, and as many again under load
 
@@ -43,6 +44,17 @@ class Base(DeclarativeBase):
 def table_of(model: type[Base]) -> sa.Table:
     """A mapped class's table, for statements built on the table itself (Core, no ORM)."""
     return cast(sa.Table, model.__table__)
+
+
+M = TypeVar("M", bound=Base)
+
+
+def row_of(session: Session, model: type[M], key: Any, kind: str, *, for_update: bool = False) -> M:
+    """The row of `model` with this primary key, or `NotFound` naming it as a `kind`."""
+    found = session.get(model, key, with_for_update=for_update)
+    if found is None:
+        raise NotFound(kind, key)
+    return found
 
 
 class DatabaseNotMigrated(Exception):

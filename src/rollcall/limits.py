@@ -51,7 +51,7 @@ class TokenThrottle:
     process, like the rate limits (`--workers N` allows N times as many), which is enough to make
     guessing a 32-character token hopeless."""
 
-    def __init__(self, count: int = 5, seconds: float = 60.0) -> None:
+    def __init__(self, count: int, seconds: float) -> None:
         self.count, self.seconds = count, seconds
         self._failures: dict[str, collections.deque[float]] = {}
         self._lock = threading.Lock()

@@ -1,33 +1,13 @@
-"""Prometheus metrics: what the processes count, and what the database says at scrape time.
+"""Prometheus instruments: what the processes count. (What the database says at scrape time is
+read above the domain, in `monitoring`.)
 
-`rollcall serve` points PROMETHEUS_MULTIPROC_DIR at a fresh directory before its API processes
-start, so `/metrics` adds up every process's counters. Call states, the backlog and the oldest
-waiting call are read from the database when scraped, so they are right whichever process (or
-machine) did the work.
+`rollcall serve` points PROMETHEUS_MULTIPROC_DIR at a fresh directory before anything imports
+prometheus_client, so every process counts into files and `/metrics` adds them up.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-from collections.abc import Iterator
-
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
-
-from rollcall.calls import statistics
-from rollcall.db import Database
-from rollcall.times import utcnow
-from rollcall.webhooks import queue as webhook_queue
+from prometheus_client import Counter, Histogram
 
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -85,52 +65,3 @@ WEBHOOK_LATENCY = Histogram(
     "From an event to its delivery (a 2xx from the endpoint).",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600),
 )
-
-
-class DatabaseCollector(Collector):
-    """Gauges read from the database at scrape time."""
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        states = GaugeMetricFamily("rollcall_calls", "Stored calls by import state.", labels=["state"])
-        backlog = GaugeMetricFamily("rollcall_import_backlog", "Calls waiting for an importer (received, failed).")
-        oldest = GaugeMetricFamily(
-            "rollcall_import_oldest_waiting_seconds", "Age of the oldest call waiting for an importer."
-        )
-        undelivered = GaugeMetricFamily(
-            "rollcall_webhook_deliveries_waiting",
-            "Webhook events not yet delivered (pending, to retry, or behind a cursor).",
-        )
-        undelivered_age = GaugeMetricFamily(
-            "rollcall_webhook_oldest_waiting_seconds", "Age of the oldest webhook event not yet delivered."
-        )
-        with self.database.reading() as session:
-            counts = statistics.count_calls_by_state(session)
-            waiting, first = statistics.backlog(session)
-            pending, since = webhook_queue.waiting(session)
-        undelivered.add_metric([], pending)
-        undelivered_age.add_metric([], max(0.0, (utcnow() - since).total_seconds()) if since else 0.0)
-        for state, count in counts.items():
-            states.add_metric([state], count)
-        backlog.add_metric([], waiting)
-        age = (utcnow() - first).total_seconds() if isinstance(first, dt.datetime) else 0.0
-        oldest.add_metric([], max(0.0, age))
-        yield states
-        yield backlog
-        yield oldest
-        yield undelivered
-        yield undelivered_age
-
-
-def exposition(database: Database) -> tuple[bytes, str]:
-    """The text of `/metrics`: every process's counters (multiprocess mode) and the database's gauges."""
-    if os.environ.get(MULTIPROCESS_DIRECTORY):
-        processes = CollectorRegistry()
-        multiprocess.MultiProcessCollector(processes)  # type: ignore[no-untyped-call]
-    else:
-        processes = REGISTRY  # one process: its own metrics
-    from_database = CollectorRegistry()
-    from_database.register(DatabaseCollector(database))
-    return generate_latest(processes) + generate_latest(from_database), CONTENT_TYPE_LATEST

@@ -63,7 +63,7 @@ async def metrics(request: Request) -> Any:
     if not _allowed_address(request):
         scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
         check_staff_token(request, token if scheme.lower() == "bearer" else None)
-    from rollcall.metrics import exposition
+    from rollcall.monitoring import exposition
 
     body, content_type = await run_in_threadpool(exposition, request.app.state.services.database)
     return Response(body, media_type=content_type)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from rollcall.db import BIGINT_MAX, INTEGER_MAX
 from rollcall.errors import InvalidInput
+from rollcall.fields import TEXT_LENGTH
 
 T = TypeVar("T")
 
@@ -60,6 +61,11 @@ def any_of(column: Any, values: Sequence[Any] | None) -> list[Any]:
     return [column == values[0]] if len(values) == 1 else [column.in_(values)]
 
 
+def count(session: Session, query: sa.Select[Any]) -> int:
+    """How many rows a list's query has in all (for "the first 500 of N")."""
+    return int(session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())) or 0)
+
+
 def _encode(direction: str, key: tuple[Any, ...]) -> str:
     values = [value.isoformat() if isinstance(value, dt.datetime) else value for value in key]
     return base64.urlsafe_b64encode(orjson.dumps([direction, values])).decode().rstrip("=")
@@ -96,7 +102,7 @@ def _key_value(column: Any, value: Any) -> Any:
             raise ValueError("a time without its offset")
         return moment.astimezone(dt.UTC)  # OverflowError beyond the calendar
     if kind is str:
-        length = getattr(column.type, "length", None) or 255
+        length = getattr(column.type, "length", None) or TEXT_LENGTH
         if not isinstance(value, str) or "\x00" in value or len(value) > length:
             raise ValueError("not text the column holds")
         return value

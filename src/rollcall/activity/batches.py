@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from rollcall.activity.models import SOURCE, SOURCE_DETAILS, Post, Signup, User, new_user_id
 from rollcall.activity.service import ActionTarget
 from rollcall.db import table_of
-from rollcall.dialect import driver_json, driver_times, from_driver_time, insert_rows
+from rollcall.dialect import driver_json, driver_times, from_driver_time, insert_rows, named_rows
 from rollcall.times import utcnow
 
 _users, _signups, _posts = table_of(User), table_of(Signup), table_of(Post)
@@ -51,49 +51,75 @@ def register_users(session: Session, mobiles: Collection[str]) -> Registration:
     if new:
         moment = utcnow()
         now = driver_times(session)(moment)
-        offered = {mobile: new_user_id() for mobile in new}
-        rows = [(offered[mobile], mobile, "stop", SOURCE, SOURCE_DETAILS, now, now) for mobile in new]
+        offered = {mobile: _new_user(mobile, now) for mobile in new}
+        rows = named_rows(_USER_COLUMNS, list(offered.values()))
         registered = dict(
             insert_rows(
                 session, _users, _USER_COLUMNS, rows, returning=("mobile", "id"), conflict="ON CONFLICT DO NOTHING"
             )
         )
         found.update(registered)
-        created = [
-            dict(zip(_USER_COLUMNS, (user_id, mobile, "stop", SOURCE, SOURCE_DETAILS, moment, moment), strict=True))
-            for mobile, user_id in registered.items()
-        ]
+        created = [{**offered[mobile], "created_at": moment, "updated_at": moment} for mobile in registered]
         raced = [mobile for mobile in new if mobile not in found]  # registered meanwhile by another importer
         if raced:
             found.update(connection.execute(_USERS_BY_MOBILE, {"mobiles": raced}).all())
     return Registration(found, created)
 
 
-_USER_COLUMNS = ("id", "mobile", "sms_status", "source", "source_detail", "created_at", "updated_at")
-_SIGNUP_COLUMNS = ("northstar_id", "campaign_id", "quantity", "source", "source_details", "created_at", "updated_at")
+def _new_user(mobile: str, now: Any) -> dict[str, Any]:
+    """A new caller's row (a CallPower caller has not opted into SMS)."""
+    return {
+        "id": new_user_id(),
+        "mobile": mobile,
+        "sms_status": "stop",
+        "source": SOURCE,
+        "source_detail": SOURCE_DETAILS,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _new_signup(user_id: str, campaign_id: int, quantity: int, now: Any) -> dict[str, Any]:
+    return {
+        "northstar_id": user_id,
+        "campaign_id": campaign_id,
+        "quantity": quantity,
+        "source": SOURCE,
+        "source_details": SOURCE_DETAILS,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+_USER_COLUMNS = tuple(_new_user("", None))
+_SIGNUP_COLUMNS = tuple(_new_signup("", 0, 0, None))
 _SIGNUP_READ = ("id", "northstar_id", "campaign_id", "quantity", "source", "source_details", "details", "created_at")
 # The count is added in the statement that finds or makes the signup (see `add_posts`).
 _COUNT_ON_SIGNUP = (
     "ON CONFLICT (northstar_id, campaign_id) DO UPDATE SET "
     "quantity = signups.quantity + excluded.quantity, updated_at = excluded.updated_at"
 )
-_POST_COLUMNS = (
-    "signup_id",
-    "campaign_id",
-    "northstar_id",
-    "action_id",
-    "call_id",
-    "type",
-    "action",
-    "quantity",
-    "status",
-    "source",
-    "source_details",
-    "details",
-    "call_timestamp",
-    "created_at",
-    "updated_at",
-)
+
+
+def _new_post(post: NewPost, signup_id: int, moment: dt.datetime) -> dict[str, Any]:
+    """A post's row, by column."""
+    return {
+        "signup_id": signup_id,
+        "campaign_id": post.action.campaign_id,
+        "northstar_id": post.user_id,
+        "action_id": post.action.id,
+        "call_id": post.call_id,
+        "type": post.action.post_type,
+        "action": post.action.name,
+        "quantity": post.quantity,
+        "status": post.status,
+        "source": SOURCE,
+        "source_details": SOURCE_DETAILS,
+        "details": post.details,
+        "call_timestamp": post.call_timestamp,
+        "created_at": moment,
+        "updated_at": moment,
+    }
 
 
 class NewPost(NamedTuple):
@@ -104,6 +130,9 @@ class NewPost(NamedTuple):
     call_timestamp: dt.datetime | None
     call_id: int
     quantity: int = 1
+
+
+_POST_COLUMNS = tuple(_new_post(NewPost("", ActionTarget(0, 0, "", ""), "", {}, None, 0), 0, utcnow()))
 
 
 @dataclass
@@ -133,10 +162,13 @@ def add_posts(session: Session, posts: Sequence[NewPost]) -> Placement:
     for post in posts:
         added[(post.user_id, post.action.campaign_id)] += post.quantity
     # Rows in a stable order, so concurrent importers lock shared signups in the same order.
-    signup_rows = [
-        (user_id, campaign_id, quantity, SOURCE, SOURCE_DETAILS, now, now)
-        for (user_id, campaign_id), quantity in sorted(added.items())
-    ]
+    signup_rows = named_rows(
+        _SIGNUP_COLUMNS,
+        [
+            _new_signup(user_id, campaign_id, quantity, now)
+            for (user_id, campaign_id), quantity in sorted(added.items())
+        ],
+    )
     counted = insert_rows(
         session, _signups, _SIGNUP_COLUMNS, signup_rows, returning=_SIGNUP_READ, conflict=_COUNT_ON_SIGNUP
     )
@@ -148,29 +180,17 @@ def add_posts(session: Session, posts: Sequence[NewPost]) -> Placement:
         made_now = signup["quantity"] == added[(signup["northstar_id"], signup["campaign_id"])]
         (created if made_now else grown).append(signup)
     signup_ids = {(signup["northstar_id"], signup["campaign_id"]): signup["id"] for signup in signups}
-    post_values = [
-        (
-            signup_ids[(post.user_id, post.action.campaign_id)],
-            post.action.campaign_id,
-            post.user_id,
-            post.action.id,
-            post.call_id,
-            post.action.post_type,
-            post.action.name,
-            post.quantity,
-            post.status,
-            SOURCE,
-            SOURCE_DETAILS,
-            post.details,
-            post.call_timestamp,
-            moment,
-            moment,
-        )
-        for post in posts
-    ]
-    driver_rows = [(*values[:11], driver_json(values[11]), time(values[12]), now, now) for values in post_values]
-    made = insert_rows(session, _posts, _POST_COLUMNS, driver_rows, returning=("call_id", "id"))
-    post_ids = dict(made)
-    new_posts = [{"id": post_ids[values[4]], **dict(zip(_POST_COLUMNS, values, strict=True))} for values in post_values]
+    new_posts = [_new_post(post, signup_ids[(post.user_id, post.action.campaign_id)], moment) for post in posts]
+    driver_rows = named_rows(
+        _POST_COLUMNS,
+        [
+            {**row, "details": driver_json(row["details"]), "call_timestamp": time(row["call_timestamp"])}
+            | {"created_at": now, "updated_at": now}
+            for row in new_posts
+        ],
+    )
+    post_ids = dict(insert_rows(session, _posts, _POST_COLUMNS, driver_rows, returning=("call_id", "id")))
+    for row in new_posts:
+        row["id"] = post_ids[row["call_id"]]
     placed = {post["call_id"]: (post["signup_id"], post["id"]) for post in new_posts}
     return Placement(placed, new_posts, created, grown)

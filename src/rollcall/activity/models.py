@@ -12,24 +12,29 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from rollcall.db import BIGINT_MAX, INTEGER_MAX, Base, JSONDocument, UTCDateTime
 from rollcall.documents import Document
+from rollcall.fields import FILLED_TEXT, STORABLE_TEXT, TEXT_LENGTH, WORD_LENGTH
 from rollcall.times import utcnow
 
 PHONE_CALL = "phone-call"
 SOURCE = "importer-client"
 SOURCE_DETAILS = "CallPower"
+# What an action is unless said otherwise: the columns' defaults, `NewAction`'s and the CLI's.
+ACTION_DEFAULTS = {"post_type": PHONE_CALL, "action_type": "make-call", "noun": "calls", "verb": "completed"}
+USER_ID_LENGTH = 24  # lowercase hex characters: the shape of the reference's user ids
+USER_ID = f"^[0-9a-f]{{{USER_ID_LENGTH}}}$"
 
 
 def new_user_id() -> str:
-    """An opaque id of 24 lowercase hex characters, the shape of the reference's user ids."""
-    return secrets.token_hex(12)
+    """An opaque id of `USER_ID_LENGTH` lowercase hex characters."""
+    return secrets.token_hex(USER_ID_LENGTH // 2)
 
 
 class Campaign(Base):
     __tablename__ = "campaigns"
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
-    internal_title: Mapped[str] = mapped_column(sa.String(255))
-    cause: Mapped[str | None] = mapped_column(sa.String(255))
+    internal_title: Mapped[str] = mapped_column(sa.String(TEXT_LENGTH))
+    cause: Mapped[str | None] = mapped_column(sa.String(TEXT_LENGTH))
     start_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     end_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -40,14 +45,14 @@ class Action(Base):
     __tablename__ = "actions"
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(255))
+    name: Mapped[str] = mapped_column(sa.String(TEXT_LENGTH))
     campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaigns.id"), index=True)
-    post_type: Mapped[str] = mapped_column(sa.String(64), default=PHONE_CALL)
-    action_type: Mapped[str] = mapped_column(sa.String(64), default="make-call")
+    post_type: Mapped[str] = mapped_column(sa.String(WORD_LENGTH), default=ACTION_DEFAULTS["post_type"])
+    action_type: Mapped[str] = mapped_column(sa.String(WORD_LENGTH), default=ACTION_DEFAULTS["action_type"])
     # The CallPower campaign whose calls become posts on this action; unique when set.
     callpower_campaign_id: Mapped[int | None] = mapped_column(sa.BigInteger, unique=True)
-    noun: Mapped[str] = mapped_column(sa.String(64), default="calls")
-    verb: Mapped[str] = mapped_column(sa.String(64), default="completed")
+    noun: Mapped[str] = mapped_column(sa.String(WORD_LENGTH), default=ACTION_DEFAULTS["noun"])
+    verb: Mapped[str] = mapped_column(sa.String(WORD_LENGTH), default=ACTION_DEFAULTS["verb"])
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -56,11 +61,11 @@ class User(Base):
     __tablename__ = "users"
     __table_args__ = (sa.Index("ix_users_created_at_id", "created_at", "id"),)  # the list, newest first
 
-    id: Mapped[str] = mapped_column(sa.String(24), primary_key=True, default=new_user_id)
+    id: Mapped[str] = mapped_column(sa.String(USER_ID_LENGTH), primary_key=True, default=new_user_id)
     mobile: Mapped[str] = mapped_column(sa.String(32), unique=True)
     sms_status: Mapped[str] = mapped_column(sa.String(32))
-    source: Mapped[str] = mapped_column(sa.String(64))
-    source_detail: Mapped[str | None] = mapped_column(sa.String(64))
+    source: Mapped[str] = mapped_column(sa.String(WORD_LENGTH))
+    source_detail: Mapped[str | None] = mapped_column(sa.String(WORD_LENGTH))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -77,8 +82,8 @@ class Signup(Base):
     northstar_id: Mapped[str] = mapped_column(sa.ForeignKey("users.id"))
     campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaigns.id"))
     quantity: Mapped[int] = mapped_column(sa.Integer, default=0)
-    source: Mapped[str | None] = mapped_column(sa.String(64))
-    source_details: Mapped[str | None] = mapped_column(sa.String(255))
+    source: Mapped[str | None] = mapped_column(sa.String(WORD_LENGTH))
+    source_details: Mapped[str | None] = mapped_column(sa.String(TEXT_LENGTH))
     details: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -100,12 +105,12 @@ class Post(Base):
     action_id: Mapped[int] = mapped_column(sa.ForeignKey("actions.id"))
     # The stored call this post was made from: unique, so a call can never make two posts.
     call_id: Mapped[int | None] = mapped_column(sa.ForeignKey("calls.id"), unique=True)
-    type: Mapped[str] = mapped_column(sa.String(64))
-    action: Mapped[str] = mapped_column(sa.String(255))
+    type: Mapped[str] = mapped_column(sa.String(WORD_LENGTH))
+    action: Mapped[str] = mapped_column(sa.String(TEXT_LENGTH))
     quantity: Mapped[int] = mapped_column(sa.Integer, default=1)
     status: Mapped[str] = mapped_column(sa.String(32))
-    source: Mapped[str | None] = mapped_column(sa.String(64))
-    source_details: Mapped[str | None] = mapped_column(sa.String(255))
+    source: Mapped[str | None] = mapped_column(sa.String(WORD_LENGTH))
+    source_details: Mapped[str | None] = mapped_column(sa.String(TEXT_LENGTH))
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     # When the member made the call (UTC), beside when the post was made.
     call_timestamp: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -114,12 +119,6 @@ class Post(Base):
 
 
 # -- shapes of the staff API ------------------------------------------------------------------
-
-# Text a database can hold: no NUL (in the schema, so generated examples respect it) and no
-# lone surrogate (JSON can spell one; PostgreSQL refuses both).
-STORABLE_TEXT = "^[^\\u0000]*$"
-# ... and not blank: at least one character that is neither whitespace nor a control character.
-FILLED_TEXT = "^[^\\u0000]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000]*$"
 
 
 def _encodable(value: str) -> str:
@@ -139,9 +138,11 @@ def _in_utc(moment: dt.datetime) -> dt.datetime:
 
 # A point in time sent with any offset, kept in UTC (documents show times as given).
 _Moment = Annotated[AwareDatetime, AfterValidator(_in_utc)]
-_Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255, pattern=FILLED_TEXT), _Storable]
-_Word = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64, pattern=FILLED_TEXT), _Storable]
-_Text = Annotated[str, StringConstraints(max_length=255, pattern=STORABLE_TEXT), _Storable]
+_Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=TEXT_LENGTH, pattern=FILLED_TEXT), _Storable
+]
+_Word = Annotated[str, StringConstraints(strip_whitespace=True, max_length=WORD_LENGTH, pattern=FILLED_TEXT), _Storable]
+_Text = Annotated[str, StringConstraints(max_length=TEXT_LENGTH, pattern=STORABLE_TEXT), _Storable]
 _CallPowerCampaignId = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
 _Id = Annotated[int, Field(ge=1, le=INTEGER_MAX)]
 
@@ -194,10 +195,10 @@ class NewAction(BaseModel):
 
     campaign_id: _Id
     name: _Title
-    post_type: _Word = PHONE_CALL
-    action_type: _Word = "make-call"
-    noun: _Word = "calls"
-    verb: _Word = "completed"
+    post_type: _Word = ACTION_DEFAULTS["post_type"]
+    action_type: _Word = ACTION_DEFAULTS["action_type"]
+    noun: _Word = ACTION_DEFAULTS["noun"]
+    verb: _Word = ACTION_DEFAULTS["verb"]
     callpower_campaign_id: _CallPowerCampaignId | None = None
 
 

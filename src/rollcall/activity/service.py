@@ -14,36 +14,26 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from rollcall.activity.models import (
-    PHONE_CALL,
+    ACTION_DEFAULTS,
     Action,
     Campaign,
     Post,
     Signup,
     User,
 )
-from rollcall.db import table_of
+from rollcall.db import row_of, table_of
 from rollcall.dialect import iso_from_driver_time
-from rollcall.errors import InvalidInput, NotFound
-from rollcall.paging import Page, PageRequest, any_of, keyset_page
-
-
-class UnknownCampaign(NotFound):
-    def __init__(self, campaign_id: object) -> None:
-        super().__init__("campaign", campaign_id)
-
-
-class UnknownAction(NotFound):
-    def __init__(self, action_id: object) -> None:
-        super().__init__("action", action_id)
+from rollcall.errors import InvalidInput
+from rollcall.fields import is_missing, required
+from rollcall.paging import Page, PageRequest, any_of, count, keyset_page
 
 
 def _required_text(fields: dict[str, Any]) -> dict[str, str]:
-    """Trimmed values of required text fields, or `InvalidInput` naming every blank one."""
-    cleaned = {name: (value or "").strip() for name, value in fields.items()}
-    blank = {name: [f"The {name.replace('_', ' ')} field is required."] for name, value in cleaned.items() if not value}
-    if blank:
-        raise InvalidInput(blank)
-    return cleaned
+    """Trimmed values of required text fields, or `InvalidInput` naming every missing one."""
+    missing = {name: [required(name)] for name, value in fields.items() if is_missing(value)}
+    if missing:
+        raise InvalidInput(missing)
+    return {name: value.strip() for name, value in fields.items()}
 
 
 # -- campaigns --------------------------------------------------------------------------------
@@ -65,10 +55,7 @@ def create_campaign(
 
 
 def get_campaign(session: Session, campaign_id: int) -> Campaign:
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
-        raise UnknownCampaign(campaign_id)
-    return campaign
+    return row_of(session, Campaign, campaign_id, "campaign")
 
 
 def update_campaign(session: Session, campaign_id: int, changes: dict[str, Any]) -> Campaign:
@@ -86,40 +73,27 @@ def list_campaigns(session: Session, page: PageRequest) -> Page[Campaign]:
     return keyset_page(session, sa.select(Campaign), [Campaign.id], page, lambda c: (c.id,))
 
 
+def count_campaigns(session: Session) -> int:
+    return count(session, sa.select(Campaign))
+
+
 # -- actions ----------------------------------------------------------------------------------
 
 
-def create_action(
-    session: Session,
-    *,
-    campaign_id: int,
-    name: str,
-    post_type: str = PHONE_CALL,
-    action_type: str = "make-call",
-    noun: str = "calls",
-    verb: str = "completed",
-) -> Action:
-    """A new action on a campaign. Its CallPower campaign is set with `callpower.operations.map_campaign`."""
-    cleaned = _required_text({"name": name, "post_type": post_type})
+def create_action(session: Session, *, campaign_id: int, name: str, **given: str) -> Action:
+    """A new action on a campaign: its name, and any of `ACTION_DEFAULTS`' fields (the defaults
+    for the rest). Its source campaign is set with `calls.service.map_campaign`."""
+    fields = {**ACTION_DEFAULTS, **given}
+    cleaned = _required_text({"name": name, "post_type": fields["post_type"]})
     get_campaign(session, campaign_id)
-    action = Action(
-        campaign_id=campaign_id,
-        name=cleaned["name"],
-        post_type=cleaned["post_type"],
-        action_type=action_type,
-        noun=noun,
-        verb=verb,
-    )
+    action = Action(campaign_id=campaign_id, **{**fields, **cleaned})
     session.add(action)
     session.flush()
     return action
 
 
 def get_action(session: Session, action_id: int) -> Action:
-    action = session.get(Action, action_id)
-    if action is None:
-        raise UnknownAction(action_id)
-    return action
+    return row_of(session, Action, action_id, "action")
 
 
 class ActionTarget(NamedTuple):
@@ -151,7 +125,7 @@ def action_for_callpower_campaign(session: Session, callpower_campaign_id: int) 
 
 
 def update_action(session: Session, action_id: int, changes: dict[str, Any]) -> Action:
-    """Change an action's own fields. Its CallPower campaign is changed with `callpower.operations.map_campaign`."""
+    """Change an action's own fields. Its source campaign is changed with `calls.service.map_campaign`."""
     action = get_action(session, action_id)
     required: dict[str, Any] = {name: changes[name] for name in ("name", "post_type") if name in changes}
     changes = {**changes, **_required_text(required)}
@@ -161,27 +135,37 @@ def update_action(session: Session, action_id: int, changes: dict[str, Any]) -> 
     return action
 
 
+def _action_query(
+    campaign_ids: Sequence[int] | None, callpower_campaign_ids: Sequence[int] | None, unmapped: bool
+) -> sa.Select[Any]:
+    query = sa.select(Action).where(
+        *any_of(Action.campaign_id, campaign_ids), *any_of(Action.callpower_campaign_id, callpower_campaign_ids)
+    )
+    return query.where(Action.callpower_campaign_id.is_(None)) if unmapped else query
+
+
 def list_actions(
     session: Session,
     page: PageRequest,
     *,
     campaign_ids: Sequence[int] | None = None,
     callpower_campaign_ids: Sequence[int] | None = None,
+    unmapped: bool = False,
 ) -> Page[Action]:
-    query = sa.select(Action).where(
-        *any_of(Action.campaign_id, campaign_ids), *any_of(Action.callpower_campaign_id, callpower_campaign_ids)
-    )
+    """Actions, newest first; `unmapped`: only those no source campaign feeds yet."""
+    query = _action_query(campaign_ids, callpower_campaign_ids, unmapped)
     return keyset_page(session, query, [Action.id], page, lambda a: (a.id,))
+
+
+def count_actions(session: Session, *, unmapped: bool = False) -> int:
+    return count(session, _action_query(None, None, unmapped))
 
 
 # -- users, signups, posts --------------------------------------------------------------------
 
 
 def get_user(session: Session, user_id: str) -> User:
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFound("user", user_id)
-    return user
+    return row_of(session, User, user_id, "user")
 
 
 def list_users(session: Session, page: PageRequest, *, mobiles: Sequence[str] | None = None) -> Page[User]:
@@ -197,10 +181,7 @@ def mobiles_of_users(session: Session, user_ids: Collection[str]) -> dict[str, s
 
 
 def get_signup(session: Session, signup_id: int) -> Signup:
-    signup = session.get(Signup, signup_id)
-    if signup is None:
-        raise NotFound("signup", signup_id)
-    return signup
+    return row_of(session, Signup, signup_id, "signup")
 
 
 def list_signups(
@@ -225,10 +206,7 @@ def newest_posts_of_signups(session: Session, signup_ids: Sequence[int], limit: 
 
 
 def get_post(session: Session, post_id: int) -> Post:
-    post = session.get(Post, post_id)
-    if post is None:
-        raise NotFound("post", post_id)
-    return post
+    return row_of(session, Post, post_id, "post")
 
 
 def list_posts(

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from rollcall.activity import service as activity
 from rollcall.activity.models import (
+    USER_ID,
     ActionChanges,
     ActionDocument,
     CampaignChanges,
@@ -166,7 +167,7 @@ def get_user(services: ServicesDep, user_id: UserId) -> dict[str, Any]:
         return one(UserDocument.model_validate(activity.get_user(session, user_id)))
 
 
-UserId = Annotated[str, Path(max_length=64, pattern=r"^[0-9a-f]+$")]
+UserId = Annotated[str, Path(pattern=USER_ID, description="24 lowercase hex characters.")]
 
 
 # -- signups --------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import orjson
 import python_multipart
 
 from rollcall.callpower.record import NumberOutOfRange, mobile_of
-from rollcall.calls.deliveries import Refusal
+from rollcall.calls.source import Refusal
 
 
 class UnreadableBody(Exception):

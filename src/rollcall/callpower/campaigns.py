@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -13,15 +12,15 @@ from sqlalchemy.orm import Session
 
 from rollcall.activity import service as activity
 from rollcall.activity.models import Action
-from rollcall.callpower.models import CallPowerCampaign
+from rollcall.callpower.models import CallPowerCampaign, CallPowerCampaignDocument, MappedAction
 from rollcall.callpower.record import InvalidCall, check_default
 from rollcall.calls import statistics
-from rollcall.db import table_of
+from rollcall.db import row_of, table_of
 from rollcall.dialect import upsert
-from rollcall.errors import NotFound
-from rollcall.paging import Page, PageRequest, keyset_page
+from rollcall.paging import Page, PageRequest, count, keyset_page
 
 _campaigns = table_of(CallPowerCampaign)
+_KIND = "CallPower campaign"
 
 
 class CampaignCall(Protocol):
@@ -40,7 +39,7 @@ class CampaignCall(Protocol):
 # -- noting them as calls are stored ----------------------------------------------------------
 
 
-def _seen(campaigns: sa.Table, offered: Any) -> dict[str, Any]:
+def _noted(campaigns: sa.Table, offered: Any) -> dict[str, Any]:
     def earlier(column: str) -> Any:
         return sa.case(
             (campaigns.c[column].is_(None), offered[column]),
@@ -83,67 +82,56 @@ def note_stored_calls(session: Session, stored: Sequence[CampaignCall], received
     if seen:
         received = {"first_received_at": received_at, "last_received_at": received_at}
         rows = [{**campaign, **received} for _, campaign in sorted(seen.items())]
-        session.connection().execute(upsert(session, _campaigns, ("id",), _seen), rows)
+        session.connection().execute(upsert(session, _campaigns, ("id",), _noted), rows)
 
 
 # -- reading them -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CampaignSummary:
-    """A CallPower campaign as seen through its calls, and the action it maps to (if any)."""
-
-    callpower_campaign_id: int
-    name: str | None
-    calls: dict[str, int]
-    first_call_at: dt.datetime | None
-    last_call_at: dt.datetime | None
-    last_received_at: dt.datetime
-    action: activity.ActionTarget | None
-    defaults: dict[str, str]
-    rejected_because: dict[str, int]  # its rejected calls' problems, most common first
-
-
-def summarize_campaigns(session: Session, campaigns: Sequence[CallPowerCampaign]) -> list[CampaignSummary]:
+def summarize_campaigns(session: Session, campaigns: Sequence[CallPowerCampaign]) -> list[CallPowerCampaignDocument]:
+    """CallPower campaigns as seen through their calls, with the action each maps to (if any)."""
     ids = [campaign.id for campaign in campaigns]
     counts = statistics.calls_by_campaign(session, ids)
     reasons = statistics.rejections_by_campaign(session, ids)
     actions = activity.actions_for_callpower_campaigns(session, ids)
-    summaries = []
-    for campaign in campaigns:
-        summaries.append(
-            CampaignSummary(
-                campaign.id,
-                campaign.name,
-                counts[campaign.id],
-                campaign.first_call_at,
-                campaign.last_call_at,
-                campaign.last_received_at,
-                actions.get(campaign.id),
-                campaign.defaults or {},
-                reasons[campaign.id],
-            )
+    return [
+        CallPowerCampaignDocument(
+            callpower_campaign_id=campaign.id,
+            name=campaign.name,
+            calls=counts[campaign.id],
+            first_call_at=campaign.first_call_at,
+            last_call_at=campaign.last_call_at,
+            last_received_at=campaign.last_received_at,
+            action=MappedAction.model_validate(actions[campaign.id]) if campaign.id in actions else None,
+            defaults=campaign.defaults or {},
+            rejected_because=reasons[campaign.id],
         )
-    return summaries
+        for campaign in campaigns
+    ]
 
 
-def get_callpower_campaign(session: Session, callpower_campaign_id: int) -> CampaignSummary:
-    campaign = session.get(CallPowerCampaign, callpower_campaign_id)
-    if campaign is None:
-        raise NotFound("CallPower campaign", callpower_campaign_id)
-    [summary] = summarize_campaigns(session, [campaign])
+def get_callpower_campaign(session: Session, callpower_campaign_id: int) -> CallPowerCampaignDocument:
+    [summary] = summarize_campaigns(session, [row_of(session, CallPowerCampaign, callpower_campaign_id, _KIND)])
     return summary
 
 
-def list_callpower_campaigns(
-    session: Session, page: PageRequest, *, mapped: bool | None = None
-) -> Page[CampaignSummary]:
-    """Every CallPower campaign seen, newest id first; `mapped` False gives only the unmapped ones."""
+def _seen(mapped: bool | None) -> sa.Select[Any]:
     query = sa.select(CallPowerCampaign)
     if mapped is not None:
         has_action = sa.exists().where(Action.callpower_campaign_id == CallPowerCampaign.id)
         query = query.where(has_action if mapped else ~has_action)
-    found = keyset_page(session, query, [CallPowerCampaign.id], page, lambda c: (c.id,))
+    return query
+
+
+def count_callpower_campaigns(session: Session, *, mapped: bool | None = None) -> int:
+    return count(session, _seen(mapped))
+
+
+def list_callpower_campaigns(
+    session: Session, page: PageRequest, *, mapped: bool | None = None
+) -> Page[CallPowerCampaignDocument]:
+    """Every CallPower campaign seen, newest id first; `mapped` False gives only the unmapped ones."""
+    found = keyset_page(session, _seen(mapped), [CallPowerCampaign.id], page, lambda c: (c.id,))
     return Page(summarize_campaigns(session, found.items), found.next, found.prev)
 
 
@@ -167,9 +155,7 @@ def set_campaign_defaults(
 ) -> CallPowerCampaign:
     """Set (or, with None, remove) defaults of a CallPower campaign seen before; `InvalidCall`
     names a field that may not have one or a value that cannot be one."""
-    campaign = session.get(CallPowerCampaign, callpower_campaign_id, with_for_update=True)
-    if campaign is None:
-        raise NotFound("CallPower campaign", callpower_campaign_id)
+    campaign = row_of(session, CallPowerCampaign, callpower_campaign_id, _KIND, for_update=True)
     defaults = dict(campaign.defaults or {})
     problems: dict[str, list[str]] = {}
     for name, value in changes.items():

@@ -18,7 +18,8 @@ import orjson
 
 from rollcall.callpower.bodies import UnreadableBody, decode_json
 from rollcall.callpower.source import CSV_ROWS, JSON_LINES, CallPower
-from rollcall.calls.deliveries import Delivery, Refusal, store_deliveries
+from rollcall.calls.deliveries import store_deliveries
+from rollcall.calls.source import Delivery, Refusal
 from rollcall.db import Database
 from rollcall.errors import RollcallError
 

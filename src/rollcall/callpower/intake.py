@@ -1,9 +1,10 @@
 """The intake: `POST /api/partners/callpower/call` (the contract) and `/api/v1/callpower/call`
 (the path stock CallPower sends to).
 
-The route is lean on purpose: it reads the raw body, decodes it once, validates it with the one
-call model, hands it to the group-commit writer, and answers with a prepared body once the call
-is on disk. The key is checked before anything of the body is read.
+The route is lean on purpose: it checks the key its path defines before anything of the body is
+read, reads the raw body, hands it to the writer (which decodes, validates and stores it: the
+writer process under `rollcall serve`), and answers with a prepared body once the call is on
+disk, or with the refusal the writer names.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from rollcall.callpower.record import (
     OPTIONAL_FIELDS,
     REQUIRED_FIELDS,
 )
-from rollcall.calls.deliveries import Refusal
+from rollcall.calls.source import Refusal
+from rollcall.config import Settings
 from rollcall.credentials import matches
+from rollcall.fields import FILLED_TEXT, STORABLE_TEXT
 from rollcall.http import (
     UNAUTHORIZED_MESSAGE,
     UNAVAILABLE_MESSAGE,
@@ -193,12 +196,8 @@ class IntakeFastPath:
 # intake also takes more, as the descriptions say: any format libphonenumber reads as a possible
 # number, timestamps with a space instead of `T`, integers sent as strings.
 # Not blank: at least one character that is neither whitespace nor a control character.
-_TEXT = {
-    "type": "string",
-    "pattern": "^[^\\u0000]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000]*$",
-    "description": "Not blank; trimmed.",
-}
-_OPTIONAL_TEXT = {"anyOf": [{"type": "string", "pattern": "^[^\\u0000]*$"}, {"type": "null"}]}
+_TEXT = {"type": "string", "pattern": FILLED_TEXT, "description": "Not blank; trimmed."}
+_OPTIONAL_TEXT = {"anyOf": [{"type": "string", "pattern": STORABLE_TEXT}, {"type": "null"}]}
 
 
 def _integer(minimum: int, maximum: int, text: str, description: str) -> dict[str, Any]:
@@ -259,6 +258,9 @@ def _error_schema(code: int, with_fields: bool = False) -> dict[str, Any]:
     return {"type": "object", "required": ["error"], "properties": {"error": error}}
 
 
+_DEFAULT_BODY_LIMIT = Settings.model_fields["max_body_bytes"].default
+
+
 def _answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -289,7 +291,11 @@ INTAKE_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _answer("The body is not a JSON object or a readable form (kept as rejected).", _error_schema(400)),
     401: _answer("Missing or wrong key. Nothing is stored.", _error_schema(401)),
     408: _answer("The body did not arrive in time. Nothing is stored.", _error_schema(408)),
-    413: _answer("The body is over the size limit (64 KiB). Nothing is stored.", _error_schema(413)),
+    413: _answer(
+        f"The body is over the size limit (`ROLLCALL_MAX_BODY_BYTES`, {_DEFAULT_BODY_LIMIT:,} bytes by default). "
+        "Nothing is stored.",
+        _error_schema(413),
+    ),
     415: _answer("Neither JSON nor a form (kept as rejected).", _error_schema(415)),
     422: _answer(
         "The record breaks the contract; every bad field is named (kept as rejected).", _error_schema(422, True)

@@ -28,8 +28,7 @@ from rollcall.callpower.record import (
     parse_call,
     with_defaults,
 )
-from rollcall.calls.deliveries import Delivery, Refusal
-from rollcall.calls.source import CallFacts
+from rollcall.calls.source import CallFacts, Delivery, Refusal
 from rollcall.config import Settings
 
 # File imports keep each line as JSON text (a CSV row as the object of its fields): what they

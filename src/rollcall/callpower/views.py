@@ -43,7 +43,7 @@ def get_callpower_campaign(
 ) -> dict[str, Any]:
     with services.database.reading() as session:
         summary = campaigns.get_callpower_campaign(session, callpower_campaign_id)
-        return one(CallPowerCampaignDocument.model_validate(summary))
+        return one(summary)
 
 
 @router.patch(
@@ -63,6 +63,4 @@ def update_callpower_campaign(
 ) -> dict[str, Any]:
     with services.database.writing() as session:
         campaigns.set_campaign_defaults(session, callpower_campaign_id, change.defaults.model_dump(exclude_unset=True))
-        return one(
-            CallPowerCampaignDocument.model_validate(campaigns.get_callpower_campaign(session, callpower_campaign_id))
-        )
+        return one(campaigns.get_callpower_campaign(session, callpower_campaign_id))

@@ -1,5 +1,5 @@
-"""Deliveries: what an authenticated body became (a valid record, or the errors that refused it,
-as its source read it) and how deliveries are stored, one statement for a whole group commit.
+"""Storing deliveries (`source.Delivery`: what an authenticated body became, as its source read
+it), one statement for a whole group commit.
 
 A delivery that breaks its source's contract is a refused delivery and is stored all the same (as
 `rejected`), so an operator can see and repair it. A valid one is stored once: a second delivery
@@ -9,12 +9,9 @@ of the same call (the same de-duplication key) is skipped.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import enum
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -23,63 +20,11 @@ from rollcall.calls import statistics
 from rollcall.calls.dedup import dedup_secret
 from rollcall.calls.models import Call, CallDocument, CallState
 from rollcall.calls.signals import announce_calls
-from rollcall.calls.source import Source
+from rollcall.calls.source import Delivery, Source
 from rollcall.db import table_of
-from rollcall.dialect import driver_json, driver_time, insert_rows_ignoring_conflicts, named_rows
+from rollcall.dialect import driver_time, insert_rows_ignoring_conflicts, named_rows
 from rollcall.events import EventType, record_events
 from rollcall.times import utcnow
-
-
-class Refusal(enum.StrEnum):
-    """Why a delivery cannot become a call (each interface says it its own way: HTTP 400, 415, 422)."""
-
-    UNREADABLE = "unreadable"  # not JSON, or not an object
-    UNSUPPORTED = "unsupported"  # neither JSON nor a form
-    INVALID = "invalid"  # a record that breaks the contract
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One authenticated delivery, ready to store: a valid record (as its stored document), or
-    the errors that refused it, with what is known of it either way."""
-
-    raw: str  # the body as it came (text)
-    content_type: str | None
-    document: dict[str, Any] | None = None  # the validated, normalized record
-    errors: dict[str, list[str]] | None = None
-    refusal: Refusal | None = None  # None: a valid call
-    campaign_id: int | None = None  # the source's campaign, even of a refused delivery when it can be read
-    campaign_name: str | None = None
-    # The caller's number, normalized by the source (a refused delivery's when it could be read:
-    # how a member's rejected calls are found), and the call's time.
-    mobile: str | None = None
-    call_timestamp: dt.datetime | None = None
-    dedup_key: str | None = None  # made where it is stored (`keyed`): it needs the database's secret
-    defaulted: list[str] | None = None  # fields its campaign's defaults completed
-    # The payload of a delivery its campaign's defaults could complete, until they are looked up
-    # where it is stored (`complete_with_defaults`); None once they were.
-    completable: Mapping[str, Any] | None = None
-
-    def row(self, now: Any, time: Any) -> dict[str, Any]:
-        """Its row in `calls`, as the driver takes it (`now` already is; `time` makes a time so)."""
-        return {
-            "state": (CallState.RECEIVED if self.document is not None else CallState.REJECTED).value,
-            "dedup_key": self.dedup_key,
-            "received_at": now,
-            "updated_at": now,
-            "raw": self.raw,
-            "content_type": self.content_type,
-            "record": driver_json(self.document),  # JSON null when refused, as SQLAlchemy stores None
-            "errors": driver_json(self.errors),
-            "callpower_campaign_id": self.campaign_id,
-            "callpower_campaign_name": self.campaign_name,
-            "mobile": self.mobile,
-            "call_timestamp": time(self.call_timestamp),
-            "attempts": 0,
-            "next_attempt_at": now if self.document is not None else None,
-            "defaulted": driver_json(self.defaulted),
-        }
-
 
 _calls = table_of(Call)
 _STORED_COLUMNS = tuple(Delivery("", None).row(None, lambda moment: moment))

@@ -12,8 +12,10 @@ import sqlalchemy as sa
 from pydantic import AliasChoices, BaseModel, Field
 from sqlalchemy.orm import Mapped, mapped_column
 
+from rollcall.activity.models import USER_ID_LENGTH
 from rollcall.db import Base, JSONDocument, UTCDateTime
 from rollcall.documents import Document
+from rollcall.fields import TEXT_LENGTH
 from rollcall.times import utcnow
 
 
@@ -121,18 +123,19 @@ class Call(Base):
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     state: Mapped[str] = mapped_column(sa.String(16))
-    # Hash of the normalized record: a second delivery of the same call is not stored again.
+    # The call's time, then a keyed digest of its normalized record (`Source.dedup_key`): a second
+    # delivery of the same call is not stored again. None for a refused or a duplicate call.
     dedup_key: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # The body exactly as it arrived (text), with unknown extra fields, and how it was encoded.
     raw: Mapped[str] = mapped_column(sa.Text)
-    content_type: Mapped[str | None] = mapped_column(sa.String(255))
+    content_type: Mapped[str | None] = mapped_column(sa.String(TEXT_LENGTH))
     # The validated, normalized record (null when rejected) and the validation errors (when rejected).
     record: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     errors: Mapped[dict[str, list[str]] | None] = mapped_column(JSONDocument)
     callpower_campaign_id: Mapped[int | None] = mapped_column(sa.BigInteger)
-    callpower_campaign_name: Mapped[str | None] = mapped_column(sa.String(255))
+    callpower_campaign_name: Mapped[str | None] = mapped_column(sa.String(TEXT_LENGTH))
     mobile: Mapped[str | None] = mapped_column(sa.String(32))
     call_timestamp: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # Import bookkeeping.
@@ -141,7 +144,7 @@ class Call(Base):
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     imported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # What the call became.
-    user_id: Mapped[str | None] = mapped_column(sa.String(24))
+    user_id: Mapped[str | None] = mapped_column(sa.String(USER_ID_LENGTH))
     signup_id: Mapped[int | None] = mapped_column(sa.Integer)
     post_id: Mapped[int | None] = mapped_column(sa.Integer)
     # An operator's corrections of a rejected call, oldest first: [{"at": ..., "fields": {...}}].

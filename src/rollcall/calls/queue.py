@@ -25,9 +25,9 @@ from rollcall.calls.models import WAITING_STATES, Call, CallDocument, CallState,
 from rollcall.calls.retention import BodySweeper
 from rollcall.calls.signals import Signal
 from rollcall.calls.source import Source
-from rollcall.config import Settings
+from rollcall.config import MAX_RETRY_DELAY_HOURS, Settings
 from rollcall.db import Database, savepoint, table_of
-from rollcall.dialect import driver_times, update_rows
+from rollcall.dialect import driver_times, named_rows, update_rows
 from rollcall.events import EventType, NewEvent, record_events
 from rollcall.logs import log_each
 from rollcall.times import utcnow
@@ -35,7 +35,7 @@ from rollcall.times import utcnow
 log = structlog.get_logger("rollcall.importer")
 
 _calls = table_of(Call)
-MAX_RETRY_DELAY = dt.timedelta(hours=6)  # the longest wait before a failed call is tried again
+MAX_RETRY_DELAY = dt.timedelta(hours=MAX_RETRY_DELAY_HOURS)
 ERROR_PAUSE = 1.0  # after a database error, wait this long before trying again
 
 _CLAIM = {
@@ -72,38 +72,30 @@ def claim_waiting_calls(session: Session, limit: int) -> list[ClaimedCall]:
     return claimed
 
 
-_OUTCOME_COLUMNS = (
-    "state",
-    "user_id",
-    "signup_id",
-    "post_id",
-    "imported_at",
-    "attempts",
-    "next_attempt_at",
-    "last_error",
-    "updated_at",
-)
+def _outcome(call: ClaimedCall, outcome: ImportOutcome, now: object) -> dict[str, object]:
+    """A call's row after its import, by column (its `id` last: the key `update_rows` matches)."""
+    return {
+        "state": str(outcome.state),
+        "user_id": outcome.user_id,
+        "signup_id": outcome.signup_id,
+        "post_id": outcome.post_id,
+        "imported_at": now if outcome.state == CallState.IMPORTED else None,
+        "attempts": call.attempts + 1,
+        "next_attempt_at": None,
+        "last_error": None,
+        "updated_at": now,
+        "id": call.id,
+    }
+
+
+_OUTCOME_COLUMNS = tuple(_outcome(ClaimedCall(0, {}, 0, "", None, utcnow()), ImportOutcome(CallState.IMPORTED), None))
 
 
 def record_outcomes(session: Session, calls: Sequence[ClaimedCall], outcomes: Sequence[ImportOutcome]) -> None:
-    """Store what each call became (one executemany for the batch)."""
+    """Store what each call became (one statement for the batch)."""
     now = driver_times(session)(utcnow())
-    rows = [
-        (
-            str(outcome.state),
-            outcome.user_id,
-            outcome.signup_id,
-            outcome.post_id,
-            now if outcome.state == CallState.IMPORTED else None,
-            call.attempts + 1,
-            None,
-            None,
-            now,
-            call.id,
-        )
-        for call, outcome in zip(calls, outcomes, strict=True)
-    ]
-    update_rows(session, _calls, _OUTCOME_COLUMNS, rows)
+    rows = named_rows(_OUTCOME_COLUMNS, [_outcome(c, o, now) for c, o in zip(calls, outcomes, strict=True)])
+    update_rows(session, _calls, _OUTCOME_COLUMNS[:-1], rows)
     statistics.moved(
         session,
         [

@@ -19,11 +19,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from rollcall.calls import statistics
-from rollcall.calls.deliveries import Delivery, complete_with_defaults, keyed
+from rollcall.calls.deliveries import complete_with_defaults, keyed
 from rollcall.calls.models import Call, CallState, Revalidated
 from rollcall.calls.service import get_call
 from rollcall.calls.signals import announce_calls
-from rollcall.calls.source import Source
+from rollcall.calls.source import Delivery, Source
 from rollcall.db import Database
 from rollcall.errors import Conflict, InvalidInput
 from rollcall.times import iso_utc, utcnow

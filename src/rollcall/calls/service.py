@@ -16,22 +16,15 @@ from rollcall.activity.models import Action
 from rollcall.calls import statistics
 from rollcall.calls.models import RETRYABLE_STATES, SEEN_BY_IMPORTER, Call, CallState
 from rollcall.calls.signals import announce_calls
+from rollcall.db import row_of
 from rollcall.dialect import lock_campaign, rarely
-from rollcall.errors import Conflict, NotFound
+from rollcall.errors import Conflict
 from rollcall.paging import Page, PageRequest, any_of, keyset_page
 from rollcall.times import utcnow
 
 
-class UnknownCall(NotFound):
-    def __init__(self, call_id: object) -> None:
-        super().__init__("call", call_id)
-
-
 def get_call(session: Session, call_id: int, *, for_update: bool = False) -> Call:
-    call = session.get(Call, call_id, with_for_update=for_update)
-    if call is None:
-        raise UnknownCall(call_id)
-    return call
+    return row_of(session, Call, call_id, "call", for_update=for_update)
 
 
 def list_calls(

@@ -15,14 +15,66 @@ column keeping the name of the one source there is; so do the calls' own columns
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-if TYPE_CHECKING:
-    from rollcall.calls.deliveries import Delivery
+from rollcall.calls.models import CallState
+from rollcall.dialect import driver_json
+
+
+class Refusal(enum.StrEnum):
+    """Why a delivery cannot become a call (each interface says it its own way: HTTP 400, 415, 422)."""
+
+    UNREADABLE = "unreadable"  # not JSON, or not an object
+    UNSUPPORTED = "unsupported"  # neither JSON nor a form
+    INVALID = "invalid"  # a record that breaks the contract
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One authenticated delivery, ready to store: a valid record (as its stored document), or
+    the errors that refused it, with what is known of it either way."""
+
+    raw: str  # the body as it came (text)
+    content_type: str | None
+    document: dict[str, Any] | None = None  # the validated, normalized record
+    errors: dict[str, list[str]] | None = None
+    refusal: Refusal | None = None  # None: a valid call
+    campaign_id: int | None = None  # the source's campaign, even of a refused delivery when it can be read
+    campaign_name: str | None = None
+    # The caller's number, normalized by the source (a refused delivery's when it could be read:
+    # how a member's rejected calls are found), and the call's time.
+    mobile: str | None = None
+    call_timestamp: dt.datetime | None = None
+    dedup_key: str | None = None  # made where it is stored (`keyed`): it needs the database's secret
+    defaulted: list[str] | None = None  # fields its campaign's defaults completed
+    # The payload of a delivery its campaign's defaults could complete, until they are looked up
+    # where it is stored (`complete_with_defaults`); None once they were.
+    completable: Mapping[str, Any] | None = None
+
+    def row(self, now: Any, time: Any) -> dict[str, Any]:
+        """Its row in `calls`, as the driver takes it (`now` already is; `time` makes a time so)."""
+        return {
+            "state": (CallState.RECEIVED if self.document is not None else CallState.REJECTED).value,
+            "dedup_key": self.dedup_key,
+            "received_at": now,
+            "updated_at": now,
+            "raw": self.raw,
+            "content_type": self.content_type,
+            "record": driver_json(self.document),  # JSON null when refused, as SQLAlchemy stores None
+            "errors": driver_json(self.errors),
+            "callpower_campaign_id": self.campaign_id,
+            "callpower_campaign_name": self.campaign_name,
+            "mobile": self.mobile,
+            "call_timestamp": time(self.call_timestamp),
+            "attempts": 0,
+            "next_attempt_at": now if self.document is not None else None,
+            "defaulted": driver_json(self.defaulted),
+        }
 
 
 @dataclass(frozen=True, slots=True)

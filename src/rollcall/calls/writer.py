@@ -34,9 +34,9 @@ from typing import Any, Protocol
 import structlog
 
 from rollcall import metrics
-from rollcall.calls.deliveries import Delivery, Refusal, store_deliveries
+from rollcall.calls.deliveries import store_deliveries
 from rollcall.calls.queue import ERROR_PAUSE, Importer
-from rollcall.calls.source import Source
+from rollcall.calls.source import Delivery, Refusal, Source
 from rollcall.db import Database
 
 log = structlog.get_logger("rollcall.writer")

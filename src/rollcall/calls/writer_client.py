@@ -17,7 +17,7 @@ from typing import cast
 import structlog
 
 from rollcall.calls import wire
-from rollcall.calls.deliveries import Refusal
+from rollcall.calls.source import Refusal
 from rollcall.calls.writer import Receipt, WriterStopped
 
 log = structlog.get_logger("rollcall.writer")

@@ -26,8 +26,7 @@ from typing import Any
 import structlog
 
 from rollcall.calls import wire
-from rollcall.calls.deliveries import Delivery
-from rollcall.calls.source import Source
+from rollcall.calls.source import Delivery, Source
 from rollcall.calls.writer import STOP, WAKE, GroupCommit, Handed
 from rollcall.config import Settings
 from rollcall.errors import RollcallError

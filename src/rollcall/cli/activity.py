@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from rollcall.activity import service as activity
-from rollcall.activity.models import ActionDocument, CampaignDocument, PostDocument, SignupDocument, UserDocument
+from rollcall.activity.models import (
+    ACTION_DEFAULTS,
+    ActionDocument,
+    CampaignDocument,
+    PostDocument,
+    SignupDocument,
+    UserDocument,
+)
 from rollcall.calls import service as operations
 from rollcall.cli.common import (
     JsonOption,
@@ -50,7 +57,7 @@ def campaigns_list(as_json: JsonOption = False, limit: LimitOption = 100) -> Non
 def actions_add(
     campaign_id: Annotated[int, typer.Option("--campaign-id", help="The campaign the action belongs to.")],
     name: Annotated[str, typer.Option("--name", help="The action's name.")],
-    post_type: Annotated[str, typer.Option("--post-type", help="Type of its posts.")] = "phone-call",
+    post_type: Annotated[str, typer.Option("--post-type", help="Type of its posts.")] = ACTION_DEFAULTS["post_type"],
     callpower_campaign_id: Annotated[
         int | None, typer.Option("--callpower-campaign-id", min=1, help="The CallPower campaign it receives calls of.")
     ] = None,

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from rollcall.callpower import campaigns
-from rollcall.callpower.models import CallPowerCampaignDocument
 from rollcall.callpower.source import CallPower
 from rollcall.calls import service as calls
 from rollcall.calls import service as operations
@@ -134,8 +133,7 @@ def callpower_campaigns_list(as_json: JsonOption = False, limit: LimitOption = 1
     """List the CallPower campaigns seen, newest id first, with their calls and defaults."""
     with database_of().reading() as session:
         rows = [
-            CallPowerCampaignDocument.of(c)
-            for c in campaigns.list_callpower_campaigns(session, PageRequest(limit)).items
+            c.model_dump(mode="json") for c in campaigns.list_callpower_campaigns(session, PageRequest(limit)).items
         ]
     if not as_json:
         for row in rows:

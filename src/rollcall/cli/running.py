@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from rollcall.cli.common import CommandError, app, database_of, keys_app, sessions_app, settings_of_environment
-from rollcall.config import Settings
+from rollcall.config import Settings, environment_variable
 from rollcall.credentials import ADMIN_TOKEN, CALLPOWER_KEY, ensure_secret, stored_secret
 from rollcall.db import Database, migrate
 from rollcall.logs import configure_logging
@@ -27,21 +27,21 @@ def migrate_command() -> None:
 
 
 _GENERATED = (
-    # (stored secret, what it is, the variable that would give it, how to print it)
-    (CALLPOWER_KEY, "CallPower API key", "CALLPOWER_API_KEY", "`rollcall keys show`; give it to CallPower"),
-    (ADMIN_TOKEN, "staff token", "ROLLCALL_ADMIN_TOKEN", "`rollcall keys show --admin`; for the API and console"),
+    # (stored secret, what it is, the setting that would give it, how to print it)
+    (CALLPOWER_KEY, "CallPower API key", "callpower_api_keys", "`rollcall keys show`; give it to CallPower"),
+    (ADMIN_TOKEN, "staff token", "admin_tokens", "`rollcall keys show --admin`; for the API and console"),
 )
 
 
 def _announce_secrets(settings: Settings, database: Database) -> None:
     """The service never runs open: make the secrets the environment does not give, and say so."""
     given = {CALLPOWER_KEY: settings.callpower_api_keys, ADMIN_TOKEN: settings.admin_tokens}
-    for name, what, variable, how in _GENERATED:
+    for name, what, setting, how in _GENERATED:
         if given[name]:
             continue
         _, made = ensure_secret(database, name)
         done = f"Generated a {what}" if made else f"Using the {what} generated on first start"
-        typer.echo(f"{done} ({variable} is not set). Print it with {how}.", err=True)
+        typer.echo(f"{done} ({environment_variable(setting)} is not set). Print it with {how}.", err=True)
 
 
 @app.command()
@@ -167,16 +167,11 @@ def _count_metrics_across_processes() -> None:
 
 def _serve_metrics(host: str, port: int, settings: Settings) -> None:
     """`/metrics` of this importer process (and its children), on their own address."""
-    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
+    from prometheus_client import start_http_server
 
-    from rollcall.metrics import DatabaseCollector
+    from rollcall.monitoring import registry
 
-    registry = REGISTRY
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    registry.register(DatabaseCollector(Database.for_settings(settings)))
-    start_http_server(port, addr=host, registry=registry)
+    start_http_server(port, addr=host, registry=registry(Database.for_settings(settings)))
 
 
 def _run_importer(parent: int | None = None) -> None:
@@ -255,7 +250,8 @@ def keys_show(
 ) -> None:
     """Print the generated CallPower API key (or, with --admin, the generated staff token)."""
     settings = settings_of_environment()
-    name, variable = (ADMIN_TOKEN, "ROLLCALL_ADMIN_TOKEN") if admin else (CALLPOWER_KEY, "CALLPOWER_API_KEY")
+    name, setting = (ADMIN_TOKEN, "admin_tokens") if admin else (CALLPOWER_KEY, "callpower_api_keys")
+    variable = environment_variable(setting)
     if settings.admin_tokens if admin else settings.callpower_api_keys:
         typer.echo(f"{variable} is set: those are the ones in use (this command does not repeat them).", err=True)
         return

@@ -9,7 +9,7 @@ import typer
 from rollcall.cli.common import JsonOption, LimitOption, database_of, print_rows, settings_of_environment
 from rollcall.paging import PageRequest
 from rollcall.webhooks import endpoints
-from rollcall.webhooks.models import DeliveryDocument, WebhookDocument
+from rollcall.webhooks.models import WebhookDocument
 
 webhooks_app = typer.Typer(help="Webhook endpoints: where events are pushed.", no_args_is_help=True)
 
@@ -66,5 +66,5 @@ def webhooks_deliveries(
     """An endpoint's deliveries, newest first, with their last attempt."""
     with database_of().reading() as session:
         found = endpoints.list_deliveries(session, webhook_id, PageRequest(limit), only=only)
-        rows = [DeliveryDocument.model_validate(view).model_dump(mode="json") for view in found.items]
+        rows = [view.model_dump(mode="json") for view in found.items]
     print_rows(rows, as_json, ("id", "event_id", "event_type", "state", "attempts", "last_status", "last_error"))

@@ -15,8 +15,19 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 
 from rollcall import spreadsheets
 from rollcall.activity import service as activity
+from rollcall.activity.views import UserId
 from rollcall.api import MAX_ID
-from rollcall.console.rendering import PAGE_SIZE, Form, Notice, Staff, back_to, console_router, page_of, render
+from rollcall.console.rendering import (
+    PAGE_SIZE,
+    SHOWN_WHOLE,
+    Form,
+    Notice,
+    Staff,
+    back_to,
+    console_router,
+    page_of,
+    render,
+)
 from rollcall.members import audit
 from rollcall.members import service as members
 from rollcall.paging import PageRequest
@@ -24,7 +35,6 @@ from rollcall.services import services_of
 from rollcall.sessions import ConsoleSession
 
 router = console_router()
-UserId = Annotated[str, Path(pattern=r"^[0-9a-f]{1,64}$")]
 
 # -- posts, signups, users --------------------------------------------------------------------
 
@@ -37,11 +47,20 @@ def posts_page(
     cursor: str | None = None,
 ) -> HTMLResponse:
     with services_of(request).database.reading() as db:
-        campaigns = activity.list_campaigns(db, PageRequest(limit=500)).items
+        campaigns = activity.list_campaigns(db, PageRequest(limit=SHOWN_WHOLE)).items
+        campaigns_total = activity.count_campaigns(db) if len(campaigns) == SHOWN_WHOLE else len(campaigns)
         chosen = campaign_id or (campaigns[0].id if campaigns else None)
         page = activity.list_posts(db, page_of(cursor), campaign_ids=[chosen] if chosen else [])
         mobiles = activity.mobiles_of_users(db, {post.northstar_id for post in page.items})
-    return render(request, "posts.html", campaigns=campaigns, chosen=chosen, page=page, mobiles=mobiles)
+    return render(
+        request,
+        "posts.html",
+        campaigns=campaigns,
+        campaigns_total=campaigns_total,
+        chosen=chosen,
+        page=page,
+        mobiles=mobiles,
+    )
 
 
 CSV_COLUMNS = (

@@ -28,6 +28,9 @@ from rollcall.times import iso_utc
 
 templates = Jinja2Templates(directory=str(resources.files("rollcall") / "console" / "templates"))
 PAGE_SIZE = 50
+# A list a page shows whole (what a form chooses from, what needs an operator): at most this many,
+# and the page says "the first 500 of N" when there are more.
+SHOWN_WHOLE = 500
 
 
 class SignInRequired(Exception):

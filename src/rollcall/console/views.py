@@ -28,7 +28,7 @@ from rollcall.calls import repairs, statistics
 from rollcall.calls import service as calls
 from rollcall.calls import service as operations
 from rollcall.calls.models import CallDocument, CallState
-from rollcall.console.rendering import Form, Notice, Staff, back_to, console_router, page_of, render
+from rollcall.console.rendering import SHOWN_WHOLE, Form, Notice, Staff, back_to, console_router, page_of, render
 from rollcall.credentials import matches
 from rollcall.errors import InvalidInput
 from rollcall.limits import TooManyRequests
@@ -107,7 +107,8 @@ def overview_page(request: Request, session: Staff) -> HTMLResponse:
     now = dt.datetime.now(dt.UTC)
     with services.database.reading() as db:
         summary = statistics.overview(db)
-        unmapped = campaigns.list_callpower_campaigns(db, PageRequest(limit=500), mapped=False).items
+        unmapped = campaigns.count_callpower_campaigns(db, mapped=False)
+        waiting_unmapped = statistics.count_calls_by_state(db)[CallState.UNMAPPED] if unmapped else 0
         rejected = summary.week[CallState.REJECTED]
         reasons = statistics.rejection_reasons(db, since=summary.days[-7].day) if rejected else {}
         disabled_webhooks = endpoints.disabled_by_rollcall(db)
@@ -119,6 +120,7 @@ def overview_page(request: Request, session: Staff) -> HTMLResponse:
         overview=summary,
         peak=peak,
         unmapped=unmapped,
+        waiting_unmapped=waiting_unmapped,
         now=now,
         rejected=rejected,
         common_reason=common,
@@ -137,20 +139,22 @@ def campaigns_page(request: Request, session: Staff, cursor: str | None = None) 
     """Those without an action first (all of them: each needs one), then those with one, a page
     at a time (their forms cost the page's time, not the database)."""
     with services_of(request).database.reading() as db:
-        unmapped = campaigns.list_callpower_campaigns(db, PageRequest(limit=500), mapped=False).items
+        unmapped = campaigns.list_callpower_campaigns(db, PageRequest(limit=SHOWN_WHOLE), mapped=False).items
+        unmapped_total = campaigns.count_callpower_campaigns(db, mapped=False) if len(unmapped) == SHOWN_WHOLE else 0
         page = campaigns.list_callpower_campaigns(db, PageRequest(CAMPAIGNS_PAGE, cursor), mapped=True)
         mapped = page.items
-        actions = activity.list_actions(db, PageRequest(limit=500)).items
-        all_campaigns = activity.list_campaigns(db, PageRequest(limit=500)).items
+        free_actions = activity.list_actions(db, PageRequest(limit=SHOWN_WHOLE), unmapped=True).items
+        actions_total = activity.count_actions(db, unmapped=True) if len(free_actions) == SHOWN_WHOLE else 0
     waiting = any(summary.calls["received"] for summary in unmapped + mapped)
     return render(
         request,
         "campaigns.html",
         unmapped=unmapped,
+        unmapped_total=max(unmapped_total, len(unmapped)),
         mapped=mapped,
         page=page,
-        free_actions=[a for a in actions if a.callpower_campaign_id is None],
-        campaigns=all_campaigns,
+        free_actions=free_actions,
+        actions_total=max(actions_total, len(free_actions)),
         refresh=waiting and request.query_params.get("done"),
     )
 

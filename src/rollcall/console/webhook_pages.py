@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
 
 from rollcall.api import MAX_ID
-from rollcall.console.rendering import Form, Notice, Staff, back_to, console_router, page_of, render
+from rollcall.console.rendering import SHOWN_WHOLE, Form, Notice, Staff, back_to, console_router, page_of, render
 from rollcall.db import BIGINT_MAX
 from rollcall.errors import InvalidInput
 from rollcall.paging import PageRequest
@@ -40,7 +40,8 @@ async def _writing(request: Request, change: Callable[[Session], T]) -> T:
 
 def _endpoints_page(request: Request, status_code: int = 200, **context: Any) -> HTMLResponse:
     with services_of(request).database.reading() as session:
-        webhooks = endpoints.list_webhooks(session, PageRequest(limit=500)).items
+        webhooks = endpoints.list_webhooks(session, PageRequest(limit=SHOWN_WHOLE)).items
+        total = endpoints.count_webhooks(session) if len(webhooks) == SHOWN_WHOLE else len(webhooks)
         shapes = endpoints.shapes(session, webhooks)
         failures = {
             webhook.id: endpoints.list_deliveries(
@@ -53,6 +54,7 @@ def _endpoints_page(request: Request, status_code: int = 200, **context: Any) ->
         "webhooks.html",
         status_code,
         webhooks=shapes,
+        total=total,
         failures=failures,
         subscribable=[kind.value for kind in SUBSCRIBABLE],
         operator_disabled=OPERATOR_DISABLED,

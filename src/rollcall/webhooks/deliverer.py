@@ -1,5 +1,6 @@
 """The deliverer: an asyncio loop of its own (a process started by `rollcall serve` and `rollcall
-worker`) that sends each delivery as Standard Webhooks says, with a pooled HTTP client (httpx).
+worker`) that sends each delivery as Standard Webhooks says, over keep-alive connections of
+httpcore (httpx's engine, driven directly: `Lanes`).
 
 A request is `POST {"type", "timestamp", "data"}` with `webhook-id` (the event id, the same on
 every retry, so a receiver can de-duplicate), `webhook-timestamp` and `webhook-signature`
@@ -201,7 +202,11 @@ class Deliverer:
         self.database = database
         self.settings = settings
         self.lease = dt.timedelta(seconds=settings.webhook_lease_seconds)
+        # A delivery out is renewed by the next step when its lease ends sooner than an attempt
+        # could (`_expiring`); one is started only while its lease has the margin left.
         self._attempt = dt.timedelta(seconds=settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS)
+        self._margin = dt.timedelta(seconds=LEASE_MARGIN_SECONDS)
+        self._leases: dict[int, dt.datetime] = {}  # deliveries out, and when their leases end
         self._in_flight: dict[int, int] = {}
         self._queued: dict[int, collections.deque[queue.Taken]] = {}
         self._finished: list[queue.Attempt] = []
@@ -226,8 +231,11 @@ class Deliverer:
             finished, self._finished = self._finished, []
             held = {webhook_id: self._held(webhook_id) for webhook_id in set(self._in_flight) | set(self._queued)}
             unsent = [] if self._sending else self._unqueue()
+            expiring = self._expiring()
             try:
-                taken = await asyncio.to_thread(self._step, finished, held if self._sending else None, unsent)
+                taken, renewed = await asyncio.to_thread(
+                    self._step, finished, held if self._sending else None, unsent, expiring
+                )
             except Exception as error:  # the database went away: keep the process, try again
                 # What finished is not recorded: those deliveries are sent again once their leases
                 # run out (at least once).
@@ -236,6 +244,9 @@ class Deliverer:
                     return
                 await self._idle(ERROR_PAUSE, stopping)
                 continue
+            for delivery_id in expiring:
+                if delivery_id in self._leases:
+                    self._leases[delivery_id] = renewed
             for item in taken:
                 self._queued.setdefault(item.webhook_id, collections.deque()).append(item)
             self._send_queued()
@@ -256,22 +267,29 @@ class Deliverer:
         """Start queued deliveries while their endpoint has room (not once stopping)."""
         if not self._sending:
             return
-        # Only while its lease outlives the attempt: else another deliverer (or this one) could
-        # take it again while it is still out, and send it twice.
-        last_start = utcnow() + self._attempt
+        # Only while its lease has the margin left for a step to renew it (`_expiring`): else
+        # another deliverer (or this one) could take it again while it is out, and send it twice.
+        last_start = utcnow() + self._margin
         for webhook_id, waiting in self._queued.items():
             while waiting and self._in_flight.get(webhook_id, 0) < IN_FLIGHT:
                 item = waiting.popleft()
                 if item.lease_until <= last_start:
                     continue  # it waited here too long (a slow endpoint): taken again when its lease runs out
+                self._leases[item.delivery_id] = item.lease_until
                 self._in_flight[webhook_id] = self._in_flight.get(webhook_id, 0) + 1
                 task = asyncio.create_task(send(self._lanes, item))
                 task.add_done_callback(self._sent)
                 self._tasks.add(task)
 
+    def _expiring(self) -> list[int]:
+        """The deliveries out whose leases would end before an attempt begun now could."""
+        soon = utcnow() + self._attempt
+        return [delivery_id for delivery_id, until in self._leases.items() if until <= soon]
+
     def _sent(self, task: asyncio.Task[queue.Attempt]) -> None:
         self._tasks.discard(task)
         attempt = task.result()
+        self._leases.pop(attempt.taken.delivery_id, None)
         self._in_flight[attempt.taken.webhook_id] -= 1
         self._finished.append(attempt)
         self._send_queued()
@@ -291,11 +309,15 @@ class Deliverer:
         for waiter in waiters:
             waiter.cancel()
 
-    def _step(self, finished: list[queue.Attempt], held: dict[int, int] | None, unsent: list[int]) -> list[queue.Taken]:
-        """Record what finished, give back what will not be sent, and take for each endpoint what
-        is due, then new events fanned out (up to what it may hold, minus what `held` says it
-        holds; nothing when `held` is None): one short write transaction. When there is nothing
-        to record, a read first says whether there is anything to do."""
+    def _step(
+        self, finished: list[queue.Attempt], held: dict[int, int] | None, unsent: list[int], expiring: list[int]
+    ) -> tuple[list[queue.Taken], dt.datetime]:
+        """Record what finished, give back what will not be sent, renew the leases of `expiring`
+        deliveries (out, and slow), and take for each endpoint what is due, then new events fanned
+        out (up to what it may hold, minus what `held` says it holds; nothing when `held` is
+        None): one short write transaction. When there is nothing to record, a read first says
+        whether there is anything to do. Returns what it took, and until when it renewed."""
+        renewed = utcnow() + self.lease
         room: dict[int, int] = {}
         if held is not None:
             if self._busy:
@@ -305,19 +327,20 @@ class Deliverer:
                     endpoints = queue.enabled_endpoints(session) if queue.has_work(session, utcnow()) else []
             room = {webhook_id: IN_FLIGHT + AHEAD - held.get(webhook_id, 0) for webhook_id in endpoints}
             room = {webhook_id: space for webhook_id, space in room.items() if space > 0}
-        if not finished and not room and not unsent:
+        if not finished and not room and not unsent and not expiring:
             self._busy = False
-            return []
+            return [], renewed
         taken: list[queue.Taken] = []
         with self.database.writing() as session:
             queue.record(session, finished)
             queue.release(session, unsent)
+            queue.renew(session, expiring, renewed)
             if room:
                 taken = queue.take(session, room, self.lease)
             self._endpoints = queue.enabled_endpoints(session)
         self._busy = bool(taken)
         self._observe(finished)
-        return taken
+        return taken, renewed
 
     def _observe(self, attempts: list[queue.Attempt]) -> None:
         now = utcnow()

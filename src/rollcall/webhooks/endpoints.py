@@ -12,21 +12,23 @@ import datetime as dt
 import enum
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from rollcall.config import Settings
+from rollcall.db import row_of
 from rollcall.errors import Conflict, InvalidInput, NotFound
 from rollcall.events import Event, EventType, event_id, last_event_number, record_events
-from rollcall.paging import Page, PageRequest, keyset_page
+from rollcall.paging import Page, PageRequest, count, keyset_page
 from rollcall.times import utcnow
 from rollcall.webhooks import addresses, queue
 from rollcall.webhooks.models import (
     OPERATOR_DISABLED,
     SUBSCRIBABLE,
+    AttemptDocument,
+    DeliveryDocument,
     DeliveryState,
     Webhook,
     WebhookAttempt,
@@ -37,11 +39,6 @@ from rollcall.webhooks.models import (
 SECRET_PREFIX = "whsec_"
 ROTATION_OVERLAP = dt.timedelta(hours=24)  # the old secret keeps signing beside the new one
 RECENT_ATTEMPTS = 10  # shown with each delivery
-
-
-class UnknownWebhook(NotFound):
-    def __init__(self, webhook_id: object) -> None:
-        super().__init__("webhook", webhook_id)
 
 
 class UnsafeAddress(InvalidInput):
@@ -99,10 +96,7 @@ def create_webhook(
 
 
 def get_webhook(session: Session, webhook_id: int) -> Webhook:
-    webhook = session.get(Webhook, webhook_id)
-    if webhook is None:
-        raise UnknownWebhook(webhook_id)
-    return webhook
+    return row_of(session, Webhook, webhook_id, "webhook")
 
 
 def update_webhook(session: Session, webhook_id: int, changes: dict[str, Any], settings: Settings) -> Webhook:
@@ -172,6 +166,10 @@ def list_webhooks(session: Session, page: PageRequest) -> Page[Webhook]:
     return keyset_page(session, sa.select(Webhook), [Webhook.id], page, lambda w: (w.id,))
 
 
+def count_webhooks(session: Session) -> int:
+    return count(session, sa.select(Webhook))
+
+
 def disabled_by_rollcall(session: Session) -> list[Webhook]:
     """Endpoints rollcall disabled itself (410 Gone, days of failures): operators must hear of them."""
     return list(
@@ -184,24 +182,6 @@ def disabled_by_rollcall(session: Session) -> list[Webhook]:
 
 
 # -- its deliveries -----------------------------------------------------------------------------
-
-
-@dataclass
-class DeliveryView:
-    """A delivery with what is shown beside it: its event, its recent attempts."""
-
-    id: int
-    webhook_id: int
-    event_id: str
-    event_type: str
-    state: str
-    attempts: int
-    next_attempt_at: dt.datetime | None
-    last_status: int | None
-    last_error: str | None
-    created_at: dt.datetime
-    delivered_at: dt.datetime | None
-    attempt_log: list[WebhookAttempt]
 
 
 class Troubled(enum.StrEnum):
@@ -227,7 +207,8 @@ def list_deliveries(session: Session, webhook_id: int, page: PageRequest, *, onl
     return Page(views(session, found.items), found.next, found.prev)
 
 
-def views(session: Session, deliveries: Sequence[WebhookDelivery]) -> list[DeliveryView]:
+def views(session: Session, deliveries: Sequence[WebhookDelivery]) -> list[DeliveryDocument]:
+    """Deliveries as they are shown: each with its event and its latest attempts."""
     ids = [delivery.id for delivery in deliveries]
     types = dict(
         session.execute(sa.select(Event.id, Event.type).where(Event.id.in_([d.event_id for d in deliveries]))).all()
@@ -240,25 +221,25 @@ def views(session: Session, deliveries: Sequence[WebhookDelivery]) -> list[Deliv
             if len(attempts[attempt.delivery_id]) < RECENT_ATTEMPTS:
                 attempts[attempt.delivery_id].append(attempt)
     return [
-        DeliveryView(
-            delivery.id,
-            delivery.webhook_id,
-            event_id(delivery.event_id),
-            types.get(delivery.event_id, "(no longer kept)"),
-            delivery.state,
-            delivery.attempts,
-            delivery.next_attempt_at,
-            delivery.last_status,
-            delivery.last_error,
-            delivery.created_at,
-            delivery.delivered_at,
-            attempts[delivery.id],
+        DeliveryDocument(
+            id=delivery.id,
+            webhook_id=delivery.webhook_id,
+            event_id=event_id(delivery.event_id),
+            event_type=types.get(delivery.event_id, "(no longer kept)"),
+            state=DeliveryState(delivery.state),
+            attempts=delivery.attempts,
+            next_attempt_at=delivery.next_attempt_at,
+            last_status=delivery.last_status,
+            last_error=delivery.last_error,
+            created_at=delivery.created_at,
+            delivered_at=delivery.delivered_at,
+            attempt_log=[AttemptDocument.model_validate(attempt) for attempt in attempts[delivery.id]],
         )
         for delivery in deliveries
     ]
 
 
-def retry_delivery(session: Session, webhook_id: int, delivery_id: int) -> DeliveryView:
+def retry_delivery(session: Session, webhook_id: int, delivery_id: int) -> DeliveryDocument:
     """Send a delivery again now, with a fresh schedule of attempts (a delivered one is 409)."""
     delivery = session.get(WebhookDelivery, delivery_id)
     if delivery is None or delivery.webhook_id != webhook_id:
@@ -272,7 +253,7 @@ def retry_delivery(session: Session, webhook_id: int, delivery_id: int) -> Deliv
     return views(session, [delivery])[0]
 
 
-def send_test_event(session: Session, webhook_id: int) -> DeliveryView:
+def send_test_event(session: Session, webhook_id: int) -> DeliveryDocument:
     """A `webhook.test` event, delivered to this endpoint alone (now, whatever it subscribes to)."""
     webhook = get_webhook(session, webhook_id)
     data = {"webhook_id": webhook.id, "message": "A test event from rollcall: your endpoint is reached."}

@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from pydantic import AnyUrl, BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.orm import Mapped, mapped_column
 
-from rollcall.activity.models import STORABLE_TEXT
 from rollcall.db import Base, JSONDocument, UTCDateTime
 from rollcall.documents import Document
 from rollcall.events import EventType
+from rollcall.fields import STORABLE_TEXT
 from rollcall.times import utcnow
 
 _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from rollcall.db import table_of
-from rollcall.dialect import driver_times, insert_rows, update_rows
+from rollcall.dialect import driver_times, insert_rows, named_rows, update_rows
 from rollcall.events import Event, delete_events_before, documents, event_id, last_event_number
 from rollcall.logs import keep_secret
 from rollcall.times import utcnow
@@ -41,15 +41,15 @@ FAN_OUT_BATCH = 2000  # events turned into deliveries per endpoint per transacti
 PENDING_CAP = 4 * FAN_OUT_BATCH
 _deliveries = table_of(WebhookDelivery)
 _attempts = table_of(WebhookAttempt)
-_OUTCOME_COLUMNS = (
-    "attempts",
-    "lease_until",
-    "last_status",
-    "last_error",
-    "updated_at",
+_NEW_COLUMNS = (
+    "webhook_id",
+    "event_id",
     "state",
-    "delivered_at",
+    "attempts",
     "next_attempt_at",
+    "lease_until",
+    "created_at",
+    "updated_at",
 )
 
 
@@ -116,21 +116,14 @@ def _fan_out(
             )
         )
         if numbers:
-            rows = [(webhook_id, number, DeliveryState.PENDING.value, 0, now, lease, now, now) for number in numbers]
+            fresh = {"webhook_id": webhook_id, "state": DeliveryState.PENDING.value, "attempts": 0}
+            leased = {"next_attempt_at": now, "lease_until": lease, "created_at": now, "updated_at": now}
+            rows = named_rows(_NEW_COLUMNS, [{**fresh, "event_id": number, **leased} for number in numbers])
             made.extend(
                 insert_rows(
                     session,
                     _deliveries,
-                    (
-                        "webhook_id",
-                        "event_id",
-                        "state",
-                        "attempts",
-                        "next_attempt_at",
-                        "lease_until",
-                        "created_at",
-                        "updated_at",
-                    ),
+                    _NEW_COLUMNS,
                     rows,
                     returning=("id", "webhook_id", "event_id", "attempts"),
                     conflict="ON CONFLICT DO NOTHING",
@@ -241,6 +234,18 @@ def take(session: Session, room: dict[int, int], lease: dt.timedelta) -> list[Ta
     return taken
 
 
+def renew(session: Session, delivery_ids: Sequence[int], until: dt.datetime) -> None:
+    """Keep deliveries that are still out leased to this deliverer until `until` (a slow
+    receiver's attempt outlives the lease it was taken with)."""
+    if delivery_ids:
+        session.execute(
+            sa.update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(list(delivery_ids)), WebhookDelivery.state == DeliveryState.PENDING)
+            .values(lease_until=until)
+            .execution_options(synchronize_session=False)
+        )
+
+
 def release(session: Session, delivery_ids: Sequence[int]) -> None:
     """Give back deliveries taken but not sent (a deliverer stopping): due again at once."""
     if delivery_ids:
@@ -312,19 +317,20 @@ def record(session: Session, attempts: Sequence[Attempt]) -> None:
             else DeliveryState.FAILED
         )
         changes.append(
-            (
-                attempt.taken.attempt,
-                None,  # lease_until: no longer held
-                attempt.status_code,
-                attempt.error,
-                time(now),
-                state.value,
-                time(attempt.at) if attempt.delivered else None,
-                time(retry_at),
-                attempt.taken.delivery_id,
-            )
+            {
+                "attempts": attempt.taken.attempt,
+                "lease_until": None,  # no longer held
+                "last_status": attempt.status_code,
+                "last_error": attempt.error,
+                "updated_at": time(now),
+                "state": state.value,
+                "delivered_at": time(attempt.at) if attempt.delivered else None,
+                "next_attempt_at": time(retry_at),
+                "id": attempt.taken.delivery_id,  # the key `update_rows` matches, last
+            }
         )
-    update_rows(session, _deliveries, _OUTCOME_COLUMNS, changes)
+    columns = tuple(changes[0])
+    update_rows(session, _deliveries, columns[:-1], named_rows(columns, changes))
     # After the update: the attempts' foreign key then finds its delivery already locked by this
     # transaction (before it, PostgreSQL locked each row for the key check, then updated it).
     insert_rows(

@@ -161,7 +161,7 @@ def retry_delivery(
     services: ServicesDep, webhook_id: Id, delivery_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)]
 ) -> dict[str, Any]:
     with services.database.writing() as session:
-        return one(DeliveryDocument.model_validate(endpoints.retry_delivery(session, webhook_id, delivery_id)))
+        return one(endpoints.retry_delivery(session, webhook_id, delivery_id))
 
 
 @router.post(
@@ -173,4 +173,4 @@ def retry_delivery(
 )
 def send_test_event(services: ServicesDep, webhook_id: Id) -> dict[str, Any]:
     with services.database.writing() as session:
-        return one(DeliveryDocument.model_validate(endpoints.send_test_event(session, webhook_id)))
+        return one(endpoints.send_test_event(session, webhook_id))

@@ -10,7 +10,7 @@ import pytest
 
 from rollcall.config import ConfigError, Settings, environment_variable
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 INTERNAL = {"writer_socket", "supervisor_pid"}  # set by `rollcall serve` for its own processes
 
 OLD_KEY = "old-callpower-key-0123456789abcdefghij"
