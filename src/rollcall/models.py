@@ -6,6 +6,7 @@ from rollcall.calls.models import Call
 from rollcall.credentials import StoredSecret
 from rollcall.events import Event
 from rollcall.members.audit import AuditEntry
+from rollcall.reports.models import ReportCall, ReportQuarter, ReportTarget
 from rollcall.sessions import ConsoleSessionRow
 from rollcall.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 
@@ -18,6 +19,9 @@ __all__ = [
     "ConsoleSessionRow",
     "Event",
     "Post",
+    "ReportCall",
+    "ReportQuarter",
+    "ReportTarget",
     "Signup",
     "StoredSecret",
     "User",

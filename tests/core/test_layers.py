@@ -30,10 +30,10 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("all tables", ["rollcall.models"]),
     (
         "sources and nouns over calls",
-        ["rollcall.callpower*", "rollcall.members*", "rollcall.webhooks*", "rollcall.reports*"],
+        ["rollcall.callpower*", "rollcall.members*", "rollcall.webhooks*"],
     ),
     ("the call pipeline", ["rollcall.calls*"]),
-    ("nouns", ["rollcall.activity*", "rollcall.events", "rollcall.sessions"]),
+    ("nouns", ["rollcall.activity*", "rollcall.events", "rollcall.sessions", "rollcall.reports*"]),
     (
         "foundation",
         [

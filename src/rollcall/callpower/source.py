@@ -28,7 +28,7 @@ from rollcall.callpower.record import (
     parse_call,
     with_defaults,
 )
-from rollcall.calls.source import CallFacts, Delivery, Refusal
+from rollcall.calls.source import CallFacts, Delivery, Refusal, Reported
 from rollcall.config import Settings
 
 # File imports keep each line as JSON text (a CSV row as the object of its fields): what they
@@ -139,4 +139,22 @@ class CallPower:
             anonymous=record.is_anonymous,
             completed=record.is_completed,
             details=record.post_details(),
+            status=record.status,
+            seconds=record.call_duration,
+            target=(record.campaign_target_name, record.campaign_target_title, record.campaign_target_district),
+        )
+
+    @staticmethod
+    def reported(details: dict[str, Any]) -> Reported:
+        """What a post's details (`CallRecord.post_details`) say for the results: status,
+        seconds, target (the recount of `reports.figures.rebuild`)."""
+        seconds = details.get("call_duration")
+        return (
+            str(details.get("status_details") or ""),
+            seconds if isinstance(seconds, int) else 0,
+            (
+                details.get("campaign_target_name"),
+                details.get("campaign_target_title"),
+                details.get("campaign_target_district"),
+            ),
         )

@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session
 from rollcall.activity import batches
 from rollcall.activity import service as activity
 from rollcall.calls.models import CallState, ClaimedCall, ImportOutcome
-from rollcall.calls.source import Source
+from rollcall.calls.source import CallFacts, Source
 from rollcall.dialect import lock_campaign
 from rollcall.events import EventType, NewEvent
+from rollcall.reports import figures
 from rollcall.times import iso_utc
 
 
@@ -70,6 +71,8 @@ def import_calls(session: Session, calls: Sequence[ClaimedCall], source: Source)
         ],
     )
 
+    _count_results(records, actions, user_ids, {user["id"] for user in registration.created}, session)
+
     outcomes = []
     for call, record in zip(calls, records, strict=True):
         if record.anonymous:
@@ -82,6 +85,40 @@ def import_calls(session: Session, calls: Sequence[ClaimedCall], source: Source)
                 ImportOutcome(CallState.IMPORTED, user_id=user_ids[record.mobile], signup_id=signup_id, post_id=post_id)
             )
     return Imported(outcomes, _events(registration, placement))
+
+
+def _count_results(
+    records: Sequence[CallFacts],
+    actions: dict[int, activity.ActionTarget],
+    user_ids: dict[str, str],
+    created: set[str],
+    session: Session,
+) -> None:
+    """The posts made, in the campaign results (`reports.figures`): each in its call's quarter
+    hour; the first post of a member registered now is a new member's."""
+    counted = []
+    for record in records:
+        if record.anonymous or record.campaign_id not in actions:
+            continue  # (no post)
+        user_id = user_ids[record.mobile]
+        new_member = user_id in created
+        created.discard(user_id)  # (a member's first post only)
+        if record.call_timestamp is None:
+            continue
+        counted.append(
+            figures.Counted(
+                campaign_id=actions[record.campaign_id].campaign_id,
+                action_id=actions[record.campaign_id].id,
+                source_campaign_id=record.campaign_id,
+                user_id=user_id,
+                call_timestamp=record.call_timestamp,
+                outcome=figures.outcome_of(record.status),
+                seconds=record.seconds,
+                target=figures.Target.of(*record.target),
+                new_member=new_member,
+            )
+        )
+    figures.count_posts(session, counted)
 
 
 def _events(registration: batches.Registration, placement: batches.Placement) -> list[NewEvent]:

@@ -77,10 +77,15 @@ class Delivery:
         }
 
 
+Target = tuple[str | None, str | None, str | None]  # name, title, district
+Reported = tuple[str, int, Target]  # status, seconds, target
+
+
 @dataclass(frozen=True, slots=True)
 class CallFacts:
     """What a stored record means for the member who called: who, which campaign, when, how it
-    went (a completed call is an accepted post), and the post's details."""
+    went (a completed call is an accepted post; the status as the source says it), for how long,
+    to whom, and the post's details."""
 
     mobile: str
     campaign_id: int
@@ -88,6 +93,9 @@ class CallFacts:
     anonymous: bool  # nobody to credit: the call is discarded
     completed: bool
     details: dict[str, Any]
+    status: str = ""
+    seconds: int = 0
+    target: Target = (None, None, None)
 
 
 class Source(Protocol):
@@ -127,4 +135,9 @@ class Source(Protocol):
 
     def facts(self, document: dict[str, Any]) -> CallFacts:
         """What a stored record means for the member who called."""
+        ...
+
+    def reported(self, details: dict[str, Any]) -> Reported:
+        """What a post's details (as `facts` made them) say of the call: status, seconds, target
+        (the campaign results' recount reads posts with it)."""
         ...

@@ -1,0 +1,121 @@
+"""Campaign results, kept as calls become posts: figures by quarter hour (UTC), and figures by
+quarter hour, target and member (what distinct callers and targets are counted from), and the
+targets themselves. The API's shapes of a report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rollcall.activity.models import USER_ID_LENGTH
+from rollcall.db import Base
+from rollcall.fields import TEXT_LENGTH, WORD_LENGTH
+
+QUARTER = 900  # seconds: every time zone's hours and days begin on a quarter hour (UTC+5:45, +8:45, ...)
+OUTCOMES = ("completed", "busy", "no_answer", "failed", "canceled", "other")
+# What each kept row holds: posts, posts by outcome (they add up to `calls`), seconds talked,
+# members whose first call is among them.
+FIGURES = ("calls", *OUTCOMES, "talk_seconds", "new_members")
+
+
+def _figures() -> dict[str, Mapped[int]]:
+    return {name: mapped_column(sa.BigInteger, default=0) for name in FIGURES}
+
+
+class ReportTarget(Base):
+    """A target as its calls name it (a blank part is ""), and its state (from the district)."""
+
+    __tablename__ = "report_targets"
+    __table_args__ = (sa.UniqueConstraint("name", "title", "district", name="uq_report_targets_target"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(TEXT_LENGTH))
+    title: Mapped[str] = mapped_column(sa.String(TEXT_LENGTH))
+    district: Mapped[str] = mapped_column(sa.String(TEXT_LENGTH))
+    state: Mapped[str] = mapped_column(sa.String(WORD_LENGTH))
+
+
+class ReportQuarter(Base):
+    """A campaign action's posts of one source campaign made in one quarter hour (UTC): what the
+    figures by time are read from."""
+
+    __tablename__ = "report_quarters"
+    __table_args__ = (sa.Index("ix_report_quarters_source_campaign_id", "source_campaign_id"),)
+
+    campaign_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    quarter: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)  # epoch / 900
+    action_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    source_campaign_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    calls: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    completed: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    busy: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    no_answer: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    failed: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    canceled: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    other: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    talk_seconds: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    new_members: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
+class ReportCall(Base):
+    """The same, by target and member too: what distinct callers, and the figures by target,
+    state and district, are read from (about a row per post: a member's calls to one target in
+    one quarter hour share one)."""
+
+    __tablename__ = "report_calls"
+
+    campaign_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    quarter: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    action_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    source_campaign_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    target_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    user_id: Mapped[str] = mapped_column(sa.String(USER_ID_LENGTH), primary_key=True)
+    calls: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    completed: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    busy: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    no_answer: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    failed: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    canceled: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    other: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    talk_seconds: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    new_members: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
+# -- shapes of the staff API ------------------------------------------------------------------
+
+
+class Figures(BaseModel):
+    calls: int = Field(description="Posts (calls) made in the row.")
+    completed: int
+    busy: int
+    no_answer: int
+    failed: int
+    canceled: int
+    other: int = Field(description="unknown, queued, ringing, in-progress or anything else; the six add up to calls.")
+    talk_seconds: int = Field(description="The sum of the calls' durations.")
+    callers: int = Field(description="Distinct members with a call in the row.")
+    new_members: int = Field(description="Members whose first call known to rollcall is in the row.")
+
+
+class ReportRow(Figures):
+    """A row: its key fields (by grouping) and its figures."""
+
+    model_config = {"extra": "allow"}
+
+
+class ReportMeta(BaseModel):
+    tz: str
+    group_by: str
+    from_: str = Field(alias="from", description="The first local date of the period.")
+    to: str = Field(description="The last local date of the period (inclusive).")
+    totals: Figures
+
+    model_config = {"populate_by_name": True}
+
+
+class Report(BaseModel):
+    data: list[dict[str, Any]]
+    meta: ReportMeta
