@@ -28,13 +28,15 @@ import uvicorn
 from rollcall.activity import service as activity
 from rollcall.app import create_app
 from rollcall.callpower.source import CallPower
-from rollcall.calls import deliveries
+from rollcall.calls import deliveries, results
 from rollcall.calls import service as calls
 from rollcall.calls import service as operations
 from rollcall.calls.models import Call
 from rollcall.calls.queue import Importer
+from rollcall.calls.source import Source
 from rollcall.config import Settings
 from rollcall.db import Database
+from rollcall.reports import figures
 from rollcall.server import uvicorn_options
 
 API_KEY = "test-callpower-key-0123456789abcdefghij"
@@ -345,3 +347,14 @@ def sign_in(page: Any, url: str) -> None:
     page.fill("#token", ADMIN_TOKEN)
     page.click("button:has-text('Sign in')")
     page.wait_for_url(f"{url}/console/")
+
+
+def results_equal_recount(database: Database, source: Source | None = None) -> bool:
+    """The campaign results as kept equal a count over the posts (read by `source`, CallPower's
+    by default)."""
+    with database.reading() as session:
+        kept = figures.kept(session)
+        counted = figures.recount(
+            (row for batch in results.posts(session) for row in batch), (source or CallPower()).reported
+        )
+    return kept == counted

@@ -34,6 +34,7 @@ from rollcall.limits import NoLimit, RateLimiter, TokenThrottle
 from rollcall.logs import configure_logging
 from rollcall.members import views as member_views
 from rollcall.processes import stop_when_orphaned
+from rollcall.reports import views as report_views
 from rollcall.services import Services
 from rollcall.sessions import Sessions
 from rollcall.webhooks import views as webhook_views
@@ -118,6 +119,7 @@ def create_api(settings: Settings, *, run_importer: bool = True) -> FastAPI:
     app.include_router(activity_views.router)
     app.include_router(member_views.router)
     app.include_router(webhook_views.router)
+    app.include_router(report_views.router)
     app.include_router(console_views.router)
     app.include_router(activity_pages.router)
     app.include_router(webhook_pages.router)

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from rollcall.times import zone_name
+
 WRITER_SOCKET_VARIABLE = "ROLLCALL_WRITER_SOCKET"
 MAX_RETRY_DELAY_HOURS = 6  # a failed import is tried again after at most this long
 
@@ -56,6 +58,15 @@ class Settings(BaseSettings):
         description="staff tokens for the API and the console, comma-separated; none: the generated one",
     )
     default_region: str = Field("US", description="region for numbers sent without a country code")
+    default_timezone: str = Field(
+        "UTC", description="IANA time zone of results whose campaign names none (America/New_York)"
+    )
+    unreachable_share: float = Field(
+        0.5, gt=0, lt=1, description="a target is flagged when more than this share of its calls went unanswered"
+    )
+    unreachable_min_calls: int = Field(
+        20, ge=1, description="...of at least this many calls in the last 24 hours (busy, no answer, failed)"
+    )
     max_body_bytes: int = Field(64 * 1024, ge=1, description="request body limit (413 beyond)")
     import_max_attempts: int = Field(8, ge=1, description="failed imports before a call is `dead`")
     import_retry_base_seconds: float = Field(
@@ -196,6 +207,11 @@ class Settings(BaseSettings):
         if len(region) != 2 or not region.isalpha():
             raise ValueError(f"must be a two-letter region code, got {value!r}")
         return region
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return zone_name(value)
 
     @field_validator("database_url", "tls_cert", "tls_key")
     @classmethod

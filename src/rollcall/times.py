@@ -1,8 +1,11 @@
-"""Points in time: now, in UTC, and the one way every interface writes a time (ISO-8601, `Z`)."""
+"""Points in time: now, in UTC, the one way every interface writes a time (ISO-8601, `Z`), and
+time zones by their IANA names (from the `tzdata` package where the system has none)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import zoneinfo
 
 
 def utcnow() -> dt.datetime:
@@ -22,3 +25,27 @@ def parse_timestamp(value: str) -> dt.datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=dt.UTC)
     return moment.astimezone(dt.UTC)
+
+
+class UnknownTimeZone(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name!r} is not a time zone: an IANA name such as America/New_York, Europe/Paris or UTC")
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
+
+
+def zone(name: str) -> zoneinfo.ZoneInfo:
+    """An IANA time zone by name (`Europe/Paris`); `UnknownTimeZone` for any other text (a file
+    path, `localtime`, a blank)."""
+    if name not in _zone_names():
+        raise UnknownTimeZone(name)
+    return zoneinfo.ZoneInfo(name)
+
+
+def zone_name(name: str) -> str:
+    """A time zone's name, checked (a pydantic validator's body)."""
+    zone(name)
+    return name

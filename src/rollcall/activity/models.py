@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from rollcall.db import BIGINT_MAX, INTEGER_MAX, Base, JSONDocument, UTCDateTime
 from rollcall.documents import Document
 from rollcall.fields import FILLED_TEXT, STORABLE_TEXT, TEXT_LENGTH, WORD_LENGTH
-from rollcall.times import utcnow
+from rollcall.times import utcnow, zone_name
 
 PHONE_CALL = "phone-call"
 SOURCE = "importer-client"
@@ -22,6 +22,7 @@ SOURCE_DETAILS = "CallPower"
 ACTION_DEFAULTS = {"post_type": PHONE_CALL, "action_type": "make-call", "noun": "calls", "verb": "completed"}
 USER_ID_LENGTH = 24  # lowercase hex characters: the shape of the reference's user ids
 USER_ID = f"^[0-9a-f]{{{USER_ID_LENGTH}}}$"
+TIMEZONE_LENGTH = 64
 
 
 def new_user_id() -> str:
@@ -37,6 +38,8 @@ class Campaign(Base):
     cause: Mapped[str | None] = mapped_column(sa.String(TEXT_LENGTH))
     start_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     end_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Its results are shown in this zone (IANA name) unless asked otherwise.
+    timezone: Mapped[str | None] = mapped_column(sa.String(TIMEZONE_LENGTH))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -138,6 +141,12 @@ def _in_utc(moment: dt.datetime) -> dt.datetime:
 
 # A point in time sent with any offset, kept in UTC (documents show times as given).
 _Moment = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+_TimeZone = Annotated[
+    str,
+    StringConstraints(max_length=TIMEZONE_LENGTH),
+    AfterValidator(zone_name),
+    Field(description="An IANA time zone name: America/New_York, Europe/Paris, UTC.", examples=["America/New_York"]),
+]
 _Title = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=TEXT_LENGTH, pattern=FILLED_TEXT), _Storable
 ]
@@ -153,6 +162,7 @@ class CampaignDocument(Document):
     cause: str | None
     start_date: dt.datetime | None
     end_date: dt.datetime | None
+    timezone: str | None = Field(description="The IANA time zone its results are shown in, unless asked otherwise.")
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -164,6 +174,7 @@ class NewCampaign(BaseModel):
     cause: _Text | None = None
     start_date: _Moment | None = None
     end_date: _Moment | None = None
+    timezone: _TimeZone | None = None
 
 
 class CampaignChanges(BaseModel):
@@ -175,6 +186,7 @@ class CampaignChanges(BaseModel):
     cause: _Text | None = None
     start_date: _Moment | None = None
     end_date: _Moment | None = None
+    timezone: _TimeZone | None = None
 
 
 class ActionDocument(Document):

@@ -26,6 +26,7 @@ from rollcall.dialect import iso_from_driver_time
 from rollcall.errors import InvalidInput
 from rollcall.fields import is_missing, required
 from rollcall.paging import Page, PageRequest, any_of, count, keyset_page
+from rollcall.times import UnknownTimeZone, zone_name
 
 
 def _required_text(fields: dict[str, Any]) -> dict[str, str]:
@@ -46,12 +47,25 @@ def create_campaign(
     cause: str | None = None,
     start_date: dt.datetime | None = None,
     end_date: dt.datetime | None = None,
+    timezone: str | None = None,
 ) -> Campaign:
     title = _required_text({"internal_title": internal_title})["internal_title"]
-    campaign = Campaign(internal_title=title, cause=cause, start_date=start_date, end_date=end_date)
+    campaign = Campaign(
+        internal_title=title, cause=cause, start_date=start_date, end_date=end_date, timezone=_zone(timezone)
+    )
     session.add(campaign)
     session.flush()
     return campaign
+
+
+def _zone(name: str | None) -> str | None:
+    """A campaign's time zone, checked ("" is none)."""
+    if not name:
+        return None
+    try:
+        return zone_name(name)
+    except UnknownTimeZone as error:
+        raise InvalidInput({"timezone": [str(error)]}) from None
 
 
 def get_campaign(session: Session, campaign_id: int) -> Campaign:
@@ -59,10 +73,13 @@ def get_campaign(session: Session, campaign_id: int) -> Campaign:
 
 
 def update_campaign(session: Session, campaign_id: int, changes: dict[str, Any]) -> Campaign:
-    """Change a campaign's fields (internal_title, cause, start_date, end_date)."""
+    """Change a campaign's fields (internal_title, cause, start_date, end_date, timezone: "" or
+    None is none)."""
     campaign = get_campaign(session, campaign_id)
     if "internal_title" in changes:
         changes = {**changes, **_required_text({"internal_title": changes["internal_title"]})}
+    if "timezone" in changes:
+        changes = {**changes, "timezone": _zone(changes["timezone"])}
     for name, value in changes.items():
         setattr(campaign, name, value)
     session.flush()

@@ -38,10 +38,13 @@ from rollcall.phones import mobile_filter
 def campaigns_add(
     title: Annotated[str, typer.Option("--title", help="The campaign's internal title.")],
     cause: Annotated[str | None, typer.Option(help="Its cause.")] = None,
+    timezone: Annotated[
+        str | None, typer.Option("--timezone", help="The IANA time zone of its results (America/New_York).")
+    ] = None,
 ) -> None:
     """Add a campaign."""
     with database_of().writing() as session:
-        campaign = activity.create_campaign(session, internal_title=title, cause=cause)
+        campaign = activity.create_campaign(session, internal_title=title, cause=cause, timezone=timezone)
         typer.echo(f"campaign {campaign.id} added")
 
 
@@ -50,7 +53,7 @@ def campaigns_list(as_json: JsonOption = False, limit: LimitOption = 100) -> Non
     """List campaigns, newest first."""
     with database_of().reading() as session:
         rows = [CampaignDocument.of(c) for c in activity.list_campaigns(session, PageRequest(limit)).items]
-    print_rows(rows, as_json, ("id", "internal_title", "cause", "created_at"))
+    print_rows(rows, as_json, ("id", "internal_title", "cause", "timezone", "created_at"))
 
 
 @actions_app.command("add")

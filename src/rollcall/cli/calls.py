@@ -119,13 +119,18 @@ def calls_revalidate(
 
 @stats_app.command("rebuild")
 def stats_rebuild() -> None:
-    """Recount the calls by CallPower campaign, day and state, and keep that count (the counts
-    are kept as calls change; this mends them after a restore or a hand edit of the database).
-    On PostgreSQL, writes to the calls wait while it counts."""
-    with database_of().writing() as session:
+    """Recount the calls by CallPower campaign, day and state, and the campaign results from the
+    posts, and keep them (they are kept as calls and posts change; this mends them after a restore
+    or a hand edit of the database). On PostgreSQL, writes wait while it counts."""
+    from rollcall.calls import results
+
+    settings = settings_of_environment()
+    with database_of(settings).writing() as session:
         rebuilt = statistics.rebuild(session)
+        wrong = results.rebuild(session, CallPower.of(settings))
     total = sum(rebuilt.counts.by_day.values())
     typer.echo(f"counted {total} calls; {rebuilt.corrected} counters were wrong and are corrected")
+    typer.echo(f"recounted the campaign results; {wrong} of their rows were wrong and are corrected")
 
 
 @callpower_campaigns_app.command("list")

@@ -29,6 +29,7 @@ from rollcall.calls.models import SEEN_BY_IMPORTER, Call, CallDocument, CallStat
 from rollcall.db import Database, table_of
 from rollcall.events import CALL_EVENTS, Event, EventType, record_events
 from rollcall.members import audit
+from rollcall.reports import figures
 from rollcall.times import iso_utc, utcnow
 
 _events = table_of(Event)
@@ -96,6 +97,10 @@ def erase_member(session: Session, user_id: str) -> Erased:
     for an unknown id. Emits `user.erased` with the id only."""
     user = get_user(session, user_id)
     call_ids = _call_ids(session, user)
+    made = session.execute(sa.select(Post.campaign_id, Post.call_timestamp).where(Post.northstar_id == user.id))
+    figures.uncount_member(
+        session, user.id, {(campaign, figures.quarter_of(moment)) for campaign, moment in made if moment is not None}
+    )
     posts: int = session.execute(sa.delete(Post).where(Post.northstar_id == user.id)).rowcount  # type: ignore[attr-defined]
     signups: int = session.execute(sa.delete(Signup).where(Signup.northstar_id == user.id)).rowcount  # type: ignore[attr-defined]
     now = utcnow()

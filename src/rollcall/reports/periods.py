@@ -11,7 +11,6 @@ UTC, with daylight saving time either way (a local hour that happens twice is tw
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import zoneinfo
 from dataclasses import dataclass
 from typing import Any
@@ -23,26 +22,6 @@ from rollcall.reports.models import QUARTER
 DAY = 86_400
 HOUR = 3_600
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-class UnknownTimeZone(ValueError):
-    pass
-
-
-@functools.cache
-def _known() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
-
-
-def zone(name: str) -> zoneinfo.ZoneInfo:
-    """An IANA time zone by name (`Europe/Paris`); `UnknownTimeZone` for any other text."""
-    if name not in _known() and name != "UTC":
-        raise UnknownTimeZone(name)
-    return zoneinfo.ZoneInfo(name)
-
-
-def is_zone(name: str) -> bool:
-    return name in _known() or name == "UTC"
 
 
 def _offset(quarter: int, tz: zoneinfo.ZoneInfo) -> int:
@@ -69,6 +48,11 @@ class Period:
         start = _quarter_at(first, tz)
         end = _quarter_at(last + dt.timedelta(days=1), tz)
         return cls(tz, first, last, start, end, _spans(start, end, tz))
+
+    @staticmethod
+    def date_of(quarter: int, tz: zoneinfo.ZoneInfo) -> dt.date:
+        """The local date a quarter begins on."""
+        return dt.datetime.fromtimestamp(quarter * QUARTER, tz).date()
 
     @property
     def name(self) -> str:

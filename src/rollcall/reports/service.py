@@ -22,9 +22,12 @@ from rollcall.activity.models import Action, Campaign
 from rollcall.db import table_of
 from rollcall.errors import InvalidInput
 from rollcall.reports.models import FIGURES, ReportCall, ReportQuarter, ReportTarget
-from rollcall.reports.periods import DAY, HOUR, Period, hour_text
+from rollcall.reports.periods import DAY, HOUR, Period, hour_text, today_in
+from rollcall.times import UnknownTimeZone, zone
 
 MAX_ROWS = 10_000  # a grouping that would answer more is refused (422)
+MAX_DAYS = 36_525  # a period of a century at most
+DEFAULT_DAYS = 30  # the period when none is given: the last 30 days, today included
 _quarters, _calls, _targets = table_of(ReportQuarter), table_of(ReportCall), table_of(ReportTarget)
 _WEEK = [(weekday, hour) for weekday in range(7) for hour in range(24)]
 
@@ -264,3 +267,98 @@ def unreachable(session: Session, scope: Scope, *, now: dt.datetime, share: floa
         if calls and missed / calls > share
     ]
     return sorted(found, key=lambda target: (-target.share, -target.calls))
+
+
+# -- the use case: a report as every interface asks for it ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A report as asked: the scope, the period (local dates; None: the default, or with
+    `everything` from the first call on), the time zone's name (None: the campaign's or the
+    default) and the grouping."""
+
+    scope: Scope
+    first: dt.date | None = None
+    last: dt.date | None = None
+    tz: str | None = None
+    grouping: Grouping = Grouping.DAY
+    everything: bool = False
+
+
+@dataclass(frozen=True)
+class Answer:
+    grouping: Grouping
+    rows: list[dict[str, Any]]
+    totals: dict[str, int]
+    period: Period
+    unreachable: list[Unreachable]
+
+    def document(self) -> dict[str, Any]:
+        """The API's answer (and the CLI's `--json`)."""
+        return {
+            "data": self.rows,
+            "meta": {
+                "tz": self.period.name,
+                "from": self.period.first.isoformat(),
+                "to": self.period.last.isoformat(),
+                "group_by": self.grouping.value,
+                "totals": self.totals,
+            },
+        }
+
+
+def zone_of(session: Session, scope: Scope, tz: str | None, default: str) -> str:
+    """The report's time zone: the one asked for, else the campaign's when the scope is exactly
+    one campaign that has one, else the default. `InvalidInput` (tz) for an unknown name."""
+    if tz is None and scope.campaign_ids is not None and len(scope.campaign_ids) == 1:
+        tz = session.scalar(sa.select(Campaign.timezone).where(Campaign.id == scope.campaign_ids[0]))
+    name = tz or default
+    try:
+        zone(name)
+    except UnknownTimeZone as error:
+        raise InvalidInput({"tz": [str(error)]}) from None
+    return name
+
+
+def period_of(session: Session, asked: Asked, tz: str, now: dt.datetime) -> Period:
+    """The period asked for, in `tz`: from–to (either alone: 30 days from or to it), the last 30
+    days by default, or from the scope's first call with `everything`. `InvalidInput` (from, to)
+    for an inverted period or one of more than a century."""
+    zone_info = zone(tz)
+    today = today_in(zone_info, now)
+    first, last = asked.first, asked.last
+    if asked.everything and first is None:
+        found = first_quarter(session, asked.scope)
+        first = Period.date_of(found, zone_info) if found is not None else (last or today)
+        last = max(last or today, first)
+    span = dt.timedelta(days=DEFAULT_DAYS - 1)
+    if first is None and last is None:
+        first, last = today - span, today
+    elif first is None:
+        assert last is not None
+        first = last - span
+    elif last is None:
+        last = first + span
+    if first > last:
+        raise InvalidInput({"to": [f"The period ends ({last}) before it begins ({first})."]})
+    if (last - first).days >= MAX_DAYS:
+        raise InvalidInput({"from": ["The period is longer than a century: shorten it."]})
+    try:
+        return Period.of(first, last, zone_info)
+    except OverflowError:
+        raise InvalidInput({"from": ["The period is beyond the calendar."]}) from None
+
+
+def answer(session: Session, asked: Asked, *, default_tz: str, now: dt.datetime, share: float, at_least: int) -> Answer:
+    """The report asked for, with the targets whose offices stopped answering (flagged on the
+    target rows as `unreachable`)."""
+    tz = zone_of(session, asked.scope, asked.tz, default_tz)
+    period = period_of(session, asked, tz, now)
+    rows, totals = report(session, asked.scope, period, asked.grouping)
+    flagged = unreachable(session, asked.scope, now=now, share=share, at_least=at_least)
+    if asked.grouping == Grouping.TARGET:
+        names = {(target.name, target.title, target.district) for target in flagged}
+        for row in rows:
+            row["unreachable"] = (row["target_name"], row["target_title"], row["target_district"]) in names
+    return Answer(asked.grouping, rows, totals, period, flagged)
