@@ -131,12 +131,23 @@ def _figures(
     return {key: figures for key, figures in found.items() if grouping is None or figures[0] or figures[-1]}
 
 
-_NAMES = (*FIGURES[:-1], "callers", FIGURES[-1])  # callers shown before new members
+FIGURE_NAMES = (*FIGURES[:-1], "callers", FIGURES[-1])  # a row's figures, in order (callers before new members)
+# A row's key fields by grouping, in order.
+KEY_FIELDS: dict[Grouping, tuple[str, ...]] = {
+    Grouping.DAY: ("day",),
+    Grouping.HOUR: ("hour",),
+    Grouping.WEEKDAY_HOUR: ("weekday", "hour"),
+    Grouping.TARGET: ("target_name", "target_title", "target_district"),
+    Grouping.STATE: ("state",),
+    Grouping.DISTRICT: ("district",),
+    Grouping.ACTION: ("action_id",),
+    Grouping.CAMPAIGN: ("campaign_id",),
+}
 
 
 def _shown(figures: list[int]) -> dict[str, int]:
     values = dict(zip((*FIGURES, "callers"), figures, strict=True))
-    return {name: values[name] for name in _NAMES}
+    return {name: values[name] for name in FIGURE_NAMES}
 
 
 def _blank(value: str | None) -> str | None:
@@ -177,7 +188,8 @@ def report(
         ]
     else:
         rows = [_keyed(grouping, key, _shown(figures)) for key, figures in found.items()]
-        rows.sort(key=lambda row: (-row["calls"], [str(v) for k, v in row.items() if k not in _NAMES]))
+        keys = KEY_FIELDS[grouping]
+        rows.sort(key=lambda row: (-row["calls"], [(row[k] is None, row[k] or "") for k in keys]))
         if len(rows) > MAX_ROWS:
             raise InvalidInput({"group_by": [f"{grouping} gives more than {MAX_ROWS:,} rows: narrow the scope."]})
     return rows, _shown(totals)
@@ -264,7 +276,7 @@ def unreachable(session: Session, scope: Scope, *, now: dt.datetime, share: floa
     found = [
         Unreachable(_blank(name), _blank(title), _blank(district), int(calls), int(missed))
         for name, title, district, calls, missed in session.execute(query)
-        if calls and missed / calls > share
+        if calls and int(missed) / int(calls) > share
     ]
     return sorted(found, key=lambda target: (-target.share, -target.calls))
 
@@ -293,6 +305,19 @@ class Answer:
     totals: dict[str, int]
     period: Period
     unreachable: list[Unreachable]
+
+    def columns(self) -> list[str]:
+        """The rows' fields in order: the grouping's key fields, then the figures."""
+        return [
+            *KEY_FIELDS[self.grouping],
+            *FIGURE_NAMES,
+            *(["unreachable"] if self.grouping == Grouping.TARGET else []),
+        ]
+
+    def table(self) -> list[list[Any]]:
+        """The rows as a table (`columns` first): what CSVs and the CLI print."""
+        columns = self.columns()
+        return [columns, *([row.get(name) for name in columns] for row in self.rows)]
 
     def document(self) -> dict[str, Any]:
         """The API's answer (and the CLI's `--json`)."""
