@@ -1,6 +1,7 @@
 """A large database for the read benchmarks: campaigns, actions, users, signups, calls and posts.
 
     python bench/data.py PATH|POSTGRES_URL [--posts 1000000] [--campaigns 100] [--days 30]
+                         [--big-campaign-posts 0]
 
 Bulk-loaded, not through the intake (that is measured elsewhere), shaped as the product writes:
 ids in arrival order, de-duplication keys time first, a post per imported call, one signup per
@@ -9,18 +10,28 @@ one campaign in ten has no action (its calls wait `unmapped`), 2% of the others'
 (retried in 6 hours: a benchmark does not import them meanwhile), a few calls were rejected or
 anonymous (`discarded`). Calls span the last `--days` days.
 
+The calls are as a year of real campaigns has them (the campaign results' benchmark reads them):
+about 63 targets (a House member and a senator in each of 30 states, and a few custom targets
+without a district), CallPower's statuses in real proportions (three calls in four completed, a
+fifth busy or unanswered, a few failed or canceled), talk of 20 seconds to 10 minutes when
+completed, and more calls on weekdays and in the evening (US Eastern) than at night or on
+weekends. `--big-campaign-posts N` gives campaign 2 (mapped) about N of the posts.
+
 On SQLite the rows go straight to the driver with the secondary indexes dropped and the file's
 journal off; on PostgreSQL through COPY with the foreign-key triggers off for the session, a
 connection per table working at once; signups last, with their quantities counted as the posts
 were made. Then the indexes are made again, the kept call counts are computed from the rows
-(`statistics.rebuild`), and the planner's statistics are gathered.
+(`statistics.rebuild`), and so are the campaign results (`calls.results.rebuild`, timed), and the
+planner's statistics are gathered.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import concurrent.futures
 import datetime as dt
+import itertools
 import queue
 import random
 import secrets
@@ -35,7 +46,7 @@ import orjson
 import sqlalchemy as sa
 
 from rollcall.callpower.source import CallPower  # noqa: E402
-from rollcall.calls import statistics
+from rollcall.calls import results, statistics
 from rollcall.calls.models import CallState
 from rollcall.db import Database, migrate
 
@@ -168,7 +179,7 @@ class _Postgres:
         connection.close()
 
 
-def build(target: Path | str, posts: int, campaigns: int, *, days: int = 30) -> str:
+def build(target: Path | str, posts: int, campaigns: int, *, days: int = 30, big_campaign_posts: int = 0) -> str:
     """Make the database (a SQLite file at a path, or a PostgreSQL URL's empty database)."""
     url = str(target) if "://" in str(target) else f"sqlite:///{target}"
     database = Database(url)
@@ -195,7 +206,7 @@ def build(target: Path | str, posts: int, campaigns: int, *, days: int = 30) -> 
         )
     database.dispose()
     sink: _SQLite | _Postgres = _Postgres(url) if url.startswith("postgresql") else _SQLite(str(target))
-    calls, made = _load(sink, now, posts, campaigns, days)
+    calls, made = _load(sink, now, posts, campaigns, days, big_campaign_posts)
     loaded = time.perf_counter()
     sink.finish()
     indexed = time.perf_counter()
@@ -210,9 +221,14 @@ def build(target: Path | str, posts: int, campaigns: int, *, days: int = 30) -> 
             )
         )
         statistics.rebuild(session)
+    counted = time.perf_counter()
+    with database.writing() as session:
+        results.rebuild(session, CallPower())
+    results_seconds = time.perf_counter() - counted
     with database.engine.begin() as connection:  # committed: an ANALYZE rolled back leaves no statistics
         connection.exec_driver_sql("ANALYZE")
     database.dispose()
+    print(f"campaign results counted from the posts (rollcall stats rebuild's half) in {results_seconds:.0f} s")
     print(
         f"built {target if '://' not in str(target) else database.engine.url.render_as_string()}: {calls} calls, "
         f"{made} posts, {campaigns} campaigns in {time.perf_counter() - started:.0f} s "
@@ -222,9 +238,57 @@ def build(target: Path | str, posts: int, campaigns: int, *, days: int = 30) -> 
     return url
 
 
-def _load(sink: _SQLite | _Postgres, now: dt.datetime, posts: int, campaigns: int, days: int) -> tuple[int, int]:
+STATES = (
+    "AL", "AZ", "CA", "CO", "CT", "FL", "GA", "IL", "IN", "KY", "LA", "MA", "MD", "MI", "MN",
+    "MO", "NC", "NJ", "NV", "NY", "OH", "OK", "OR", "PA", "SC", "TN", "TX", "VA", "WA", "WI",
+)  # fmt: skip
+# (name, title, district): a House member and a senator per state, and custom targets.
+TARGETS = [
+    target
+    for number, state in enumerate(STATES)
+    for target in (
+        (f"Member {state}{number % 9 + 1}", "Representative", f"{state}-{number % 9 + 1}"),
+        (f"Senator of {state}", "Senator", state),
+    )
+] + [
+    ("Governor's office", "Governor", None),
+    ("Speaker of the House", "Speaker", None),
+    ("Office line", "Custom", None),
+]
+TARGET_WEIGHTS = [1.0 / (rank + 4) for rank in range(len(TARGETS))]  # a few targets get most calls
+_NOT_DETAILS = ("mobile", "callpower_campaign_id", "status")  # (what a post's details leave out)
+STATUSES = ("completed", "busy", "no-answer", "failed", "canceled", "unknown")
+STATUS_WEIGHTS = (75, 8, 12, 3, 1, 1)
+
+
+def _hour_weights(start: dt.datetime, hours: int) -> list[float]:
+    """How many calls each hour gets, relatively: weekday evenings most, nights and weekends least
+    (US Eastern, UTC-5 for simplicity); a cumulative sum of it spreads calls over the span."""
+    by_hour = [0.1] * 7 + [0.5, 0.8, 1.2, 1.3, 1.2, 1.0, 1.0, 1.0, 1.1, 1.2, 1.6, 1.8, 1.7, 1.3, 0.6, 0.4, 0.2]
+    weights = []
+    for n in range(hours):
+        local = start + dt.timedelta(hours=n - 5)
+        weights.append(by_hour[local.hour] * (0.45 if local.weekday() >= 5 else 1.0))
+    return weights
+
+
+def _load(
+    sink: _SQLite | _Postgres, now: dt.datetime, posts: int, campaigns: int, days: int, big: int = 0
+) -> tuple[int, int]:
     """Every row, in batches; how many calls and posts."""
     rng = random.Random(1)
+    beginning = now - dt.timedelta(days=days)
+    cumulative = list(itertools.accumulate(_hour_weights(beginning, days * 24)))
+    total_weight = cumulative[-1]
+
+    def moment_of(fraction: float) -> dt.datetime:
+        """The time a fraction of the way through the calls is made (in order: ids follow time)."""
+        wanted = fraction * total_weight
+        hour = min(bisect.bisect_left(cumulative, wanted), len(cumulative) - 1)
+        before = cumulative[hour - 1] if hour else 0.0
+        within = (wanted - before) / (cumulative[hour] - before) if cumulative[hour] > before else 0.0
+        return beginning + dt.timedelta(hours=hour + min(max(within, 0.0), 0.999999))
+
     REJECTED, DISCARDED, UNMAPPED, FAILED, IMPORTED = (  # noqa: N806 (plain text: enums cost per row)
         s.value
         for s in (CallState.REJECTED, CallState.DISCARDED, CallState.UNMAPPED, CallState.FAILED, CallState.IMPORTED)
@@ -245,9 +309,11 @@ def _load(sink: _SQLite | _Postgres, now: dt.datetime, posts: int, campaigns: in
     signup_rows: list[tuple[Any, ...]] = []  # written last, with their quantities (no update pass after)
     quantities = [0]  # by signup id
     expected_calls = posts / 0.88  # 10% of campaigns unmapped, 2% of the others' calls failed
-    span = days * 86400
+    if big:  # campaign 2's calls all mapped; the others' campaigns as above
+        others = range(3, campaigns + 1)
+        mapped_share = sum(1 for c in others if c % 10 != 1) / max(1, len(others))
+        expected_calls = posts / (0.98 * (big / posts + (1 - big / posts) * mapped_share))
     n = post_id = 0
-    details = orjson.dumps({"status_details": "completed", "call_duration": 30}).decode()
     while post_id < posts:
         call_rows, post_rows = [], []
         for _ in range(BATCH):
@@ -256,9 +322,16 @@ def _load(sink: _SQLite | _Postgres, now: dt.datetime, posts: int, campaigns: in
             n += 1
             user = min(users - 1, int(users * n / expected_calls)) if rng.random() < 0.25 else rng.randrange(users)
             campaign = (user * 7 + (1 if rng.random() < 0.3 else 0)) % campaigns + 1  # one or two per member
+            if big:  # campaign 2 has about `big` of the posts
+                campaign = 2 if rng.random() < big / posts else (3 + campaign % max(1, campaigns - 2))
+                if campaign > campaigns:
+                    campaign = 2
             # Calls arrive in id order, spread over the last `days` days (as a real intake stores them).
-            when = now - dt.timedelta(seconds=span * (1 - n / expected_calls))
+            when = moment_of(min(1.0, n / expected_calls))
             moment = at(when)
+            name, title, district = rng.choices(TARGETS, TARGET_WEIGHTS)[0]
+            status = rng.choices(STATUSES, STATUS_WEIGHTS)[0]
+            duration = rng.randint(20, 600) if status == "completed" else 0
             mobile = f"+1555{user:07d}"
             mapped = campaign % 10 != 1
             if n % 997 == 0:
@@ -272,12 +345,12 @@ def _load(sink: _SQLite | _Postgres, now: dt.datetime, posts: int, campaigns: in
             record = {
                 "mobile": mobile,
                 "callpower_campaign_id": campaign,
-                "status": "completed",
+                "status": status,
                 "call_timestamp": moment.replace(" ", "T") + "Z",
-                "call_duration": 30,
-                "campaign_target_name": "Target",
-                "campaign_target_title": "Representative",
-                "campaign_target_district": "FL-7",
+                "call_duration": duration,
+                "campaign_target_name": name,
+                "campaign_target_title": title,
+                "campaign_target_district": district,
                 "callpower_campaign_name": f"CallPower {campaign}",
                 "number_dialed_into": "+15554441234",
             }
@@ -293,9 +366,15 @@ def _load(sink: _SQLite | _Postgres, now: dt.datetime, posts: int, campaigns: in
                     quantities.append(0)
                 quantities[signup] += 1
                 post_id += 1
+                details = {"status_details": status} | {
+                    key: value
+                    for key, value in record.items()
+                    if key not in ("mobile", "callpower_campaign_id", "status")
+                }
                 post_rows.append(
                     (post_id, signup, campaign, user_ids[user], campaign, n, "phone-call", f"Call {campaign - 1}", 1,
-                     "accepted", "importer-client", "CallPower", details, moment, moment, moment)
+                     "accepted" if status == "completed" else "incomplete", "importer-client", "CallPower",
+                     orjson.dumps(details).decode(), moment, moment, moment)
                 )  # fmt: skip
             if state == REJECTED:
                 call_rows.append(
@@ -414,5 +493,12 @@ if __name__ == "__main__":
     parser.add_argument("--posts", type=int, default=1_000_000)
     parser.add_argument("--campaigns", type=int, default=100)
     parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--big-campaign-posts", type=int, default=0, help="posts of campaign 2 (the rest elsewhere)")
     arguments = parser.parse_args()
-    build(arguments.target, arguments.posts, arguments.campaigns, days=arguments.days)
+    build(
+        arguments.target,
+        arguments.posts,
+        arguments.campaigns,
+        days=arguments.days,
+        big_campaign_posts=arguments.big_campaign_posts,
+    )

@@ -25,7 +25,7 @@ from rollcall.calls.signals import CALLS_CHANNEL
 from rollcall.calls.writer import CallWriter, Writer
 from rollcall.calls.writer_client import RemoteWriter
 from rollcall.config import Settings
-from rollcall.console import activity_pages, webhook_pages
+from rollcall.console import activity_pages, rendering, results_pages, webhook_pages
 from rollcall.console import views as console_views
 from rollcall.credentials import ADMIN_TOKEN, CALLPOWER_KEY, CONSOLE_SECRET, ensure_secret
 from rollcall.db import Database, DatabaseNotMigrated, schema_is_current
@@ -123,11 +123,12 @@ def create_api(settings: Settings, *, run_importer: bool = True) -> FastAPI:
     app.include_router(console_views.router)
     app.include_router(activity_pages.router)
     app.include_router(webhook_pages.router)
+    app.include_router(results_pages.router)
     app.include_router(operations.router)
     app.mount(
         "/console/static", StaticFiles(directory=str(resources.files("rollcall") / "console" / "static")), "static"
     )
-    install_error_handlers(app)
+    install_error_handlers(app, page=rendering.error_page)
     return app
 
 

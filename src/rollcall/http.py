@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -268,8 +269,19 @@ class BodyLimit:
         await self.app(scope, guarded_receive, send)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Turn the domain's errors, and the framework's, into the house shape."""
+# A page for an error where the client is a person (the console): (request, status, message,
+# problems by field) -> the page, or None where the house shape answers.
+ErrorPage = Callable[[Request, int, str, dict[str, list[str]]], Response | None]
+
+
+def install_error_handlers(app: FastAPI, page: ErrorPage | None = None) -> None:
+    """Turn the domain's errors, and the framework's, into the house shape (or `page`'s)."""
+
+    def answer(
+        request: Request, status: int, message: str, fields: dict[str, list[str]] | None = None, **extra: Any
+    ) -> Response:
+        shown = page(request, status, message, fields or {}) if page else None
+        return shown or error_response(status, message, fields, **extra)
 
     @app.exception_handler(Unauthorized)
     async def unauthorized(request: Request, error: Unauthorized) -> Response:
@@ -305,14 +317,14 @@ def install_error_handlers(app: FastAPI) -> None:
         for problem in error.errors():
             location = [str(part) for part in problem.get("loc", ()) if part not in ("body", "query", "path")]
             fields.setdefault(".".join(location) or "request", []).append(str(problem.get("msg")))
-        return error_response(422, VALIDATION_MESSAGE, fields)
+        return answer(request, 422, VALIDATION_MESSAGE, fields)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         message = error.detail if isinstance(error.detail, str) else "Error."
         if error.status_code == 404 and message == "Not Found":
             message = "Not found."
-        return error_response(error.status_code, message, headers=getattr(error, "headers", None))
+        return answer(request, error.status_code, message, headers=getattr(error, "headers", None))
 
     @app.exception_handler(sa.exc.OperationalError)
     async def unavailable(request: Request, error: Exception) -> Response:

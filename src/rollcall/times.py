@@ -33,14 +33,15 @@ class UnknownTimeZone(ValueError):
 
 
 @functools.cache
-def _zone_names() -> frozenset[str]:
+def zone_names() -> frozenset[str]:
+    """Every IANA time zone name known here."""
     return frozenset(zoneinfo.available_timezones()) | {"UTC"}
 
 
 def zone(name: str) -> zoneinfo.ZoneInfo:
     """An IANA time zone by name (`Europe/Paris`); `UnknownTimeZone` for any other text (a file
     path, `localtime`, a blank)."""
-    if name not in _zone_names():
+    if name not in zone_names():
         raise UnknownTimeZone(name)
     return zoneinfo.ZoneInfo(name)
 

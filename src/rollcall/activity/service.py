@@ -86,6 +86,14 @@ def update_campaign(session: Session, campaign_id: int, changes: dict[str, Any])
     return campaign
 
 
+def campaign_titles(session: Session, campaign_ids: Collection[int]) -> dict[int, str]:
+    """The titles of these campaigns, by id."""
+    if not campaign_ids:
+        return {}
+    rows = session.execute(sa.select(Campaign.id, Campaign.internal_title).where(Campaign.id.in_(campaign_ids)))
+    return {campaign_id: title for campaign_id, title in rows}
+
+
 def list_campaigns(session: Session, page: PageRequest) -> Page[Campaign]:
     return keyset_page(session, sa.select(Campaign), [Campaign.id], page, lambda c: (c.id,))
 

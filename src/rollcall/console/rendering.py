@@ -9,9 +9,10 @@ import re
 from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -63,11 +64,38 @@ def when(moment: dt.datetime | None) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
 
 
-templates.env.filters.update(mask=mask_mobile, ago=ago, when=when, iso=iso_utc)
+def way_back(request: Request) -> str | None:
+    """The console page the person came from (its Referer, when it is this console's), for a
+    "Back" link that needs no script."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.url.netloc or not referer.path.startswith("/console"):
+        return None
+    return referer.path + (f"?{referer.query}" if referer.query else "")
+
+
+def share(part: float, whole: float) -> str:
+    """`part` as a whole percentage of `whole` ("71%"; "–" of nothing)."""
+    return f"{round(100 * part / whole)}%" if whole else "–"
+
+
+def duration(seconds: float) -> str:
+    """A length of time to read: "45 s", "4 min 05 s", "12 h 03 min"."""
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours:,} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+templates.env.filters.update(mask=mask_mobile, ago=ago, when=when, iso=iso_utc, share=share, duration=duration)
 templates.env.globals.update(
     states=[state.value for state in CallState],
     retryable=[s.value for s in RETRYABLE_STATES],
     defaultable=DEFAULTABLE_FIELDS,
+    way_back=way_back,
 )
 
 
@@ -93,6 +121,7 @@ class Notice(enum.StrEnum):
     WEBHOOK_REMOVED = "webhook-removed"
     DELIVERY_RETRIED = "delivery-retried"
     SESSIONS_ENDED = "sessions-ended"
+    TIMEZONE_SAVED = "timezone-saved"
 
 
 _NOTICES: dict[Notice, Callable[[dict[str, Any]], str]] = {
@@ -122,6 +151,7 @@ _NOTICES: dict[Notice, Callable[[dict[str, Any]], str]] = {
     Notice.WEBHOOK_REMOVED: lambda v: f"Webhook {v['webhook']} removed, with its deliveries.",
     Notice.DELIVERY_RETRIED: lambda v: f"Delivery {v['delivery']} is sent again now.",
     Notice.SESSIONS_ENDED: lambda v: f"{_plural(v['sessions'], 'console session')} ended: sign in again.",
+    Notice.TIMEZONE_SAVED: lambda v: f"Campaign {v['campaign']}'s time zone saved: its results are shown in it.",
 }
 _NOTICE_VALUE = re.compile(r"[0-9A-Za-z_]{1,64}")
 
@@ -171,6 +201,23 @@ def back_to(path: str, notice: Notice, **values: int | str | None) -> RedirectRe
     return RedirectResponse(path + hash_ + fragment, 303)
 
 
+_TITLES = {403: "Form refused", 404: "Not found", 405: "Not found", 409: "Not done", 422: "Not done"}
+
+
+def error_page(request: Request, status: int, message: str, fields: Mapping[str, list[str]]) -> Response | None:
+    """A console error as a page with the navigation and a way back (None outside the console:
+    the API answers in the house shape)."""
+    if not (request.url.path == "/console" or request.url.path.startswith("/console/")):
+        return None
+    if fields:
+        message = "; ".join(f"{name}: {problem}" for name, problems in fields.items() for problem in problems)
+    elif status in (404, 405):
+        message = "There is no such page in the console."
+    return render(
+        request, "error.html", 404 if status == 405 else status, title=_TITLES.get(status, "Error"), message=message
+    )
+
+
 class ConsoleRoute(APIRoute):
     """Console errors as pages: sign-in redirects, refused forms, unknown ids, refused changes."""
 
@@ -199,6 +246,12 @@ class ConsoleRoute(APIRoute):
                 return render(request, "error.html", 422, title="Not done", message=problems)
             except (Conflict, RollcallError) as error:
                 return render(request, "error.html", 409, title="Not done", message=str(error))
+            except RequestValidationError as error:  # a path or query parameter the route cannot take
+                problems = "; ".join(
+                    f"{problem['loc'][-1]}: {problem['msg']}" if problem.get("loc") else str(problem.get("msg"))
+                    for problem in error.errors()
+                )
+                return render(request, "error.html", 422, title="Not done", message=problems)
 
         return route
 

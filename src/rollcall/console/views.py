@@ -34,6 +34,7 @@ from rollcall.errors import InvalidInput
 from rollcall.limits import TooManyRequests
 from rollcall.paging import PageRequest
 from rollcall.phones import mobile_filter
+from rollcall.reports import service as reports
 from rollcall.services import services_of
 from rollcall.webhooks import endpoints
 
@@ -112,6 +113,10 @@ def overview_page(request: Request, session: Staff) -> HTMLResponse:
         rejected = summary.week[CallState.REJECTED]
         reasons = statistics.rejection_reasons(db, since=summary.days[-7].day) if rejected else {}
         disabled_webhooks = endpoints.disabled_by_rollcall(db)
+        settings = services.settings
+        offices = reports.unreachable(
+            db, reports.Scope(), now=now, share=settings.unreachable_share, at_least=settings.unreachable_min_calls
+        )
     peak = max([day.total for day in summary.days] + [1])
     common = max(reasons.items(), key=lambda item: item[1], default=None)
     return render(
@@ -125,6 +130,7 @@ def overview_page(request: Request, session: Staff) -> HTMLResponse:
         rejected=rejected,
         common_reason=common,
         disabled_webhooks=disabled_webhooks,
+        offices=offices,
     )
 
 

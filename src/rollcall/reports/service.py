@@ -154,45 +154,42 @@ def _blank(value: str | None) -> str | None:
     return value or None
 
 
-def report(
-    session: Session, scope: Scope, period: Period, grouping: Grouping
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The rows of a grouping (key fields, then figures) in their order, and the period's totals."""
-    campaigns = campaigns_of(session, scope)
-    if (
-        grouping == Grouping.DAY
-        and len(period.days()) > MAX_ROWS
-        or grouping == Grouping.HOUR
-        and (period.end - period.start) > MAX_ROWS * 4
-    ):
-        raise InvalidInput(
-            {"group_by": [f"{grouping} over this period is more than {MAX_ROWS:,} rows: shorten the period."]}
-        )
-    found = _figures(session, grouping, period, campaigns, scope)
-    totals = _figures(session, None, period, campaigns, scope).get((), [0] * (len(FIGURES) + 1))
+def _too_many(grouping: Grouping, why: str) -> InvalidInput:
+    return InvalidInput({"group_by": [f"{grouping} {why} more than {MAX_ROWS:,} rows: shorten the period."]})
+
+
+def grouped(session: Session, scope: Scope, period: Period, grouping: Grouping) -> list[dict[str, Any]]:
+    """The rows of a grouping (key fields, then figures) in their order: every day or hour of the
+    period (zeros included) and the week's 168 hours in time order, the others by calls (most
+    first), then by key (blanks last). `InvalidInput` (group_by) beyond `MAX_ROWS`."""
+    if grouping == Grouping.DAY and len(period.days()) > MAX_ROWS:
+        raise _too_many(grouping, "over this period is")
+    if grouping == Grouping.HOUR and (period.end - period.start) > MAX_ROWS * 4:
+        raise _too_many(grouping, "over this period is")
+    found = _figures(session, grouping, period, campaigns_of(session, scope), scope)
     empty = [0] * (len(FIGURES) + 1)
-    rows: list[dict[str, Any]]
     if grouping == Grouping.DAY:
         epoch = dt.date(1970, 1, 1)
-        rows = [{"day": day.isoformat(), **_shown(found.get(((day - epoch).days,), empty))} for day in period.days()]
-    elif grouping == Grouping.HOUR:
+        return [{"day": day.isoformat(), **_shown(found.get(((day - epoch).days,), empty))} for day in period.days()]
+    if grouping == Grouping.HOUR:
         hours = period.hours()
         if len(hours) > MAX_ROWS:
-            raise InvalidInput(
-                {"group_by": [f"hour over this period is more than {MAX_ROWS:,} rows: shorten the period."]}
-            )
-        rows = [{"hour": hour_text(hour, offset), **_shown(found.get((hour, offset), empty))} for hour, offset in hours]
-    elif grouping == Grouping.WEEKDAY_HOUR:
-        rows = [
-            {"weekday": weekday, "hour": hour, **_shown(found.get((weekday, hour), empty))} for weekday, hour in _WEEK
-        ]
-    else:
-        rows = [_keyed(grouping, key, _shown(figures)) for key, figures in found.items()]
-        keys = KEY_FIELDS[grouping]
-        rows.sort(key=lambda row: (-row["calls"], [(row[k] is None, row[k] or "") for k in keys]))
-        if len(rows) > MAX_ROWS:
-            raise InvalidInput({"group_by": [f"{grouping} gives more than {MAX_ROWS:,} rows: narrow the scope."]})
-    return rows, _shown(totals)
+            raise _too_many(grouping, "over this period is")
+        return [{"hour": hour_text(hour, offset), **_shown(found.get((hour, offset), empty))} for hour, offset in hours]
+    if grouping == Grouping.WEEKDAY_HOUR:
+        return [{"weekday": day, "hour": hour, **_shown(found.get((day, hour), empty))} for day, hour in _WEEK]
+    rows = [_keyed(grouping, key, _shown(figures)) for key, figures in found.items()]
+    keys = KEY_FIELDS[grouping]
+    rows.sort(key=lambda row: (-row["calls"], [(row[k] is None, row[k] or "") for k in keys]))
+    if len(rows) > MAX_ROWS:
+        raise _too_many(grouping, "gives")
+    return rows
+
+
+def totals(session: Session, scope: Scope, period: Period) -> dict[str, int]:
+    """The figures of the whole period."""
+    found = _figures(session, None, period, campaigns_of(session, scope), scope)
+    return _shown(found.get((), [0] * (len(FIGURES) + 1)))
 
 
 def _keyed(grouping: Grouping, key: tuple[Any, ...], figures: dict[str, int]) -> dict[str, Any]:
@@ -380,10 +377,15 @@ def answer(session: Session, asked: Asked, *, default_tz: str, now: dt.datetime,
     target rows as `unreachable`)."""
     tz = zone_of(session, asked.scope, asked.tz, default_tz)
     period = period_of(session, asked, tz, now)
-    rows, totals = report(session, asked.scope, period, asked.grouping)
+    rows = grouped(session, asked.scope, period, asked.grouping)
     flagged = unreachable(session, asked.scope, now=now, share=share, at_least=at_least)
     if asked.grouping == Grouping.TARGET:
-        names = {(target.name, target.title, target.district) for target in flagged}
-        for row in rows:
-            row["unreachable"] = (row["target_name"], row["target_title"], row["target_district"]) in names
-    return Answer(asked.grouping, rows, totals, period, flagged)
+        flag(rows, flagged)
+    return Answer(asked.grouping, rows, totals(session, asked.scope, period), period, flagged)
+
+
+def flag(rows: list[dict[str, Any]], flagged: Sequence[Unreachable]) -> None:
+    """Mark the target rows of the targets whose offices stopped answering (`unreachable`)."""
+    names = {(target.name, target.title, target.district) for target in flagged}
+    for row in rows:
+        row["unreachable"] = (row["target_name"], row["target_title"], row["target_district"]) in names
