@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from rollcall.db import BIGINT_MAX, INTEGER_MAX, Base, JSONDocument, UTCDateTime
 from rollcall.documents import Document
 from rollcall.fields import FILLED_TEXT, STORABLE_TEXT, TEXT_LENGTH, WORD_LENGTH
-from rollcall.times import utcnow, zone_name
+from rollcall.times import utcnow, zone_name, zone_names
 
 PHONE_CALL = "phone-call"
 SOURCE = "importer-client"
@@ -145,7 +145,11 @@ _TimeZone = Annotated[
     str,
     StringConstraints(max_length=TIMEZONE_LENGTH),
     AfterValidator(zone_name),
-    Field(description="An IANA time zone name: America/New_York, Europe/Paris, UTC.", examples=["America/New_York"]),
+    Field(
+        description="An IANA time zone name: America/New_York, Europe/Paris, UTC.",
+        examples=["America/New_York"],
+        json_schema_extra={"enum": sorted(zone_names())},
+    ),
 ]
 _Title = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=TEXT_LENGTH, pattern=FILLED_TEXT), _Storable

@@ -13,7 +13,7 @@ from rollcall.reports import service
 from rollcall.reports.models import Report
 from rollcall.reports.service import Asked, Grouping, Scope
 from rollcall.services import ServicesDep
-from rollcall.times import utcnow
+from rollcall.times import utcnow, zone_names
 
 router = APIRouter(prefix="/api/v3/reports", dependencies=STAFF, tags=["reports"])
 
@@ -47,6 +47,7 @@ def calls_report(
         str | None,
         Query(
             max_length=64,
+            json_schema_extra={"enum": sorted(zone_names())},
             description="IANA time zone of the dates, days and hours (America/New_York). Default: the campaign's "
             "when filter[campaign_id] names one campaign that has one, else ROLLCALL_DEFAULT_TIMEZONE.",
         ),
