@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from rollcall.activity.models import Action, Campaign
 from rollcall.db import table_of
 from rollcall.errors import InvalidInput
+from rollcall.paging import any_of
 from rollcall.reports.models import FIGURES, ReportCall, ReportQuarter, ReportTarget
 from rollcall.reports.periods import DAY, HOUR, Period, hour_text, today_in
 from rollcall.times import UnknownTimeZone, zone
@@ -58,14 +59,14 @@ class Scope:
 
 def campaigns_of(session: Session, scope: Scope) -> list[int]:
     """The campaigns a scope reaches (every query is by campaign first, as the kept rows are)."""
-    found = set(session.scalars(sa.select(Campaign.id))) if scope.campaign_ids is None else set(scope.campaign_ids)
+    found = set(session.scalars(sa.select(Campaign.id).where(*any_of(Campaign.id, scope.campaign_ids))))
     if scope.action_ids is not None:
-        found &= set(session.scalars(sa.select(Action.campaign_id).where(Action.id.in_(scope.action_ids))))
+        found &= set(session.scalars(sa.select(Action.campaign_id).where(*any_of(Action.id, scope.action_ids))))
     if scope.source_campaign_ids is not None:
         found &= set(
             session.scalars(
                 sa.select(_quarters.c.campaign_id)
-                .where(_quarters.c.source_campaign_id.in_(scope.source_campaign_ids))
+                .where(*any_of(_quarters.c.source_campaign_id, scope.source_campaign_ids))
                 .distinct()
             )
         )
@@ -73,12 +74,13 @@ def campaigns_of(session: Session, scope: Scope) -> list[int]:
 
 
 def _where(table: sa.Table, campaigns: Sequence[int], scope: Scope, start: int, end: int) -> list[Any]:
-    conditions = [table.c.campaign_id.in_(campaigns), table.c.quarter >= start, table.c.quarter < end]
-    if scope.action_ids is not None:
-        conditions.append(table.c.action_id.in_(scope.action_ids))
-    if scope.source_campaign_ids is not None:
-        conditions.append(table.c.source_campaign_id.in_(scope.source_campaign_ids))
-    return conditions
+    return [
+        *any_of(table.c.campaign_id, campaigns),
+        table.c.quarter >= start,
+        table.c.quarter < end,
+        *any_of(table.c.action_id, scope.action_ids),
+        *any_of(table.c.source_campaign_id, scope.source_campaign_ids),
+    ]
 
 
 def _keys(grouping: Grouping, period: Period, table: sa.Table) -> list[Any]:
@@ -219,12 +221,11 @@ def first_quarter(session: Session, scope: Scope) -> int | None:
     if not campaigns:
         return None
     query = sa.select(sa.func.min(_quarters.c.quarter)).where(
-        _quarters.c.campaign_id.in_(campaigns), _quarters.c.calls > 0
+        *any_of(_quarters.c.campaign_id, campaigns),
+        _quarters.c.calls > 0,
+        *any_of(_quarters.c.action_id, scope.action_ids),
+        *any_of(_quarters.c.source_campaign_id, scope.source_campaign_ids),
     )
-    if scope.action_ids is not None:
-        query = query.where(_quarters.c.action_id.in_(scope.action_ids))
-    if scope.source_campaign_ids is not None:
-        query = query.where(_quarters.c.source_campaign_id.in_(scope.source_campaign_ids))
     found = session.scalar(query)
     return int(found) if found is not None else None
 
@@ -334,7 +335,7 @@ def zone_of(session: Session, scope: Scope, tz: str | None, default: str) -> str
     """The report's time zone: the one asked for, else the campaign's when the scope is exactly
     one campaign that has one, else the default. `InvalidInput` (tz) for an unknown name."""
     if tz is None and scope.campaign_ids is not None and len(scope.campaign_ids) == 1:
-        tz = session.scalar(sa.select(Campaign.timezone).where(Campaign.id == scope.campaign_ids[0]))
+        tz = session.scalar(sa.select(Campaign.timezone).where(*any_of(Campaign.id, scope.campaign_ids)))
     name = tz or default
     try:
         zone(name)
