@@ -77,9 +77,8 @@ def run(database_url: str, workdir: Path, rounds: int, posts: int) -> None:
         client.post("/console/sign-in", data={"csrf_token": csrf, "token": TOKEN, "next": "/console/"})
         today = dt.datetime.now(dt.UTC).date()
         year = (today - dt.timedelta(days=364)).isoformat()
-        probe = client.get(
-            "/api/v3/reports/calls", params={"filter[campaign_id]": CAMPAIGN, "filter[date][gte]": year}
-        ).json()
+        whole_year = f"filter[date][gte]={year}&filter[date][lte]={today.isoformat()}"
+        probe = client.get(f"/api/v3/reports/calls?filter[campaign_id]={CAMPAIGN}&{whole_year}").json()
         totals, kind = probe["meta"]["totals"], database_url.split(":")[0]
         print(
             f"\ncampaign {CAMPAIGN}: {totals['calls']:,} posts in the year, {totals['callers']:,} callers; "
@@ -90,7 +89,7 @@ def run(database_url: str, workdir: Path, rounds: int, posts: int) -> None:
         for grouping in GROUPINGS:
             base = f"/api/v3/reports/calls?filter[campaign_id]={CAMPAIGN}&group_by={grouping}"
             month = measure(client, base, rounds)
-            whole = measure(client, f"{base}&filter[date][gte]={year}", rounds)
+            whole = measure(client, f"{base}&{whole_year}", rounds)
             rows.append((f"API group_by={grouping}", month, whole))
         for name, path in (
             ("console Results, the campaign", f"/console/results/{CAMPAIGN}"),

@@ -16,8 +16,10 @@ from rollcall.callpower.source import CallPower
 from rollcall.calls.dedup import dedup_secret
 from rollcall.calls.deliveries import store_deliveries
 from rollcall.calls.models import Call
+from rollcall.config import Settings
 from rollcall.db import Base, Database, migrations_config
-from tests.helpers import SEED_CALL
+from rollcall.reports import figures
+from tests.helpers import SEED_CALL, map_seed_campaign, results_equal_recount, store_and_import
 
 
 def test_models_match_the_migrated_schema(database: Database) -> None:
@@ -78,3 +80,25 @@ def test_the_dedup_secret_can_be_given_instead_of_generated(database_url: str) -
             dedup_key_of(delivery.document, b"given-dedup-secret-0123456789abcdefghij")
         ]
     database.dispose()
+
+
+def test_the_results_migration_counts_the_posts_already_made(database: Database, settings: Settings) -> None:
+    """0012 counts the posts of before (new members, outcomes, targets), as the importer would."""
+    map_seed_campaign(database)
+    store_and_import(
+        database,
+        settings,
+        SEED_CALL,
+        {**SEED_CALL, "status": "busy", "call_timestamp": "2017-11-08 10:00:00", "campaign_target_district": None},
+        {**SEED_CALL, "mobile": "+15550000002", "status": "no-answer", "call_duration": 0},
+    )
+    with database.reading() as session:
+        before = figures.kept(session)
+    assert sum(row[0] for row in before.quarters.values()) == 3
+    for revision in ("0011", "head"):
+        with database.write_engine.begin() as connection:
+            command = alembic.command.downgrade if revision != "head" else alembic.command.upgrade
+            command(migrations_config(connection), revision)
+    with database.reading() as session:
+        assert figures.kept(session) == before
+    assert results_equal_recount(database)

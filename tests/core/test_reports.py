@@ -173,6 +173,12 @@ def test_every_figure_by_day_target_state_and_in_total(database: Database, setti
     assert [(r["state"], r["calls"], r["callers"]) for r in by_state.rows] == [("FL", 3, 2), (None, 2, 2), ("CA", 1, 1)]
     by_district = ask(database, Grouping.DISTRICT, first, last, "UTC")
     assert [(r["district"], r["calls"]) for r in by_district.rows] == [("FL-7", 2), (None, 2), ("CA-12", 1), ("FL", 1)]
+    with database.reading() as session:  # the console's states and districts: summed from the targets
+        targets = service.grouped(session, Scope(), by_day.period, Grouping.TARGET, callers=False)
+        states, districts = service.places(targets)
+    without_callers = [{**row, "callers": None} for row in by_state.rows]
+    assert states == without_callers
+    assert districts == [{**row, "callers": None} for row in by_district.rows]
     by_campaign = ask(database, Grouping.CAMPAIGN, first, last, "UTC")
     assert [(r["campaign_id"], r["calls"], r["callers"]) for r in by_campaign.rows] == [(1, 6, 4)]
     assert by_campaign.document()["meta"] == {

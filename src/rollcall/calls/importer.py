@@ -71,7 +71,7 @@ def import_calls(session: Session, calls: Sequence[ClaimedCall], source: Source)
         ],
     )
 
-    _count_results(records, actions, user_ids, {user["id"] for user in registration.created}, session)
+    _count_results(calls, records, actions, registration, placement, session)
 
     outcomes = []
     for call, record in zip(calls, records, strict=True):
@@ -88,36 +88,40 @@ def import_calls(session: Session, calls: Sequence[ClaimedCall], source: Source)
 
 
 def _count_results(
+    calls: Sequence[ClaimedCall],
     records: Sequence[CallFacts],
     actions: dict[int, activity.ActionTarget],
-    user_ids: dict[str, str],
-    created: set[str],
+    registration: batches.Registration,
+    placement: batches.Placement,
     session: Session,
 ) -> None:
     """The posts made, in the campaign results (`reports.figures`): each in its call's quarter
-    hour; the first post of a member registered now is a new member's."""
-    counted = []
-    for record in records:
-        if record.anonymous or record.campaign_id not in actions:
-            continue  # (no post)
+    hour; a member registered now is new on their first post (the lowest id: all their posts are
+    in this batch)."""
+    placed, user_ids = placement.placed, registration.user_ids
+    posts = [(record, placed[call.id][1]) for call, record in zip(calls, records, strict=True) if call.id in placed]
+    created = {user["id"] for user in registration.created}
+    first: dict[str, int] = {}
+    for record, post_id in posts:
         user_id = user_ids[record.mobile]
-        new_member = user_id in created
-        created.discard(user_id)  # (a member's first post only)
-        if record.call_timestamp is None:
-            continue
-        counted.append(
-            figures.Counted(
-                campaign_id=actions[record.campaign_id].campaign_id,
-                action_id=actions[record.campaign_id].id,
-                source_campaign_id=record.campaign_id,
-                user_id=user_id,
-                call_timestamp=record.call_timestamp,
-                outcome=figures.outcome_of(record.status),
-                seconds=record.seconds,
-                target=figures.Target.of(*record.target),
-                new_member=new_member,
-            )
+        if user_id in created and post_id < first.get(user_id, post_id + 1):
+            first[user_id] = post_id
+    counted = [
+        figures.Counted(
+            post_id=post_id,
+            campaign_id=actions[record.campaign_id].campaign_id,
+            action_id=actions[record.campaign_id].id,
+            source_campaign_id=record.campaign_id,
+            user_id=user_ids[record.mobile],
+            call_timestamp=record.call_timestamp,
+            outcome=figures.outcome_of(record.status),
+            seconds=record.seconds,
+            target=figures.Target.of(*record.target),
+            new_member=first.get(user_ids[record.mobile]) == post_id,
         )
+        for record, post_id in posts
+        if record.call_timestamp is not None
+    ]
     figures.count_posts(session, counted)
 
 

@@ -41,7 +41,7 @@ def posts(session: Session) -> Iterator[list[figures.PostRow]]:
         if not rows:
             return
         after = rows[-1][0]
-        yield [(*row[1:7], bool(row[7])) for row in rows]
+        yield [(*row[:7], bool(row[7])) for row in rows]
 
 
 def rebuild(session: Session, source: Source) -> int:

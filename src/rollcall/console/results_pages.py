@@ -39,9 +39,7 @@ SORTS = {
     "busy": lambda row: -_share(row["busy"], row["calls"]),
     "no_answer": lambda row: -_share(row["no_answer"], row["calls"]),
     "talk_seconds": lambda row: -row["talk_seconds"],
-    "callers": lambda row: -row["callers"],
 }
-TABLES = {"target": Grouping.TARGET, "state": Grouping.STATE, "district": Grouping.DISTRICT}
 TEXT_SORTS = {"target": "target_name", "state": "state", "district": "district"}
 
 
@@ -96,20 +94,23 @@ def results_of(
         tz = service.zone_of(db, scope, None, settings.default_timezone)
         period = service.period_of(db, asked, tz, now)
         found = service.first_quarter(db, scope)
-        days = service.grouped(db, scope, period, Grouping.DAY)
-        week = service.grouped(db, scope, period, Grouping.WEEKDAY_HOUR)
+        # Distinct callers only in the totals: by day, hour, target or place they are a count of
+        # members over every member's row of the period, which the API and the CSVs give.
+        days = service.grouped(db, scope, period, Grouping.DAY, callers=False)
+        week = service.grouped(db, scope, period, Grouping.WEEKDAY_HOUR, callers=False)
         flagged = service.unreachable(
             db, scope, now=now, share=settings.unreachable_share, at_least=settings.unreachable_min_calls
         )
-        tables = {}
-        for name, grouping in TABLES.items():
-            rows = service.grouped(db, scope, period, grouping)
-            if grouping == Grouping.TARGET:
-                service.flag(rows, flagged)
-            tables[name] = _sorted(name, rows, sorts.get(name))
+        targets = service.grouped(db, scope, period, Grouping.TARGET, callers=False)
+        service.flag(targets, flagged)
+        states, districts = service.places(targets)
+        tables = {
+            name: _sorted(name, rows, sorts.get(name))
+            for name, rows in (("target", targets), ("state", states), ("district", districts))
+        }
         campaigns: list[dict[str, Any]] = []
         if campaign is None:
-            campaigns = service.grouped(db, scope, period, Grouping.CAMPAIGN)
+            campaigns = service.grouped(db, scope, period, Grouping.CAMPAIGN, callers=False)
             titles = activity.campaign_titles(db, [row["campaign_id"] for row in campaigns])
             campaigns = [{**row, "title": titles.get(row["campaign_id"], "")} for row in campaigns]
         totals = service.totals(db, scope, period)
@@ -169,7 +170,7 @@ def _sorts(target: str | None, state: str | None, district: str | None) -> dict[
     return {"target": target, "state": state, "district": district}
 
 
-Sort = Annotated[str | None, Query(pattern=r"^(name|calls|completion|busy|no_answer|talk_seconds|callers)$")]
+Sort = Annotated[str | None, Query(pattern=r"^(name|calls|completion|busy|no_answer|talk_seconds)$")]
 
 
 @router.get("/results")

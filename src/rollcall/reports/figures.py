@@ -1,7 +1,8 @@
 """Keeping the results' figures exact as posts are made and removed.
 
 Every post counts in the quarter hour (UTC) of its call (`call_timestamp`): in `report_quarters`
-by (campaign, action, source campaign, quarter), and in `report_calls` by target and member too.
+by (campaign, action, source campaign, quarter), and as a row of its own in `report_calls`, with
+its target and member.
 The importer counts the posts it makes (`count_posts`), an erasure uncounts a member's
 (`uncount_member`), in the transaction that makes or removes them: the changes add up in the
 transaction (`ReportChanges`, a part of it) and are written once, in key order, just before it
@@ -9,7 +10,7 @@ commits, as the call counts are (`calls.statistics`). `rebuild` recounts them fr
 
 A quarter hour serves every time zone: zones are whole hours, or :30 or :45 off UTC, so any local
 day or hour begins on a quarter. Distinct callers are counted from `report_calls`, which keeps the
-member of each row.
+member of each post.
 """
 
 from __future__ import annotations
@@ -23,16 +24,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from rollcall.db import part, table_of, transaction
-from rollcall.dialect import insert_ignoring_conflicts, lock_for_recount, upsert
+from rollcall.dialect import insert_ignoring_conflicts, insert_rows, lock_for_recount
 from rollcall.reports.models import FIGURES, OUTCOMES, QUARTER, ReportCall, ReportQuarter, ReportTarget
 
 _quarters, _calls, _targets = table_of(ReportQuarter), table_of(ReportCall), table_of(ReportTarget)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_A_QUARTER = dt.timedelta(seconds=QUARTER)
 
 
 def quarter_of(moment: dt.datetime) -> int:
-    """The quarter hour (UTC) a moment is in, as a number (seconds since 1970 / 900)."""
-    return int((moment - _EPOCH).total_seconds()) // QUARTER
+    """The quarter hour (UTC) a moment (aware) is in, as a number (seconds since 1970 / 900)."""
+    return (moment - _EPOCH) // _A_QUARTER
 
 
 def outcome_of(status: str) -> str:
@@ -61,6 +63,7 @@ class Target:
 class Counted:
     """What one post counts for in the results."""
 
+    post_id: int
     campaign_id: int
     action_id: int
     source_campaign_id: int
@@ -81,54 +84,39 @@ def _vector(counted: Counted, sign: int) -> list[int]:
     ]
 
 
-# campaign, quarter, action, source campaign; and by call: target and member too
+QUARTER_KEY = ("campaign_id", "quarter", "action_id", "source_campaign_id")
+CALL_COLUMNS = ("campaign_id", "quarter", "post_id", "action_id", "source_campaign_id", "target_id", "user_id")
 Key = tuple[Any, ...]
 
 
 @dataclass
 class ReportChanges:
     """What this transaction changed of the figures, not yet written (a part of the transaction,
-    `db.part`: written just before it commits, forgotten with a savepoint rolled back)."""
+    `db.part`: written just before it commits, forgotten with a savepoint rolled back): sums by
+    quarter to add, and the rows of the posts made."""
 
     by_quarter: dict[Key, list[int]] = field(default_factory=dict)
-    by_call: dict[Key, list[int]] = field(default_factory=dict)
+    made: list[tuple[Any, ...]] = field(default_factory=list)  # CALL_COLUMNS, then FIGURES
 
     def copy(self) -> ReportChanges:
-        return ReportChanges(
-            {key: list(values) for key, values in self.by_quarter.items()},
-            {key: list(values) for key, values in self.by_call.items()},
-        )
-
-    def add(self, quarter_key: Key, call_key: Key, vector: list[int]) -> None:
-        for changes, key in ((self.by_quarter, quarter_key), (self.by_call, call_key)):
-            kept = changes.setdefault(key, [0] * len(FIGURES))
-            for index, delta in enumerate(vector):
-                kept[index] += delta
+        return ReportChanges({key: list(values) for key, values in self.by_quarter.items()}, list(self.made))
 
     def before_commit(self, session: Session) -> None:
-        """One upsert per kept table, rows in key order (the order concurrent writers lock them in)."""
-        connection = session.connection()
-        for table, changes, key in (
-            (_quarters, self.by_quarter, ("campaign_id", "quarter", "action_id", "source_campaign_id")),
-            (
-                _calls,
-                self.by_call,
-                ("campaign_id", "quarter", "action_id", "source_campaign_id", "target_id", "user_id"),
-            ),
-        ):
-            rows = [
-                {**dict(zip(key, k, strict=True)), **dict(zip(FIGURES, values, strict=True))}
-                for k, values in sorted(changes.items())
-                if any(values)
-            ]
-            if rows:
-                connection.execute(upsert(session, table, key, _added), rows)
+        """Both tables in key order (the order concurrent writers lock rows in): the sums by one
+        upsert, the posts' rows by one insert (straight to the driver: a row per post)."""
+        rows = [(*key, *values) for key, values in sorted(self.by_quarter.items()) if any(values)]
+        if rows:
+            insert_rows(session, _quarters, (*QUARTER_KEY, *FIGURES), rows, conflict=_ADDING)
+        if self.made:
+            insert_rows(session, _calls, (*CALL_COLUMNS, *FIGURES), sorted(self.made))
         self.by_quarter.clear()
-        self.by_call.clear()
+        self.made.clear()
 
 
-def _added(table: sa.Table, excluded: Any) -> dict[str, Any]:
-    return {name: table.c[name] + excluded[name] for name in FIGURES}
+_ADDING = (  # the conflict clause that adds a row's sums to the kept row of its key
+    f"ON CONFLICT ({', '.join(QUARTER_KEY)}) DO UPDATE SET "
+    + ", ".join(f"{name} = report_quarters.{name} + excluded.{name}" for name in FIGURES)
+)
 
 
 def target_ids(session: Session, targets: Iterable[Target]) -> dict[Target, int]:
@@ -147,16 +135,33 @@ def target_ids(session: Session, targets: Iterable[Target]) -> dict[Target, int]
     return {target: ids[target] for target in wanted}
 
 
-def count_posts(session: Session, posts: Sequence[Counted], *, sign: int = 1) -> None:
-    """Add posts made (or, with `sign` -1, removed) to this transaction's changes of the figures."""
+_OUTCOME_AT = {outcome: 1 + index for index, outcome in enumerate(OUTCOMES)}  # its place in FIGURES
+_SECONDS_AT, _NEW_AT = FIGURES.index("talk_seconds"), FIGURES.index("new_members")
+
+
+def count_posts(session: Session, posts: Sequence[Counted]) -> None:
+    """Add posts made to this transaction's changes of the figures (written out plainly: the
+    importer counts every post it makes with this, in its batch's transaction)."""
     if not posts:
         return
     ids = target_ids(session, {post.target for post in posts})
     changes = part(session, ReportChanges)
+    by_quarter, made, width = changes.by_quarter, changes.made, len(FIGURES)
     for post in posts:
         quarter = quarter_of(post.call_timestamp)
         scope = (post.campaign_id, quarter, post.action_id, post.source_campaign_id)
-        changes.add(scope, (*scope, ids[post.target], post.user_id), _vector(post, sign))
+        figures = [0] * width
+        figures[0] = 1
+        figures[_OUTCOME_AT[post.outcome]] = 1
+        figures[_SECONDS_AT] = post.seconds
+        figures[_NEW_AT] = 1 if post.new_member else 0
+        kept = by_quarter.get(scope) or by_quarter.setdefault(scope, [0] * width)
+        for index, value in enumerate(figures):
+            kept[index] += value
+        made.append(
+            (post.campaign_id, quarter, post.post_id, post.action_id, post.source_campaign_id,
+             ids[post.target], post.user_id, *figures)
+        )  # fmt: skip
 
 
 def uncount_member(session: Session, user_id: str, campaign_quarters: Iterable[tuple[int, int]]) -> None:
@@ -164,7 +169,7 @@ def uncount_member(session: Session, user_id: str, campaign_quarters: Iterable[t
     row of theirs in `report_calls` (found in the (campaign, quarter) pairs their posts are in)
     leaves `report_quarters` and is deleted."""
     changes = part(session, ReportChanges)
-    key = ("campaign_id", "quarter", "action_id", "source_campaign_id")
+    key = QUARTER_KEY
     pairs = sorted(set(campaign_quarters))
     for start in range(0, len(pairs), 500):
         chunk = pairs[start : start + 500]
@@ -200,69 +205,57 @@ class Kept:
 
 
 def kept(session: Session) -> Kept:
-    """The figures as kept (rows at 0 left out), keyed by target rather than its id."""
+    """The figures as kept (sums at 0 left out): sums by `QUARTER_KEY`, and each post's row by
+    (campaign, quarter, post) with its action, source campaign, target (not its id) and member."""
     names = {row.id: Target(row.name, row.title, row.district) for row in session.execute(sa.select(_targets))}
     quarters = {
         tuple(row[:4]): tuple(row[4:])
         for row in session.execute(
-            sa.select(
-                _quarters.c.campaign_id,
-                _quarters.c.quarter,
-                _quarters.c.action_id,
-                _quarters.c.source_campaign_id,
-                *(_quarters.c[name] for name in FIGURES),
-            )  # fmt: skip
+            sa.select(*(_quarters.c[n] for n in QUARTER_KEY), *(_quarters.c[n] for n in FIGURES))
         )
         if any(row[4:])
     }
     calls = {
-        (*row[:4], names[row[4]], row[5]): tuple(row[6:])
-        for row in session.execute(
-            sa.select(
-                _calls.c.campaign_id,
-                _calls.c.quarter,
-                _calls.c.action_id,
-                _calls.c.source_campaign_id,
-                _calls.c.target_id,
-                _calls.c.user_id,
-                *(_calls.c[name] for name in FIGURES),
-            )  # fmt: skip
-        )
-        if any(row[6:])
+        tuple(row[:3]): (row[3], row[4], names[row[5]], row[6], *row[7:])
+        for row in session.execute(sa.select(*(_calls.c[n] for n in CALL_COLUMNS), *(_calls.c[n] for n in FIGURES)))
     }
     return Kept(quarters, calls)
 
 
-# A post as the recount reads it: campaign, action, source campaign (its call's), member, call
-# time, details, whether it is its member's first post.
-PostRow = tuple[int, int, int | None, str, dt.datetime | None, dict[str, Any] | None, bool]
+# A post as the recount reads it: id, campaign, action, source campaign (its call's), member,
+# call time, details, whether it is its member's first post.
+PostRow = tuple[int, int, int, int | None, str, dt.datetime | None, dict[str, Any] | None, bool]
 
 
 def counted_of(row: PostRow, read: ReadDetails) -> Counted | None:
     """What a post counts for (None: nothing, without a call time or source campaign)."""
-    campaign_id, action_id, source, user_id, moment, details, first = row
+    post_id, campaign_id, action_id, source, user_id, moment, details, first = row
     if moment is None or source is None:
         return None
     status, seconds, named = read(details or {})
-    return Counted(
-        campaign_id, action_id, source, user_id, moment, outcome_of(status), seconds, Target.of(*named), first
-    )
+    outcome, target = outcome_of(status), Target.of(*named)
+    return Counted(post_id, campaign_id, action_id, source, user_id, moment, outcome, seconds, target, first)
 
 
 def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
     """The figures as `posts` (all of them) make them, keyed as `kept` keys them."""
     quarters: dict[Key, list[int]] = {}
-    calls: dict[Key, list[int]] = {}
+    calls: dict[Key, tuple[Any, ...]] = {}
     for row in posts:
         counted = counted_of(row, read)
         if counted is None:
             continue
-        scope = (counted.campaign_id, quarter_of(counted.call_timestamp), counted.action_id, counted.source_campaign_id)
-        for table, key in ((quarters, scope), (calls, (*scope, counted.target, counted.user_id))):
-            found = table.setdefault(key, [0] * len(FIGURES))
-            for index, delta in enumerate(_vector(counted, 1)):
-                found[index] += delta
-    return Kept({k: tuple(v) for k, v in quarters.items()}, {k: tuple(v) for k, v in calls.items()})
+        quarter = quarter_of(counted.call_timestamp)
+        vector = _vector(counted, 1)
+        found = quarters.setdefault(
+            (counted.campaign_id, quarter, counted.action_id, counted.source_campaign_id), [0] * len(FIGURES)
+        )
+        for index, delta in enumerate(vector):
+            found[index] += delta
+        calls[(counted.campaign_id, quarter, counted.post_id)] = (
+            counted.action_id, counted.source_campaign_id, counted.target, counted.user_id, *vector
+        )  # fmt: skip
+    return Kept({k: tuple(v) for k, v in quarters.items()}, calls)
 
 
 def rebuild(session: Session, batches: Iterable[Sequence[PostRow]], read: ReadDetails) -> int:

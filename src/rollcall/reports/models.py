@@ -1,6 +1,6 @@
-"""Campaign results, kept as calls become posts: figures by quarter hour (UTC), and figures by
-quarter hour, target and member (what distinct callers and targets are counted from), and the
-targets themselves. The API's shapes of a report."""
+"""Campaign results, kept as calls become posts: figures by quarter hour (UTC), each post's
+figures with its quarter, target and member (what distinct callers and targets are counted
+from), and the targets themselves. The API's shapes of a report."""
 
 from __future__ import annotations
 
@@ -43,7 +43,10 @@ class ReportQuarter(Base):
     figures by time are read from."""
 
     __tablename__ = "report_quarters"
-    __table_args__ = (sa.Index("ix_report_quarters_source_campaign_id", "source_campaign_id"),)
+    __table_args__ = (
+        sa.Index("ix_report_quarters_source_campaign_id", "source_campaign_id"),
+        {"sqlite_with_rowid": False},  # SQLite keeps the rows in key order: a period is one range read
+    )
 
     campaign_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
     quarter: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)  # epoch / 900
@@ -61,18 +64,21 @@ class ReportQuarter(Base):
 
 
 class ReportCall(Base):
-    """The same, by target and member too: what distinct callers, and the figures by target,
-    state and district, are read from (about a row per post: a member's calls to one target in
-    one quarter hour share one)."""
+    """Each post as the results count it: its quarter hour, action, source campaign, target and
+    member, and its figures (a 1 in `calls` and in its outcome's column). What distinct callers
+    and the figures by target, state and district are read from. Keyed by campaign, quarter and
+    post: a batch's new rows go at the end of their quarter (few pages written per commit)."""
 
     __tablename__ = "report_calls"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     campaign_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
     quarter: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
-    action_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
-    source_campaign_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
-    target_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
-    user_id: Mapped[str] = mapped_column(sa.String(USER_ID_LENGTH), primary_key=True)
+    post_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    action_id: Mapped[int] = mapped_column(sa.Integer)
+    source_campaign_id: Mapped[int] = mapped_column(sa.BigInteger)
+    target_id: Mapped[int] = mapped_column(sa.Integer)
+    user_id: Mapped[str] = mapped_column(sa.String(USER_ID_LENGTH))
     calls: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     completed: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     busy: Mapped[int] = mapped_column(sa.BigInteger, default=0)

@@ -22,6 +22,7 @@ from rollcall.activity.models import Action, Campaign
 from rollcall.db import table_of
 from rollcall.errors import InvalidInput
 from rollcall.paging import any_of
+from rollcall.reports.figures import quarter_of, state_of
 from rollcall.reports.models import FIGURES, ReportCall, ReportQuarter, ReportTarget
 from rollcall.reports.periods import DAY, HOUR, Period, hour_text, today_in
 from rollcall.times import UnknownTimeZone, zone
@@ -104,9 +105,16 @@ def _keys(grouping: Grouping, period: Period, table: sa.Table) -> list[Any]:
 
 
 def _figures(
-    session: Session, grouping: Grouping | None, period: Period, campaigns: Sequence[int], scope: Scope
-) -> dict[tuple[Any, ...], list[int]]:
-    """(key, ...) -> the figures (`FIGURES` then callers) of each row of a grouping (None: the totals)."""
+    session: Session,
+    grouping: Grouping | None,
+    period: Period,
+    campaigns: Sequence[int],
+    scope: Scope,
+    callers: bool = True,
+) -> dict[tuple[Any, ...], list[Any]]:
+    """(key, ...) -> the figures (`FIGURES` then callers) of each row of a grouping (None: the
+    totals). Distinct callers cost a read of every member's row in the period: without `callers`
+    they are None and the figures are sums only."""
     by_target = grouping in (Grouping.TARGET, Grouping.STATE, Grouping.DISTRICT)
     sums = _calls if by_target else _quarters
     keys = _keys(grouping, period, sums) if grouping else []
@@ -119,13 +127,15 @@ def _figures(
         tuple(row[: len(keys)]): [int(value or 0) for value in row[len(keys) :]]
         for row in session.execute(query.group_by(*keys))
     }
+    if not callers:
+        return {key: [*figures, None] for key, figures in found.items() if grouping is None or figures[0]}
     caller_keys = _keys(grouping, period, _calls) if grouping else []
-    callers = sa.select(*caller_keys, sa.func.count(sa.distinct(_calls.c.user_id))).where(
-        *_where(_calls, campaigns, scope, period.start, period.end), _calls.c.calls > 0
+    distinct = sa.select(*caller_keys, sa.func.count(sa.distinct(_calls.c.user_id))).where(
+        *_where(_calls, campaigns, scope, period.start, period.end)  # (a member's row is never at 0: erased ones go)
     )
     if by_target:
-        callers = callers.join(_targets, _targets.c.id == _calls.c.target_id)
-    for row in session.execute(callers.group_by(*caller_keys)):
+        distinct = distinct.join(_targets, _targets.c.id == _calls.c.target_id)
+    for row in session.execute(distinct.group_by(*caller_keys)):
         found.setdefault(tuple(row[:-1]), [0] * len(FIGURES)).append(int(row[-1]))
     for figures in found.values():
         if len(figures) == len(FIGURES):
@@ -147,7 +157,7 @@ KEY_FIELDS: dict[Grouping, tuple[str, ...]] = {
 }
 
 
-def _shown(figures: list[int]) -> dict[str, int]:
+def _shown(figures: list[Any]) -> dict[str, Any]:
     values = dict(zip((*FIGURES, "callers"), figures, strict=True))
     return {name: values[name] for name in FIGURE_NAMES}
 
@@ -160,16 +170,19 @@ def _too_many(grouping: Grouping, why: str) -> InvalidInput:
     return InvalidInput({"group_by": [f"{grouping} {why} more than {MAX_ROWS:,} rows: shorten the period."]})
 
 
-def grouped(session: Session, scope: Scope, period: Period, grouping: Grouping) -> list[dict[str, Any]]:
+def grouped(
+    session: Session, scope: Scope, period: Period, grouping: Grouping, *, callers: bool = True
+) -> list[dict[str, Any]]:
     """The rows of a grouping (key fields, then figures) in their order: every day or hour of the
     period (zeros included) and the week's 168 hours in time order, the others by calls (most
-    first), then by key (blanks last). `InvalidInput` (group_by) beyond `MAX_ROWS`."""
+    first), then by key (blanks last). `InvalidInput` (group_by) beyond `MAX_ROWS`. Without
+    `callers`, their `callers` are None (and the rows cost a sum, not a count of members)."""
     if grouping == Grouping.DAY and len(period.days()) > MAX_ROWS:
         raise _too_many(grouping, "over this period is")
     if grouping == Grouping.HOUR and (period.end - period.start) > MAX_ROWS * 4:
         raise _too_many(grouping, "over this period is")
-    found = _figures(session, grouping, period, campaigns_of(session, scope), scope)
-    empty = [0] * (len(FIGURES) + 1)
+    found = _figures(session, grouping, period, campaigns_of(session, scope), scope, callers)
+    empty = [0] * len(FIGURES) + [0 if callers else None]
     if grouping == Grouping.DAY:
         epoch = dt.date(1970, 1, 1)
         return [{"day": day.isoformat(), **_shown(found.get(((day - epoch).days,), empty))} for day in period.days()]
@@ -180,12 +193,35 @@ def grouped(session: Session, scope: Scope, period: Period, grouping: Grouping) 
         return [{"hour": hour_text(hour, offset), **_shown(found.get((hour, offset), empty))} for hour, offset in hours]
     if grouping == Grouping.WEEKDAY_HOUR:
         return [{"weekday": day, "hour": hour, **_shown(found.get((day, hour), empty))} for day, hour in _WEEK]
-    rows = [_keyed(grouping, key, _shown(figures)) for key, figures in found.items()]
-    keys = KEY_FIELDS[grouping]
-    rows.sort(key=lambda row: (-row["calls"], [(row[k] is None, row[k] or "") for k in keys]))
+    rows = _ordered(grouping, [_keyed(grouping, key, _shown(figures)) for key, figures in found.items()])
     if len(rows) > MAX_ROWS:
         raise _too_many(grouping, "gives")
     return rows
+
+
+def _ordered(grouping: Grouping, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Most calls first, then by key (blanks last)."""
+    keys = KEY_FIELDS[grouping]
+    return sorted(rows, key=lambda row: (-row["calls"], [(row[k] is None, row[k] or "") for k in keys]))
+
+
+def places(target_rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows by state and by district, summed from the rows by target (without callers: a
+    member who called two targets of a state is one caller there, which sums cannot tell)."""
+    states: dict[str | None, list[int]] = {}
+    districts: dict[str | None, list[int]] = {}
+    for row in target_rows:
+        district = row["target_district"]
+        for found, key in ((states, state_of(district) or None), (districts, district)):
+            kept = found.setdefault(key, [0] * len(FIGURES))
+            for index, name in enumerate(FIGURES):
+                kept[index] += row[name]
+    return (
+        _ordered(Grouping.STATE, [_keyed(Grouping.STATE, (k,), _shown([*v, None])) for k, v in states.items()]),
+        _ordered(
+            Grouping.DISTRICT, [_keyed(Grouping.DISTRICT, (k,), _shown([*v, None])) for k, v in districts.items()]
+        ),
+    )
 
 
 def totals(session: Session, scope: Scope, period: Period) -> dict[str, int]:
@@ -256,8 +292,6 @@ class Unreachable:
 def unreachable(session: Session, scope: Scope, *, now: dt.datetime, share: float, at_least: int) -> list[Unreachable]:
     """Targets whose calls in the 24 hours before `now` were at least `at_least` and more than
     `share` of them busy, unanswered or failed; the worst first."""
-    from rollcall.reports.figures import quarter_of
-
     campaigns = campaigns_of(session, scope)
     end = quarter_of(now) + 1
     start = end - 96

@@ -51,17 +51,20 @@ def upgrade() -> None:
         sa.Column("action_id", sa.Integer(), primary_key=True, autoincrement=False),
         sa.Column("source_campaign_id", sa.BigInteger(), primary_key=True, autoincrement=False),
         *_figure_columns(),
+        sqlite_with_rowid=False,  # the rows in key order: a period is one range read
     )
     op.create_index("ix_report_quarters_source_campaign_id", "report_quarters", ["source_campaign_id"])
     op.create_table(
         "report_calls",
         sa.Column("campaign_id", sa.Integer(), primary_key=True, autoincrement=False),
         sa.Column("quarter", sa.Integer(), primary_key=True, autoincrement=False),
-        sa.Column("action_id", sa.Integer(), primary_key=True, autoincrement=False),
-        sa.Column("source_campaign_id", sa.BigInteger(), primary_key=True, autoincrement=False),
-        sa.Column("target_id", sa.Integer(), primary_key=True, autoincrement=False),
-        sa.Column("user_id", sa.String(24), primary_key=True),
+        sa.Column("post_id", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("action_id", sa.Integer(), nullable=False),
+        sa.Column("source_campaign_id", sa.BigInteger(), nullable=False),
+        sa.Column("target_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.String(24), nullable=False),
         *_figure_columns(),
+        sqlite_with_rowid=False,
     )
     _count_existing_posts()
 
@@ -89,15 +92,15 @@ def _count_existing_posts() -> None:
             break
         after = rows[-1][0]
         quarters: dict[tuple[Any, ...], list[int]] = {}
-        calls: dict[tuple[Any, ...], list[int]] = {}
-        for _, campaign_id, action_id, source, user_id, moment, details, first in rows:
+        calls: list[tuple[Any, ...]] = []
+        for post_id, campaign_id, action_id, source, user_id, moment, details, first in rows:
             if moment is None or source is None:
                 continue
             if isinstance(moment, str):  # SQLite's text: UTC
                 moment = dt.datetime.fromisoformat(moment)
             moment = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
             details = json.loads(details) if isinstance(details, str) else (details or {})
-            quarter = int((moment - EPOCH).total_seconds()) // 900
+            quarter = (moment - EPOCH) // dt.timedelta(seconds=900)
             target = tuple(str(details.get(f"campaign_target_{part}") or "") for part in ("name", "title", "district"))
             if target not in targets:
                 targets[target] = _target_id(connection, target)
@@ -109,29 +112,33 @@ def _count_existing_posts() -> None:
                 seconds if isinstance(seconds, int) else 0,
                 1 if first else 0,
             ]
-            scope = (campaign_id, quarter, action_id, source)
-            for kept, key in ((quarters, scope), (calls, (*scope, targets[target], user_id))):
-                found = kept.setdefault(key, [0] * len(FIGURES))
-                for index, delta in enumerate(vector):
-                    found[index] += delta
-        names = ("campaign_id", "quarter", "action_id", "source_campaign_id")
-        for table, keys, kept in (
-            ("report_quarters", names, quarters),
-            ("report_calls", (*names, "target_id", "user_id"), calls),
-        ):
-            if kept:
-                connection.execute(
-                    sa.text(
-                        f"INSERT INTO {table} ({', '.join((*keys, *FIGURES))})"
-                        f" VALUES ({', '.join(':' + n for n in (*keys, *FIGURES))})"
-                        f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET"
-                        f" {', '.join(f'{n} = {table}.{n} + excluded.{n}' for n in FIGURES)}"
-                    ),
-                    [
-                        {**dict(zip(keys, k, strict=True)), **dict(zip(FIGURES, v, strict=True))}
-                        for k, v in kept.items()
-                    ],
-                )
+            found = quarters.setdefault((campaign_id, quarter, action_id, source), [0] * len(FIGURES))
+            for index, delta in enumerate(vector):
+                found[index] += delta
+            calls.append((campaign_id, quarter, post_id, action_id, source, targets[target], user_id, *vector))
+        keys = ("campaign_id", "quarter", "action_id", "source_campaign_id")
+        if quarters:
+            connection.execute(
+                sa.text(
+                    f"INSERT INTO report_quarters ({', '.join((*keys, *FIGURES))})"
+                    f" VALUES ({', '.join(':' + n for n in (*keys, *FIGURES))})"
+                    f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET"
+                    f" {', '.join(f'{n} = report_quarters.{n} + excluded.{n}' for n in FIGURES)}"
+                ),
+                [
+                    {**dict(zip(keys, k, strict=True)), **dict(zip(FIGURES, v, strict=True))}
+                    for k, v in quarters.items()
+                ],
+            )
+        columns = ("campaign_id", "quarter", "post_id", "action_id", "source_campaign_id", "target_id", "user_id")
+        if calls:
+            connection.execute(
+                sa.text(
+                    f"INSERT INTO report_calls ({', '.join((*columns, *FIGURES))})"
+                    f" VALUES ({', '.join(':' + n for n in (*columns, *FIGURES))})"
+                ),
+                [dict(zip((*columns, *FIGURES), row, strict=True)) for row in calls],
+            )
 
 
 def _target_id(connection: sa.Connection, target: tuple[str, ...]) -> int:
@@ -151,5 +158,4 @@ def downgrade() -> None:
     op.drop_index("ix_report_quarters_source_campaign_id", "report_quarters")
     op.drop_table("report_quarters")
     op.drop_table("report_targets")
-    with op.batch_alter_table("campaigns") as campaigns:
-        campaigns.drop_column("timezone")
+    op.execute("ALTER TABLE campaigns DROP COLUMN timezone")  # (SQLite 3.35+ and PostgreSQL alike)
