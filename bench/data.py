@@ -384,7 +384,7 @@ def _load(
                 )  # fmt: skip
                 continue
             call_rows.append(
-                (n, state, f"{moment}/{n:032x}"[:64], moment, moment, text, "application/json", text, None,
+                (n, state, f"{moment}/{n:x}"[:64], moment, moment, text, "application/json", text, None,
                  campaign, record["callpower_campaign_name"], mobile, moment, 1,
                  at(now + dt.timedelta(hours=6)) if state == FAILED else None,
                  "OperationalError: database is locked" if state == FAILED else None,
