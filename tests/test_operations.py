@@ -43,13 +43,13 @@ def test_health_and_readiness_need_no_credential(app: RunningApp, database: Data
     with app.client() as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/readyz").json() == {"status": "ready"}
-        with database.engine.begin() as connection:
+        with database.write_engine.begin() as connection:
             command.downgrade(migrations_config(connection), "-1")
         not_ready = client.get("/readyz")
         assert not_ready.status_code == 503
         assert not_ready.json() == {"status": "not ready", "reason": "the database schema is not current"}
         assert client.get("/healthz").status_code == 200
-        with database.engine.begin() as connection:
+        with database.write_engine.begin() as connection:
             command.upgrade(migrations_config(connection), "head")
         assert client.get("/readyz").status_code == 200
 
