@@ -139,6 +139,17 @@ class Settings(BaseSettings):
         None, description="PEM certificate (a full chain works): `rollcall serve` speaks HTTPS; with `TLS_KEY`"
     )
     tls_key: str | None = Field(None, description="PEM private key of `TLS_CERT`")
+    backup_dir: str | None = Field(
+        None,
+        description="where backups and the erasure ledger go (`rollcall backup`; with `BACKUP_INTERVAL`, "
+        "`rollcall serve` takes them)",
+    )
+    backup_interval: float | None = Field(
+        None,
+        gt=0,
+        description="e.g. `6h` (also `30m`, `1d`, seconds): `rollcall serve` backs up to `BACKUP_DIR` this often",
+    )
+    backup_keep: int = Field(14, ge=1, description="backups kept in `BACKUP_DIR`; the oldest beyond go")
     # Set by `rollcall serve` for its API processes: the writer process's socket. Unset (an app
     # made by create_app alone, as in tests), the app stores calls on a thread of its own.
     writer_socket: str | None = Field(None, validation_alias=_variable(WRITER_SOCKET_VARIABLE, field="writer_socket"))
@@ -240,6 +251,23 @@ class Settings(BaseSettings):
             raise ValueError("needs at least 1 request per a positive number of seconds")
         return limit
 
+    @field_validator("backup_interval", mode="before")
+    @classmethod
+    def _interval(cls, value: Any) -> Any:
+        """`6h`, `30m`, `1d`, `90s` or a number of seconds."""
+        if not isinstance(value, str):
+            return value
+        return duration_seconds(value)
+
+    @model_validator(mode="after")
+    def _backups_somewhere(self) -> Settings:
+        if self.backup_interval is not None and not self.backup_dir:
+            raise ValueError(
+                f"{environment_variable('backup_interval')} is set but {environment_variable('backup_dir')} is not: "
+                "say where the backups go"
+            )
+        return self
+
     @field_validator("metrics_allow_from", "trusted_proxies")
     @classmethod
     def _networks(cls, networks: tuple[str, ...]) -> tuple[str, ...]:
@@ -249,6 +277,19 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{network!r} is not an address or network") from None
         return networks
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(text: str) -> float:
+    """`6h`, `30m`, `1d`, `90s` or a number of seconds, as seconds."""
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:])
+    try:
+        return float(value[:-1] if unit else value) * (unit or 1)
+    except ValueError:
+        raise ValueError(f"must be a duration such as 6h, 30m, 1d or 90s, got {text!r}") from None
 
 
 def environment_variable(field: str) -> str:

@@ -45,6 +45,17 @@ WRITER_BATCH_CALLS = Histogram(
 )
 
 
+BACKUP_FAILURES = Counter(
+    "rollcall_backup_failures_total",
+    "Scheduled backups that failed, by reason (no_space, tool_missing, damaged, error).",
+    ["reason"],
+)
+BACKUP_SECONDS = Histogram(
+    "rollcall_backup_duration_seconds",
+    "Time to take, check and describe one scheduled backup.",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
+)
+
 SIGN_IN_FAILURES = Counter(
     "rollcall_console_sign_in_failures_total",
     "Console sign-ins refused: a wrong token, or too many tries (throttled).",

@@ -6,6 +6,7 @@ from rollcall.calls.models import Call
 from rollcall.credentials import StoredSecret
 from rollcall.events import Event
 from rollcall.members.audit import AuditEntry
+from rollcall.members.ledger import Erasure
 from rollcall.reports.models import ReportCall, ReportQuarter, ReportTarget
 from rollcall.sessions import ConsoleSessionRow
 from rollcall.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
@@ -17,6 +18,7 @@ __all__ = [
     "CallPowerCampaign",
     "Campaign",
     "ConsoleSessionRow",
+    "Erasure",
     "Event",
     "Post",
     "ReportCall",

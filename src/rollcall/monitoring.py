@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from rollcall.backups import snapshots
 from rollcall.calls import statistics
 from rollcall.db import Database
 from rollcall.metrics import MULTIPROCESS_DIRECTORY
@@ -57,6 +58,15 @@ class DatabaseCollector(Collector):
         yield oldest
         yield undelivered
         yield undelivered_age
+        directory = self.database.settings.backup_dir
+        if directory:
+            newest = snapshots.newest_backup(directory)
+            last = GaugeMetricFamily(
+                "rollcall_backup_last_success_timestamp_seconds",
+                "When the newest backup in ROLLCALL_BACKUP_DIR was taken (Unix time; 0: none yet).",
+            )
+            last.add_metric([], newest.created.timestamp() if newest and newest.created else 0.0)
+            yield last
 
 
 def registry(database: Database) -> CollectorRegistry:

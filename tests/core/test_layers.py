@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "interface seam",
         ["rollcall.services", "rollcall.http", "rollcall.api", "rollcall.server", "rollcall.monitoring"],
     ),
+    ("the whole database: backups", ["rollcall.backups*"]),
     ("all tables", ["rollcall.models"]),
     (
         "sources and nouns over calls",

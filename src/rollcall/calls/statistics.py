@@ -233,7 +233,7 @@ def recount(session: Session) -> Counts:
     )
 
 
-def _differing(kept: dict[Any, int], counted: dict[Any, int]) -> int:
+def differing(kept: dict[Any, int], counted: dict[Any, int]) -> int:
     return sum(kept.get(key) != counted.get(key) for key in kept.keys() | counted.keys())
 
 
@@ -253,7 +253,7 @@ def rebuild(session: Session) -> Rebuilt:
     wrong = 0
     for name, (table, key) in _KEPT.items():
         counted: dict[Any, int] = getattr(after, name)
-        wrong += _differing(getattr(before, name), counted)
+        wrong += differing(getattr(before, name), counted)
         session.execute(sa.delete(table))
         rows = _rows(key, counted)
         if rows:

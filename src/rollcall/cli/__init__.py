@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 import typer
 
-from rollcall.cli import activity, calls, members, reports, running  # noqa: F401  (they add their commands to `app`)
+from rollcall.cli import activity, backups, calls, members, reports, running  # noqa: F401  (they add their commands to `app`)
 from rollcall.cli.common import CommandError, app
 from rollcall.cli.webhooks import webhooks_app
 from rollcall.config import ConfigError

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from rollcall.backups.snapshots import hold_in_use, reconcile
 from rollcall.cli.common import CommandError, app, database_of, keys_app, sessions_app, settings_of_environment
 from rollcall.config import Settings, environment_variable
 from rollcall.credentials import ADMIN_TOKEN, CALLPOWER_KEY, ensure_secret, stored_secret
@@ -67,13 +68,16 @@ def serve(
     settings = settings_of_environment()
     configure_logging(settings.log_level, settings.secrets())
     tls = _tls_files(str(tls_cert) if tls_cert else settings.tls_cert, str(tls_key) if tls_key else settings.tls_key)
+    in_use = hold_in_use(settings)  # noqa: F841 (held while this process lives: no restore meanwhile)
     database = Database.for_settings(settings)
     migrate(database)
     _announce_secrets(settings, database)
+    if settings.backup_dir:  # erasures a restore or a lost append left out: applied before serving
+        reconcile(database, [settings.backup_dir])
     database.dispose()
     writer = WriterProcess(CallPower.of)
     writer.start()  # WriterNotStarted (one line, exit 1) if it cannot
-    deliverer = _deliverers(settings.webhook_deliverers)
+    deliverer = _deliverers(settings.webhook_deliverers, backups=settings.backup_interval is not None)
     deliverer.start()
     deliverer.watch_in_background()
     os.environ[WRITER_SOCKET_VARIABLE] = writer.path  # the API processes hand their calls to it
@@ -90,10 +94,14 @@ def serve(
         writer.stop()  # last: requests in flight were waiting for it
 
 
-def _deliverers(count: int) -> Supervisor:
-    """The webhooks' deliverers, each a process of its own (started again if it dies)."""
+def _deliverers(count: int, *, backups: bool = False) -> Supervisor:
+    """The webhooks' deliverers, each a process of its own, and the backup schedule's process if
+    there is one (each started again if it dies)."""
+    from rollcall.backups.schedule import run_schedule_process
+
+    scheduled = [Child("rollcall-backup", run_schedule_process, (os.getpid(),))] if backups else []
     return Supervisor(
-        _deliverer_children(count),
+        [*_deliverer_children(count), *scheduled],
         on_exit=lambda name, code: typer.echo(f"{name} exited ({code}); starting it again", err=True),
     )
 
@@ -215,6 +223,7 @@ def worker(
     """Run importers on their own (beside `rollcall serve`, or on other machines), and a deliverer."""
     _count_metrics_across_processes()
     settings = settings_of_environment()
+    in_use = hold_in_use(settings)  # noqa: F841 (held while this process lives: no restore meanwhile)
     database_of(settings).dispose()  # fail here, once, if the database is missing or not migrated
     if metrics_port is not None:
         _serve_metrics(metrics_host, metrics_port, settings)

@@ -19,20 +19,23 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from rollcall.activity.models import Post, PostDocument, Signup, SignupDocument, User, UserDocument
 from rollcall.activity.service import get_user
 from rollcall.calls import statistics
+from rollcall.calls.dedup import dedup_secret
 from rollcall.calls.models import SEEN_BY_IMPORTER, Call, CallDocument, CallState
 from rollcall.db import Database, table_of
 from rollcall.events import CALL_EVENTS, Event, EventType, record_events
-from rollcall.members import audit
+from rollcall.members import audit, ledger
 from rollcall.reports import figures
 from rollcall.times import iso_utc, utcnow
 
 _events = table_of(Event)
+log = structlog.get_logger("rollcall.members")
 CHUNK = 500  # call ids per statement
 
 
@@ -92,30 +95,100 @@ def export_member(session: Session, user_id: str) -> dict[str, Any]:
     }
 
 
-def erase_member(session: Session, user_id: str) -> Erased:
-    """Erase the member in the caller's transaction (see the module's docstring); `NotFound`
-    for an unknown id. Emits `user.erased` with the id only."""
+def erase_member(session: Session, user_id: str) -> tuple[Erased, ledger.Entry]:
+    """Erase the member in the caller's transaction (see the module's docstring) and write it in
+    the erasure ledger; `NotFound` for an unknown id. Emits `user.erased` with the id only."""
     user = get_user(session, user_id)
-    call_ids = _call_ids(session, user)
-    made = session.execute(sa.select(Post.campaign_id, Post.call_timestamp).where(Post.northstar_id == user.id))
-    figures.uncount_member(
-        session, user.id, {(campaign, figures.quarter_of(moment)) for campaign, moment in made if moment is not None}
-    )
-    posts: int = session.execute(sa.delete(Post).where(Post.northstar_id == user.id)).rowcount  # type: ignore[attr-defined]
-    signups: int = session.execute(sa.delete(Signup).where(Signup.northstar_id == user.id)).rowcount  # type: ignore[attr-defined]
+    erased, calls = _erase(session, user_id, user, _call_ids(session, user))
+    entry = ledger.new_entry(user_id, ledger.mobile_hash(dedup_secret(session), user.mobile), calls, utcnow())
+    ledger.record(session, entry)
+    return erased, entry
+
+
+def erase_again(session: Session, entry: ledger.Entry) -> Erased | None:
+    """Apply a ledger entry this database lacks (it was restored from a backup taken before the
+    erasure), in the caller's transaction: the member (if the backup holds them) and every call
+    of theirs it holds are erased, and each call of theirs it never held is stored as an `erased`
+    call, so that CallPower sending it again makes nothing. None if the entry is applied already."""
+    if ledger.is_recorded(session, entry.id):
+        return None
+    user = session.get(User, entry.user_id)
+    call_ids = set(_call_ids(session, user)) if user is not None else set()
+    by_key = {call.dedup_key: call for call in entry.calls}
+    held: set[str] = set()
+    keys = sorted(by_key)
+    for start in range(0, len(keys), CHUNK):
+        for key, call_id in session.execute(
+            sa.select(Call.dedup_key, Call.id).where(Call.dedup_key.in_(keys[start : start + CHUNK]))
+        ):
+            held.add(str(key))
+            call_ids.add(call_id)
+    erased, _ = _erase(session, entry.user_id, user, sorted(call_ids))
+    now = utcnow()
+    never_held = [call for key, call in by_key.items() if key not in held]
+    if never_held:
+        session.execute(
+            sa.insert(Call),
+            [
+                {
+                    "state": CallState.ERASED,
+                    "dedup_key": call.dedup_key,
+                    "received_at": call.received_at,
+                    "updated_at": now,
+                    "raw": "",
+                    "callpower_campaign_id": call.callpower_campaign_id,
+                    "call_timestamp": call.call_timestamp,
+                    "attempts": 0,
+                }
+                for call in never_held
+            ],
+        )
+        statistics.count(
+            session, [(call.callpower_campaign_id, call.received_at, CallState.ERASED, 1) for call in never_held]
+        )
+    ledger.record(session, entry)
+    return erased.model_copy(update={"calls": erased.calls + len(never_held)})
+
+
+def _erase(
+    session: Session, user_id: str, user: User | None, call_ids: list[int]
+) -> tuple[Erased, list[ledger.ErasedCall]]:
+    """Remove the user (if there is one) with their signups and posts, scrub the calls; what
+    was erased, and the ledger's record of each call."""
+    posts = signups = 0
+    if user is not None:
+        made = session.execute(sa.select(Post.campaign_id, Post.call_timestamp).where(Post.northstar_id == user.id))
+        figures.uncount_member(
+            session,
+            user.id,
+            {(campaign, figures.quarter_of(moment)) for campaign, moment in made if moment is not None},
+        )
+        posts = session.execute(sa.delete(Post).where(Post.northstar_id == user.id)).rowcount  # type: ignore[attr-defined]
+        signups = session.execute(sa.delete(Signup).where(Signup.northstar_id == user.id)).rowcount  # type: ignore[attr-defined]
     now = utcnow()
     events = 0
+    recorded: list[ledger.ErasedCall] = []
     for start in range(0, len(call_ids), CHUNK):
         chunk = call_ids[start : start + CHUNK]
         before = session.execute(
-            sa.select(Call.callpower_campaign_id, Call.received_at, Call.state, Call.errors)
+            sa.select(
+                Call.callpower_campaign_id,
+                Call.received_at,
+                Call.state,
+                Call.errors,
+                Call.dedup_key,
+                Call.call_timestamp,
+            )
             .where(Call.id.in_(chunk))
             .with_for_update()
         ).all()
-        statistics.moved(session, [(campaign, at, state, CallState.ERASED) for campaign, at, state, _ in before])
+        statistics.moved(session, [(campaign, at, state, CallState.ERASED) for campaign, at, state, *_ in before])
         statistics.count_rejections(
             session,
-            [(campaign, at, errors, -1) for campaign, at, state, errors in before if state == CallState.REJECTED],
+            [(campaign, at, errors, -1) for campaign, at, state, errors, *_ in before if state == CallState.REJECTED],
+        )
+        recorded.extend(
+            ledger.ErasedCall(key, campaign, at, moment) for campaign, at, _, _, key, moment in before if key
         )
         session.execute(
             sa.update(Call)
@@ -152,20 +225,36 @@ def erase_member(session: Session, user_id: str) -> Erased:
                 [{"event_id": number, "scrubbed": {"id": int(subject), "erased": True}} for number, subject in kept],
             )
         events += len(kept)
-    session.delete(user)
-    session.flush()
-    record_events(session, [(EventType.USER_ERASED, user_id, {"id": user_id})])
-    return Erased(user_id=user_id, signups=signups, posts=posts, calls=len(call_ids), events=events)
+    if user is not None:
+        session.delete(user)
+        session.flush()
+        record_events(session, [(EventType.USER_ERASED, user_id, {"id": user_id})])
+    erased = Erased(user_id=user_id, signups=signups, posts=posts, calls=len(call_ids), events=events)
+    return erased, recorded
 
 
 def erase(database: Database, user_id: str, actor: str) -> Erased:
     """The use case: erase the member and record who did (one transaction), then leave nothing
     of it in SQLite's log. `NotFound` for an unknown id."""
     with database.erasing() as session:
-        erased = erase_member(session, user_id)
+        erased, entry = erase_member(session, user_id)
         audit.record(session, actor, "member.erased", user_id, erased.model_dump())
     database.checkpoint()
+    write_down(database, [entry])
     return erased
+
+
+def write_down(database: Database, entries: list[ledger.Entry]) -> None:
+    """Append erasures to the ledger file in the backup directory (if one is set). A failure is
+    logged, not raised: the erasure is done and in the database's ledger, and the next backup
+    or start appends what the file lacks (`backups.reconcile`)."""
+    directory = database.settings.backup_dir
+    if not directory or not entries:
+        return
+    try:
+        ledger.append(directory, entries)
+    except OSError as error:
+        log.error("erasure_ledger.append_failed", error=type(error).__name__, detail=error.strerror)
 
 
 def export(database: Database, user_id: str, actor: str) -> dict[str, Any]:
