@@ -79,9 +79,16 @@ class RunningApp:
     url: str
     settings: Settings
     server: uvicorn.Server
+    thread: threading.Thread | None = None
 
     def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+    def stop(self) -> None:
+        """Stop it as SIGTERM would (drained), and wait until it has."""
+        self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(10)
 
 
 def start_app(settings: Settings, *, run_importer: bool = True) -> tuple[RunningApp, threading.Thread]:
@@ -100,7 +107,7 @@ def start_app(settings: Settings, *, run_importer: bool = True) -> tuple[Running
     wait_for(lambda: server.started or not thread.is_alive())
     if not server.started:
         pytest.fail("the app did not start")
-    return RunningApp(f"http://127.0.0.1:{port}", settings, server), thread
+    return RunningApp(f"http://127.0.0.1:{port}", settings, server, thread), thread
 
 
 # -- real processes -------------------------------------------------------------------------

@@ -52,6 +52,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "rollcall.spreadsheets",
             "rollcall.limits",
             "rollcall.processes",
+            "rollcall.progress",
             "rollcall.credentials",
             "rollcall.metrics",
         ],

@@ -30,7 +30,8 @@ NICENESS = 10
 
 @dataclasses.dataclass(frozen=True)
 class Status:
-    """What the console's overview says of backups."""
+    """What the console's overview says of backups: whether a backup directory is set, how often
+    `rollcall serve` takes one (None: not on a schedule), and when the newest was taken."""
 
     configured: bool
     interval: float | None
@@ -43,7 +44,7 @@ class Status:
     @property
     def overdue(self) -> bool:
         """No backup, or the newest older than two intervals."""
-        if not self.configured or self.interval is None:
+        if self.interval is None:
             return False
         return self.age is None or self.age > 2 * self.interval
 
@@ -52,7 +53,7 @@ def status(settings: Settings) -> Status:
     if not settings.backup_dir:
         return Status(False, settings.backup_interval, None)
     newest = snapshots.newest_backup(settings.backup_dir)
-    return Status(settings.backup_interval is not None, settings.backup_interval, newest.created if newest else None)
+    return Status(True, settings.backup_interval, newest.created if newest else None)
 
 
 def first_due(settings: Settings) -> float:

@@ -31,7 +31,7 @@ import sqlite3
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from rollcall.db import Database, migrate, normalize_url
 from rollcall.errors import RollcallError
 from rollcall.members import audit, ledger
 from rollcall.members.service import erase_again
+from rollcall.progress import Progress, quiet
 from rollcall.times import iso_utc, parse_timestamp, utcnow
 
 log = structlog.get_logger("rollcall.backups")
@@ -55,13 +56,6 @@ SUFFIXES = {"sqlite": ".sqlite3", "postgresql": ".dump"}
 MANIFEST = ".json"
 CHUNK = 1 << 20  # bytes read at a time for the SHA-256
 POLL = 0.2  # seconds between looks at how far a copy has come
-
-# Progress of long work: (what is being done, how much is done, of how much or None).
-Progress = Callable[[str, int, int | None], None]
-
-
-def _quiet(step: str, done: int, total: int | None) -> None:
-    pass
 
 
 class BackupFailed(RollcallError):
@@ -399,7 +393,7 @@ def _database_name(url: str) -> str:
 
 
 def take(
-    database: Database, directory: str | os.PathLike[str], *, keep: int | None = None, progress: Progress = _quiet
+    database: Database, directory: str | os.PathLike[str], *, keep: int | None = None, progress: Progress = quiet
 ) -> tuple[Path, Manifest]:
     """Take a backup into `directory` while the service runs, check it and describe it; with
     `keep`, remove the oldest beyond that many. Appends to the directory's erasure ledger what it
@@ -497,7 +491,7 @@ def verify(
     *,
     into: Path | None = None,
     keep_copy: bool = False,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> Verified:
     """Check a backup whole: its checksum against its manifest, a restore of it into a temporary
     place (a file in `into`, else a temporary directory; on PostgreSQL a scratch database on the
@@ -568,6 +562,17 @@ def _verify_postgres(
         admin.dispose()
 
 
+def discard(verified: Verified) -> None:
+    """Remove the checked copy `verify(keep_copy=True)` left."""
+    if verified.copy.startswith("postgresql"):
+        admin = _admin(verified.copy)
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{_database_name(verified.copy)}" WITH (FORCE)')
+        admin.dispose()
+    else:
+        shutil.rmtree(Path(verified.copy).parent, ignore_errors=True)
+
+
 # -- in use ------------------------------------------------------------------------------------
 
 
@@ -628,7 +633,7 @@ def _postgres_in_use(admin: sa.Engine, name: str) -> None:
 # -- restoring one -----------------------------------------------------------------------------
 
 
-def restore(settings: Settings, backup: Path, *, ledgers: Sequence[Path] = (), progress: Progress = _quiet) -> Restored:
+def restore(settings: Settings, backup: Path, *, ledgers: Sequence[Path] = (), progress: Progress = quiet) -> Restored:
     """Put a backup in place of the database of `settings`, refused while the service uses it:
     verify it (a copy beside the database), keep the current database aside (renamed), move the
     copy in, bring its schema forward, and apply the erasures in `ledgers` (the backup's own
@@ -646,12 +651,6 @@ def restore(settings: Settings, backup: Path, *, ledgers: Sequence[Path] = (), p
         reconciled = reconcile(database, ledgers)
     finally:
         database.dispose()
-    log.info(
-        "backup.restored",
-        backup=backup.name,
-        kept_aside=kept_aside,
-        erased_again=len(reconciled.applied),
-    )
     return Restored(backup, kept_aside, verified.schema_revision, now_at, reconciled)
 
 

@@ -22,6 +22,7 @@ from rollcall.calls.deliveries import store_deliveries
 from rollcall.calls.source import Delivery, Refusal
 from rollcall.db import Database
 from rollcall.errors import RollcallError
+from rollcall.progress import Progress, quiet
 
 BATCH = 500  # lines per transaction
 
@@ -73,7 +74,7 @@ def _delivery(raw: str, payload: Any, content_type: str, source: CallPower) -> D
     return source.check(payload, raw=raw, content_type=content_type)
 
 
-def import_file(database: Database, path: Path, source: CallPower) -> FileImport:
+def import_file(database: Database, path: Path, source: CallPower, progress: Progress = quiet) -> FileImport:
     """Store the call records of a `.jsonl` or `.csv` file; `BATCH` lines per transaction."""
     content_type = CSV_ROWS if path.suffix.lower() == ".csv" else JSON_LINES
     try:
@@ -93,4 +94,5 @@ def import_file(database: Database, path: Path, source: CallPower) -> FileImport
         for (number, _), delivery in zip(chunk, stored.deliveries, strict=True):
             if delivery.errors:
                 report.problems.append((number, [m for messages in delivery.errors.values() for m in messages]))
+        progress("lines", start + len(chunk), len(records))
     return report

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, aliased
 from rollcall.activity.models import Post
 from rollcall.calls.models import Call
 from rollcall.calls.source import Source
+from rollcall.progress import Progress, quiet
 from rollcall.reports import figures
 
 BATCH = 20_000
@@ -44,7 +45,17 @@ def posts(session: Session) -> Iterator[list[figures.PostRow]]:
         yield [(*row[:7], bool(row[7])) for row in rows]
 
 
-def rebuild(session: Session, source: Source) -> int:
+def rebuild(session: Session, source: Source, progress: Progress = quiet) -> int:
     """Recount the campaign results from the posts, in the caller's transaction; how many kept
     rows were wrong."""
-    return figures.rebuild(session, posts(session), source.reported)
+    total = session.scalar(sa.select(sa.func.count()).select_from(Post)) or 0
+
+    def counted() -> Iterator[list[figures.PostRow]]:
+        done = 0
+        progress("posts", 0, total)
+        for batch in posts(session):
+            yield batch
+            done += len(batch)
+            progress("posts", done, max(done, total))
+
+    return figures.rebuild(session, counted(), source.reported)

@@ -27,6 +27,7 @@ from rollcall.cli.common import (
     state_named,
     stats_app,
 )
+from rollcall.cli.progress import progress_of
 from rollcall.paging import PageRequest
 
 
@@ -125,9 +126,11 @@ def stats_rebuild() -> None:
     from rollcall.calls import results
 
     settings = settings_of_environment()
-    with database_of(settings).writing() as session:
+    with database_of(settings).writing() as session, progress_of("stats rebuild") as progress:
+        progress("calls", 0, None)
         rebuilt = statistics.rebuild(session)
-        wrong = results.rebuild(session, CallPower.of(settings))
+        progress("calls", 1, 1)
+        wrong = results.rebuild(session, CallPower.of(settings), progress)
     total = sum(rebuilt.counts.by_day.values())
     typer.echo(f"counted {total} calls; {rebuilt.corrected} counters were wrong and are corrected")
     typer.echo(f"recounted the campaign results; {wrong} of their rows were wrong and are corrected")
@@ -178,7 +181,8 @@ def calls_import(
     if not file.is_file():
         raise CommandError(f"no file at {file}")
     settings = settings_of_environment()
-    report = import_file(database_of(settings), file, CallPower.of(settings))
+    with progress_of(f"import {file.name}") as progress:
+        report = import_file(database_of(settings), file, CallPower.of(settings), progress)
     for number, problems in report.problems:
         typer.echo(f"line {number}: rejected: {'; '.join(problems)}", err=True)
     typer.echo(f"stored={report.stored} duplicate={report.duplicate} rejected={report.rejected}")

@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from rollcall.backups.snapshots import Progress
+from rollcall.progress import Progress
 
 PLAIN_EVERY = 5.0  # seconds between plain lines of one step
 UNITS = {"copy": "bytes", "dump": "bytes", "checksum": "bytes", "restore": "bytes", "lines": "lines", "posts": "posts"}

@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from rollcall import metrics
 from rollcall.activity import service as activity
 from rollcall.api import MAX_ID, client_address
+from rollcall.backups import schedule
 from rollcall.callpower import campaigns
 from rollcall.callpower.record import (
     CONTRACT_FIELDS,
@@ -119,6 +120,7 @@ def overview_page(request: Request, session: Staff) -> HTMLResponse:
         )
     peak = max([day.total for day in summary.days] + [1])
     common = max(reasons.items(), key=lambda item: item[1], default=None)
+    backups = schedule.status(settings)
     return render(
         request,
         "overview.html",
@@ -131,6 +133,7 @@ def overview_page(request: Request, session: Staff) -> HTMLResponse:
         common_reason=common,
         disabled_webhooks=disabled_webhooks,
         offices=offices,
+        backups=backups,
     )
 
 

@@ -176,9 +176,8 @@ def append(directory: str | os.PathLike[str], entries: Iterable[Entry]) -> int:
     path = ledger_path(directory)
     path.parent.mkdir(parents=True, exist_ok=True)
     made = not path.exists()
+    _drop_unfinished_line(path)
     with open(path, "a", encoding="utf-8") as file:
-        if file.tell() and not _ends_with_newline(path):
-            file.write("\n")  # after a line cut short by a crash
         file.writelines(lines)
         file.flush()
         os.fsync(file.fileno())
@@ -187,10 +186,16 @@ def append(directory: str | os.PathLike[str], entries: Iterable[Entry]) -> int:
     return len(lines)
 
 
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as file:
-        file.seek(-1, os.SEEK_END)
-        return file.read(1) == b"\n"
+def _drop_unfinished_line(path: Path) -> None:
+    """Cut off a last line that a crash left unfinished (its erasure is in the database, and is
+    appended again whole by `backups.reconcile`)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    content = path.read_bytes()
+    if content.endswith(b"\n"):
+        return
+    with open(path, "r+b") as file:
+        file.truncate(content.rfind(b"\n") + 1)
 
 
 def sync_directory(directory: Path) -> None:

@@ -113,7 +113,7 @@ def erase_again(session: Session, entry: ledger.Entry) -> Erased | None:
     if ledger.is_recorded(session, entry.id):
         return None
     user = session.get(User, entry.user_id)
-    call_ids = set(_call_ids(session, user)) if user is not None else set()
+    call_ids = set(_call_ids(session, user)) if user is not None else _unclaimed_calls(session, entry.mobile_hash)
     by_key = {call.dedup_key: call for call in entry.calls}
     held: set[str] = set()
     keys = sorted(by_key)
@@ -148,6 +148,22 @@ def erase_again(session: Session, entry: ledger.Entry) -> Erased | None:
         )
     ledger.record(session, entry)
     return erased.model_copy(update={"calls": erased.calls + len(never_held)})
+
+
+# Calls that hold a number but no member: those a member erased later may have made.
+_UNCLAIMED = (CallState.REJECTED, CallState.RECEIVED, CallState.UNMAPPED, CallState.FAILED, CallState.DEAD)
+
+
+def _unclaimed_calls(session: Session, digest: str | None) -> set[int]:
+    """Calls of a number (known by its keyed hash only) that no member holds: found by hashing
+    the numbers of the calls that are not a member's (rejected and waiting ones; few)."""
+    if digest is None:
+        return set()
+    secret = dedup_secret(session)
+    rows = session.execute(
+        sa.select(Call.id, Call.mobile).where(Call.state.in_(_UNCLAIMED), Call.mobile.is_not(None))
+    )
+    return {call_id for call_id, mobile in rows if ledger.mobile_hash(secret, mobile) == digest}
 
 
 def _erase(
