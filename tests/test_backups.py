@@ -53,6 +53,21 @@ def calls_of(url: str) -> dict[str, str]:
     return {str(mobile): state for mobile, state in rows if mobile}
 
 
+def drop_kept_aside(url: str) -> int:
+    """Drop the PostgreSQL databases a restore kept aside (the test's own is dropped after it)."""
+    name = sa.engine.make_url(url).database
+    admin = sa.create_engine(sa.engine.make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        aside = connection.scalars(
+            sa.text("SELECT datname FROM pg_database WHERE datname LIKE :pattern"),
+            {"pattern": f"{str(name)[:40]}_before_restore_%"},
+        ).all()
+        for found in aside:
+            connection.exec_driver_sql(f'DROP DATABASE "{found}" WITH (FORCE)')
+    admin.dispose()
+    return len(aside)
+
+
 def database_url_of(verified: snapshots.Verified) -> str:
     return verified.copy if verified.copy.startswith("postgresql") else f"sqlite:///{verified.copy}"
 
@@ -140,6 +155,8 @@ def test_a_member_erased_after_a_backup_is_erased_again_by_the_restore(
             if file.exists():
                 assert NATIONAL.encode() not in file.read_bytes(), file.name
         assert list(path.parent.glob(f"{path.name}.before-restore-*"))
+    else:
+        assert drop_kept_aside(settings.database_url) == 1
 
     # CallPower replays the member's calls, the one the backup never held too: nothing is made.
     again = app_factory(backup_dir=str(backups))
