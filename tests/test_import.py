@@ -50,7 +50,7 @@ def test_unmapped_call_waits_then_imports_when_mapped_from_the_cli(
     cli("campaigns", "add", "--title", "Defend Dreamers")
     cli("actions", "add", "--campaign-id", "1", "--name", "Call Congress")
     mapped = cli("actions", "map", "1", "--callpower-campaign-id", "77")
-    assert "1 waiting calls handed to the importer" in mapped.stdout
+    assert "1 waiting call handed to the importer" in mapped.stdout
 
     # No further command: the running service's importer picks them up.
     wait_for(lambda: calls_in(database)[0].state == CallState.IMPORTED)

@@ -232,3 +232,11 @@ def test_server_banner_does_not_advertise_versions(settings: Settings, tmp_path:
     assert missing.status_code == 404
     assert missing.json() == {"error": {"code": 404, "message": "Not found."}}
     assert "uvicorn" not in missing.text.lower()
+
+
+def test_browsers_get_an_icon_rather_than_a_404(app: RunningApp) -> None:
+    with app.client() as client:
+        icon = client.get("/favicon.ico")
+        assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+        assert icon.content.startswith(b"<svg")
+        assert client.get("/console/static/favicon.svg").content == icon.content

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from importlib import resources
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,6 +21,15 @@ router = APIRouter(tags=["operations"])
 @router.get("/healthz", summary="The process is alive", responses={200: {"description": '`{"status": "ok"}`'}})
 async def healthz() -> Response:
     return json_response({"status": "ok"})
+
+
+_FAVICON = (resources.files("rollcall") / "console" / "static" / "favicon.svg").read_bytes()
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> Response:
+    """The icon browsers ask for on every page (an SVG, which they all draw)."""
+    return Response(_FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
 
 
 @router.get(

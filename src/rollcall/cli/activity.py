@@ -95,13 +95,13 @@ def actions_map(
         _, released = operations.map_campaign(session, action_id, callpower_campaign_id)
     typer.echo(
         f"action {action_id} now receives CallPower campaign {callpower_campaign_id}; "
-        f"{released} waiting calls handed to the importer"
+        f"{released} waiting call{'' if released == 1 else 's'} handed to the importer"
     )
 
 
 @posts_app.command("list")
 def posts_list(
-    campaign_id: Annotated[int | None, typer.Option("--campaign-id")] = None,
+    campaign_id: Annotated[int | None, typer.Option("--campaign-id", help="Only this campaign's.")] = None,
     status: Annotated[str | None, typer.Option(help="accepted, incomplete, ...")] = None,
     as_json: JsonOption = False,
     limit: LimitOption = 100,
@@ -133,7 +133,7 @@ def users_list(
 
 @signups_app.command("list")
 def signups_list(
-    campaign_id: Annotated[int | None, typer.Option("--campaign-id")] = None,
+    campaign_id: Annotated[int | None, typer.Option("--campaign-id", help="Only this campaign's.")] = None,
     as_json: JsonOption = False,
     limit: LimitOption = 100,
 ) -> None:

@@ -81,7 +81,7 @@ def _assignments(values: list[str], option: str) -> dict[str, str | None]:
     return fields
 
 
-SetOption = Annotated[list[str], typer.Option("--set", help="field=value (repeatable); field= removes the field.")]
+SetOption = Annotated[list[str], typer.Option("--set", metavar="FIELD=VALUE", help="field=value (repeatable); field= removes the field.")]
 
 
 @calls_app.command("repair")
@@ -155,9 +155,9 @@ def callpower_campaigns_list(as_json: JsonOption = False, limit: LimitOption = 1
 def callpower_campaigns_defaults(
     callpower_campaign_id: Annotated[int, typer.Argument(help="The CallPower campaign.")],
     fields: Annotated[
-        list[str] | None, typer.Option("--set", help="field=value (repeatable); field= removes that default.")
+        list[str] | None, typer.Option("--set", metavar="FIELD=VALUE", help="field=value (repeatable); field= removes that default.")
     ] = None,
-    unset: Annotated[list[str] | None, typer.Option("--unset", help="A field whose default goes (repeatable).")] = None,
+    unset: Annotated[list[str] | None, typer.Option("--unset", metavar="FIELD", help="A field whose default goes (repeatable).")] = None,
 ) -> None:
     """Set or remove a CallPower campaign's defaults for fields its calls lack; with no option, show them."""
     changes = _assignments(fields or [], "--set") | dict.fromkeys(unset or [])

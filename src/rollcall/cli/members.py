@@ -14,7 +14,7 @@ from rollcall.members import audit
 from rollcall.members import service as members
 from rollcall.paging import PageRequest
 
-audit_app = typer.Typer(help="Who erased or exported members' data.", no_args_is_help=True)
+audit_app = typer.Typer(rich_markup_mode=None, help="Who erased or exported members' data.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
 UserId = Annotated[str, typer.Argument(help="The user's id.")]
