@@ -24,6 +24,7 @@ from tests.helpers import (
     count,
     map_seed_campaign,
     serve_process,
+    sign_in_over_http,
     wait_for,
 )
 
@@ -69,6 +70,8 @@ def test_a_custom_target_call_is_rejected_kept_and_repaired_into_one_post(
     assert refused.status_code == 422
     [call] = calls_in(database)
     assert call.state == "rejected"
+    problem = staff.get(f"/api/v3/callpower/calls/{call.id}").json()["data"]["problem"]
+    assert problem and "campaign target title" in problem.lower()
 
     repaired = staff.post(
         f"/api/v3/callpower/calls/{call.id}/repair", json={"fields": {"campaign_target_title": "Mayor"}}
@@ -84,6 +87,13 @@ def test_a_custom_target_call_is_rejected_kept_and_repaired_into_one_post(
 
     shown = staff.get(f"/api/v3/callpower/calls/{call.id}").json()["data"]
     assert shown["state"] == "imported" and shown["repairs"] == [repair] and shown["post_id"]
+    # Mended: no problem shown any more (the old one is kept, as history, in `errors`).
+    assert shown["problem"] is None and shown["errors"]
+    sign_in_over_http(staff)
+    listed = staff.get("/console/calls").text
+    assert "is required" not in listed
+    page = staff.get(f"/console/calls/{call.id}").text
+    assert "Was refused because" in page and "Refused because" not in page.replace("Was refused because", "")
     again = staff.post(f"/api/v3/callpower/calls/{call.id}/repair", json={"fields": {"campaign_target_title": "Other"}})
     assert again.status_code == 409
     assert again.json()["error"]["message"] == f"Call {call.id} is imported; only rejected calls can be repaired."

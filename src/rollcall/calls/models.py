@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from pydantic import AliasChoices, BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field, computed_field
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rollcall.activity.models import USER_ID_LENGTH
@@ -98,6 +98,16 @@ class RejectionCount(Base):
     calls: Mapped[int] = mapped_column(sa.BigInteger)
 
 
+def problem_of(state: str, errors: dict[str, list[str]] | None, last_error: str | None) -> str | None:
+    """What is wrong with a call now: why a rejected call is refused, why a failed or dead one
+    failed; None once it is mended (a repaired call keeps its old `errors` beside its repairs)."""
+    if state == CallState.REJECTED:
+        return "; ".join(message for messages in (errors or {}).values() for message in messages) or None
+    if state in (CallState.FAILED, CallState.DEAD):
+        return last_error
+    return None
+
+
 class Call(Base):
     __tablename__ = "calls"
     __table_args__ = (
@@ -157,6 +167,10 @@ class Call(Base):
     # When the retention removed its body, record and repairs (ROLLCALL_CALL_BODY_RETENTION_DAYS).
     body_removed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
+    @property
+    def problem(self) -> str | None:
+        return problem_of(self.state, self.errors, self.last_error)
+
 
 # -- shapes of the staff API ------------------------------------------------------------------
 
@@ -178,7 +192,9 @@ class CallDocument(Document):
     attempts: int
     next_attempt_at: dt.datetime | None = Field(description="When a failed call is tried again.")
     last_error: str | None = Field(description="Why the last import attempt failed.")
-    errors: dict[str, list[str]] | None = Field(description="Why the delivery was rejected.")
+    errors: dict[str, list[str]] | None = Field(
+        description="Why the delivery was rejected (kept once it is repaired, beside the repairs)."
+    )
     record: dict[str, Any] | None = Field(description="The validated, normalized record.")
     raw: str = Field(description="The body exactly as it arrived.")
     content_type: str | None
@@ -194,6 +210,14 @@ class CallDocument(Document):
     body_removed_at: dt.datetime | None = Field(
         description="When the body, record and repairs were removed, past ROLLCALL_CALL_BODY_RETENTION_DAYS."
     )
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="What is wrong with it now: why a rejected call is refused, why a failed or dead one "
+        "failed; null once it is mended."
+    )
+    @property
+    def problem(self) -> str | None:
+        return problem_of(self.state, self.errors, self.last_error)
 
 
 class Revalidated(BaseModel):

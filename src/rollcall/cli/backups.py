@@ -14,7 +14,9 @@ from rollcall.cli.progress import progress_of
 from rollcall.config import environment_variable
 from rollcall.times import iso_utc
 
-backups_app = typer.Typer(rich_markup_mode=None, help="Backups of the database: list and verify them.", no_args_is_help=True)
+backups_app = typer.Typer(
+    rich_markup_mode=None, help="Backups of the database: list and verify them.", no_args_is_help=True
+)
 app.add_typer(backups_app, name="backups")
 
 

@@ -43,13 +43,10 @@ def calls_list(
             CallDocument.of(c)
             for c in calls.list_calls(session, PageRequest(limit), states=one(state_named(state))).items
         ]
-    if not as_json:
-        for row in rows:
-            row["error"] = row["last_error"] or ("; ".join(sum((row["errors"] or {}).values(), [])) or None)
     print_rows(
         rows,
         as_json,
-        ("id", "state", "callpower_campaign_id", "mobile", "call_timestamp", "attempts", "post_id", "error"),
+        ("id", "state", "callpower_campaign_id", "mobile", "call_timestamp", "attempts", "post_id", "problem"),
     )
 
 
@@ -81,7 +78,9 @@ def _assignments(values: list[str], option: str) -> dict[str, str | None]:
     return fields
 
 
-SetOption = Annotated[list[str], typer.Option("--set", metavar="FIELD=VALUE", help="field=value (repeatable); field= removes the field.")]
+SetOption = Annotated[
+    list[str], typer.Option("--set", metavar="FIELD=VALUE", help="field=value (repeatable); field= removes the field.")
+]
 
 
 @calls_app.command("repair")
@@ -155,9 +154,12 @@ def callpower_campaigns_list(as_json: JsonOption = False, limit: LimitOption = 1
 def callpower_campaigns_defaults(
     callpower_campaign_id: Annotated[int, typer.Argument(help="The CallPower campaign.")],
     fields: Annotated[
-        list[str] | None, typer.Option("--set", metavar="FIELD=VALUE", help="field=value (repeatable); field= removes that default.")
+        list[str] | None,
+        typer.Option("--set", metavar="FIELD=VALUE", help="field=value (repeatable); field= removes that default."),
     ] = None,
-    unset: Annotated[list[str] | None, typer.Option("--unset", metavar="FIELD", help="A field whose default goes (repeatable).")] = None,
+    unset: Annotated[
+        list[str] | None, typer.Option("--unset", metavar="FIELD", help="A field whose default goes (repeatable).")
+    ] = None,
 ) -> None:
     """Set or remove a CallPower campaign's defaults for fields its calls lack; with no option, show them."""
     changes = _assignments(fields or [], "--set") | dict.fromkeys(unset or [])

@@ -24,14 +24,20 @@ app = typer.Typer(
     add_completion=False,
 )
 campaigns_app = typer.Typer(rich_markup_mode=None, help="Campaigns.", no_args_is_help=True)
-actions_app = typer.Typer(rich_markup_mode=None, help="Campaign actions and their CallPower campaigns.", no_args_is_help=True)
+actions_app = typer.Typer(
+    rich_markup_mode=None, help="Campaign actions and their CallPower campaigns.", no_args_is_help=True
+)
 calls_app = typer.Typer(rich_markup_mode=None, help="Stored CallPower calls.", no_args_is_help=True)
 posts_app = typer.Typer(rich_markup_mode=None, help="Posts.", no_args_is_help=True)
 users_app = typer.Typer(rich_markup_mode=None, help="Users.", no_args_is_help=True)
 signups_app = typer.Typer(rich_markup_mode=None, help="Signups.", no_args_is_help=True)
 keys_app = typer.Typer(rich_markup_mode=None, help="The secrets that open the service.", no_args_is_help=True)
-callpower_campaigns_app = typer.Typer(rich_markup_mode=None, help="CallPower campaigns seen, and their defaults.", no_args_is_help=True)
-stats_app = typer.Typer(rich_markup_mode=None, help="The call counts the overview and campaigns pages read.", no_args_is_help=True)
+callpower_campaigns_app = typer.Typer(
+    rich_markup_mode=None, help="CallPower campaigns seen, and their defaults.", no_args_is_help=True
+)
+stats_app = typer.Typer(
+    rich_markup_mode=None, help="The call counts the overview and campaigns pages read.", no_args_is_help=True
+)
 sessions_app = typer.Typer(rich_markup_mode=None, help="Console sessions.", no_args_is_help=True)
 for sub, name in (
     (campaigns_app, "campaigns"),

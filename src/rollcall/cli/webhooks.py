@@ -11,7 +11,9 @@ from rollcall.paging import PageRequest
 from rollcall.webhooks import endpoints
 from rollcall.webhooks.models import WebhookDocument
 
-webhooks_app = typer.Typer(rich_markup_mode=None, help="Webhook endpoints: where events are pushed.", no_args_is_help=True)
+webhooks_app = typer.Typer(
+    rich_markup_mode=None, help="Webhook endpoints: where events are pushed.", no_args_is_help=True
+)
 
 
 @webhooks_app.command("add")

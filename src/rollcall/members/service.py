@@ -160,9 +160,7 @@ def _unclaimed_calls(session: Session, digest: str | None) -> set[int]:
     if digest is None:
         return set()
     secret = dedup_secret(session)
-    rows = session.execute(
-        sa.select(Call.id, Call.mobile).where(Call.state.in_(_UNCLAIMED), Call.mobile.is_not(None))
-    )
+    rows = session.execute(sa.select(Call.id, Call.mobile).where(Call.state.in_(_UNCLAIMED), Call.mobile.is_not(None)))
     return {call_id for call_id, mobile in rows if ledger.mobile_hash(secret, mobile) == digest}
 
 
