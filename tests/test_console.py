@@ -30,6 +30,7 @@ from tests.helpers import (
     sign_in,
     sign_in_over_http,
     store,
+    store_and_import,
     wait_for,
 )
 
@@ -249,3 +250,37 @@ def test_the_campaigns_page_shows_mapped_campaigns_a_page_at_a_time(app: Running
     assert unmapped(first) == [30, 29, 28]
     assert mapped(first) == list(range(27, 2, -1)) and mapped(second) == [2, 1]
     assert "older →" not in second and "← newer" in second
+
+
+def test_an_organizer_finds_a_member_by_number_and_reads_names_not_ids(
+    app: RunningApp, database: Database, settings: Any
+) -> None:
+    map_seed_campaign(database)
+    for n in (1, 2):  # one import each: the second member is the newer
+        store_and_import(
+            database, settings, {**SEED_CALL, "mobile": f"+1555123000{n}", "call_timestamp": f"2017-11-07T18:54:1{n}"}
+        )
+    with app.client() as client:
+        sign_in_over_http(client)
+        overview = client.get("/console/").text
+        assert '<a href="/console/users">Users</a>' in overview
+        everyone = client.get("/console/users").text
+        assert everyone.index("•••••••0002") < everyone.index("•••••••0001")  # newest first, numbers masked
+        found = client.get("/console/users", params={"mobile": "(555) 123-0001"}).text  # any format
+        assert "•••••••0001" in found and "0002" not in found
+        assert "No member with this number." in client.get("/console/users", params={"mobile": "555 999 0000"}).text
+        bad = client.get("/console/users", params={"mobile": "12"})
+        assert bad.status_code == 422 and "is not a possible phone number" in bad.text
+        user_id = re.search(r'href="/console/users/([0-9a-f]{24})"', found).group(1)  # type: ignore[union-attr]
+        member = client.get(f"/console/users/{user_id}").text
+        title = activity_title(database)
+        assert f"{title} (1)" in member  # the signup's campaign by name
+        posts = client.get("/console/posts").text
+        assert "Mickey Mouse, Representative (FL-7)" in posts  # name, title and district told apart
+        calls = client.get("/console/calls").text
+        assert "Mickey Mouse, Representative (FL-7)" in calls
+
+
+def activity_title(database: Database) -> str:
+    with database.reading() as session:
+        return activity.get_campaign(session, 1).internal_title

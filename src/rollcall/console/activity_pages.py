@@ -7,6 +7,7 @@ import concurrent.futures
 import io
 from collections.abc import Iterator
 from typing import Annotated
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import Path, Query, Request
@@ -31,6 +32,7 @@ from rollcall.console.rendering import (
 from rollcall.members import audit
 from rollcall.members import service as members
 from rollcall.paging import PageRequest
+from rollcall.phones import mobile_filter
 from rollcall.services import services_of
 from rollcall.sessions import ConsoleSession
 
@@ -146,13 +148,31 @@ def _csv_page(writer: spreadsheets.Writer, buffer: io.StringIO, posts: list[acti
     return text
 
 
+@router.get("/users")
+def users_page(
+    request: Request,
+    session: Staff,
+    mobile: Annotated[str | None, Query(max_length=40)] = None,
+    cursor: str | None = None,
+) -> HTMLResponse:
+    """Members, newest first; a number in any format the intake takes finds its member."""
+    services = services_of(request)
+    mobiles = (
+        mobile_filter([mobile], services.settings.default_region, name="mobile") if mobile and mobile.strip() else None
+    )
+    with services.database.reading() as db:
+        page = activity.list_users(db, page_of(cursor), mobiles=mobiles)
+    return render(request, "users.html", page=page, mobile=mobile or "", query=urlencode({"mobile": mobile or ""}))
+
+
 @router.get("/users/{user_id}")
 def user_page(request: Request, session: Staff, user_id: UserId) -> HTMLResponse:
     with services_of(request).database.reading() as db:
         user = activity.get_user(db, user_id)
         signups = activity.list_signups(db, PageRequest(limit=100), northstar_ids=[user_id]).items
         posts = activity.list_posts(db, PageRequest(limit=PAGE_SIZE), northstar_ids=[user_id]).items
-    return render(request, "user.html", user=user, signups=signups, posts=posts)
+        titles = activity.campaign_titles(db, {signup.campaign_id for signup in signups})
+    return render(request, "user.html", user=user, signups=signups, posts=posts, titles=titles)
 
 
 def _actor(session: ConsoleSession) -> str:

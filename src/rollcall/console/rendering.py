@@ -78,6 +78,14 @@ def share(part: float, whole: float) -> str:
     return f"{round(100 * part / whole)}%" if whole else "–"
 
 
+def target(details: dict[str, Any] | None) -> str:
+    """Whom a call reached, to read: "Jane Doe, Senator (FL-7)"."""
+    found = details or {}
+    who = ", ".join(str(found[key]) for key in ("campaign_target_name", "campaign_target_title") if found.get(key))
+    district = found.get("campaign_target_district")
+    return f"{who} ({district})" if who and district else who or str(district or "")
+
+
 def duration(seconds: float) -> str:
     """A length of time to read: "45 s", "4 min 05 s", "12 h 03 min"."""
     whole = int(round(seconds))
@@ -90,7 +98,9 @@ def duration(seconds: float) -> str:
     return f"{secs} s"
 
 
-templates.env.filters.update(mask=mask_mobile, ago=ago, when=when, iso=iso_utc, share=share, duration=duration)
+templates.env.filters.update(
+    mask=mask_mobile, ago=ago, when=when, iso=iso_utc, share=share, duration=duration, target=target
+)
 templates.env.globals.update(
     states=[state.value for state in CallState],
     retryable=[s.value for s in RETRYABLE_STATES],
