@@ -4,6 +4,7 @@ the console's forms are in test_console.py)."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -338,3 +339,16 @@ def test_a_rejected_row_of_an_imported_csv_file_is_repaired_like_a_body(
     assert json.loads(call.raw)["campaign_target_name"] == "Mickey Mouse"  # the row's fields, by name
     cli("calls", "repair", str(call.id), "--set", "campaign_target_title=Representative")
     wait_for(lambda: post_titles(database) == ["Representative"])
+
+
+def test_a_rejected_calls_page_shows_the_number_and_time_as_received(
+    callpower: httpx.Client, staff: httpx.Client, database: Database
+) -> None:
+    map_seed_campaign(database)
+    refused = callpower.post(LEGACY_PATH, json={**SEED_CALL, "mobile": "555-01", "call_timestamp": "last Tuesday"})
+    assert refused.status_code == 422
+    [call] = calls_in(database)
+    sign_in_over_http(staff)
+    page = staff.get(f"/console/calls/{call.id}").text
+    assert re.search(r'id="call-mobile">555-01 <span class="note">\(as received', page)
+    assert re.search(r'id="call-made">last Tuesday <span class="note">\(as received', page)
