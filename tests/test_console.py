@@ -7,6 +7,7 @@ these tests are skipped with a message, except in CI (`CI=true`), where that is 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 from pathlib import Path
@@ -264,6 +265,10 @@ def test_an_organizer_finds_a_member_by_number_and_reads_names_not_ids(
         sign_in_over_http(client)
         overview = client.get("/console/").text
         assert '<a href="/console/users">Users</a>' in overview
+        # The chart has a scale, and its numbers are in a table beside it (no pointer needed).
+        assert re.search(r'<text class="axis"[^>]*>2</text>', overview)
+        today = dt.datetime.now(dt.UTC).date().isoformat()
+        assert re.search(rf'<th scope="row">{today}</th><td class="n">2</td><td class="n">2</td>', overview)
         everyone = client.get("/console/users").text
         assert everyone.index("•••••••0002") < everyone.index("•••••••0001")  # newest first, numbers masked
         found = client.get("/console/users", params={"mobile": "(555) 123-0001"}).text  # any format

@@ -29,6 +29,7 @@ from rollcall.calls import repairs, statistics
 from rollcall.calls import service as calls
 from rollcall.calls import service as operations
 from rollcall.calls.models import CallDocument, CallState
+from rollcall.console import charts
 from rollcall.console.rendering import SHOWN_WHOLE, Form, Notice, Staff, back_to, console_router, page_of, render
 from rollcall.credentials import matches
 from rollcall.errors import InvalidInput
@@ -118,14 +119,25 @@ def overview_page(request: Request, session: Staff) -> HTMLResponse:
         offices = reports.unreachable(
             db, reports.Scope(), now=now, share=settings.unreachable_share, at_least=settings.unreachable_min_calls
         )
-    peak = max([day.total for day in summary.days] + [1])
+    chart = charts.stacked_bars(
+        [
+            {
+                "day": day.day.isoformat(),
+                "imported": day.calls["imported"],
+                "not_imported": day.total - day.calls["imported"],
+            }
+            for day in summary.days
+        ],
+        ("imported", "not_imported"),
+        "day",
+    )
     common = max(reasons.items(), key=lambda item: item[1], default=None)
     backups = schedule.status(settings)
     return render(
         request,
         "overview.html",
         overview=summary,
-        peak=peak,
+        chart=chart,
         unmapped=unmapped,
         waiting_unmapped=waiting_unmapped,
         now=now,
