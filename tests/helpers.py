@@ -160,6 +160,17 @@ CONTRACT_PATH = "/api/partners/callpower/call"
 LEGACY_PATH = "/api/v1/callpower/call"
 
 
+INTAKE_PATHS = ("/api/partners/callpower/call", "/api/v1/callpower/call")
+
+
+def check_intake_answer(path: str, response: Any) -> None:
+    """The schema says a mobile is any text (no pattern can say which libphonenumber reads): a
+    schema-valid call is answered 200, or 422 naming the mobile and nothing else."""
+    if path in INTAKE_PATHS and response.status_code == 422:
+        fields = response.json()["error"].get("fields", {})
+        assert set(fields) == {"mobile"}, response.text
+
+
 def count(database: Database, model: Any, *where: Any) -> int:
     with database.reading() as session:
         return session.scalar(sa.select(sa.func.count()).select_from(model).where(*where)) or 0

@@ -13,7 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.helpers import ADMIN_TOKEN, API_KEY, RunningApp
+from tests.helpers import ADMIN_TOKEN, API_KEY, INTAKE_PATHS, SEED_CALL, RunningApp, check_intake_answer
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-DS-CallPower-API-Key": API_KEY}
 
@@ -48,12 +48,14 @@ def test_every_operation_agrees_with_the_document(app_factory: Any) -> None:
             # can say any of these, so a schema-valid request may rightly be 422 there.
             path, method = case.operation.path, case.operation.method.upper()
             judged = (
-                path.endswith("/repair")
+                path in INTAKE_PATHS
+                or path.endswith("/repair")
                 or (path.startswith("/api/v3/webhooks") and method in ("POST", "PATCH"))
                 or path in ("/api/v3/users", "/api/v3/reports/calls")
             )
             excluded = [positive_data_acceptance] if judged else []
-            case.call_and_validate(base_url=app.url, headers=AUTH, excluded_checks=excluded)
+            response = case.call_and_validate(base_url=app.url, headers=AUTH, excluded_checks=excluded)
+            check_intake_answer(path, response)
 
         try:
             check()
@@ -110,3 +112,29 @@ def test_the_docs_pages_load_nothing_from_another_host(app: RunningApp, page: An
     assert page.locator(".opblock").count() >= 20
     assert "/api/partners/callpower/call" in page.content()
     assert elsewhere == []
+
+
+ACCEPTED_MOBILES = [
+    "+15551231234",
+    "(555) 123-1234",
+    "555.123.1234",
+    "555-123-1234",
+    "1 555 123 1234",
+    "+44 20 7946 0958",
+]
+
+
+def test_the_schemas_mobile_admits_every_format_the_intake_takes(app: RunningApp) -> None:
+    """A client generated from the document must not refuse a number rollcall takes."""
+    document = httpx.get(f"{app.url}/openapi.json").json()
+    for path in INTAKE_PATHS:
+        body = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        mobile = body["properties"]["mobile"]
+        for number in ACCEPTED_MOBILES:
+            assert mobile["type"] == "string"
+            assert "pattern" not in mobile or re.search(mobile["pattern"], number), number
+            assert mobile.get("minLength", 0) <= len(number) <= mobile.get("maxLength", len(number)), number
+    with app.client(headers={"X-DS-CallPower-API-Key": API_KEY}) as client:
+        for n, number in enumerate(ACCEPTED_MOBILES):
+            sent = {**SEED_CALL, "mobile": number, "call_timestamp": f"2017-11-07T18:54:{n:02d}"}
+            assert client.post(INTAKE_PATHS[0], json=sent).status_code == 200, number

@@ -192,9 +192,11 @@ class IntakeFastPath:
 
 # -- the OpenAPI description of the intake ----------------------------------------------------
 
-# The schema describes what is certainly accepted (so generated examples are accepted); the
-# intake also takes more, as the descriptions say: any format libphonenumber reads as a possible
-# number, timestamps with a space instead of `T`, integers sent as strings.
+# The schema describes what is certainly accepted (so generated examples are accepted), except the
+# mobile: no pattern can say which texts libphonenumber reads as a possible number, and a client
+# generated from a stricter one would refuse numbers rollcall takes; so it is any text, and the
+# intake names the mobile when it cannot read one. It also takes more than the schema says, as the
+# descriptions do: timestamps with a space instead of `T`, integers sent as strings.
 # Not blank: at least one character that is neither whitespace nor a control character.
 _TEXT = {"type": "string", "pattern": FILLED_TEXT, "description": "Not blank; trimmed."}
 _OPTIONAL_TEXT = {"anyOf": [{"type": "string", "pattern": STORABLE_TEXT}, {"type": "null"}]}
@@ -211,9 +213,11 @@ def _integer(minimum: int, maximum: int, text: str, description: str) -> dict[st
 _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     "mobile": {
         "type": "string",
-        "pattern": r"^\+1[2-9][0-9]{9}$",
-        "description": "The caller's number. E.164 here; any number libphonenumber deems possible is accepted, "
-        "a national one read in ROLLCALL_DEFAULT_REGION. Anonymous placeholders are accepted and discarded.",
+        "minLength": 1,
+        "description": "The caller's number, in any format: E.164 (`+15551231234`), or national with spaces, "
+        "dots, dashes or parentheses (`(555) 123-1234`, read in ROLLCALL_DEFAULT_REGION); any number "
+        "libphonenumber deems possible is accepted, anything else is a 422 naming `mobile`. Anonymous "
+        "placeholders are accepted and discarded.",
         "example": "+15551231234",
     },
     "callpower_campaign_id": _integer(
