@@ -289,3 +289,18 @@ def test_an_organizer_finds_a_member_by_number_and_reads_names_not_ids(
 def activity_title(database: Database) -> str:
     with database.reading() as session:
         return activity.get_campaign(session, 1).internal_title
+
+
+def test_the_overview_suggests_campaign_defaults_only_where_they_would_mend_the_calls(app: RunningApp) -> None:
+    key = {"X-DS-CallPower-API-Key": API_KEY}
+    with app.client(headers=key) as sender, app.client() as client:
+        unreadable = sender.post(CONTRACT_PATH, content=b"{not json", headers={"Content-Type": "application/json"})
+        assert unreadable.status_code == 422  # kept, rejected: it names no campaign and no field
+        sign_in_over_http(client)
+        overview = client.get("/console/").text
+        assert 'id="rejected-week"' in overview and "campaign defaults" not in overview
+        for n in range(2):
+            untitled = {**SEED_CALL, "campaign_target_title": None, "call_timestamp": f"2017-11-07T18:54:0{n}"}
+            assert sender.post(CONTRACT_PATH, json=untitled).status_code == 422
+        overview = client.get("/console/").text
+        assert 'id="rejected-week"' in overview and "campaign defaults</a> for the missing field" in overview

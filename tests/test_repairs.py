@@ -352,3 +352,5 @@ def test_a_rejected_calls_page_shows_the_number_and_time_as_received(
     page = staff.get(f"/console/calls/{call.id}").text
     assert re.search(r'id="call-mobile">555-01 <span class="note">\(as received', page)
     assert re.search(r'id="call-made">last Tuesday <span class="note">\(as received', page)
+    # The repair form's fields in words, the API's name beside each.
+    assert 'Number the caller dialed <code class="field">number_dialed_into</code>' in page

@@ -12,7 +12,8 @@ from importlib import resources
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from starlette.types import ASGIApp
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rollcall import __version__, operations
 from rollcall.activity import views as activity_views
@@ -129,7 +130,32 @@ def create_api(settings: Settings, *, run_importer: bool = True) -> FastAPI:
         "/console/static", StaticFiles(directory=str(resources.files("rollcall") / "console" / "static")), "static"
     )
     install_error_handlers(app, page=rendering.error_page)
+    for route in app.routes:
+        if isinstance(route, Route) and route.path in DOCS_PAGES:
+            route.app = _with_docs_policy(route.app)
     return app
+
+
+# /docs and /redoc: only this server may be asked for anything (ReDoc's bundle would fetch its
+# logo from its CDN; Swagger UI and ReDoc run inline scripts, and ReDoc a worker from a blob).
+DOCS_PAGES = ("/docs", "/redoc", "/docs/oauth2-redirect")
+DOCS_POLICY = (
+    b"default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+    b"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+def _with_docs_policy(page: ASGIApp) -> ASGIApp:
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_policy(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"content-security-policy", DOCS_POLICY)]
+            await send(message)
+
+        await page(scope, receive, with_policy)
+
+    return guarded
 
 
 def app_from_environment() -> ASGIApp:

@@ -50,6 +50,20 @@ REQUIRED_FIELDS = (
 )
 OPTIONAL_FIELDS = ("campaign_target_name", "campaign_target_district")
 CONTRACT_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
+# What people read for each field (the console's forms and pages); the API keeps the names.
+FIELD_LABELS = {
+    "mobile": "Caller's number",
+    "callpower_campaign_id": "CallPower campaign (id)",
+    "status": "Call outcome",
+    "call_timestamp": "Call made at",
+    "call_duration": "Talk time (seconds)",
+    "campaign_target_title": "Target's title",
+    "callpower_campaign_name": "CallPower campaign name",
+    "number_dialed_into": "Number the caller dialed",
+    "campaign_target_name": "Target's name",
+    "campaign_target_district": "Target's district",
+}
+assert set(FIELD_LABELS) == set(CONTRACT_FIELDS)
 # The fields a CallPower campaign may give defaults for: they describe the target and the
 # campaign. Who called, which campaign, the outcome, the time and the duration are facts of
 # the call that no default may invent.

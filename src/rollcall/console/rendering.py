@@ -19,7 +19,7 @@ from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from rollcall.callpower.record import DEFAULTABLE_FIELDS
+from rollcall.callpower.record import DEFAULTABLE_FIELDS, FIELD_LABELS
 from rollcall.calls.models import RETRYABLE_STATES, CallState
 from rollcall.errors import Conflict, InvalidInput, NotFound, RollcallError
 from rollcall.paging import PageRequest
@@ -78,6 +78,11 @@ def share(part: float, whole: float) -> str:
     return f"{round(100 * part / whole)}%" if whole else "–"
 
 
+def label(field: str) -> str:
+    """A call record's field as people read it ("Target's title" for `campaign_target_title`)."""
+    return FIELD_LABELS.get(field, field.replace("_", " "))
+
+
 def target(details: dict[str, Any] | None) -> str:
     """Whom a call reached, to read: "Jane Doe, Senator (FL-7)"."""
     found = details or {}
@@ -99,7 +104,7 @@ def duration(seconds: float) -> str:
 
 
 templates.env.filters.update(
-    mask=mask_mobile, ago=ago, when=when, iso=iso_utc, share=share, duration=duration, target=target
+    mask=mask_mobile, ago=ago, when=when, iso=iso_utc, share=share, duration=duration, target=target, label=label
 )
 templates.env.globals.update(
     states=[state.value for state in CallState],

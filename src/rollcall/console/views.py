@@ -33,6 +33,7 @@ from rollcall.console import charts
 from rollcall.console.rendering import SHOWN_WHOLE, Form, Notice, Staff, back_to, console_router, page_of, render
 from rollcall.credentials import matches
 from rollcall.errors import InvalidInput
+from rollcall.fields import required
 from rollcall.limits import TooManyRequests
 from rollcall.paging import PageRequest
 from rollcall.phones import mobile_filter
@@ -132,6 +133,9 @@ def overview_page(request: Request, session: Staff) -> HTMLResponse:
         "day",
     )
     common = max(reasons.items(), key=lambda item: item[1], default=None)
+    # Defaults mend only a missing field that describes the target or campaign (not a body that
+    # could not be read, nor a missing number or campaign).
+    defaults_mend = common is not None and common[0] in {required(field) for field in DEFAULTABLE_FIELDS}
     backups = schedule.status(settings)
     return render(
         request,
@@ -143,6 +147,7 @@ def overview_page(request: Request, session: Staff) -> HTMLResponse:
         now=now,
         rejected=rejected,
         common_reason=common,
+        defaults_mend=defaults_mend,
         disabled_webhooks=disabled_webhooks,
         offices=offices,
         backups=backups,
