@@ -191,7 +191,7 @@ def test_operator_repairs_a_rejected_call_and_gives_its_campaign_a_default(
     form.locator("button[type=submit]").click()
     page.wait_for_selector(".flash")
     assert page.locator(".flash").inner_text() == "Repaired: sent to the importer."
-    assert "campaign_target_title" in page.locator("#repairs").inner_text()
+    assert "Target's title = \"Mayor\"" in page.locator("#repairs").inner_text()
 
     def imported() -> bool:
         page.reload()
@@ -295,7 +295,7 @@ def test_the_overview_suggests_campaign_defaults_only_where_they_would_mend_the_
     key = {"X-DS-CallPower-API-Key": API_KEY}
     with app.client(headers=key) as sender, app.client() as client:
         unreadable = sender.post(CONTRACT_PATH, content=b"{not json", headers={"Content-Type": "application/json"})
-        assert unreadable.status_code == 422  # kept, rejected: it names no campaign and no field
+        assert unreadable.status_code == 400  # kept, rejected: it names no campaign and no field
         sign_in_over_http(client)
         overview = client.get("/console/").text
         assert 'id="rejected-week"' in overview and "campaign defaults" not in overview
