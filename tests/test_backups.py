@@ -328,3 +328,26 @@ def test_the_ledger_file_ignores_a_line_cut_short_and_refuses_a_damaged_one(tmp_
     path.write_text("nonsense\n" + path.read_text())
     with pytest.raises(ledger.DamagedLedger):
         ledger.read(tmp_path)
+
+
+def test_a_backup_older_than_the_code_is_brought_forward_by_the_restore(
+    database: Database, settings: Settings, cli: Run, tmp_path: Path
+) -> None:
+    import alembic.command
+
+    from rollcall.db import migrate, migrations_config
+
+    with database.write_engine.begin() as connection:  # the schema of the release before
+        alembic.command.downgrade(migrations_config(connection), "0012")
+    backup, manifest = snapshots.take(database, tmp_path / "backups")
+    assert manifest.schema_revision == "0012"
+    migrate(database)
+    database.dispose()
+    restored = cli("restore", str(backup), "--yes")
+    assert "schema brought forward from 0012 to 0013" in restored.stdout
+    with database.reading() as session:
+        assert session.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0013"
+        assert session.scalar(sa.select(sa.func.count()).select_from(ledger.Erasure)) == 0
+    path = sqlite_file(settings)
+    if path is None:
+        drop_kept_aside(settings.database_url)

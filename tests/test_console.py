@@ -191,7 +191,7 @@ def test_operator_repairs_a_rejected_call_and_gives_its_campaign_a_default(
     form.locator("button[type=submit]").click()
     page.wait_for_selector(".flash")
     assert page.locator(".flash").inner_text() == "Repaired: sent to the importer."
-    assert "Target's title = \"Mayor\"" in page.locator("#repairs").inner_text()
+    assert 'Target\'s title = "Mayor"' in page.locator("#repairs").inner_text()
 
     def imported() -> bool:
         page.reload()

@@ -42,7 +42,7 @@ import structlog
 from rollcall import __version__
 from rollcall.calls import statistics
 from rollcall.config import Settings
-from rollcall.db import Database, migrate, normalize_url
+from rollcall.db import Database, migrate, normalize_url, schema_is_current
 from rollcall.errors import RollcallError
 from rollcall.members import audit, ledger
 from rollcall.members.service import erase_again
@@ -403,7 +403,8 @@ def take(
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise BackupFailed("error", f"cannot use {folder} for backups: {error.strerror}") from None
-    reconcile(database, [folder], apply=False)
+    if schema_is_current(database):  # (a database of an older release has no ledger yet)
+        reconcile(database, [folder], apply=False)
     at = utcnow()
     path = _name(folder, SUFFIXES[database.dialect], at)
     partial = path.with_name(f".{path.name}.partial")
@@ -741,7 +742,10 @@ def reconcile(database: Database, directories: Sequence[str | os.PathLike[str]],
     appended = 0
     if folders:
         first = str(folders[0])
-        appended = ledger.append(first, ledger.missing_from(recorded, (e.id for e in in_files[first])))
+        try:
+            appended = ledger.append(first, ledger.missing_from(recorded, (e.id for e in in_files[first])))
+        except OSError as error:  # the erasures are in the database; the next try appends them
+            log.error("erasure_ledger.append_failed", directory=first, detail=error.strerror)
     if applied or appended:
         log.info("erasure_ledger.reconciled", erased_again=len(applied), appended=appended)
     return Reconciled(applied, appended)
