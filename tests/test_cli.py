@@ -127,3 +127,25 @@ def test_retry_by_state_sends_calls_back(cli: Any, database: Database) -> None:
     result = cli("calls", "retry", "--state", "dead")
     assert result.stdout.strip() == "2 calls sent back to the importer"
     assert [c.state for c in calls_in(database)] == [CallState.RECEIVED, CallState.RECEIVED]
+
+
+def test_help_and_a_mistyped_option_load_no_database_code() -> None:
+    """`rollcall --help` answers without importing SQLAlchemy, the models or the services (what
+    made every command take a second to start); a command loads them when it runs."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from rollcall.cli import main\n"
+        "for argv in (['--help'], ['posts', 'list', '--help'], ['report', '--by', 'nonsense']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "loaded = [n for n in ('sqlalchemy', 'rollcall.db', 'rollcall.activity.models', 'rollcall.reports.service')\n"
+        "          if n in sys.modules and type(sys.modules[n]).__name__ != '_LazyModule']\n"
+        "print(loaded)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr

@@ -2,7 +2,8 @@
 
 Errors the user can fix print one line on stderr and exit 1; they never print a traceback.
 The commands live by subject: `running.py` (serve, worker, migrate, keys), `calls.py`,
-`activity.py`, `webhooks.py`; `common.py` holds what they share.
+`activity.py`, `backups.py`, `members.py`, `reports.py`, `webhooks.py`; `common.py` holds what
+they share. Each loads the services it calls when it runs (`lazy.py`), so that `--help` is quick.
 """
 
 from __future__ import annotations
@@ -10,31 +11,38 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import sqlalchemy as sa
 import typer
 
 from rollcall.cli import activity, backups, calls, members, reports, running  # noqa: F401  (they add their commands to `app`)
 from rollcall.cli.common import CommandError, app
 from rollcall.cli.webhooks import webhooks_app
-from rollcall.config import ConfigError
-from rollcall.db import DatabaseNotMigrated
 from rollcall.errors import InvalidInput, RollcallError
 
 app.add_typer(webhooks_app, name="webhooks")
 
 # -- the one place errors become a line on stderr -------------------------------------------
 
-_USER_ERRORS: tuple[type[BaseException], ...] = (
-    CommandError,
-    RollcallError,
-    ConfigError,
-    DatabaseNotMigrated,
-    sa.exc.OperationalError,
-    sa.exc.ArgumentError,
-)
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """What the user can fix (the classes of the modules a command loaded, imported only now)."""
+    import sqlalchemy as sa
+
+    from rollcall.config import ConfigError
+    from rollcall.db import DatabaseNotMigrated
+
+    return (
+        CommandError,
+        RollcallError,
+        ConfigError,
+        DatabaseNotMigrated,
+        sa.exc.OperationalError,
+        sa.exc.ArgumentError,
+    )
 
 
 def _describe(error: BaseException) -> str:
+    import sqlalchemy as sa
+
     if isinstance(error, InvalidInput):
         return "; ".join(message for messages in error.fields.values() for message in messages)
     if isinstance(error, sa.exc.OperationalError):
@@ -45,6 +53,11 @@ def _describe(error: BaseException) -> str:
 def main(argv: Sequence[str] | None = None, *, run: Callable[..., Any] = app) -> None:
     try:
         run(args=argv, prog_name="rollcall")
-    except _USER_ERRORS as error:
+    except (CommandError, RollcallError) as error:
+        typer.echo(f"error: {_describe(error)}", err=True)
+        raise SystemExit(1) from None
+    except Exception as error:
+        if not isinstance(error, _user_errors()):
+            raise
         typer.echo(f"error: {_describe(error)}", err=True)
         raise SystemExit(1) from None

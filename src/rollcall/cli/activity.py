@@ -3,20 +3,10 @@ receives), and the posts, users and signups the importer made."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rollcall.activity import service as activity
-from rollcall.activity.models import (
-    ACTION_DEFAULTS,
-    ActionDocument,
-    CampaignDocument,
-    PostDocument,
-    SignupDocument,
-    UserDocument,
-)
-from rollcall.calls import service as operations
 from rollcall.cli.common import (
     JsonOption,
     LimitOption,
@@ -30,8 +20,16 @@ from rollcall.cli.common import (
     signups_app,
     users_app,
 )
-from rollcall.paging import PageRequest
-from rollcall.phones import mobile_filter
+from rollcall.cli.lazy import lazy
+
+if TYPE_CHECKING:
+    from rollcall import paging, phones
+    from rollcall.activity import models
+    from rollcall.activity import service as activity
+    from rollcall.calls import service as operations
+else:
+    activity, models = lazy("rollcall.activity.service"), lazy("rollcall.activity.models")
+    operations, paging, phones = lazy("rollcall.calls.service"), lazy("rollcall.paging"), lazy("rollcall.phones")
 
 
 @campaigns_app.command("add")
@@ -52,7 +50,9 @@ def campaigns_add(
 def campaigns_list(as_json: JsonOption = False, limit: LimitOption = 100) -> None:
     """List campaigns, newest first."""
     with database_of().reading() as session:
-        rows = [CampaignDocument.of(c) for c in activity.list_campaigns(session, PageRequest(limit)).items]
+        rows = [
+            models.CampaignDocument.of(c) for c in activity.list_campaigns(session, paging.PageRequest(limit)).items
+        ]
     print_rows(rows, as_json, ("id", "internal_title", "cause", "timezone", "created_at"))
 
 
@@ -60,7 +60,10 @@ def campaigns_list(as_json: JsonOption = False, limit: LimitOption = 100) -> Non
 def actions_add(
     campaign_id: Annotated[int, typer.Option("--campaign-id", help="The campaign the action belongs to.")],
     name: Annotated[str, typer.Option("--name", help="The action's name.")],
-    post_type: Annotated[str, typer.Option("--post-type", help="Type of its posts.")] = ACTION_DEFAULTS["post_type"],
+    post_type: Annotated[
+        str | None,
+        typer.Option("--post-type", help="Type of its posts (default: actions' default)."),
+    ] = None,
     callpower_campaign_id: Annotated[
         int | None, typer.Option("--callpower-campaign-id", min=1, help="The CallPower campaign it receives calls of.")
     ] = None,
@@ -71,8 +74,8 @@ def actions_add(
             session,
             campaign_id=campaign_id,
             name=name,
-            post_type=post_type,
             callpower_campaign_id=callpower_campaign_id,
+            **({"post_type": post_type} if post_type else {}),
         )
         typer.echo(f"action {action.id} added")
 
@@ -81,7 +84,7 @@ def actions_add(
 def actions_list(as_json: JsonOption = False, limit: LimitOption = 100) -> None:
     """List actions, newest first."""
     with database_of().reading() as session:
-        rows = [ActionDocument.of(a) for a in activity.list_actions(session, PageRequest(limit)).items]
+        rows = [models.ActionDocument.of(a) for a in activity.list_actions(session, paging.PageRequest(limit)).items]
     print_rows(rows, as_json, ("id", "campaign_id", "name", "post_type", "callpower_campaign_id"))
 
 
@@ -109,9 +112,9 @@ def posts_list(
     """List posts, newest first."""
     with database_of().reading() as session:
         rows = [
-            PostDocument.of(p)
+            models.PostDocument.of(p)
             for p in activity.list_posts(
-                session, PageRequest(limit), campaign_ids=one(campaign_id), statuses=one(status)
+                session, paging.PageRequest(limit), campaign_ids=one(campaign_id), statuses=one(status)
             ).items
         ]
     print_rows(rows, as_json, ("id", "type", "status", "campaign_id", "action_id", "northstar_id", "call_timestamp"))
@@ -125,9 +128,12 @@ def users_list(
 ) -> None:
     """List users, newest first."""
     settings = settings_of_environment()
-    mobiles = mobile_filter([mobile], settings.default_region, name="--mobile") if mobile is not None else None
+    mobiles = phones.mobile_filter([mobile], settings.default_region, name="--mobile") if mobile is not None else None
     with database_of(settings).reading() as session:
-        rows = [UserDocument.of(u) for u in activity.list_users(session, PageRequest(limit), mobiles=mobiles).items]
+        rows = [
+            models.UserDocument.of(u)
+            for u in activity.list_users(session, paging.PageRequest(limit), mobiles=mobiles).items
+        ]
     print_rows(rows, as_json, ("id", "mobile", "sms_status", "source", "created_at"))
 
 
@@ -140,7 +146,7 @@ def signups_list(
     """List signups, newest first."""
     with database_of().reading() as session:
         rows = [
-            SignupDocument.of(s)
-            for s in activity.list_signups(session, PageRequest(limit), campaign_ids=one(campaign_id)).items
+            models.SignupDocument.of(s)
+            for s in activity.list_signups(session, paging.PageRequest(limit), campaign_ids=one(campaign_id)).items
         ]
     print_rows(rows, as_json, ("id", "northstar_id", "campaign_id", "quantity", "source", "created_at"))

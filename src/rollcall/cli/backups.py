@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rollcall.backups import snapshots
 from rollcall.cli.common import CommandError, JsonOption, app, database_of, print_rows, settings_of_environment
+from rollcall.cli.lazy import lazy
 from rollcall.cli.progress import progress_of
-from rollcall.config import environment_variable
 from rollcall.times import iso_utc
+
+if TYPE_CHECKING:
+    from rollcall import config
+    from rollcall.backups import snapshots
+else:
+    config, snapshots = lazy("rollcall.config"), lazy("rollcall.backups.snapshots")
 
 backups_app = typer.Typer(
     rich_markup_mode=None, help="Backups of the database: list and verify them.", no_args_is_help=True
@@ -25,7 +30,7 @@ def _directory(given: Path | None) -> Path:
         return given
     configured = settings_of_environment().backup_dir
     if not configured:
-        raise CommandError(f"say where: --to DIR, or set {environment_variable('backup_dir')}")
+        raise CommandError(f"say where: --to DIR, or set {config.environment_variable('backup_dir')}")
     return Path(configured)
 
 

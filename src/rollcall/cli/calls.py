@@ -4,16 +4,10 @@ import a file of calls, a campaign's defaults, and recounting the calls (`stats 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rollcall.callpower import campaigns
-from rollcall.callpower.source import CallPower
-from rollcall.calls import service as calls
-from rollcall.calls import service as operations
-from rollcall.calls import statistics
-from rollcall.calls.models import CallDocument
 from rollcall.cli.common import (
     CommandError,
     JsonOption,
@@ -27,8 +21,18 @@ from rollcall.cli.common import (
     state_named,
     stats_app,
 )
+from rollcall.cli.lazy import lazy
 from rollcall.cli.progress import progress_of
-from rollcall.paging import PageRequest
+
+if TYPE_CHECKING:
+    from rollcall import paging
+    from rollcall.callpower import campaigns, source
+    from rollcall.calls import models, statistics
+    from rollcall.calls import service as calls
+else:
+    campaigns, source = lazy("rollcall.callpower.campaigns"), lazy("rollcall.callpower.source")
+    calls, statistics = lazy("rollcall.calls.service"), lazy("rollcall.calls.statistics")
+    models, paging = lazy("rollcall.calls.models"), lazy("rollcall.paging")
 
 
 @calls_app.command("list")
@@ -40,8 +44,8 @@ def calls_list(
     """List stored calls, newest first."""
     with database_of().reading() as session:
         rows = [
-            CallDocument.of(c)
-            for c in calls.list_calls(session, PageRequest(limit), states=one(state_named(state))).items
+            models.CallDocument.of(c)
+            for c in calls.list_calls(session, paging.PageRequest(limit), states=one(state_named(state))).items
         ]
     print_rows(
         rows,
@@ -60,10 +64,10 @@ def calls_retry(
         raise CommandError("give either a call id or --state, not both")
     with database_of().writing() as session:
         if call_id is not None:
-            operations.retry_call(session, call_id)
+            calls.retry_call(session, call_id)
             typer.echo(f"call {call_id} sent back to the importer")
         else:
-            count = operations.retry_calls(session, state_named(state))  # type: ignore[arg-type]
+            count = calls.retry_calls(session, state_named(state))  # type: ignore[arg-type]
             typer.echo(f"{count} calls sent back to the importer")
 
 
@@ -94,8 +98,8 @@ def calls_repair(
 
     settings = settings_of_environment()
     with database_of(settings).writing() as session:
-        call = repair_call(session, call_id, _assignments(fields, "--set"), CallPower.of(settings))
-        document = CallDocument.of(call)
+        call = repair_call(session, call_id, _assignments(fields, "--set"), source.CallPower.of(settings))
+        document = models.CallDocument.of(call)
     if as_json:
         print_rows(document, True)
         return
@@ -113,7 +117,7 @@ def calls_revalidate(
     from rollcall.calls.repairs import revalidate_calls
 
     settings = settings_of_environment()
-    done = revalidate_calls(database_of(settings), callpower_campaign_id, CallPower.of(settings))
+    done = revalidate_calls(database_of(settings), callpower_campaign_id, source.CallPower.of(settings))
     typer.echo(f"revalidated={done.revalidated} duplicates={done.duplicates} still_rejected={done.still_rejected}")
 
 
@@ -129,7 +133,7 @@ def stats_rebuild() -> None:
         progress("calls", 0, None)
         rebuilt = statistics.rebuild(session)
         progress("calls", 1, 1)
-        wrong = results.rebuild(session, CallPower.of(settings), progress)
+        wrong = results.rebuild(session, source.CallPower.of(settings), progress)
     total = sum(rebuilt.counts.by_day.values())
     typer.echo(f"counted {total} calls; {rebuilt.corrected} counters were wrong and are corrected")
     typer.echo(f"recounted the campaign results; {wrong} of their rows were wrong and are corrected")
@@ -140,7 +144,8 @@ def callpower_campaigns_list(as_json: JsonOption = False, limit: LimitOption = 1
     """List the CallPower campaigns seen, newest id first, with their calls and defaults."""
     with database_of().reading() as session:
         rows = [
-            c.model_dump(mode="json") for c in campaigns.list_callpower_campaigns(session, PageRequest(limit)).items
+            c.model_dump(mode="json")
+            for c in campaigns.list_callpower_campaigns(session, paging.PageRequest(limit)).items
         ]
     if not as_json:
         for row in rows:
@@ -184,7 +189,7 @@ def calls_import(
         raise CommandError(f"no file at {file}")
     settings = settings_of_environment()
     with progress_of(f"import {file.name}") as progress:
-        report = import_file(database_of(settings), file, CallPower.of(settings), progress)
+        report = import_file(database_of(settings), file, source.CallPower.of(settings), progress)
     for number, problems in report.problems:
         typer.echo(f"line {number}: rejected: {'; '.join(problems)}", err=True)
     typer.echo(f"stored={report.stored} duplicate={report.duplicate} rejected={report.rejected}")

@@ -6,14 +6,18 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 import typer
 
-from rollcall.calls.models import CallState
-from rollcall.config import Settings
-from rollcall.db import Database, schema_is_current
+from rollcall.cli.lazy import lazy
+
+if TYPE_CHECKING:
+    from rollcall import config, db
+    from rollcall.calls import models as call_models
+else:
+    config, db, call_models = lazy("rollcall.config"), lazy("rollcall.db"), lazy("rollcall.calls.models")
 
 app = typer.Typer(
     # Click's plain help: a flag shows no type (rich's table shows `--json <bool>`, as if it took one).
@@ -62,19 +66,19 @@ class CommandError(Exception):
     """A mistake the user can fix; printed as one line."""
 
 
-def settings_of_environment() -> Settings:
-    return Settings.from_env()
+def settings_of_environment() -> config.Settings:
+    return config.Settings.from_env()
 
 
-def database_of(settings: Settings | None = None) -> Database:
+def database_of(settings: config.Settings | None = None) -> db.Database:
     """The configured database, which must exist and be migrated (read commands never create it)."""
     settings = settings or settings_of_environment()
     if settings.database_url.startswith("sqlite"):
         path = settings.database_url.split("///", 1)[-1]
         if path and not Path(path).exists():
             raise CommandError(f"no database at {path}: run `rollcall migrate` or `rollcall serve` first")
-    database = Database.for_settings(settings)
-    if not schema_is_current(database):
+    database = db.Database.for_settings(settings)
+    if not db.schema_is_current(database):
         raise CommandError("the database schema is not current: run `rollcall migrate`")
     return database
 
@@ -103,9 +107,10 @@ def one(value: T | None) -> list[T] | None:
     return None if value is None else [value]
 
 
-def state_named(value: str | None) -> CallState | None:
+def state_named(value: str | None) -> call_models.CallState | None:
     if value is None:
         return None
+    CallState = call_models.CallState  # noqa: N806
     try:
         return CallState(value)
     except ValueError:

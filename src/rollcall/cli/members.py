@@ -4,15 +4,20 @@ the audit log of both."""
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
 
 from rollcall.cli.common import JsonOption, LimitOption, app, database_of, print_rows, users_app
-from rollcall.members import audit
-from rollcall.members import service as members
-from rollcall.paging import PageRequest
+from rollcall.cli.lazy import lazy
+
+if TYPE_CHECKING:
+    from rollcall import paging
+    from rollcall.members import audit
+    from rollcall.members import service as members
+else:
+    audit, members, paging = lazy("rollcall.members.audit"), lazy("rollcall.members.service"), lazy("rollcall.paging")
 
 audit_app = typer.Typer(rich_markup_mode=None, help="Who erased or exported members' data.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -45,5 +50,5 @@ def users_export(user_id: UserId) -> None:
 def audit_list(as_json: JsonOption = False, limit: LimitOption = 100) -> None:
     """Erasures and exports, newest first: when, who, which member, what it came to."""
     with database_of().reading() as session:
-        rows = [audit.AuditDocument.of(entry) for entry in audit.list_entries(session, PageRequest(limit)).items]
+        rows = [audit.AuditDocument.of(entry) for entry in audit.list_entries(session, paging.PageRequest(limit)).items]
     print_rows(rows, as_json, ("id", "at", "actor", "action", "subject", "details"))

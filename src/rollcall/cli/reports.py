@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from rollcall.cli.common import CommandError, app, database_of, print_rows, settings_of_environment
-from rollcall.reports import service
-from rollcall.reports.service import Asked, Grouping, Scope
-from rollcall.spreadsheets import Writer
+from rollcall.cli.lazy import lazy
+from rollcall.reports.groupings import Grouping
 from rollcall.times import utcnow
+
+if TYPE_CHECKING:
+    from rollcall import spreadsheets
+    from rollcall.reports import service
+else:
+    service, spreadsheets = lazy("rollcall.reports.service"), lazy("rollcall.spreadsheets")
 
 
 def _date(value: str | None, option: str) -> dt.date | None:
@@ -56,8 +61,8 @@ def report(
     a time zone: calls, their outcomes, talk time, distinct callers and new members, per row of a
     grouping, and the period's totals."""
     settings = settings_of_environment()
-    asked = Asked(
-        Scope(_ids(campaign_id), _ids(action_id), _ids(callpower_campaign_id)),
+    asked = service.Asked(
+        service.Scope(_ids(campaign_id), _ids(action_id), _ids(callpower_campaign_id)),
         _date(first, "--from"),
         _date(last, "--to"),
         tz,
@@ -75,7 +80,7 @@ def report(
     if as_json:
         print_rows(found.document(), True)
     elif as_csv:
-        Writer(sys.stdout).writerows(found.table())
+        spreadsheets.Writer(sys.stdout).writerows(found.table())
     else:
         totals = ", ".join(f"{name} {value}" for name, value in found.totals.items())
         typer.echo(f"{found.period.first} to {found.period.last} ({found.period.name}): {totals}")

@@ -6,43 +6,56 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rollcall.backups.snapshots import hold_in_use, reconcile
 from rollcall.cli.common import CommandError, app, database_of, keys_app, sessions_app, settings_of_environment
-from rollcall.config import Settings, environment_variable
-from rollcall.credentials import ADMIN_TOKEN, CALLPOWER_KEY, ensure_secret, stored_secret
-from rollcall.db import Database, migrate
-from rollcall.logs import configure_logging
-from rollcall.processes import Child, Supervisor
+from rollcall.cli.lazy import lazy
+
+if TYPE_CHECKING:
+    from rollcall import config, credentials, db, logs, processes
+    from rollcall.backups import snapshots
+else:
+    config, credentials, db = lazy("rollcall.config"), lazy("rollcall.credentials"), lazy("rollcall.db")
+    logs, processes, snapshots = lazy("rollcall.logs"), lazy("rollcall.processes"), lazy("rollcall.backups.snapshots")
 
 
 @app.command("migrate")
 def migrate_command() -> None:
     """Create the database or bring its schema up to date."""
-    database = Database.for_settings(settings_of_environment())
-    migrate(database)
+    database = db.Database.for_settings(settings_of_environment())
+    db.migrate(database)
     typer.echo("database schema is current")
 
 
-_GENERATED = (
-    # (stored secret, what it is, the setting that would give it, how to print it)
-    (CALLPOWER_KEY, "CallPower API key", "callpower_api_keys", "`rollcall keys show`; give it to CallPower"),
-    (ADMIN_TOKEN, "staff token", "admin_tokens", "`rollcall keys show --admin`; for the API and console"),
-)
+def _generated() -> tuple[tuple[str, str, str, str], ...]:
+    """(stored secret, what it is, the setting that would give it, how to print it)."""
+    return (
+        (
+            credentials.CALLPOWER_KEY,
+            "CallPower API key",
+            "callpower_api_keys",
+            "`rollcall keys show`; give it to CallPower",
+        ),
+        (
+            credentials.ADMIN_TOKEN,
+            "staff token",
+            "admin_tokens",
+            "`rollcall keys show --admin`; for the API and console",
+        ),
+    )
 
 
-def _announce_secrets(settings: Settings, database: Database) -> None:
+def _announce_secrets(settings: config.Settings, database: db.Database) -> None:
     """The service never runs open: make the secrets the environment does not give, and say so."""
-    given = {CALLPOWER_KEY: settings.callpower_api_keys, ADMIN_TOKEN: settings.admin_tokens}
-    for name, what, setting, how in _GENERATED:
+    given = {credentials.CALLPOWER_KEY: settings.callpower_api_keys, credentials.ADMIN_TOKEN: settings.admin_tokens}
+    for name, what, setting, how in _generated():
         if given[name]:
             continue
-        _, made = ensure_secret(database, name)
+        _, made = credentials.ensure_secret(database, name)
         done = f"Generated a {what}" if made else f"Using the {what} generated on first start"
-        typer.echo(f"{done} ({environment_variable(setting)} is not set). Print it with {how}.", err=True)
+        typer.echo(f"{done} ({config.environment_variable(setting)} is not set). Print it with {how}.", err=True)
 
 
 @app.command()
@@ -66,14 +79,14 @@ def serve(
     from rollcall.config import SUPERVISOR_VARIABLE, WRITER_SOCKET_VARIABLE
 
     settings = settings_of_environment()
-    configure_logging(settings.log_level, settings.secrets())
+    logs.configure_logging(settings.log_level, settings.secrets())
     tls = _tls_files(str(tls_cert) if tls_cert else settings.tls_cert, str(tls_key) if tls_key else settings.tls_key)
-    in_use = hold_in_use(settings)  # noqa: F841 (held while this process lives: no restore meanwhile)
-    database = Database.for_settings(settings)
-    migrate(database)
+    in_use = snapshots.hold_in_use(settings)  # noqa: F841 (held while this process lives: no restore meanwhile)
+    database = db.Database.for_settings(settings)
+    db.migrate(database)
     _announce_secrets(settings, database)
     if settings.backup_dir:  # erasures a restore or a lost append left out: applied before serving
-        reconcile(database, [settings.backup_dir])
+        snapshots.reconcile(database, [settings.backup_dir])
     database.dispose()
     writer = WriterProcess(CallPower.of)
     writer.start()  # WriterNotStarted (one line, exit 1) if it cannot
@@ -94,24 +107,24 @@ def serve(
         writer.stop()  # last: requests in flight were waiting for it
 
 
-def _deliverers(count: int, *, backups: bool = False) -> Supervisor:
+def _deliverers(count: int, *, backups: bool = False) -> processes.Supervisor:
     """The webhooks' deliverers, each a process of its own, and the backup schedule's process if
     there is one (each started again if it dies)."""
     from rollcall.backups.schedule import run_schedule_process
 
-    scheduled = [Child("rollcall-backup", run_schedule_process, (os.getpid(),))] if backups else []
-    return Supervisor(
+    scheduled = [processes.Child("rollcall-backup", run_schedule_process, (os.getpid(),))] if backups else []
+    return processes.Supervisor(
         [*_deliverer_children(count), *scheduled],
         on_exit=lambda name, code: typer.echo(f"{name} exited ({code}); starting it again", err=True),
     )
 
 
-def _deliverer_children(count: int) -> list[Child]:
+def _deliverer_children(count: int) -> list[processes.Child]:
     """`ROLLCALL_WEBHOOK_DELIVERERS` deliverer processes: they share the work (each delivery is
     taken, leased, by one of them at a time), so two send about half as much again as one."""
     from rollcall.webhooks.deliverer import run_deliverer_process
 
-    return [Child(f"rollcall-deliverer-{n}", run_deliverer_process, (os.getpid(),)) for n in range(count)]
+    return [processes.Child(f"rollcall-deliverer-{n}", run_deliverer_process, (os.getpid(),)) for n in range(count)]
 
 
 def _tls_files(cert: str | None, key: str | None) -> tuple[str, str] | None:
@@ -134,7 +147,7 @@ def _tls_files(cert: str | None, key: str | None) -> tuple[str, str] | None:
     return cert, key
 
 
-def _run_uvicorn(settings: Settings, host: str, port: int, workers: int, tls: tuple[str, str] | None) -> None:
+def _run_uvicorn(settings: config.Settings, host: str, port: int, workers: int, tls: tuple[str, str] | None) -> None:
     import uvicorn
 
     from rollcall.server import uvicorn_options
@@ -173,13 +186,13 @@ def _count_metrics_across_processes() -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
 
 
-def _serve_metrics(host: str, port: int, settings: Settings) -> None:
+def _serve_metrics(host: str, port: int, settings: config.Settings) -> None:
     """`/metrics` of this importer process (and its children), on their own address."""
     from prometheus_client import start_http_server
 
     from rollcall.monitoring import registry
 
-    start_http_server(port, addr=host, registry=registry(Database.for_settings(settings)))
+    start_http_server(port, addr=host, registry=registry(db.Database.for_settings(settings)))
 
 
 def _run_importer(parent: int | None = None) -> None:
@@ -198,7 +211,7 @@ def _run_importer(parent: int | None = None) -> None:
         name_this_process("rollcall-import")
         watch_parent(parent, stopping)
     settings = settings_of_environment()
-    configure_logging(settings.log_level, settings.secrets())
+    logs.configure_logging(settings.log_level, settings.secrets())
     database = database_of(settings)
     Importer(database, settings, CallPower.of(settings)).run(stopping)
     # Python gives SIGTERM back its default (death) while it exits; a second one has nothing to stop.
@@ -223,7 +236,7 @@ def worker(
     """Run importers on their own (beside `rollcall serve`, or on other machines), and a deliverer."""
     _count_metrics_across_processes()
     settings = settings_of_environment()
-    in_use = hold_in_use(settings)  # noqa: F841 (held while this process lives: no restore meanwhile)
+    in_use = snapshots.hold_in_use(settings)  # noqa: F841 (held while this process lives: no restore meanwhile)
     database_of(settings).dispose()  # fail here, once, if the database is missing or not migrated
     if metrics_port is not None:
         _serve_metrics(metrics_host, metrics_port, settings)
@@ -231,9 +244,9 @@ def worker(
     typer.echo(f"{concurrency} importer(s){also} running; SIGTERM or Ctrl-C stops them", err=True)
     # One importer runs in this process; several run as children, each started again if it dies
     # (its claimed calls were released with its connection).
-    importers = [Child(f"rollcall-importer-{n}", _run_importer, (os.getpid(),)) for n in range(concurrency)]
+    importers = [processes.Child(f"rollcall-importer-{n}", _run_importer, (os.getpid(),)) for n in range(concurrency)]
     deliverers = _deliverer_children(settings.webhook_deliverers) if deliver else []
-    supervisor = Supervisor(
+    supervisor = processes.Supervisor(
         [*(importers if concurrency > 1 else []), *deliverers],
         on_exit=lambda name, code: typer.echo(f"{name} exited ({code}); starting it again", err=True),
     )
@@ -259,14 +272,15 @@ def keys_show(
 ) -> None:
     """Print the generated CallPower API key (or, with --admin, the generated staff token)."""
     settings = settings_of_environment()
-    name, setting = (ADMIN_TOKEN, "admin_tokens") if admin else (CALLPOWER_KEY, "callpower_api_keys")
-    variable = environment_variable(setting)
+    setting = "admin_tokens" if admin else "callpower_api_keys"
     if settings.admin_tokens if admin else settings.callpower_api_keys:
+        variable = config.environment_variable(setting)
         typer.echo(f"{variable} is set: those are the ones in use (this command does not repeat them).", err=True)
         return
+    name = credentials.ADMIN_TOKEN if admin else credentials.CALLPOWER_KEY  # (the database's modules load here)
     database = database_of(settings)
     with database.reading() as session:
-        secret = stored_secret(session, name)
+        secret = credentials.stored_secret(session, name)
     if secret is None:
         raise CommandError("nothing generated yet: `rollcall serve` makes it on first start")
     typer.echo(secret)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from rollcall.cli.common import JsonOption, LimitOption, database_of, print_rows, settings_of_environment
-from rollcall.paging import PageRequest
-from rollcall.webhooks import endpoints
-from rollcall.webhooks.models import WebhookDocument
+from rollcall.cli.lazy import lazy
+from rollcall.webhooks.troubled import Troubled
+
+if TYPE_CHECKING:
+    from rollcall import paging
+    from rollcall.webhooks import endpoints, models
+else:
+    endpoints, models = lazy("rollcall.webhooks.endpoints"), lazy("rollcall.webhooks.models")
+    paging = lazy("rollcall.paging")
 
 webhooks_app = typer.Typer(
     rich_markup_mode=None, help="Webhook endpoints: where events are pushed.", no_args_is_help=True
@@ -36,9 +42,9 @@ def webhooks_add(
 def webhooks_list(as_json: JsonOption = False, limit: LimitOption = 100) -> None:
     """List endpoints, newest first, with their health."""
     with database_of().reading() as session:
-        found = endpoints.list_webhooks(session, PageRequest(limit))
+        found = endpoints.list_webhooks(session, paging.PageRequest(limit))
         rows = [
-            WebhookDocument.model_validate(shape).model_dump(mode="json")
+            models.WebhookDocument.model_validate(shape).model_dump(mode="json")
             for shape in endpoints.shapes(session, found.items)
         ]
     if not as_json:
@@ -59,7 +65,7 @@ def webhooks_remove(webhook_id: Annotated[int, typer.Argument(help="The endpoint
 def webhooks_deliveries(
     webhook_id: Annotated[int, typer.Argument(help="The endpoint.")],
     only: Annotated[
-        endpoints.Troubled | None,
+        Troubled | None,
         typer.Option("--only", help="failed (gave up), retrying (failed once, another attempt due), failing (either)."),
     ] = None,
     as_json: JsonOption = False,
@@ -67,6 +73,6 @@ def webhooks_deliveries(
 ) -> None:
     """An endpoint's deliveries, newest first, with their last attempt."""
     with database_of().reading() as session:
-        found = endpoints.list_deliveries(session, webhook_id, PageRequest(limit), only=only)
+        found = endpoints.list_deliveries(session, webhook_id, paging.PageRequest(limit), only=only)
         rows = [view.model_dump(mode="json") for view in found.items]
     print_rows(rows, as_json, ("id", "event_id", "event_type", "state", "attempts", "last_status", "last_error"))

@@ -21,9 +21,10 @@ from rollcall.api import MAX_ID
 from rollcall.console import charts
 from rollcall.console.rendering import Form, Notice, Staff, back_to, console_router, render
 from rollcall.reports import service
+from rollcall.reports.groupings import Grouping
 from rollcall.reports.models import OUTCOMES
 from rollcall.reports.periods import Period, today_in
-from rollcall.reports.service import Asked, Grouping, Scope, Unreachable
+from rollcall.reports.service import Asked, Scope, Unreachable
 from rollcall.services import services_of
 from rollcall.times import utcnow, zone, zone_names
 

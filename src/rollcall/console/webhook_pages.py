@@ -20,6 +20,7 @@ from rollcall.paging import PageRequest
 from rollcall.services import services_of
 from rollcall.webhooks import endpoints
 from rollcall.webhooks.models import OPERATOR_DISABLED, SUBSCRIBABLE
+from rollcall.webhooks.troubled import Troubled
 
 router = console_router()
 RECENT_FAILURES = 5  # shown under each endpoint; its page lists them all
@@ -45,7 +46,7 @@ def _endpoints_page(request: Request, status_code: int = 200, **context: Any) ->
         shapes = endpoints.shapes(session, webhooks)
         failures = {
             webhook.id: endpoints.list_deliveries(
-                session, webhook.id, PageRequest(limit=RECENT_FAILURES), only=endpoints.Troubled.FAILING
+                session, webhook.id, PageRequest(limit=RECENT_FAILURES), only=Troubled.FAILING
             ).items
             for webhook in webhooks
         }

@@ -10,7 +10,6 @@ and totals, by quarter hour, target and member for distinct callers and the targ
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from rollcall.db import table_of
 from rollcall.errors import InvalidInput
 from rollcall.paging import any_of
 from rollcall.reports.figures import quarter_of, state_of
+from rollcall.reports.groupings import Grouping
 from rollcall.reports.models import FIGURES, ReportCall, ReportQuarter, ReportTarget
 from rollcall.reports.periods import DAY, HOUR, Period, hour_text, today_in
 from rollcall.times import UnknownTimeZone, zone
@@ -32,20 +32,6 @@ MAX_DAYS = 36_525  # a period of a century at most
 DEFAULT_DAYS = 30  # the period when none is given: the last 30 days, today included
 _quarters, _calls, _targets = table_of(ReportQuarter), table_of(ReportCall), table_of(ReportTarget)
 _WEEK = [(weekday, hour) for weekday in range(7) for hour in range(24)]
-
-
-class Grouping(enum.StrEnum):
-    DAY = "day"
-    HOUR = "hour"
-    WEEKDAY_HOUR = "weekday_hour"
-    TARGET = "target"
-    STATE = "state"
-    DISTRICT = "district"
-    ACTION = "action"
-    CAMPAIGN = "campaign"
-
-
-TIME_GROUPINGS = (Grouping.DAY, Grouping.HOUR, Grouping.WEEKDAY_HOUR)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query
 from rollcall.api import INTEGER_LIST, STAFF, errors, integers
 from rollcall.errors import InvalidInput
 from rollcall.reports import service
+from rollcall.reports.groupings import Grouping
 from rollcall.reports.models import Report
-from rollcall.reports.service import Asked, Grouping, Scope
+from rollcall.reports.service import Asked, Scope
 from rollcall.services import ServicesDep
 from rollcall.times import utcnow, zone_names
 

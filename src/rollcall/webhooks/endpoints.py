@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import enum
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +34,7 @@ from rollcall.webhooks.models import (
     WebhookDelivery,
     webhook_shape,
 )
+from rollcall.webhooks.troubled import Troubled
 
 SECRET_PREFIX = "whsec_"
 ROTATION_OVERLAP = dt.timedelta(hours=24)  # the old secret keeps signing beside the new one
@@ -182,14 +182,6 @@ def disabled_by_rollcall(session: Session) -> list[Webhook]:
 
 
 # -- its deliveries -----------------------------------------------------------------------------
-
-
-class Troubled(enum.StrEnum):
-    """Deliveries that are not going well."""
-
-    FAILED = "failed"  # gave up
-    RETRYING = "retrying"  # an attempt failed; another is due
-    FAILING = "failing"  # either
 
 
 def list_deliveries(session: Session, webhook_id: int, page: PageRequest, *, only: Troubled | None = None) -> Page[Any]:

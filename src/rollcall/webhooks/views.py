@@ -20,6 +20,7 @@ from rollcall.webhooks.models import (
     WebhookDocument,
     WebhookWithSecret,
 )
+from rollcall.webhooks.troubled import Troubled
 
 router = APIRouter(prefix="/api/v3", dependencies=STAFF)
 
@@ -138,7 +139,7 @@ def list_deliveries(
     webhook_id: Id,
     page: Paged,
     state: Annotated[
-        endpoints.Troubled | None,
+        Troubled | None,
         Query(
             alias="filter[state]",
             description="failed: gave up; retrying: an attempt failed and another is due; failing: either.",
