@@ -304,6 +304,13 @@ def test_the_overview_says_how_old_the_last_backup_is_or_that_there_is_none(
     fresh = overview(app_factory(backup_dir=str(backups), backup_interval=3600.0))
     assert 'id="backups-warning"' not in fresh and "just now" in fresh and "one every 1 h 00 min" in fresh
     assert schedule.status(Settings(database_url=database.url, backup_dir=str(backups))).last is not None
+    # The newest backup older than two intervals: the overview warns, and says how old it is.
+    manifest_file = next(backups.glob("*.json"))
+    document = json.loads(manifest_file.read_text())
+    document["created_at"] = "2026-01-01T00:00:00Z"
+    manifest_file.write_text(json.dumps(document))
+    stale = overview(app_factory(backup_dir=str(backups), backup_interval=3600.0))
+    assert 'id="backups-warning"' in stale and "The newest backup is from" in stale and "days ago" in stale
 
 
 def test_calls_import_and_stats_rebuild_show_their_progress(cli: Run, tmp_path: Path, database: Database) -> None:
