@@ -86,7 +86,7 @@ def intake(args: argparse.Namespace, workdir: Path) -> None:
         "ROLLCALL_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
         "CALLPOWER_API_KEY": KEY,
     }
-    ours_port, bare_port = free_port(), free_port()
+    ours_port, bare_port, plain_port = free_port(), free_port(), free_port()
     subprocess.run([ROLLCALL, "migrate"], env=env, check=True, capture_output=True)
     subprocess.run([ROLLCALL, "campaigns", "add", "--title", "Bench"], env=env, check=True, capture_output=True)
     subprocess.run(
@@ -115,16 +115,22 @@ def intake(args: argparse.Namespace, workdir: Path) -> None:
         [ROLLCALL, "serve", "--port", str(ours_port), "--workers", str(args.workers), *tls], env, workdir / "serve.log"
     )
     bare = start_bare(bare_port, env, workdir / "bare.log", *bare_tls)
+    # The plain synchronous implementation (bench/plain_app.py): a session, an INSERT and a COMMIT
+    # per call, synced (issue #25's yardstick for one call at a time).
+    plain_env = {**env, "PLAIN_DATABASE": str(workdir / "plain.db")}
+    plain = start_bare(plain_port, plain_env, workdir / "plain.log", *bare_tls, app="plain_app:app")
     try:
         wait_ready(f"{scheme}://127.0.0.1:{ours_port}/api/v1/callpower/call", ours)
         wait_ready(f"{scheme}://127.0.0.1:{bare_port}/api/v1/callpower/call", bare)
+        wait_ready(f"{scheme}://127.0.0.1:{plain_port}/api/v1/callpower/call", plain)
         for label, connections in (("50 connections", 50), ("1 connection, sequential", 1)):
             print(f"\n{label}: {args.rounds} rounds of {args.seconds}s each, alternating")
-            results: dict[str, list[dict[str, float]]] = {"bare": [], "rollcall": []}
-            wrk(bare_port, connections, 2, scheme)  # warm up both
-            wrk(ours_port, connections, 2, scheme)
+            results: dict[str, list[dict[str, float]]] = {"bare": [], "rollcall": [], "plain": []}
+            servers = (("bare", bare_port), ("rollcall", ours_port), ("plain", plain_port))
+            for _, port in servers:  # warm up each
+                wrk(port, connections, 2, scheme)
             for round_number in range(args.rounds):
-                for name, port in (("bare", bare_port), ("rollcall", ours_port)):
+                for name, port in servers:
                     figures = wrk(port, connections, args.seconds, scheme)
                     results[name].append(figures)
                     print(
@@ -133,7 +139,7 @@ def intake(args: argparse.Namespace, workdir: Path) -> None:
                         f"  non-2xx {figures['non_2xx']:.0f}"
                     )
             ratios = [o["rps"] / b["rps"] for o, b in zip(results["rollcall"], results["bare"], strict=True)]
-            for name in ("bare", "rollcall"):
+            for name in ("bare", "rollcall", "plain"):
                 rounds = results[name]
                 print(
                     f"  median {name:8s} {statistics.median(r['rps'] for r in rounds):8.0f} req/s"
@@ -145,9 +151,16 @@ def intake(args: argparse.Namespace, workdir: Path) -> None:
                 + ", ".join(f"{r:.2f}" for r in ratios)
                 + ")"
             )
+            p50s = [o["p50"] / p["p50"] for o, p in zip(results["rollcall"], results["plain"], strict=True)]
+            print(
+                f"  median p50 rollcall/plain: {statistics.median(p50s):.2f}  (rounds: "
+                + ", ".join(f"{r:.2f}" for r in p50s)
+                + ")"
+            )
     finally:
         stop(ours)
         stop(bare)
+        stop(plain)
 
 
 def _certificate(workdir: Path) -> tuple[str, str]:

@@ -38,10 +38,13 @@ def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"{url} did not come up")
 
 
-def start_bare(port: int, env: dict[str, str], log: Path, *uvicorn_options: str) -> subprocess.Popen[bytes]:
-    """The bare endpoint (bench/bare_app.py) on `port`: what rollcall's intake is compared with."""
+def start_bare(
+    port: int, env: dict[str, str], log: Path, *uvicorn_options: str, app: str = "bare_app:app"
+) -> subprocess.Popen[bytes]:
+    """The bare endpoint (bench/bare_app.py) on `port`: what rollcall's intake is compared with;
+    or another yardstick of this directory (`app`: bench/plain_app.py, the plain implementation)."""
     here = Path(__file__).resolve().parent
-    command = [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port), "--no-access-log"]
+    command = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--no-access-log"]
     return start([*command, "--log-level", "warning", "--app-dir", str(here), *uvicorn_options], env, log)
 
 
