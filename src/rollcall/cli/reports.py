@@ -11,7 +11,6 @@ import typer
 from rollcall.cli.common import CommandError, app, database_of, print_rows, settings_of_environment
 from rollcall.cli.lazy import lazy
 from rollcall.reports.groupings import Grouping
-from rollcall.times import utcnow
 
 if TYPE_CHECKING:
     from rollcall import spreadsheets
@@ -69,14 +68,7 @@ def report(
         by,
     )
     with database_of(settings).reading() as session:
-        found = service.answer(
-            session,
-            asked,
-            default_tz=settings.default_timezone,
-            now=utcnow(),
-            share=settings.unreachable_share,
-            at_least=settings.unreachable_min_calls,
-        )
+        found = service.answer_now(session, asked, settings)
     if as_json:
         print_rows(found.document(), True)
     elif as_csv:

@@ -230,14 +230,7 @@ def results_csv(
     with services.database.reading() as db:
         if campaign_id:
             activity.get_campaign(db, campaign_id)
-        found = service.answer(
-            db,
-            Asked(scope, first, last, None, by),
-            default_tz=settings.default_timezone,
-            now=utcnow(),
-            share=settings.unreachable_share,
-            at_least=settings.unreachable_min_calls,
-        )
+        found = service.answer_now(db, Asked(scope, first, last, None, by), settings)
     buffer = io.StringIO()
     spreadsheets.Writer(buffer).writerows(found.table())
     name = f"campaign-{campaign_id}" if campaign_id else "all-campaigns"

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from rollcall.activity.models import Action, Campaign
+from rollcall.config import Settings
 from rollcall.db import table_of
 from rollcall.errors import InvalidInput
 from rollcall.paging import any_of
@@ -25,7 +26,7 @@ from rollcall.reports.figures import quarter_of, state_of
 from rollcall.reports.groupings import Grouping
 from rollcall.reports.models import FIGURES, ReportCall, ReportQuarter, ReportTarget
 from rollcall.reports.periods import DAY, HOUR, Period, hour_text, today_in
-from rollcall.times import UnknownTimeZone, zone
+from rollcall.times import UnknownTimeZone, utcnow, zone
 
 MAX_ROWS = 10_000  # a grouping that would answer more is refused (422)
 MAX_DAYS = 36_525  # a period of a century at most
@@ -403,6 +404,19 @@ def answer(session: Session, asked: Asked, *, default_tz: str, now: dt.datetime,
     if asked.grouping == Grouping.TARGET:
         flag(rows, flagged)
     return Answer(asked.grouping, rows, totals(session, asked.scope, period), period, flagged)
+
+
+def answer_now(session: Session, asked: Asked, settings: Settings) -> Answer:
+    """`answer` as the API, the console and the CLI ask it: as of now, in the settings' default
+    time zone where the scope names none, offices flagged by the settings' thresholds."""
+    return answer(
+        session,
+        asked,
+        default_tz=settings.default_timezone,
+        now=utcnow(),
+        share=settings.unreachable_share,
+        at_least=settings.unreachable_min_calls,
+    )
 
 
 def flag(rows: list[dict[str, Any]], flagged: Sequence[Unreachable]) -> None:

@@ -14,7 +14,7 @@ from rollcall.reports.groupings import Grouping
 from rollcall.reports.models import Report
 from rollcall.reports.service import Asked, Scope
 from rollcall.services import ServicesDep
-from rollcall.times import utcnow, zone_names
+from rollcall.times import zone_names
 
 router = APIRouter(prefix="/api/v3/reports", dependencies=STAFF, tags=["reports"])
 
@@ -68,14 +68,7 @@ def calls_report(
     settings = services.settings
     with services.database.reading() as session:
         try:
-            found = service.answer(
-                session,
-                Asked(scope, first, last, tz, group_by),
-                default_tz=settings.default_timezone,
-                now=utcnow(),
-                share=settings.unreachable_share,
-                at_least=settings.unreachable_min_calls,
-            )
+            found = service.answer_now(session, Asked(scope, first, last, tz, group_by), settings)
         except InvalidInput as error:
             raise InvalidInput(
                 {_PARAMETERS.get(name, name): problems for name, problems in error.fields.items()}
