@@ -20,6 +20,7 @@ place and applies the erasures made since (`reconcile`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import hashlib
@@ -502,31 +503,35 @@ def verify(
     manifest = read_manifest(backup)
     _check_file(backup, manifest, progress)
     if backup.suffix == SUFFIXES["postgresql"]:
-        return _verify_postgres(settings, backup, manifest, keep_copy, progress)
-    folder = Path(tempfile.mkdtemp(prefix=".rollcall-verify-", dir=into))
-    copy = folder / "rollcall.db"
+        copy = _postgres_copy(settings, backup, progress)
+        url = copy
+    else:
+        folder = Path(tempfile.mkdtemp(prefix=".rollcall-verify-", dir=into))
+        copy = str(folder / "rollcall.db")
+        url = f"sqlite:///{copy}"
+    verified = None
     try:
-        with _watching(copy, "restore", backup.stat().st_size, progress):
-            shutil.copyfile(backup, copy)
-        revision, tables = _sqlite_facts(copy)
+        if url == copy:
+            revision, tables = _postgres_facts(url)
+        else:
+            with _watching(Path(copy), "restore", backup.stat().st_size, progress):
+                shutil.copyfile(backup, copy)
+            revision, tables = _sqlite_facts(Path(copy))
         _compare(backup, manifest, revision, tables)
-        wrong = _recount(f"sqlite:///{copy}", settings)
+        wrong = _recount(url, settings)
         if wrong:
             raise BackupFailed("damaged", f"{backup}: {wrong} kept counts differ from a recount of its calls")
         if manifest is not None:
-            _write_manifest(backup, Manifest.of({**manifest.document(), "verified_at": iso_utc(utcnow())}))
-        return Verified(backup, manifest, revision, tables, str(copy))
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+            _write_manifest(backup, dataclasses.replace(manifest, verified_at=iso_utc(utcnow())))
+        verified = Verified(backup, manifest, revision, tables, copy)
+        return verified
     finally:
-        if not keep_copy:
-            shutil.rmtree(folder, ignore_errors=True)
+        if verified is None or not keep_copy:
+            _discard_copy(copy)
 
 
-def _verify_postgres(
-    settings: Settings, backup: Path, manifest: Manifest | None, keep_copy: bool, progress: Progress
-) -> Verified:
+def _postgres_copy(settings: Settings, backup: Path, progress: Progress) -> str:
+    """A scratch database on the server of `settings` with the backup restored in it; its URL."""
     if not settings.database_url.startswith("postgresql"):
         raise BackupFailed(
             "error", f"{backup} is a PostgreSQL backup: ROLLCALL_DATABASE_URL must name a PostgreSQL server"
@@ -538,40 +543,43 @@ def _verify_postgres(
     try:
         with admin.connect() as connection:
             connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.dispose()
+    try:
         target, environment = _libpq(url)
         progress("restore", 0, None)
         _run([pg_restore, "--exit-on-error", "--no-owner", f"--dbname={target}", str(backup)], environment, "read")
         progress("restore", 1, 1)
-        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-        with engine.connect() as connection:
-            revision, tables = _postgres_revision(connection), _postgres_tables(connection)
-        engine.dispose()
-        _compare(backup, manifest, revision, tables)
-        wrong = _recount(url, settings)
-        if wrong:
-            raise BackupFailed("damaged", f"{backup}: {wrong} kept counts differ from a recount of its calls")
-        if manifest is not None:
-            _write_manifest(backup, Manifest.of({**manifest.document(), "verified_at": iso_utc(utcnow())}))
-        return Verified(backup, manifest, revision, tables, url)
     except BaseException:
-        keep_copy = False
+        _discard_copy(url)
         raise
+    return url
+
+
+def _postgres_facts(url: str) -> tuple[str | None, dict[str, int]]:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return _postgres_revision(connection), _postgres_tables(connection)
     finally:
-        if not keep_copy:
-            with admin.connect() as connection:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+        engine.dispose()
 
 
 def discard(verified: Verified) -> None:
     """Remove the checked copy `verify(keep_copy=True)` left."""
-    if verified.copy.startswith("postgresql"):
-        admin = _admin(verified.copy)
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{_database_name(verified.copy)}" WITH (FORCE)')
-        admin.dispose()
+    _discard_copy(verified.copy)
+
+
+def _discard_copy(copy: str) -> None:
+    if copy.startswith("postgresql"):
+        admin = _admin(copy)
+        try:
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{_database_name(copy)}" WITH (FORCE)')
+        finally:
+            admin.dispose()
     else:
-        shutil.rmtree(Path(verified.copy).parent, ignore_errors=True)
+        shutil.rmtree(Path(copy).parent, ignore_errors=True)
 
 
 # -- in use ------------------------------------------------------------------------------------
@@ -675,7 +683,7 @@ def _restore_sqlite(settings: Settings, backup: Path, stamp: str, progress: Prog
             os.replace(copy, path)
             ledger.sync_directory(path.parent)
         finally:
-            shutil.rmtree(copy.parent, ignore_errors=True)
+            discard(verified)  # what is left of the copy's directory (the file moved in)
         return kept_aside, verified
     finally:
         marker.close()
@@ -708,7 +716,7 @@ def _restore_postgres(settings: Settings, backup: Path, stamp: str, progress: Pr
                     connection.exec_driver_sql(f'ALTER DATABASE "{name}" RENAME TO "{aside}"')
                 connection.exec_driver_sql(f'ALTER DATABASE "{scratch}" RENAME TO "{name}"')
             except BaseException:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+                discard(verified)
                 raise
         return (aside if exists else None), verified
     finally:

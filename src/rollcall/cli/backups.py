@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,7 +10,6 @@ import typer
 from rollcall.cli.common import CommandError, JsonOption, app, database_of, print_rows, settings_of_environment
 from rollcall.cli.lazy import lazy
 from rollcall.cli.progress import progress_of
-from rollcall.times import iso_utc
 
 if TYPE_CHECKING:
     from rollcall import config
@@ -35,11 +33,14 @@ def _directory(given: Path | None) -> Path:
 
 
 def _size(size: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024  # type: ignore[assignment]
-    return str(size)
+    if size < 1024:
+        return f"{size} B"
+    value = size / 1024
+    for unit in ("KB", "MB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
 
 
 @app.command("backup")
@@ -126,7 +127,3 @@ def restore(
     typer.echo(
         f"{len(erased)} member(s) erased since the backup erased again" + (f": {', '.join(erased)}" if erased else "")
     )
-
-
-def _age(moment: dt.datetime | None) -> str:
-    return iso_utc(moment) or "never"

@@ -188,14 +188,19 @@ def append(directory: str | os.PathLike[str], entries: Iterable[Entry]) -> int:
 
 def _drop_unfinished_line(path: Path) -> None:
     """Cut off a last line that a crash left unfinished (its erasure is in the database, and is
-    appended again whole by `backups.reconcile`)."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    content = path.read_bytes()
-    if content.endswith(b"\n"):
+    appended again whole by `backups.reconcile`). Reads the file only when its last byte is not
+    the end of a line."""
+    if not path.exists():
         return
     with open(path, "r+b") as file:
-        file.truncate(content.rfind(b"\n") + 1)
+        size = file.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        file.seek(size - 1)
+        if file.read(1) == b"\n":
+            return
+        file.seek(0)
+        file.truncate(file.read().rfind(b"\n") + 1)
 
 
 def sync_directory(directory: Path) -> None:
