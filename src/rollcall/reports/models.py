@@ -21,8 +21,21 @@ OUTCOMES = ("completed", "busy", "no_answer", "failed", "canceled", "other")
 FIGURES = ("calls", *OUTCOMES, "talk_seconds", "new_members")
 
 
-def _figures() -> dict[str, Mapped[int]]:
-    return {name: mapped_column(sa.BigInteger, default=0) for name in FIGURES}
+class _Figures:
+    """The `FIGURES` columns, as both kept tables hold them (after their keys)."""
+
+    calls: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    completed: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    busy: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    no_answer: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    failed: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    canceled: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    other: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    talk_seconds: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    new_members: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
+assert tuple(name for name in _Figures.__annotations__) == FIGURES
 
 
 class ReportTarget(Base):
@@ -38,7 +51,7 @@ class ReportTarget(Base):
     state: Mapped[str] = mapped_column(sa.String(WORD_LENGTH))
 
 
-class ReportQuarter(Base):
+class ReportQuarter(_Figures, Base):
     """A campaign action's posts of one source campaign made in one quarter hour (UTC): what the
     figures by time are read from."""
 
@@ -52,18 +65,9 @@ class ReportQuarter(Base):
     quarter: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)  # epoch / 900
     action_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
     source_campaign_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
-    calls: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    completed: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    busy: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    no_answer: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    failed: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    canceled: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    other: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    talk_seconds: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    new_members: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
 
-class ReportCall(Base):
+class ReportCall(_Figures, Base):
     """Each post as the results count it: its quarter hour, action, source campaign, target and
     member, and its figures (a 1 in `calls` and in its outcome's column). What distinct callers
     and the figures by target, state and district are read from. Keyed by campaign, quarter and
@@ -79,15 +83,6 @@ class ReportCall(Base):
     source_campaign_id: Mapped[int] = mapped_column(sa.BigInteger)
     target_id: Mapped[int] = mapped_column(sa.Integer)
     user_id: Mapped[str] = mapped_column(sa.String(USER_ID_LENGTH))
-    calls: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    completed: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    busy: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    no_answer: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    failed: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    canceled: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    other: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    talk_seconds: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    new_members: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
 
 # -- shapes of the staff API ------------------------------------------------------------------
