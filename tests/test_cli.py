@@ -149,3 +149,55 @@ def test_help_and_a_mistyped_option_load_no_database_code() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
+
+
+def test_keys_show_prints_the_generated_secrets_without_loading_sqlalchemy(
+    database: Database, settings: Settings
+) -> None:
+    """`rollcall keys show` reads the generated key with the database's own driver (`glance`): the
+    key and the staff token as stored, and neither SQLAlchemy nor the models loaded (they took
+    most of a second to import)."""
+    from rollcall.credentials import ADMIN_TOKEN, CALLPOWER_KEY, ensure_secret
+
+    key, _ = ensure_secret(database, CALLPOWER_KEY)
+    token, _ = ensure_secret(database, ADMIN_TOKEN)
+    probe = (
+        "import sys\n"
+        "from rollcall.cli import main\n"
+        "for argv in (['keys', 'show'], ['keys', 'show', '--admin']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit as stop:\n"
+        "        assert not stop.code, stop.code\n"
+        "print([n for n in ('sqlalchemy', 'alembic', 'rollcall.db', 'rollcall.credentials')\n"
+        "       if n in sys.modules and type(sys.modules[n]).__name__ != '_LazyModule'])\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("ROLLCALL_", "CALLPOWER_"))}
+    environment["ROLLCALL_DATABASE_URL"] = settings.database_url
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=environment, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [key, token, "[]"]
+
+
+def test_keys_show_refuses_a_database_whose_schema_is_not_current(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as connection:  # a database of an older release
+        connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        connection.execute("INSERT INTO alembic_version VALUES ('0001')")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("ROLLCALL_", "CALLPOWER_"))}
+    for url, message in (
+        (f"sqlite:///{path}", "error: the database schema is not current: run `rollcall migrate`"),
+        (f"sqlite:///{tmp_path / 'absent.db'}", f"error: no database at {tmp_path / 'absent.db'}"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "rollcall", "keys", "show"],
+            capture_output=True,
+            text=True,
+            env={**environment, "ROLLCALL_DATABASE_URL": url},
+            timeout=60,
+        )
+        assert result.returncode == 1
+        assert result.stderr.startswith(message), result.stderr
+    assert not (tmp_path / "absent.db").exists()

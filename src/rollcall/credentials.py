@@ -17,11 +17,10 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from rollcall.db import Base, Database, table_of
 from rollcall.dialect import insert_ignoring_conflicts
+from rollcall.glance import ADMIN_TOKEN as ADMIN_TOKEN
+from rollcall.glance import CALLPOWER_KEY as CALLPOWER_KEY
+from rollcall.glance import CONSOLE_SECRET as CONSOLE_SECRET
 from rollcall.logs import keep_secret
-
-CALLPOWER_KEY = "callpower_api_key"
-ADMIN_TOKEN = "admin_token"
-CONSOLE_SECRET = "console_session_secret"
 
 
 class StoredSecret(Base):

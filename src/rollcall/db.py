@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import functools
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -423,17 +422,13 @@ def migrate(database: Database) -> None:
         command.upgrade(migrations_config(connection), "head")
 
 
-@functools.cache
-def _head_revision() -> str | None:
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(migrations_config()).get_current_head()
-
-
 def schema_is_current(database: Database) -> bool:
-    from alembic.runtime.migration import MigrationContext
+    """The revision alembic stored is the newest migration's (`glance.head_revision`, which
+    `rollcall keys show` checks the same way without SQLAlchemy)."""
+    from rollcall.glance import head_revision
 
-    head = _head_revision()
     with database.engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-    return current == head
+        if not sa.inspect(connection).has_table("alembic_version"):
+            return False
+        current = connection.scalar(sa.text("SELECT version_num FROM alembic_version"))
+    return bool(current == head_revision())

@@ -277,10 +277,13 @@ def keys_show(
         variable = config.environment_variable(setting)
         typer.echo(f"{variable} is set: those are the ones in use (this command does not repeat them).", err=True)
         return
-    name = credentials.ADMIN_TOKEN if admin else credentials.CALLPOWER_KEY  # (the database's modules load here)
-    database = database_of(settings)
-    with database.reading() as session:
-        secret = credentials.stored_secret(session, name)
+    # Read with the driver alone (`glance`): SQLAlchemy and the models would take most of a second.
+    from rollcall import glance
+
+    try:
+        secret = glance.read_stored_secret(settings.database_url, glance.ADMIN_TOKEN if admin else glance.CALLPOWER_KEY)
+    except glance.NotReadable as error:
+        raise CommandError(str(error)) from None
     if secret is None:
         raise CommandError("nothing generated yet: `rollcall serve` makes it on first start")
     typer.echo(secret)
