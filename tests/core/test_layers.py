@@ -54,6 +54,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "rollcall.processes",
             "rollcall.progress",
             "rollcall.credentials",
+            "rollcall.glance",
             "rollcall.metrics",
         ],
     ),

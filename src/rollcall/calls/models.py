@@ -31,9 +31,11 @@ class CallState(enum.StrEnum):
     ERASED = "erased"  # its member was erased: only its id, campaign, time and key are left
 
 
-# The condition of the partial index on mobiles, word for word as queries must repeat it (SQLite
-# uses a partial index only for a query whose WHERE has the index's own terms, literals included).
+# The conditions of the calls' partial indexes, word for word as queries must repeat them (SQLite
+# uses a partial index only for a query whose WHERE has the index's own terms, literals included):
+# by mobile once the importer has seen the call; the failed calls waiting for their retry time.
 SEEN_BY_IMPORTER = "state != 'received'"
+RETRYING = "state = 'failed'"
 
 # How much of an error message a rejection count keeps as its reason.
 REASON_LENGTH = 500
@@ -111,8 +113,18 @@ def problem_of(state: str, errors: dict[str, list[str]] | None, last_error: str 
 class Call(Base):
     __tablename__ = "calls"
     __table_args__ = (
-        sa.Index("ix_calls_state_next_attempt_at", "state", "next_attempt_at"),
-        sa.Index("ix_calls_state_callpower_campaign_id", "state", "callpower_campaign_id"),
+        # Every index here is written by each call the intake stores or the importer moves, so
+        # only what a query reads is kept (migration 0014 dropped the rest). New calls wait in
+        # (state, id) order; the failed ones by retry time, a partial index over those few. The
+        # parked calls of a campaign (rejected, unmapped) are found through (state, id) too.
+        sa.Index(
+            "ix_calls_retrying",
+            "state",
+            "next_attempt_at",
+            "id",
+            sqlite_where=sa.text(RETRYING),
+            postgresql_where=sa.text(RETRYING),
+        ),
         # Lists, newest first: by state, by CallPower campaign, by mobile.
         sa.Index("ix_calls_state_id", "state", "id"),
         sa.Index("ix_calls_callpower_campaign_id_id", "callpower_campaign_id", "id"),
@@ -126,9 +138,6 @@ class Call(Base):
             sqlite_where=sa.text(SEEN_BY_IMPORTER),
             postgresql_where=sa.text(SEEN_BY_IMPORTER),
         ),
-        # The console's overview: calls per day, and per state and day.
-        sa.Index("ix_calls_received_at", "received_at"),
-        sa.Index("ix_calls_state_received_at", "state", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)

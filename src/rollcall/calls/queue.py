@@ -21,7 +21,15 @@ from sqlalchemy.orm import Session
 from rollcall import metrics
 from rollcall.calls import statistics
 from rollcall.calls.importer import Imported, import_calls
-from rollcall.calls.models import WAITING_STATES, Call, CallDocument, CallState, ClaimedCall, ImportOutcome
+from rollcall.calls.models import (
+    RETRYING,
+    WAITING_STATES,
+    Call,
+    CallDocument,
+    CallState,
+    ClaimedCall,
+    ImportOutcome,
+)
 from rollcall.calls.retention import BodySweeper
 from rollcall.calls.signals import Signal
 from rollcall.calls.source import Source
@@ -38,20 +46,28 @@ _calls = table_of(Call)
 MAX_RETRY_DELAY = dt.timedelta(hours=MAX_RETRY_DELAY_HOURS)
 ERROR_PAUSE = 1.0  # after a database error, wait this long before trying again
 
+_CLAIMED_COLUMNS = (
+    _calls.c.id,
+    _calls.c.record,
+    _calls.c.attempts,
+    _calls.c.state,
+    _calls.c.callpower_campaign_id,
+    _calls.c.received_at,
+)
+# New calls in the order they came (every one is due: stored, repaired or sent back "now"),
+# through the (state, id) index; failed calls by their retry time, through the partial index over
+# the few that wait for one (RETRYING repeated word for word, for SQLite to use it).
 _CLAIM = {
-    state: sa.select(
-        _calls.c.id,
-        _calls.c.record,
-        _calls.c.attempts,
-        _calls.c.state,
-        _calls.c.callpower_campaign_id,
-        _calls.c.received_at,
-    )
-    .where(_calls.c.state == state, _calls.c.next_attempt_at <= sa.bindparam("now"))
+    CallState.RECEIVED: sa.select(*_CLAIMED_COLUMNS)
+    .where(_calls.c.state == CallState.RECEIVED.value)
+    .order_by(_calls.c.id)
+    .limit(sa.bindparam("limit"))
+    .with_for_update(skip_locked=True),
+    CallState.FAILED: sa.select(*_CLAIMED_COLUMNS)
+    .where(_calls.c.state == CallState.FAILED.value, sa.text(RETRYING), _calls.c.next_attempt_at <= sa.bindparam("now"))
     .order_by(_calls.c.next_attempt_at, _calls.c.id)
     .limit(sa.bindparam("limit"))
-    .with_for_update(skip_locked=True)
-    for state in WAITING_STATES
+    .with_for_update(skip_locked=True),
 }
 
 
@@ -146,7 +162,11 @@ def first_unmapped(session: Session, calls: Sequence[ClaimedCall], outcomes: Seq
     for campaign_id, ids in sorted(parked.items()):
         waited = session.scalar(
             sa.select(sa.literal(1))
-            .where(Call.state == CallState.UNMAPPED, Call.callpower_campaign_id == campaign_id, Call.id.not_in(ids))
+            .where(
+                Call.state == CallState.UNMAPPED,
+                Call.callpower_campaign_id == campaign_id,
+                Call.id.not_in(ids),
+            )
             .limit(1)
         )
         if waited is None:

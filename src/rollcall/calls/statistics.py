@@ -175,12 +175,12 @@ def calls_by_campaign(session: Session, callpower_campaign_ids: Sequence[int]) -
 
 def backlog(session: Session) -> tuple[int, dt.datetime | None]:
     """How many calls wait for an importer (received, failed), and since when the oldest waits
-    (the oldest of each state is the first entry of the (state, received_at) index)."""
+    (the oldest of each state is the first of the (state, id) index: ids grow with arrival)."""
     waiting = session.scalar(
         sa.select(sa.func.sum(DayCount.calls)).where(DayCount.state.in_([str(state) for state in WAITING_STATES]))
     )
     oldest = [
-        session.scalar(sa.select(Call.received_at).where(Call.state == state).order_by(Call.received_at).limit(1))
+        session.scalar(sa.select(Call.received_at).where(Call.state == state).order_by(Call.id).limit(1))
         for state in WAITING_STATES
     ]
     return int(waiting or 0), min((moment for moment in oldest if moment is not None), default=None)
@@ -331,5 +331,5 @@ def overview(session: Session, *, days: int = 14, now: dt.datetime | None = None
         kept[day].append((state, calls))
     result = [DayOfCalls(day, _states(kept[day])) for day in (first + dt.timedelta(days=n) for n in range(days))]
     waiting, oldest = backlog(session)
-    last = session.scalar(sa.select(Call.received_at).order_by(Call.received_at.desc()).limit(1))
+    last = session.scalar(sa.select(Call.received_at).order_by(Call.id.desc()).limit(1))  # (the newest)
     return Overview(result, waiting, oldest, last)
