@@ -211,27 +211,50 @@ def rarely(session: Session | Connection, condition: Any) -> Any:
     return condition
 
 
-def upsert(
-    session: Session | Connection,
+def upsert_rows(
+    session: Session,
     table: sa.Table,
     unique: tuple[str, ...],
     update: Callable[[sa.Table, Any], dict[str, Any]],
-) -> Any:
-    """`INSERT ... ON CONFLICT (unique) DO UPDATE SET ...` in the session's dialect (add RETURNING to taste).
-
-    `update(table, excluded)` gives the SET clause: `excluded` holds the row that was offered.
-    One atomic statement: concurrent callers never make a second row and never lose an update.
-    """
-    return _upsert(_dialect(session), table, unique, update)
+    rows: Sequence[dict[str, Any]],
+) -> None:
+    """`INSERT ... ON CONFLICT (unique) DO UPDATE SET ...` of rows of driver-ready values
+    (`driver_times`, `driver_dates`), all with the same columns, in one executemany straight to
+    the driver (the statement compiled once per dialect and columns). `update(table, excluded)`
+    gives the SET clause: `excluded` holds the row that was offered. One atomic statement per
+    row: concurrent callers never make a second row and never lose an update. The intake's commit
+    upserts the kept counts and the CallPower campaign this way; through SQLAlchemy's execution
+    each upsert cost more than the commit's sync to disk."""
+    if not rows:
+        return
+    sql, order = _upsert_sql(_dialect(session), table, unique, update, tuple(rows[0]))
+    session.connection().exec_driver_sql(sql, [tuple(row[name] for name in order) for row in rows])
 
 
 @functools.cache
-def _upsert(dialect: str, table: sa.Table, unique: tuple[str, ...], update: Callable[..., dict[str, Any]]) -> Any:
-    dialect_insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-    statement = dialect_insert(table)
-    return statement.on_conflict_do_update(
-        index_elements=[table.c[name] for name in unique], set_=update(table, statement.excluded)
+def _upsert_sql(
+    dialect: str, table: sa.Table, unique: tuple[str, ...], update: Callable[..., Any], columns: tuple[str, ...]
+) -> tuple[str, tuple[str, ...]]:
+    """The upsert's SQL with positional parameters, and the columns in their order."""
+    insert = sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)
+    statement = insert.values({name: sa.bindparam(name) for name in columns}).on_conflict_do_update(
+        index_elements=[table.c[name] for name in unique], set_=update(table, insert.excluded)
     )
+    if dialect == "sqlite":
+        target: Any = sqlite.dialect(paramstyle="qmark")
+    else:
+        target = postgresql.psycopg.dialect(paramstyle="format")  # type: ignore[no-untyped-call]
+    compiled = statement.compile(dialect=target)
+    return str(compiled), tuple(compiled.positiontup or ())
+
+
+def driver_dates(session: Session | Connection) -> Callable[[dt.date], Any]:
+    """A `Date` column's value as the driver takes it: SQLite keeps ISO text, as SQLAlchemy writes it."""
+    return dt.date.isoformat if _dialect(session) == "sqlite" else _same_date
+
+
+def _same_date(day: dt.date) -> dt.date:
+    return day
 
 
 def notify_channel(session: Session, channel: str) -> None:

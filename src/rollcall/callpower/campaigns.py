@@ -16,7 +16,7 @@ from rollcall.callpower.models import CallPowerCampaign, CallPowerCampaignDocume
 from rollcall.callpower.record import InvalidCall, check_default
 from rollcall.calls import statistics
 from rollcall.db import row_of, table_of
-from rollcall.dialect import upsert
+from rollcall.dialect import driver_times, upsert_rows
 from rollcall.paging import Page, PageRequest, count, keyset_page
 
 _campaigns = table_of(CallPowerCampaign)
@@ -80,9 +80,18 @@ def note_stored_calls(session: Session, stored: Sequence[CampaignCall], received
             campaign["first_call_at"] = min(first, moment) if first else moment
             campaign["last_call_at"] = max(last, moment) if last else moment
     if seen:
-        received = {"first_received_at": received_at, "last_received_at": received_at}
-        rows = [{**campaign, **received} for _, campaign in sorted(seen.items())]
-        session.connection().execute(upsert(session, _campaigns, ("id",), _noted), rows)
+        time = driver_times(session)
+        received = {"first_received_at": time(received_at), "last_received_at": time(received_at)}
+        rows = [
+            {
+                **campaign,
+                "first_call_at": time(campaign["first_call_at"]),
+                "last_call_at": time(campaign["last_call_at"]),
+            }
+            | received
+            for _, campaign in sorted(seen.items())
+        ]
+        upsert_rows(session, _campaigns, ("id",), _noted, rows)
 
 
 # -- reading them -----------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from rollcall.calls.models import (
     RejectionCount,
 )
 from rollcall.db import part, table_of, transaction
-from rollcall.dialect import lock_for_recount, upsert, utc_day
+from rollcall.dialect import driver_dates, lock_for_recount, upsert_rows, utc_day
 from rollcall.times import utcnow
 
 NO_CAMPAIGN = 0  # the campaign of rejected calls that named none, in `call_rejections_by_reason`
@@ -72,11 +72,13 @@ class PendingCounts:
     def before_commit(self, session: Session) -> None:
         """Write the changes: one upsert per touched row, in key order (the order concurrent
         writers lock them in)."""
-        connection = session.connection()
+        day = driver_dates(session)
         for name, (table, key) in _KEPT.items():
             rows = _rows(key, getattr(self, name))
-            if rows:
-                connection.execute(upsert(session, table, key, _add), rows)
+            for row in rows:
+                if "day" in row:
+                    row["day"] = day(row["day"])
+            upsert_rows(session, table, key, _add, rows)
         self.by_campaign.clear()
         self.by_day.clear()
         self.by_reason.clear()
