@@ -1,11 +1,12 @@
 """Importer benchmark: `rollcall worker` working off a stored backlog, in two shapes of history.
 
-    python bench/importer.py [--backlog 100000] [--shape repeat|realistic|both] [--database sqlite|postgresql]
+    python bench/importer.py [--backlog 100000] [--shape repeat|realistic|both] [--postgres URL]
 
 `repeat` is members who called before (few new users and signups); `realistic` is a history as
 it comes (about one new member per 3.75 calls, five campaigns and an unmapped one, 1% anonymous
 callers: `data.backlog_records`). Prints calls/s for each; docs/benchmarks.md quotes them.
-PostgreSQL: ROLLCALL_BENCH_POSTGRES_URL (a server the benchmark may create databases on).
+With `--postgres URL` (a server the benchmark may create databases on), each shape runs on a
+fresh PostgreSQL database made there and dropped afterwards, instead of a SQLite file.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from data import SHAPES, map_backlog_campaigns, store_backlog  # noqa: E402
+from postgres import drop_database, fresh_database  # noqa: E402
 from processes import ROLLCALL, start, stop  # noqa: E402
 
 from rollcall.calls import statistics  # noqa: E402
@@ -61,7 +63,7 @@ def measure(url: str, backlog: int, shape: str, workdir: Path, concurrency: int 
         users = session.scalar(sa.text("SELECT count(*) FROM users"))
         signups = session.scalar(sa.text("SELECT count(*) FROM signups"))
     database.dispose()
-    handled = backlog - counts["received"]
+    handled = backlog - int(counts["received"])
     rate = handled / seconds
     print(f"  {concurrency} importer(s): {handled} calls in {seconds:.1f} s: {rate:.0f} calls/s")
     print(f"  made {users} users and {signups} signups; states: { {k: v for k, v in counts.items() if v} }")
@@ -73,6 +75,7 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=100_000)
     parser.add_argument("--shape", choices=[*SHAPES, "both"], default="both")
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--postgres", metavar="URL", help="run on PostgreSQL (databases made on this server)")
     args = parser.parse_args()
     print(
         f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -82,7 +85,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rollcall-bench-") as directory:
         workdir = Path(directory)
         for shape in shapes:
-            measure(f"sqlite:///{workdir / f'{shape}.db'}", args.backlog, shape, workdir, args.concurrency)
+            if not args.postgres:
+                measure(f"sqlite:///{workdir / f'{shape}.db'}", args.backlog, shape, workdir, args.concurrency)
+                continue
+            url = fresh_database(args.postgres, mapped=False)
+            try:
+                measure(url, args.backlog, shape, workdir, args.concurrency)
+            finally:
+                drop_database(args.postgres, url)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ from rollcall.calls import service as operations  # noqa: E402
 from rollcall.db import Database, migrate, normalize_url  # noqa: E402
 
 
-def fresh_database(admin_url: str) -> str:
+def fresh_database(admin_url: str, *, mapped: bool = True) -> str:
+    """A new database on the server of `admin_url`, migrated; with `mapped`, CallPower campaign 1
+    mapped to a campaign's action."""
     name = f"rollcall_bench_{secrets.token_hex(4)}"
     engine = sa.create_engine(normalize_url(admin_url), isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
@@ -43,10 +45,11 @@ def fresh_database(admin_url: str) -> str:
     url = sa.engine.make_url(normalize_url(admin_url)).set(database=name).render_as_string(hide_password=False)
     database = Database(url)
     migrate(database)
-    with database.writing() as session:
-        campaign = activity.create_campaign(session, internal_title="Bench")
-        action = activity.create_action(session, campaign_id=campaign.id, name="Call")
-        operations.map_campaign(session, action.id, 1)
+    if mapped:
+        with database.writing() as session:
+            campaign = activity.create_campaign(session, internal_title="Bench")
+            action = activity.create_action(session, campaign_id=campaign.id, name="Call")
+            operations.map_campaign(session, action.id, 1)
     database.dispose()
     return url
 

@@ -6,7 +6,8 @@ clients as fast as it answers, then the time until every one of them is a post.
 Starts `rollcall serve` (SQLite, every 200 durable) on a fresh database with the campaign mapped
 (plus `--stored` imported calls of the day before, for a database that has run a while), sends
 the calls with wrk (bench/replay.lua: calls.lua's calls from 20,000 members, a third of them
-busy; each of wrk's threads stops once its share is answered), and then waits for the importer
+busy; each of wrk's threads stops once its share is answered, and wrk is stopped once all are
+stored), and then waits for the importer
 (in serve's writer process, as in production) to empty the queue. It prints the intake's phase
 (requests/s, p50/p99), the import's tail, the total, and checks that every stored call is a
 post. Target (issue #25): 1,000,000 calls in under 5 minutes end to end. Needs `wrk`.
@@ -19,6 +20,7 @@ import os
 import platform
 import re
 import secrets
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -30,6 +32,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from intake import KEY, _ms  # noqa: E402
 from processes import ROLLCALL, free_port, start, stop, wait_ready  # noqa: E402
+
+
+def calls_stored(path: Path) -> int:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+        return int(connection.execute("SELECT max(id) FROM calls").fetchone()[0] or 0)
 
 
 def waiting(path: Path) -> int:
@@ -68,7 +75,9 @@ def main() -> None:
             share = -(-args.calls // threads)
             print(f"replaying {share * threads} calls over {args.connections} connections ...", flush=True)
             started = time.perf_counter()
-            output = subprocess.run(
+            # wrk runs for its duration whatever its threads do: it is stopped (SIGINT, after which
+            # it prints its figures) once the whole history is stored.
+            sender = subprocess.Popen(
                 [
                     "wrk",
                     f"-t{threads}",
@@ -83,12 +92,15 @@ def main() -> None:
                     secrets.token_hex(4),
                     str(share),
                 ],
-                capture_output=True,
+                stdout=subprocess.PIPE,
                 text=True,
-                check=True,
                 cwd=HERE,
-            ).stdout
+            )
+            while calls_stored(path) < args.stored + share * threads and sender.poll() is None:
+                time.sleep(0.2)
             sent = time.perf_counter() - started
+            sender.send_signal(signal.SIGINT)
+            output = sender.communicate(timeout=60)[0]
             if re.search(r"Non-2xx or 3xx responses: (\d+)", output):
                 raise SystemExit(f"answers that were not 2xx:\n{output}")
             requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]

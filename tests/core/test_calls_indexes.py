@@ -16,7 +16,8 @@ from rollcall.callpower.source import CallPower
 from rollcall.calls import repairs, statistics
 from rollcall.calls import service as calls
 from rollcall.calls.deliveries import store_deliveries
-from rollcall.calls.models import RETRYING, CallState
+from rollcall.calls.models import NEW, PARKED, RETRYING, CallState
+from rollcall.calls.queue import claim_waiting_calls
 from rollcall.config import Settings
 from rollcall.db import Database
 from tests.helpers import SEED_CALL, import_all, map_seed_campaign, store
@@ -38,8 +39,9 @@ def statements_sent(database: Database) -> Iterator[list[tuple[str, Any]]]:
 
 
 def poor_plans(database: Database, sent: list[tuple[str, Any]]) -> list[str]:
-    """The statements whose plan reads the calls table whole or sorts (PostgreSQL: with sequential
-    scans discouraged, as on a big table, so that a usable index is used)."""
+    """The statements whose plan reads the calls table whole, walks it in id order filtering, or
+    sorts (PostgreSQL: with sequential scans discouraged, as on a big table, so that a usable
+    index is used)."""
     found = []
     with database.engine.connect() as connection:
         cursor = connection.connection.cursor()
@@ -55,14 +57,17 @@ def poor_plans(database: Database, sent: list[tuple[str, Any]]) -> list[str]:
             for statement, parameters in sent:
                 cursor.execute(f"EXPLAIN {statement}", parameters)
                 plan = " | ".join(str(row[0]) for row in cursor.fetchall())
-                if "Seq Scan on calls" in plan or "Sort" in plan:
+                walk = "calls_pkey" in plan and "Filter" in plan  # every call in id order, most skipped
+                if "Seq Scan on calls" in plan or "Sort" in plan or walk:
                     found.append(f"{statement}\n  -> {plan}")
         cursor.close()
     return found
 
 
-def test_the_partial_index_of_failed_calls_names_their_state() -> None:
+def test_the_partial_indexes_name_their_states() -> None:
+    assert f"state = '{CallState.RECEIVED}'" == NEW
     assert f"state = '{CallState.FAILED}'" == RETRYING
+    assert f"state IN ('{CallState.REJECTED}', '{CallState.UNMAPPED}')" == PARKED
 
 
 def test_the_queue_parked_calls_and_overview_read_an_index(database: Database, settings: Settings) -> None:
@@ -80,4 +85,19 @@ def test_the_queue_parked_calls_and_overview_read_an_index(database: Database, s
             overview = statistics.overview(session)  # the backlog's oldest, the last arrival
     assert overview.backlog == 1 and overview.last_received_at is not None
     assert len(sent) >= 5, sent
+    assert poor_plans(database, sent) == []
+
+
+def test_the_importers_queue_is_read_through_its_index_while_a_backlog_is_worked_off(database: Database) -> None:
+    """Statistics gathered when every call was new (a history just stored), then most of them
+    imported: the planner must still reach the new calls directly, not walk every call in id
+    order skipping the imported ones (what PostgreSQL did through `(state, id)` alone)."""
+    map_seed_campaign(database)
+    records = [{**SEED_CALL, "call_duration": n} for n in range(2000)]
+    store(database, *records)
+    with database.writing() as session:
+        session.execute(sa.text("ANALYZE"))
+        session.execute(sa.text("UPDATE calls SET state = 'imported' WHERE id <= 1900"))
+    with statements_sent(database) as sent, database.writing() as session:
+        assert len(claim_waiting_calls(session, 50)) == 50
     assert poor_plans(database, sent) == []

@@ -33,9 +33,12 @@ class CallState(enum.StrEnum):
 
 # The conditions of the calls' partial indexes, word for word as queries must repeat them (SQLite
 # uses a partial index only for a query whose WHERE has the index's own terms, literals included):
-# by mobile once the importer has seen the call; the failed calls waiting for their retry time.
+# by mobile once the importer has seen the call; the new calls, in the order they came; the failed
+# calls waiting for their retry time; the calls parked until an operator acts.
 SEEN_BY_IMPORTER = "state != 'received'"
+NEW = "state = 'received'"
 RETRYING = "state = 'failed'"
+PARKED = "state IN ('rejected', 'unmapped')"
 
 # How much of an error message a rejection count keeps as its reason.
 REASON_LENGTH = 500
@@ -114,9 +117,11 @@ class Call(Base):
     __tablename__ = "calls"
     __table_args__ = (
         # Every index here is written by each call the intake stores or the importer moves, so
-        # only what a query reads is kept (migration 0014 dropped the rest). New calls wait in
-        # (state, id) order; the failed ones by retry time, a partial index over those few. The
-        # parked calls of a campaign (rejected, unmapped) are found through (state, id) too.
+        # only what a query reads is kept (migration 0014 dropped the rest). The importer's queue
+        # and the parked calls are partial indexes over the few calls in those states (kept
+        # exact for PostgreSQL, whose planner otherwise walks the calls in id order and skips
+        # every imported one while a backlog is worked off: linear in the table).
+        sa.Index("ix_calls_new", "id", sqlite_where=sa.text(NEW), postgresql_where=sa.text(NEW)),
         sa.Index(
             "ix_calls_retrying",
             "state",
@@ -124,6 +129,14 @@ class Call(Base):
             "id",
             sqlite_where=sa.text(RETRYING),
             postgresql_where=sa.text(RETRYING),
+        ),
+        sa.Index(
+            "ix_calls_parked",
+            "state",
+            "callpower_campaign_id",
+            "id",
+            sqlite_where=sa.text(PARKED),
+            postgresql_where=sa.text(PARKED),
         ),
         # Lists, newest first: by state, by CallPower campaign, by mobile.
         sa.Index("ix_calls_state_id", "state", "id"),

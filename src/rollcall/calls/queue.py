@@ -22,6 +22,8 @@ from rollcall import metrics
 from rollcall.calls import statistics
 from rollcall.calls.importer import Imported, import_calls
 from rollcall.calls.models import (
+    NEW,
+    PARKED,
     RETRYING,
     WAITING_STATES,
     Call,
@@ -54,12 +56,12 @@ _CLAIMED_COLUMNS = (
     _calls.c.callpower_campaign_id,
     _calls.c.received_at,
 )
-# New calls in the order they came (every one is due: stored, repaired or sent back "now"),
-# through the (state, id) index; failed calls by their retry time, through the partial index over
-# the few that wait for one (RETRYING repeated word for word, for SQLite to use it).
+# New calls in the order they came (every one is due: stored, repaired or sent back "now"), and
+# failed calls by their retry time, each through the partial index over those few (its condition
+# repeated word for word, for SQLite to use it).
 _CLAIM = {
     CallState.RECEIVED: sa.select(*_CLAIMED_COLUMNS)
-    .where(_calls.c.state == CallState.RECEIVED.value)
+    .where(_calls.c.state == CallState.RECEIVED.value, sa.text(NEW))
     .order_by(_calls.c.id)
     .limit(sa.bindparam("limit"))
     .with_for_update(skip_locked=True),
@@ -166,6 +168,7 @@ def first_unmapped(session: Session, calls: Sequence[ClaimedCall], outcomes: Seq
                 Call.state == CallState.UNMAPPED,
                 Call.callpower_campaign_id == campaign_id,
                 Call.id.not_in(ids),
+                sa.text(PARKED),
             )
             .limit(1)
         )

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from rollcall.calls import statistics
 from rollcall.calls.deliveries import complete_with_defaults, keyed
-from rollcall.calls.models import Call, CallState, Revalidated
+from rollcall.calls.models import PARKED, Call, CallState, Revalidated
 from rollcall.calls.service import get_call
 from rollcall.calls.signals import announce_calls
 from rollcall.calls.source import Delivery, Source
@@ -119,6 +119,7 @@ def revalidate_calls(database: Database, campaign_id: int, source: Source) -> Re
                     Call.state == CallState.REJECTED,
                     Call.callpower_campaign_id == campaign_id,
                     Call.id > after,
+                    sa.text(PARKED),
                 )
                 .order_by(Call.id)
                 .limit(REVALIDATE_BATCH)

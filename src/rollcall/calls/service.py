@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from rollcall.activity import service as activity
 from rollcall.activity.models import Action
 from rollcall.calls import statistics
-from rollcall.calls.models import RETRYABLE_STATES, SEEN_BY_IMPORTER, Call, CallState
+from rollcall.calls.models import PARKED, RETRYABLE_STATES, SEEN_BY_IMPORTER, Call, CallState
 from rollcall.calls.signals import announce_calls
 from rollcall.db import row_of
 from rollcall.dialect import lock_campaign, rarely
@@ -114,7 +114,9 @@ def retry_calls(session: Session, state: CallState) -> int:
 def release_unmapped_calls(session: Session, callpower_campaign_id: int) -> int:
     """Hand a CallPower campaign's parked (`unmapped`) calls to the importer; returns how many."""
     lock_campaign(session, callpower_campaign_id)
-    return _send_back(session, CallState.UNMAPPED, Call.callpower_campaign_id == callpower_campaign_id)
+    return _send_back(
+        session, CallState.UNMAPPED, sa.and_(Call.callpower_campaign_id == callpower_campaign_id, sa.text(PARKED))
+    )
 
 
 def map_campaign(session: Session, action_id: int, callpower_campaign_id: int | None) -> tuple[Action, int]:

@@ -152,7 +152,7 @@ def _rows(key: tuple[str, ...], counts: dict[Any, int]) -> list[dict[str, Any]]:
 def _states(rows: Iterable[tuple[str, int]]) -> dict[str, int]:
     counts = {state.value: 0 for state in CallState}
     for state, calls in rows:
-        counts[state] = counts.get(state, 0) + calls
+        counts[state] = counts.get(state, 0) + int(calls)  # (PostgreSQL sums bigints as numeric)
     return counts
 
 
