@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -19,6 +19,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from rollcall.times import iso_utc
+
+T = TypeVar("T")
 
 
 def _dialect(session: Session | Connection) -> str:
@@ -54,8 +56,8 @@ def sqlite_time_text(moment: dt.datetime | None) -> str | None:
     return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _same(moment: dt.datetime | None) -> dt.datetime | None:
-    return moment
+def _same(value: T) -> T:
+    return value
 
 
 def from_driver_time(value: Any) -> dt.datetime | None:
@@ -250,11 +252,7 @@ def _upsert_sql(
 
 def driver_dates(session: Session | Connection) -> Callable[[dt.date], Any]:
     """A `Date` column's value as the driver takes it: SQLite keeps ISO text, as SQLAlchemy writes it."""
-    return dt.date.isoformat if _dialect(session) == "sqlite" else _same_date
-
-
-def _same_date(day: dt.date) -> dt.date:
-    return day
+    return dt.date.isoformat if _dialect(session) == "sqlite" else _same
 
 
 def notify_channel(session: Session, channel: str) -> None:

@@ -502,16 +502,16 @@ def verify(
     is wrong. With `keep_copy`, the checked copy stays (for `restore`); else it goes."""
     manifest = read_manifest(backup)
     _check_file(backup, manifest, progress)
-    if backup.suffix == SUFFIXES["postgresql"]:
-        copy = _postgres_copy(settings, backup, progress)
-        url = copy
+    postgres = backup.suffix == SUFFIXES["postgresql"]
+    if postgres:
+        copy = url = _postgres_copy(settings, backup, progress)
     else:
         folder = Path(tempfile.mkdtemp(prefix=".rollcall-verify-", dir=into))
         copy = str(folder / "rollcall.db")
         url = f"sqlite:///{copy}"
     verified = None
     try:
-        if url == copy:
+        if postgres:
             revision, tables = _postgres_facts(url)
         else:
             with _watching(Path(copy), "restore", backup.stat().st_size, progress):

@@ -113,6 +113,11 @@ def problem_of(state: str, errors: dict[str, list[str]] | None, last_error: str 
     return None
 
 
+def _partial(name: str, *columns: str, where: str) -> sa.Index:
+    """An index over the rows that meet `where` (one of the conditions above), on both databases."""
+    return sa.Index(name, *columns, sqlite_where=sa.text(where), postgresql_where=sa.text(where))
+
+
 class Call(Base):
     __tablename__ = "calls"
     __table_args__ = (
@@ -121,36 +126,16 @@ class Call(Base):
         # and the parked calls are partial indexes over the few calls in those states (kept
         # exact for PostgreSQL, whose planner otherwise walks the calls in id order and skips
         # every imported one while a backlog is worked off: linear in the table).
-        sa.Index("ix_calls_new", "id", sqlite_where=sa.text(NEW), postgresql_where=sa.text(NEW)),
-        sa.Index(
-            "ix_calls_retrying",
-            "state",
-            "next_attempt_at",
-            "id",
-            sqlite_where=sa.text(RETRYING),
-            postgresql_where=sa.text(RETRYING),
-        ),
-        sa.Index(
-            "ix_calls_parked",
-            "state",
-            "callpower_campaign_id",
-            "id",
-            sqlite_where=sa.text(PARKED),
-            postgresql_where=sa.text(PARKED),
-        ),
+        _partial("ix_calls_new", "id", where=NEW),
+        _partial("ix_calls_retrying", "state", "next_attempt_at", "id", where=RETRYING),
+        _partial("ix_calls_parked", "state", "callpower_campaign_id", "id", where=PARKED),
         # Lists, newest first: by state, by CallPower campaign, by mobile.
         sa.Index("ix_calls_state_id", "state", "id"),
         sa.Index("ix_calls_callpower_campaign_id_id", "callpower_campaign_id", "id"),
         # By mobile only once the importer has seen the call: members' mobiles come in no order,
         # so this index is written all over, and the intake's commits stay clear of that (calls
         # still waiting are found through ix_calls_state_id). See `list_calls`.
-        sa.Index(
-            "ix_calls_mobile_id",
-            "mobile",
-            "id",
-            sqlite_where=sa.text(SEEN_BY_IMPORTER),
-            postgresql_where=sa.text(SEEN_BY_IMPORTER),
-        ),
+        _partial("ix_calls_mobile_id", "mobile", "id", where=SEEN_BY_IMPORTER),
     )
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)

@@ -72,14 +72,15 @@ def settings_of_environment() -> config.Settings:
 
 def database_of(settings: config.Settings | None = None) -> db.Database:
     """The configured database, which must exist and be migrated (read commands never create it)."""
+    from rollcall import glance
+
     settings = settings or settings_of_environment()
-    if settings.database_url.startswith("sqlite"):
-        path = settings.database_url.split("///", 1)[-1]
-        if path and not Path(path).exists():
-            raise CommandError(f"no database at {path}: run `rollcall migrate` or `rollcall serve` first")
+    path = glance.sqlite_file(settings.database_url)
+    if path and not Path(path).exists():
+        raise CommandError(glance.no_database(path))
     database = db.Database.for_settings(settings)
     if not db.schema_is_current(database):
-        raise CommandError("the database schema is not current: run `rollcall migrate`")
+        raise CommandError(glance.SCHEMA_NOT_CURRENT)
     return database
 
 
