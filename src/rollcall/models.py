@@ -7,7 +7,7 @@ from rollcall.credentials import StoredSecret
 from rollcall.events import Event
 from rollcall.members.audit import AuditEntry
 from rollcall.members.ledger import Erasure
-from rollcall.reports.models import ReportCall, ReportQuarter, ReportTarget
+from rollcall.reports.models import ReportCall, ReportMember, ReportQuarter, ReportTarget, ReportTargetDay
 from rollcall.sessions import ConsoleSessionRow
 from rollcall.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 
@@ -22,8 +22,10 @@ __all__ = [
     "Event",
     "Post",
     "ReportCall",
+    "ReportMember",
     "ReportQuarter",
     "ReportTarget",
+    "ReportTargetDay",
     "Signup",
     "StoredSecret",
     "User",

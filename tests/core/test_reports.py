@@ -90,9 +90,11 @@ _OUTCOME = {
 }
 
 
-def expected(calls: list[Made], key: Any, first: dt.date, last: dt.date, tz: str) -> dict[Any, dict[str, int]]:
-    """The figures counted here: per `key(local time)` over the calls made on local dates
-    first..last (the first call of a mobile, in any campaign, made its member)."""
+def expected(
+    calls: list[Made], key: Any, first: dt.date, last: dt.date, tz: str, among: Any = lambda call: True
+) -> dict[Any, dict[str, int]]:
+    """The figures counted here: per `key(local time)` over the calls (`among` them) made on
+    local dates first..last (the first call of a mobile, in any campaign, made its member)."""
     zone = zoneinfo.ZoneInfo(tz)
     seen: set[str] = set()
     rows: dict[Any, dict[str, Any]] = {}
@@ -100,7 +102,7 @@ def expected(calls: list[Made], key: Any, first: dt.date, last: dt.date, tz: str
         new = call.mobile not in seen
         seen.add(call.mobile)
         local = call.at.astimezone(zone)
-        if not first <= local.date() <= last:
+        if not first <= local.date() <= last or not among(call):
             continue
         row = rows.setdefault(key(local), collections.defaultdict(int, callers=set()))
         row["calls"] += 1
@@ -284,6 +286,13 @@ def test_a_day_in_new_york_when_the_clocks_change(database: Database, settings: 
 ZONES = ["UTC", "America/New_York", "America/St_Johns", "Asia/Kolkata", "Asia/Kathmandu", "Australia/Lord_Howe"]
 
 
+TARGETS = [
+    ("Mickey Mouse", "Representative", "FL-7"),
+    ("Minnie Mouse", "Senator", "FL"),
+    ("Office line", "Custom", None),
+]
+
+
 @hypothesis.settings(max_examples=15, deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow])
 @hypothesis.given(
     tz=st.sampled_from(ZONES),
@@ -293,6 +302,7 @@ ZONES = ["UTC", "America/New_York", "America/St_Johns", "Asia/Kolkata", "Asia/Ka
             st.integers(0, 60 * 24 * 12),  # minutes after the start
             st.sampled_from(["completed", "busy", "no-answer", "failed", "canceled", "unknown"]),
             st.integers(0, 600),
+            st.integers(0, len(TARGETS) - 1),
         ),
         min_size=1,
         max_size=25,
@@ -300,10 +310,14 @@ ZONES = ["UTC", "America/New_York", "America/St_Johns", "Asia/Kolkata", "Asia/Ka
     ),
 )
 def test_any_calls_in_any_zone_count_as_zoneinfo_says(
-    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Any, tz: str, calls: list[tuple[int, int, str, int]]
+    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Any, tz: str, calls: list[tuple[int, int, str, int, int]]
 ) -> None:
-    """Hypothesis draws calls around both daylight-saving changes of 2026; the days, hours and
-    weekday-hours of the report equal what zoneinfo says of each call (SQLite: a fresh file each)."""
+    """Hypothesis draws calls around both daylight-saving changes of 2026; the days, hours,
+    weekday-hours, targets, states and totals of the report equal what zoneinfo says of each call
+    (SQLite: a fresh file each). Periods begin and end among the calls: the first ends before
+    the last calls, the second runs past them (its distinct callers are counted from the
+    members' last calls); targets are read from whole UTC days and the period's edges, which the
+    zone puts inside UTC days."""
     import shutil
 
     path = tmp_path_factory.mktemp("reports") / "rollcall.db"
@@ -312,29 +326,54 @@ def test_any_calls_in_any_zone_count_as_zoneinfo_says(
     database = Database.for_settings(settings)
     try:
         map_seed_campaign(database)
-        for start in (dt.datetime(2026, 3, 25, tzinfo=UTC), dt.datetime(2026, 10, 25, tzinfo=UTC)):
-            made = [
-                Made(f"+1555000{member:04d}", start + dt.timedelta(minutes=minutes), status, seconds)
-                for member, minutes, status, seconds in calls
-            ]
-            make(database, settings, *made)
         everything = [
-            Made(f"+1555000{member:04d}", start + dt.timedelta(minutes=minutes), status, seconds)
+            Made(f"+1555000{member:04d}", start + dt.timedelta(minutes=minutes), status, seconds, *TARGETS[target])
             for start in (dt.datetime(2026, 3, 25, tzinfo=UTC), dt.datetime(2026, 10, 25, tzinfo=UTC))
-            for member, minutes, status, seconds in calls
+            for member, minutes, status, seconds, target in calls
         ]
-        for first, last in ((dt.date(2026, 3, 24), dt.date(2026, 4, 7)), (dt.date(2026, 10, 24), dt.date(2026, 11, 7))):
+        make(database, settings, *everything)
+        # The first period ends before some calls (and begins after others); the second begins
+        # among the calls and runs past the last.
+        for first, last in ((dt.date(2026, 3, 28), dt.date(2026, 4, 1)), (dt.date(2026, 10, 28), dt.date(2026, 11, 7))):
             for grouping, key in (
                 (Grouping.DAY, lambda local: local.date().isoformat()),
                 (Grouping.HOUR, hour_key),
                 (Grouping.WEEKDAY_HOUR, lambda local: (local.weekday(), local.hour)),
+                (Grouping.TARGET, None),
+                (Grouping.STATE, None),
             ):
                 found = ask(database, grouping, first, last, tz)
-                keys = (lambda r: (r["weekday"], r["hour"])) if grouping == Grouping.WEEKDAY_HOUR else None
-                got = {(keys(r) if keys else r[grouping.value]): figures(r) for r in found.rows if r["calls"]}
-                assert got == nonzero(expected(everything, key, first, last, tz)), (grouping, first)
+                if grouping == Grouping.WEEKDAY_HOUR:
+                    got = {(r["weekday"], r["hour"]): figures(r) for r in found.rows if r["calls"]}
+                elif grouping == Grouping.TARGET:
+                    got = {(r["target_name"], r["target_title"], r["target_district"]): figures(r) for r in found.rows}
+                else:
+                    got = {r[grouping.value]: figures(r) for r in found.rows if r["calls"]}
+                if key is None:
+                    want = expected_by_target(everything, grouping, first, last, tz)
+                else:
+                    want = expected(everything, key, first, last, tz)
+                assert got == nonzero(want), (grouping, first)
+            assert figures(found.totals) == nonzero(expected(everything, lambda _: (), first, last, tz)).get((), {})
     finally:
         database.dispose()
+
+
+def expected_by_target(
+    calls: list[Made], grouping: Grouping, first: dt.date, last: dt.date, tz: str
+) -> dict[Any, dict[str, int]]:
+    """`expected` by target (name, title, district) or by state (from the district)."""
+
+    def key(call: Made) -> Any:
+        if grouping == Grouping.TARGET:
+            return (call.name, call.title, call.district)
+        return (call.district or "").split("-")[0] or None
+
+    rows: dict[Any, dict[str, int]] = {}
+    for wanted in {key(call) for call in calls}:
+        found = expected(calls, lambda _, w=wanted: w, first, last, tz, among=lambda call, w=wanted: key(call) == w)
+        rows.update(found)
+    return rows
 
 
 def test_figures_stay_exact_through_late_mapping_duplicates_erasure_and_rebuild(

@@ -25,9 +25,20 @@ from sqlalchemy.orm import Session
 
 from rollcall.db import part, table_of, transaction
 from rollcall.dialect import insert_ignoring_conflicts, insert_rows, lock_for_recount
-from rollcall.reports.models import FIGURES, OUTCOMES, QUARTER, ReportCall, ReportQuarter, ReportTarget
+from rollcall.reports.models import (
+    FIGURES,
+    OUTCOMES,
+    QUARTER,
+    QUARTERS_A_DAY,
+    ReportCall,
+    ReportMember,
+    ReportQuarter,
+    ReportTarget,
+    ReportTargetDay,
+)
 
 _quarters, _calls, _targets = table_of(ReportQuarter), table_of(ReportCall), table_of(ReportTarget)
+_target_days, _members = table_of(ReportTargetDay), table_of(ReportMember)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _A_QUARTER = dt.timedelta(seconds=QUARTER)
 
@@ -85,6 +96,8 @@ def _vector(counted: Counted, sign: int) -> list[int]:
 
 
 QUARTER_KEY = ("campaign_id", "quarter", "action_id", "source_campaign_id")
+TARGET_DAY_KEY = ("campaign_id", "day", "action_id", "source_campaign_id", "target_id")
+MEMBER_COLUMNS = ("campaign_id", "user_id", "last_quarter")
 CALL_COLUMNS = ("campaign_id", "quarter", "post_id", "action_id", "source_campaign_id", "target_id", "user_id")
 Key = tuple[Any, ...]
 
@@ -93,30 +106,59 @@ Key = tuple[Any, ...]
 class ReportChanges:
     """What this transaction changed of the figures, not yet written (a part of the transaction,
     `db.part`: written just before it commits, forgotten with a savepoint rolled back): sums by
-    quarter to add, and the rows of the posts made."""
+    quarter and by day and target to add, the rows of the posts made, and the last call of each
+    member made to call (a member erased is taken out at once, `uncount_member`)."""
 
     by_quarter: dict[Key, list[int]] = field(default_factory=dict)
+    by_target_day: dict[Key, list[int]] = field(default_factory=dict)
     made: list[tuple[Any, ...]] = field(default_factory=list)  # CALL_COLUMNS, then FIGURES
+    last_calls: dict[tuple[int, str], int] = field(default_factory=dict)  # (campaign, member) -> quarter
 
     def copy(self) -> ReportChanges:
-        return ReportChanges({key: list(values) for key, values in self.by_quarter.items()}, list(self.made))
+        return ReportChanges(
+            {key: list(values) for key, values in self.by_quarter.items()},
+            {key: list(values) for key, values in self.by_target_day.items()},
+            list(self.made),
+            dict(self.last_calls),
+        )
 
     def before_commit(self, session: Session) -> None:
-        """Both tables in key order (the order concurrent writers lock rows in): the sums by one
-        upsert, the posts' rows by one insert (straight to the driver: a row per post)."""
-        rows = [(*key, *values) for key, values in sorted(self.by_quarter.items()) if any(values)]
-        if rows:
-            insert_rows(session, _quarters, (*QUARTER_KEY, *FIGURES), rows, conflict=_ADDING)
+        """Every table in key order (the order concurrent writers lock rows in): the sums by one
+        upsert each, the posts' rows by one insert (straight to the driver: a row per post), the
+        members' last calls by an upsert that keeps the later quarter (in any order of commits)."""
+        for table, key, changes in (
+            (_quarters, QUARTER_KEY, self.by_quarter),
+            (_target_days, TARGET_DAY_KEY, self.by_target_day),
+        ):
+            rows = [(*key, *values) for key, values in sorted(changes.items()) if any(values)]
+            if rows:
+                insert_rows(session, table, (*key, *FIGURES), rows, conflict=_adding(table.name, key))
+            changes.clear()
         if self.made:
             insert_rows(session, _calls, (*CALL_COLUMNS, *FIGURES), sorted(self.made))
-        self.by_quarter.clear()
-        self.made.clear()
+            self.made.clear()
+        if self.last_calls:
+            rows = [(*key, quarter) for key, quarter in sorted(self.last_calls.items())]
+            insert_rows(session, _members, MEMBER_COLUMNS, rows, conflict=_LATER)
+            self.last_calls.clear()
 
 
-_ADDING = (  # the conflict clause that adds a row's sums to the kept row of its key
-    f"ON CONFLICT ({', '.join(QUARTER_KEY)}) DO UPDATE SET "
-    + ", ".join(f"{name} = report_quarters.{name} + excluded.{name}" for name in FIGURES)
+def _adding(table: str, key: tuple[str, ...]) -> str:
+    """The conflict clause that adds a row's sums to the kept row of its key."""
+    return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET " + ", ".join(
+        f"{name} = {table}.{name} + excluded.{name}" for name in FIGURES
+    )
+
+
+_LATER = (  # the conflict clause that keeps a member's later last call
+    "ON CONFLICT (campaign_id, user_id) DO UPDATE SET last_quarter = excluded.last_quarter"
+    " WHERE excluded.last_quarter > report_members.last_quarter"
 )
+
+
+def day_of(quarter: int) -> int:
+    """The UTC day (days since 1970) a quarter hour is in: what `report_target_days` are keyed by."""
+    return quarter // QUARTERS_A_DAY
 
 
 def target_ids(session: Session, targets: Iterable[Target]) -> dict[Target, int]:
@@ -146,47 +188,68 @@ def count_posts(session: Session, posts: Sequence[Counted]) -> None:
         return
     ids = target_ids(session, {post.target for post in posts})
     changes = part(session, ReportChanges)
-    by_quarter, made, width = changes.by_quarter, changes.made, len(FIGURES)
+    by_quarter, by_target_day, made, width = changes.by_quarter, changes.by_target_day, changes.made, len(FIGURES)
+    last_calls = changes.last_calls
     for post in posts:
         quarter = quarter_of(post.call_timestamp)
-        scope = (post.campaign_id, quarter, post.action_id, post.source_campaign_id)
+        target_id = ids[post.target]
         figures = [0] * width
         figures[0] = 1
         figures[_OUTCOME_AT[post.outcome]] = 1
         figures[_SECONDS_AT] = post.seconds
         figures[_NEW_AT] = 1 if post.new_member else 0
-        kept = by_quarter.get(scope) or by_quarter.setdefault(scope, [0] * width)
-        for index, value in enumerate(figures):
-            kept[index] += value
+        for sums, scope in (
+            (by_quarter, (post.campaign_id, quarter, post.action_id, post.source_campaign_id)),
+            (by_target_day, (post.campaign_id, day_of(quarter), post.action_id, post.source_campaign_id, target_id)),
+        ):  # fmt: skip
+            kept = sums.get(scope) or sums.setdefault(scope, [0] * width)
+            for index, value in enumerate(figures):
+                kept[index] += value
         made.append(
             (post.campaign_id, quarter, post.post_id, post.action_id, post.source_campaign_id,
-             ids[post.target], post.user_id, *figures)
+             target_id, post.user_id, *figures)
         )  # fmt: skip
+        member = (post.campaign_id, post.user_id)
+        if last_calls.get(member, quarter - 1) < quarter:
+            last_calls[member] = quarter
 
 
 def uncount_member(session: Session, user_id: str, campaign_quarters: Iterable[tuple[int, int]]) -> None:
     """Take a member's posts out of the figures (an erasure), in the caller's transaction: every
     row of theirs in `report_calls` (found in the (campaign, quarter) pairs their posts are in)
-    leaves `report_quarters` and is deleted."""
+    leaves `report_quarters` and `report_target_days` and is deleted, and so is the member in
+    `report_members`."""
     changes = part(session, ReportChanges)
-    key = QUARTER_KEY
     pairs = sorted(set(campaign_quarters))
+    columns = (*QUARTER_KEY, "target_id")
     for start in range(0, len(pairs), 500):
         chunk = pairs[start : start + 500]
         rows = session.execute(
-            sa.select(*(_calls.c[name] for name in key), *(_calls.c[name] for name in FIGURES)).where(
+            sa.select(*(_calls.c[name] for name in columns), *(_calls.c[name] for name in FIGURES)).where(
                 _calls.c.user_id == user_id,
                 sa.tuple_(_calls.c.campaign_id, _calls.c.quarter).in_(chunk),
             )
         ).all()
-        for row in rows:
-            scope = tuple(row[: len(key)])
-            kept = changes.by_quarter.setdefault(scope, [0] * len(FIGURES))
-            for index, value in enumerate(row[len(key) :]):
-                kept[index] -= value
+        for campaign_id, quarter, action_id, source, target_id, *values in rows:
+            for sums, scope in (
+                (changes.by_quarter, (campaign_id, quarter, action_id, source)),
+                (changes.by_target_day, (campaign_id, day_of(quarter), action_id, source, target_id)),
+            ):
+                kept = sums.setdefault(scope, [0] * len(FIGURES))
+                for index, value in enumerate(values):
+                    kept[index] -= value
         session.execute(
             sa.delete(_calls).where(
                 _calls.c.user_id == user_id, sa.tuple_(_calls.c.campaign_id, _calls.c.quarter).in_(chunk)
+            )
+        )
+    campaigns = sorted({campaign for campaign, _ in pairs})
+    for member in [key for key in changes.last_calls if key[1] == user_id]:
+        del changes.last_calls[member]
+    for start in range(0, len(campaigns), 500):
+        session.execute(
+            sa.delete(_members).where(
+                _members.c.campaign_id.in_(campaigns[start : start + 500]), _members.c.user_id == user_id
             )
         )
 
@@ -202,11 +265,15 @@ ReadDetails = Callable[[dict[str, Any]], tuple[str, int, tuple[str | None, str |
 class Kept:
     quarters: dict[tuple[Any, ...], tuple[int, ...]]
     calls: dict[tuple[Any, ...], tuple[int, ...]]
+    target_days: dict[tuple[Any, ...], tuple[int, ...]]
+    members: dict[tuple[int, str], int]
 
 
 def kept(session: Session) -> Kept:
-    """The figures as kept (sums at 0 left out): sums by `QUARTER_KEY`, and each post's row by
-    (campaign, quarter, post) with its action, source campaign, target (not its id) and member."""
+    """The figures as kept (sums at 0 left out): sums by `QUARTER_KEY` and by (campaign, day,
+    action, source campaign, target), each post's row by (campaign, quarter, post) with its
+    action, source campaign, target and member, and each member's last call by campaign
+    (targets by name, not id)."""
     names = {row.id: Target(row.name, row.title, row.district) for row in session.execute(sa.select(_targets))}
     quarters = {
         tuple(row[:4]): tuple(row[4:])
@@ -215,11 +282,22 @@ def kept(session: Session) -> Kept:
         )
         if any(row[4:])
     }
+    target_days = {
+        (*row[:4], names[row[4]]): tuple(row[5:])
+        for row in session.execute(
+            sa.select(*(_target_days.c[n] for n in TARGET_DAY_KEY), *(_target_days.c[n] for n in FIGURES))
+        )
+        if any(row[5:])
+    }
     calls = {
         tuple(row[:3]): (row[3], row[4], names[row[5]], row[6], *row[7:])
         for row in session.execute(sa.select(*(_calls.c[n] for n in CALL_COLUMNS), *(_calls.c[n] for n in FIGURES)))
     }
-    return Kept(quarters, calls)
+    members = {
+        (campaign_id, user_id): last
+        for campaign_id, user_id, last in session.execute(sa.select(*(_members.c[n] for n in MEMBER_COLUMNS)))
+    }
+    return Kept(quarters, calls, target_days, members)
 
 
 # A post as the recount reads it: id, campaign, action, source campaign (its call's), member,
@@ -240,22 +318,29 @@ def counted_of(row: PostRow, read: ReadDetails) -> Counted | None:
 def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
     """The figures as `posts` (all of them) make them, keyed as `kept` keys them."""
     quarters: dict[Key, list[int]] = {}
+    target_days: dict[Key, list[int]] = {}
     calls: dict[Key, tuple[Any, ...]] = {}
+    members: dict[tuple[int, str], int] = {}
     for row in posts:
         counted = counted_of(row, read)
         if counted is None:
             continue
         quarter = quarter_of(counted.call_timestamp)
         vector = _vector(counted, 1)
-        found = quarters.setdefault(
-            (counted.campaign_id, quarter, counted.action_id, counted.source_campaign_id), [0] * len(FIGURES)
-        )
-        for index, delta in enumerate(vector):
-            found[index] += delta
+        scope = (counted.campaign_id, quarter, counted.action_id, counted.source_campaign_id)
+        day = (counted.campaign_id, day_of(quarter), counted.action_id, counted.source_campaign_id, counted.target)
+        for sums, key in ((quarters, scope), (target_days, day)):
+            found = sums.setdefault(key, [0] * len(FIGURES))
+            for index, delta in enumerate(vector):
+                found[index] += delta
         calls[(counted.campaign_id, quarter, counted.post_id)] = (
             counted.action_id, counted.source_campaign_id, counted.target, counted.user_id, *vector
         )  # fmt: skip
-    return Kept({k: tuple(v) for k, v in quarters.items()}, calls)
+        member = (counted.campaign_id, counted.user_id)
+        members[member] = max(members.get(member, quarter), quarter)
+    return Kept(
+        {k: tuple(v) for k, v in quarters.items()}, calls, {k: tuple(v) for k, v in target_days.items()}, members
+    )
 
 
 def rebuild(session: Session, batches: Iterable[Sequence[PostRow]], read: ReadDetails) -> int:
@@ -266,16 +351,20 @@ def rebuild(session: Session, batches: Iterable[Sequence[PostRow]], read: ReadDe
     transaction(session).parts.pop(ReportChanges, None)
     lock_for_recount(session, "posts")
     connection = session.connection()
-    for table in (_quarters, _calls):
+    tables = (_quarters, _target_days, _calls, _members)
+    for table in tables:
         connection.exec_driver_sql(f"CREATE TEMPORARY TABLE before_{table.name} AS SELECT * FROM {table.name}")
         session.execute(sa.delete(table))
     for batch in batches:
         count_posts(session, [counted for row in batch if (counted := counted_of(row, read)) is not None])
         part(session, ReportChanges).before_commit(session)
     wrong = 0
-    for table in (_quarters, _calls):
+    for table in tables:
         before = sa.table(f"before_{table.name}", *(sa.column(column.name) for column in table.c))
-        now, then = (sa.select(*(t.c[c.name] for c in table.c)).where(t.c.calls != 0) for t in (table, before))
+        now, then = (
+            sa.select(*(t.c[c.name] for c in table.c)).where(t.c.calls != 0 if "calls" in t.c else sa.true())
+            for t in (table, before)
+        )
         keys = [column.name for column in table.primary_key]
         differing = sa.union(
             sa.select(*(sa.column(k) for k in keys)).select_from(sa.except_(now, then).subquery()),

@@ -1,6 +1,7 @@
-"""Campaign results, kept as calls become posts: figures by quarter hour (UTC), each post's
-figures with its quarter, target and member (what distinct callers and targets are counted
-from), and the targets themselves. The API's shapes of a report."""
+"""Campaign results, kept as calls become posts: figures by quarter hour (UTC) and by UTC day and
+target, each post's figures with its quarter, target and member (what distinct callers are
+counted from, and the targets at a period's edges), each campaign's members with their last
+call, and the targets themselves. The API's shapes of a report."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from rollcall.activity.models import USER_ID_LENGTH
 from rollcall.db import Base
 from rollcall.fields import TEXT_LENGTH, WORD_LENGTH
 
+QUARTERS_A_DAY = 96
 QUARTER = 900  # seconds: every time zone's hours and days begin on a quarter hour (UTC+5:45, +8:45, ...)
 OUTCOMES = ("completed", "busy", "no_answer", "failed", "canceled", "other")
 # What each kept row holds: posts, posts by outcome (they add up to `calls`), seconds talked,
@@ -83,6 +85,37 @@ class ReportCall(_Figures, Base):
     source_campaign_id: Mapped[int] = mapped_column(sa.BigInteger)
     target_id: Mapped[int] = mapped_column(sa.Integer)
     user_id: Mapped[str] = mapped_column(sa.String(USER_ID_LENGTH))
+
+
+class ReportTargetDay(_Figures, Base):
+    """A campaign action's posts of one source campaign to one target on one UTC day: what the
+    figures by target, state and district are read from over a period's whole days (its edges,
+    which a time zone puts inside UTC days, from `report_calls`)."""
+
+    __tablename__ = "report_target_days"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    campaign_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    day: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)  # quarter // 96
+    action_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    source_campaign_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    target_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+
+
+class ReportMember(Base):
+    """A member who called in a campaign, and the quarter of their last call there: the distinct
+    callers of a period that runs to the campaign's last call are those whose last call is in it
+    (a range count over `ix_report_members_last`)."""
+
+    __tablename__ = "report_members"
+    __table_args__ = (
+        sa.Index("ix_report_members_last", "campaign_id", "last_quarter"),
+        {"sqlite_with_rowid": False},
+    )
+
+    campaign_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    user_id: Mapped[str] = mapped_column(sa.String(USER_ID_LENGTH), primary_key=True)
+    last_quarter: Mapped[int] = mapped_column(sa.Integer)
 
 
 # -- shapes of the staff API ------------------------------------------------------------------

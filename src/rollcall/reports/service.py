@@ -24,7 +24,15 @@ from rollcall.errors import InvalidInput
 from rollcall.paging import any_of
 from rollcall.reports.figures import quarter_of, state_of
 from rollcall.reports.groupings import Grouping
-from rollcall.reports.models import FIGURES, ReportCall, ReportQuarter, ReportTarget
+from rollcall.reports.models import (
+    FIGURES,
+    QUARTERS_A_DAY,
+    ReportCall,
+    ReportMember,
+    ReportQuarter,
+    ReportTarget,
+    ReportTargetDay,
+)
 from rollcall.reports.periods import DAY, HOUR, Period, hour_text, today_in
 from rollcall.times import UnknownTimeZone, utcnow, zone
 
@@ -32,6 +40,7 @@ MAX_ROWS = 10_000  # a grouping that would answer more is refused (422)
 MAX_DAYS = 36_525  # a period of a century at most
 DEFAULT_DAYS = 30  # the period when none is given: the last 30 days, today included
 _quarters, _calls, _targets = table_of(ReportQuarter), table_of(ReportCall), table_of(ReportTarget)
+_target_days, _members = table_of(ReportTargetDay), table_of(ReportMember)
 _WEEK = [(weekday, hour) for weekday in range(7) for hour in range(24)]
 
 
@@ -62,10 +71,12 @@ def campaigns_of(session: Session, scope: Scope) -> list[int]:
 
 
 def _where(table: sa.Table, campaigns: Sequence[int], scope: Scope, start: int, end: int) -> list[Any]:
+    """A kept table's rows of the scope from `start` to `end` (quarters; days for `report_target_days`)."""
+    moment = table.c.day if table is _target_days else table.c.quarter
     return [
         *any_of(table.c.campaign_id, campaigns),
-        table.c.quarter >= start,
-        table.c.quarter < end,
+        moment >= start,
+        moment < end,
         *any_of(table.c.action_id, scope.action_ids),
         *any_of(table.c.source_campaign_id, scope.source_campaign_ids),
     ]
@@ -73,7 +84,8 @@ def _where(table: sa.Table, campaigns: Sequence[int], scope: Scope, start: int, 
 
 def _keys(grouping: Grouping, period: Period, table: sa.Table) -> list[Any]:
     """The SQL of a grouping's key over a kept table."""
-    local = period.local_seconds(table.c.quarter)
+    if grouping in (Grouping.DAY, Grouping.HOUR, Grouping.WEEKDAY_HOUR):
+        local = period.local_seconds(table.c.quarter)
     if grouping == Grouping.DAY:
         return [local // DAY]
     if grouping == Grouping.HOUR:
@@ -91,6 +103,66 @@ def _keys(grouping: Grouping, period: Period, table: sa.Table) -> list[Any]:
     return [_targets.c.district]
 
 
+def _sums(
+    session: Session, grouping: Grouping | None, period: Period, campaigns: Sequence[int], scope: Scope
+) -> dict[tuple[Any, ...], list[int]]:
+    """(key, ...) -> the sums (`FIGURES`) of each row of a grouping (None: the totals). By time,
+    action or campaign from the quarter hours; by target, state or district from the whole UTC
+    days of the period and, at its edges (where a time zone's day begins inside a UTC day), from
+    the posts' own rows."""
+    if grouping not in (Grouping.TARGET, Grouping.STATE, Grouping.DISTRICT):
+        parts = [(_quarters, period.start, period.end)]
+    else:
+        first_day, end_day = -(-period.start // QUARTERS_A_DAY), period.end // QUARTERS_A_DAY
+        if first_day >= end_day:
+            parts = [(_calls, period.start, period.end)]
+        else:
+            parts = [
+                (_calls, period.start, first_day * QUARTERS_A_DAY),
+                (_target_days, first_day, end_day),
+                (_calls, end_day * QUARTERS_A_DAY, period.end),
+            ]
+    found: dict[tuple[Any, ...], list[int]] = {}
+    for table, start, end in parts:
+        if start >= end:
+            continue
+        keys = _keys(grouping, period, table) if grouping else []
+        query = sa.select(*keys, *(sa.func.sum(table.c[name]) for name in FIGURES)).where(
+            *_where(table, campaigns, scope, start, end)
+        )
+        if "target_id" in table.c and grouping:
+            query = query.join(_targets, _targets.c.id == table.c.target_id)
+        for row in session.execute(query.group_by(*keys)):
+            kept = found.setdefault(tuple(row[: len(keys)]), [0] * len(FIGURES))
+            for index, value in enumerate(row[len(keys) :]):
+                kept[index] += int(value or 0)
+    return found
+
+
+def _callers_to_the_end(
+    session: Session, grouping: Grouping | None, period: Period, campaigns: Sequence[int], scope: Scope
+) -> dict[tuple[Any, ...], int] | None:
+    """Distinct callers of the totals or by campaign, counted from the members' last calls, where
+    that is exact: the scope is whole campaigns and none of their calls is after the period
+    (a period that runs to today), so a member called in the period if their last call is in
+    it. None where it is not."""
+    if grouping not in (None, Grouping.CAMPAIGN) or scope.action_ids is not None or not campaigns:
+        return None
+    if scope.source_campaign_ids is not None:
+        return None
+    later = sa.select(_quarters.c.quarter).where(
+        _quarters.c.campaign_id.in_(campaigns), _quarters.c.quarter >= period.end, _quarters.c.calls > 0
+    )
+    if session.execute(later.limit(1)).first() is not None:
+        return None
+    counted = sa.func.count() if grouping or len(campaigns) == 1 else sa.func.count(sa.distinct(_members.c.user_id))
+    keys = [_members.c.campaign_id] if grouping else []
+    query = sa.select(*keys, counted).where(
+        _members.c.campaign_id.in_(campaigns), _members.c.last_quarter >= period.start
+    )
+    return {tuple(row[:-1]): int(row[-1]) for row in session.execute(query.group_by(*keys))}
+
+
 def _figures(
     session: Session,
     grouping: Grouping | None,
@@ -100,30 +172,26 @@ def _figures(
     callers: bool = True,
 ) -> dict[tuple[Any, ...], list[Any]]:
     """(key, ...) -> the figures (`FIGURES` then callers) of each row of a grouping (None: the
-    totals). Distinct callers cost a read of every member's row in the period: without `callers`
-    they are None and the figures are sums only."""
-    by_target = grouping in (Grouping.TARGET, Grouping.STATE, Grouping.DISTRICT)
-    sums = _calls if by_target else _quarters
-    keys = _keys(grouping, period, sums) if grouping else []
-    query = sa.select(*keys, *(sa.func.sum(sums.c[name]) for name in FIGURES)).where(
-        *_where(sums, campaigns, scope, period.start, period.end)
-    )
-    if by_target:
-        query = query.join(_targets, _targets.c.id == sums.c.target_id)
-    found = {
-        tuple(row[: len(keys)]): [int(value or 0) for value in row[len(keys) :]]
-        for row in session.execute(query.group_by(*keys))
-    }
+    totals). Distinct callers cost a read of every member's row in the period, except where the
+    members' last calls tell them (`_callers_to_the_end`): without `callers` they are None and
+    the figures are sums only."""
+    found: dict[tuple[Any, ...], list[Any]] = dict(_sums(session, grouping, period, campaigns, scope))
     if not callers:
         return {key: [*figures, None] for key, figures in found.items() if grouping is None or figures[0]}
-    caller_keys = _keys(grouping, period, _calls) if grouping else []
-    distinct = sa.select(*caller_keys, sa.func.count(sa.distinct(_calls.c.user_id))).where(
-        *_where(_calls, campaigns, scope, period.start, period.end)  # (a member's row is never at 0: erased ones go)
-    )
-    if by_target:
-        distinct = distinct.join(_targets, _targets.c.id == _calls.c.target_id)
-    for row in session.execute(distinct.group_by(*caller_keys)):
-        found.setdefault(tuple(row[:-1]), [0] * len(FIGURES)).append(int(row[-1]))
+    counted = _callers_to_the_end(session, grouping, period, campaigns, scope)
+    if counted is None:
+        by_target = grouping in (Grouping.TARGET, Grouping.STATE, Grouping.DISTRICT)
+        caller_keys = _keys(grouping, period, _calls) if grouping else []
+        distinct = sa.select(*caller_keys, sa.func.count(sa.distinct(_calls.c.user_id))).where(
+            *_where(
+                _calls, campaigns, scope, period.start, period.end
+            )  # (a member's row is never at 0: erased ones go)
+        )
+        if by_target:
+            distinct = distinct.join(_targets, _targets.c.id == _calls.c.target_id)
+        counted = {tuple(row[:-1]): int(row[-1]) for row in session.execute(distinct.group_by(*caller_keys))}
+    for key, members in counted.items():
+        found.setdefault(key, [0] * len(FIGURES)).append(members)
     for figures in found.values():
         if len(figures) == len(FIGURES):
             figures.append(0)
