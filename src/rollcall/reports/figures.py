@@ -1,16 +1,19 @@
 """Keeping the results' figures exact as posts are made and removed.
 
 Every post counts in the quarter hour (UTC) of its call (`call_timestamp`): in `report_quarters`
-by (campaign, action, source campaign, quarter), and as a row of its own in `report_calls`, with
-its target and member.
+by (campaign, action, source campaign, quarter), in `report_target_days` by (campaign, UTC day,
+action, source campaign, target), as a row of its own in `report_calls`, with its target and
+member, and as its member's last call in the campaign (`report_members`) when none is later.
 The importer counts the posts it makes (`count_posts`), an erasure uncounts a member's
 (`uncount_member`), in the transaction that makes or removes them: the changes add up in the
 transaction (`ReportChanges`, a part of it) and are written once, in key order, just before it
 commits, as the call counts are (`calls.statistics`). `rebuild` recounts them from the posts.
 
 A quarter hour serves every time zone: zones are whole hours, or :30 or :45 off UTC, so any local
-day or hour begins on a quarter. Distinct callers are counted from `report_calls`, which keeps the
-member of each post.
+day or hour begins on a quarter (a local day's edges fall inside UTC days: the targets of a
+period are read from its whole UTC days and from `report_calls` at its edges). Distinct callers
+are counted from `report_calls`, which keeps the member of each post, or, for a period that runs
+to a campaign's last call, from `report_members`.
 """
 
 from __future__ import annotations
@@ -193,23 +196,22 @@ def count_posts(session: Session, posts: Sequence[Counted]) -> None:
     for post in posts:
         quarter = quarter_of(post.call_timestamp)
         target_id = ids[post.target]
-        figures = [0] * width
-        figures[0] = 1
-        figures[_OUTCOME_AT[post.outcome]] = 1
-        figures[_SECONDS_AT] = post.seconds
-        figures[_NEW_AT] = 1 if post.new_member else 0
+        outcome_at, seconds, new = _OUTCOME_AT[post.outcome], post.seconds, 1 if post.new_member else 0
+        campaign_id, action_id, source_id = post.campaign_id, post.action_id, post.source_campaign_id
         for sums, scope in (
-            (by_quarter, (post.campaign_id, quarter, post.action_id, post.source_campaign_id)),
-            (by_target_day, (post.campaign_id, day_of(quarter), post.action_id, post.source_campaign_id, target_id)),
-        ):  # fmt: skip
+            (by_quarter, (campaign_id, quarter, action_id, source_id)),
+            (by_target_day, (campaign_id, day_of(quarter), action_id, source_id, target_id)),
+        ):  # (a post's figures: 1 call, 1 in its outcome, its seconds, 1 if it made its member)
             kept = sums.get(scope) or sums.setdefault(scope, [0] * width)
-            for index, value in enumerate(figures):
-                kept[index] += value
-        made.append(
-            (post.campaign_id, quarter, post.post_id, post.action_id, post.source_campaign_id,
-             target_id, post.user_id, *figures)
-        )  # fmt: skip
-        member = (post.campaign_id, post.user_id)
+            kept[0] += 1
+            kept[outcome_at] += 1
+            kept[_SECONDS_AT] += seconds
+            kept[_NEW_AT] += new
+        figures = [0] * width
+        figures[0] = figures[outcome_at] = 1
+        figures[_SECONDS_AT], figures[_NEW_AT] = seconds, new
+        made.append((campaign_id, quarter, post.post_id, action_id, source_id, target_id, post.user_id, *figures))
+        member = (campaign_id, post.user_id)
         if last_calls.get(member, quarter - 1) < quarter:
             last_calls[member] = quarter
 
