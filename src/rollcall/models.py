@@ -7,7 +7,7 @@ from rollcall.credentials import StoredSecret
 from rollcall.events import Event
 from rollcall.members.audit import AuditEntry
 from rollcall.members.ledger import Erasure
-from rollcall.reports.models import ReportCall, ReportMember, ReportQuarter, ReportTarget, ReportTargetDay
+from rollcall.reports.models import ReportCall, ReportDay, ReportMember, ReportQuarter, ReportTarget, ReportTargetDay
 from rollcall.sessions import ConsoleSessionRow
 from rollcall.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 
@@ -22,6 +22,7 @@ __all__ = [
     "Event",
     "Post",
     "ReportCall",
+    "ReportDay",
     "ReportMember",
     "ReportQuarter",
     "ReportTarget",

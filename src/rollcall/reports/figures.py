@@ -34,6 +34,7 @@ from rollcall.reports.models import (
     QUARTER,
     QUARTERS_A_DAY,
     ReportCall,
+    ReportDay,
     ReportMember,
     ReportQuarter,
     ReportTarget,
@@ -41,7 +42,7 @@ from rollcall.reports.models import (
 )
 
 _quarters, _calls, _targets = table_of(ReportQuarter), table_of(ReportCall), table_of(ReportTarget)
-_target_days, _members = table_of(ReportTargetDay), table_of(ReportMember)
+_days, _target_days, _members = table_of(ReportDay), table_of(ReportTargetDay), table_of(ReportMember)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _A_QUARTER = dt.timedelta(seconds=QUARTER)
 
@@ -99,7 +100,8 @@ def _vector(counted: Counted, sign: int) -> list[int]:
 
 
 QUARTER_KEY = ("campaign_id", "quarter", "action_id", "source_campaign_id")
-TARGET_DAY_KEY = ("campaign_id", "day", "action_id", "source_campaign_id", "target_id")
+DAY_KEY = ("campaign_id", "day", "action_id", "source_campaign_id")
+TARGET_DAY_KEY = (*DAY_KEY, "target_id")
 MEMBER_COLUMNS = ("campaign_id", "user_id", "last_quarter")
 CALL_COLUMNS = ("campaign_id", "quarter", "post_id", "action_id", "source_campaign_id", "target_id", "user_id")
 Key = tuple[Any, ...]
@@ -113,26 +115,24 @@ class ReportChanges:
     member made to call (a member erased is taken out at once, `uncount_member`)."""
 
     by_quarter: dict[Key, list[int]] = field(default_factory=dict)
+    by_day: dict[Key, list[int]] = field(default_factory=dict)
     by_target_day: dict[Key, list[int]] = field(default_factory=dict)
     made: list[tuple[Any, ...]] = field(default_factory=list)  # CALL_COLUMNS, then FIGURES
     last_calls: dict[tuple[int, str], int] = field(default_factory=dict)  # (campaign, member) -> quarter
 
     def copy(self) -> ReportChanges:
-        return ReportChanges(
-            {key: list(values) for key, values in self.by_quarter.items()},
-            {key: list(values) for key, values in self.by_target_day.items()},
-            list(self.made),
-            dict(self.last_calls),
-        )
+        quarters, days, target_days = ({key: list(values) for key, values in sums.items()} for sums in self.sums())
+        return ReportChanges(quarters, days, target_days, list(self.made), dict(self.last_calls))
+
+    def sums(self) -> tuple[dict[Key, list[int]], dict[Key, list[int]], dict[Key, list[int]]]:
+        """The sums to add, in `SUMS`' order."""
+        return self.by_quarter, self.by_day, self.by_target_day
 
     def before_commit(self, session: Session) -> None:
         """Every table in key order (the order concurrent writers lock rows in): the sums by one
         upsert each, the posts' rows by one insert (straight to the driver: a row per post), the
         members' last calls by an upsert that keeps the later quarter (in any order of commits)."""
-        for table, key, changes in (
-            (_quarters, QUARTER_KEY, self.by_quarter),
-            (_target_days, TARGET_DAY_KEY, self.by_target_day),
-        ):
+        for (table, key), changes in zip(SUMS, self.sums(), strict=True):
             rows = [(*key, *values) for key, values in sorted(changes.items()) if any(values)]
             if rows:
                 insert_rows(session, table, (*key, *FIGURES), rows, conflict=_adding(table.name, key))
@@ -144,6 +144,9 @@ class ReportChanges:
             rows = [(*key, quarter) for key, quarter in sorted(self.last_calls.items())]
             insert_rows(session, _members, MEMBER_COLUMNS, rows, conflict=_LATER)
             self.last_calls.clear()
+
+
+SUMS = ((_quarters, QUARTER_KEY), (_days, DAY_KEY), (_target_days, TARGET_DAY_KEY))  # the kept sums, and their keys
 
 
 def _adding(table: str, key: tuple[str, ...]) -> str:
@@ -191,16 +194,22 @@ def count_posts(session: Session, posts: Sequence[Counted]) -> None:
         return
     ids = target_ids(session, {post.target for post in posts})
     changes = part(session, ReportChanges)
-    by_quarter, by_target_day, made, width = changes.by_quarter, changes.by_target_day, changes.made, len(FIGURES)
+    (by_quarter, by_day, by_target_day), made, width = changes.sums(), changes.made, len(FIGURES)
     last_calls = changes.last_calls
     for post in posts:
         quarter = quarter_of(post.call_timestamp)
         target_id = ids[post.target]
         outcome_at, seconds, new = _OUTCOME_AT[post.outcome], post.seconds, 1 if post.new_member else 0
-        campaign_id, action_id, source_id = post.campaign_id, post.action_id, post.source_campaign_id
+        campaign_id, action_id, source_id, day = (
+            post.campaign_id,
+            post.action_id,
+            post.source_campaign_id,
+            day_of(quarter),
+        )
         for sums, scope in (
             (by_quarter, (campaign_id, quarter, action_id, source_id)),
-            (by_target_day, (campaign_id, day_of(quarter), action_id, source_id, target_id)),
+            (by_day, (campaign_id, day, action_id, source_id)),
+            (by_target_day, (campaign_id, day, action_id, source_id, target_id)),
         ):  # (a post's figures: 1 call, 1 in its outcome, its seconds, 1 if it made its member)
             kept = sums.get(scope) or sums.setdefault(scope, [0] * width)
             kept[0] += 1
@@ -219,7 +228,7 @@ def count_posts(session: Session, posts: Sequence[Counted]) -> None:
 def uncount_member(session: Session, user_id: str, campaign_quarters: Iterable[tuple[int, int]]) -> None:
     """Take a member's posts out of the figures (an erasure), in the caller's transaction: every
     row of theirs in `report_calls` (found in the (campaign, quarter) pairs their posts are in)
-    leaves `report_quarters` and `report_target_days` and is deleted, and so is the member in
+    leaves the kept sums and is deleted, and so is the member in
     `report_members`."""
     changes = part(session, ReportChanges)
     pairs = sorted(set(campaign_quarters))
@@ -233,10 +242,13 @@ def uncount_member(session: Session, user_id: str, campaign_quarters: Iterable[t
             )
         ).all()
         for campaign_id, quarter, action_id, source, target_id, *values in rows:
-            for sums, scope in (
-                (changes.by_quarter, (campaign_id, quarter, action_id, source)),
-                (changes.by_target_day, (campaign_id, day_of(quarter), action_id, source, target_id)),
-            ):
+            day = day_of(quarter)
+            for sums, scope in zip(
+                changes.sums(),
+                ((campaign_id, quarter, action_id, source), (campaign_id, day, action_id, source),
+                 (campaign_id, day, action_id, source, target_id)),
+                strict=True,
+            ):  # fmt: skip
                 kept = sums.setdefault(scope, [0] * len(FIGURES))
                 for index, value in enumerate(values):
                     kept[index] -= value
@@ -267,23 +279,25 @@ ReadDetails = Callable[[dict[str, Any]], tuple[str, int, tuple[str | None, str |
 class Kept:
     quarters: dict[tuple[Any, ...], tuple[int, ...]]
     calls: dict[tuple[Any, ...], tuple[int, ...]]
+    days: dict[tuple[Any, ...], tuple[int, ...]]
     target_days: dict[tuple[Any, ...], tuple[int, ...]]
     members: dict[tuple[int, str], int]
 
 
 def kept(session: Session) -> Kept:
-    """The figures as kept (sums at 0 left out): sums by `QUARTER_KEY` and by (campaign, day,
-    action, source campaign, target), each post's row by (campaign, quarter, post) with its
+    """The figures as kept (sums at 0 left out): sums by `QUARTER_KEY`, `DAY_KEY` and by
+    (campaign, day, action, source campaign, target), each post's row by (campaign, quarter, post) with its
     action, source campaign, target and member, and each member's last call by campaign
     (targets by name, not id)."""
     names = {row.id: Target(row.name, row.title, row.district) for row in session.execute(sa.select(_targets))}
-    quarters = {
-        tuple(row[:4]): tuple(row[4:])
-        for row in session.execute(
-            sa.select(*(_quarters.c[n] for n in QUARTER_KEY), *(_quarters.c[n] for n in FIGURES))
-        )
-        if any(row[4:])
-    }
+    quarters, days = (
+        {
+            tuple(row[:4]): tuple(row[4:])
+            for row in session.execute(sa.select(*(table.c[n] for n in key), *(table.c[n] for n in FIGURES)))
+            if any(row[4:])
+        }
+        for table, key in SUMS[:2]
+    )
     target_days = {
         (*row[:4], names[row[4]]): tuple(row[5:])
         for row in session.execute(
@@ -299,7 +313,7 @@ def kept(session: Session) -> Kept:
         (campaign_id, user_id): last
         for campaign_id, user_id, last in session.execute(sa.select(*(_members.c[n] for n in MEMBER_COLUMNS)))
     }
-    return Kept(quarters, calls, target_days, members)
+    return Kept(quarters, calls, days, target_days, members)
 
 
 # A post as the recount reads it: id, campaign, action, source campaign (its call's), member,
@@ -320,6 +334,7 @@ def counted_of(row: PostRow, read: ReadDetails) -> Counted | None:
 def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
     """The figures as `posts` (all of them) make them, keyed as `kept` keys them."""
     quarters: dict[Key, list[int]] = {}
+    days: dict[Key, list[int]] = {}
     target_days: dict[Key, list[int]] = {}
     calls: dict[Key, tuple[Any, ...]] = {}
     members: dict[tuple[int, str], int] = {}
@@ -330,8 +345,8 @@ def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
         quarter = quarter_of(counted.call_timestamp)
         vector = _vector(counted, 1)
         scope = (counted.campaign_id, quarter, counted.action_id, counted.source_campaign_id)
-        day = (counted.campaign_id, day_of(quarter), counted.action_id, counted.source_campaign_id, counted.target)
-        for sums, key in ((quarters, scope), (target_days, day)):
+        day = (counted.campaign_id, day_of(quarter), counted.action_id, counted.source_campaign_id)
+        for sums, key in ((quarters, scope), (days, day), (target_days, (*day, counted.target))):
             found = sums.setdefault(key, [0] * len(FIGURES))
             for index, delta in enumerate(vector):
                 found[index] += delta
@@ -340,9 +355,10 @@ def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
         )  # fmt: skip
         member = (counted.campaign_id, counted.user_id)
         members[member] = max(members.get(member, quarter), quarter)
-    return Kept(
-        {k: tuple(v) for k, v in quarters.items()}, calls, {k: tuple(v) for k, v in target_days.items()}, members
+    kept_quarters, kept_days, kept_target_days = (
+        {k: tuple(v) for k, v in sums.items()} for sums in (quarters, days, target_days)
     )
+    return Kept(kept_quarters, calls, kept_days, kept_target_days, members)
 
 
 def rebuild(session: Session, batches: Iterable[Sequence[PostRow]], read: ReadDetails) -> int:
@@ -353,7 +369,7 @@ def rebuild(session: Session, batches: Iterable[Sequence[PostRow]], read: ReadDe
     transaction(session).parts.pop(ReportChanges, None)
     lock_for_recount(session, "posts")
     connection = session.connection()
-    tables = (_quarters, _target_days, _calls, _members)
+    tables = (*(table for table, _ in SUMS), _calls, _members)
     for table in tables:
         connection.exec_driver_sql(f"CREATE TEMPORARY TABLE before_{table.name} AS SELECT * FROM {table.name}")
         session.execute(sa.delete(table))

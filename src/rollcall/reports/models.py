@@ -1,4 +1,4 @@
-"""Campaign results, kept as calls become posts: figures by quarter hour (UTC) and by UTC day and
+"""Campaign results, kept as calls become posts: figures by quarter hour (UTC), by UTC day, and by UTC day and
 target, each post's figures with its quarter, target and member (what distinct callers are
 counted from, and the targets at a period's edges), each campaign's members with their last
 call, and the targets themselves. The API's shapes of a report."""
@@ -85,6 +85,20 @@ class ReportCall(_Figures, Base):
     source_campaign_id: Mapped[int] = mapped_column(sa.BigInteger)
     target_id: Mapped[int] = mapped_column(sa.Integer)
     user_id: Mapped[str] = mapped_column(sa.String(USER_ID_LENGTH))
+
+
+class ReportDay(_Figures, Base):
+    """A campaign action's posts of one source campaign on one UTC day: what the totals and the
+    figures by action and campaign are read from over a period's whole days (its edges, which a
+    time zone puts inside UTC days, from `report_quarters`)."""
+
+    __tablename__ = "report_days"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    campaign_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    day: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)  # quarter // 96
+    action_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    source_campaign_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
 
 
 class ReportTargetDay(_Figures, Base):

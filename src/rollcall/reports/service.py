@@ -28,6 +28,7 @@ from rollcall.reports.models import (
     FIGURES,
     QUARTERS_A_DAY,
     ReportCall,
+    ReportDay,
     ReportMember,
     ReportQuarter,
     ReportTarget,
@@ -40,7 +41,7 @@ MAX_ROWS = 10_000  # a grouping that would answer more is refused (422)
 MAX_DAYS = 36_525  # a period of a century at most
 DEFAULT_DAYS = 30  # the period when none is given: the last 30 days, today included
 _quarters, _calls, _targets = table_of(ReportQuarter), table_of(ReportCall), table_of(ReportTarget)
-_target_days, _members = table_of(ReportTargetDay), table_of(ReportMember)
+_days, _target_days, _members = table_of(ReportDay), table_of(ReportTargetDay), table_of(ReportMember)
 _WEEK = [(weekday, hour) for weekday in range(7) for hour in range(24)]
 
 
@@ -72,7 +73,7 @@ def campaigns_of(session: Session, scope: Scope) -> list[int]:
 
 def _where(table: sa.Table, campaigns: Sequence[int], scope: Scope, start: int, end: int) -> list[Any]:
     """A kept table's rows of the scope from `start` to `end` (quarters; days for `report_target_days`)."""
-    moment = table.c.day if table is _target_days else table.c.quarter
+    moment = table.c.day if "day" in table.c else table.c.quarter
     return [
         *any_of(table.c.campaign_id, campaigns),
         moment >= start,
@@ -106,21 +107,23 @@ def _keys(grouping: Grouping, period: Period, table: sa.Table) -> list[Any]:
 def _sums(
     session: Session, grouping: Grouping | None, period: Period, campaigns: Sequence[int], scope: Scope
 ) -> dict[tuple[Any, ...], list[int]]:
-    """(key, ...) -> the sums (`FIGURES`) of each row of a grouping (None: the totals). By time,
-    action or campaign from the quarter hours; by target, state or district from the whole UTC
-    days of the period and, at its edges (where a time zone's day begins inside a UTC day), from
-    the posts' own rows."""
-    if grouping not in (Grouping.TARGET, Grouping.STATE, Grouping.DISTRICT):
+    """(key, ...) -> the sums (`FIGURES`) of each row of a grouping (None: the totals). By time
+    from the quarter hours; the totals, by action and by campaign from the whole UTC days of the
+    period and, at its edges (where a time zone's day begins inside a UTC day), from the quarter
+    hours; by target, state or district likewise from the days by target and the posts' rows."""
+    if grouping in (Grouping.DAY, Grouping.HOUR, Grouping.WEEKDAY_HOUR):
         parts = [(_quarters, period.start, period.end)]
     else:
+        by_target = grouping in (Grouping.TARGET, Grouping.STATE, Grouping.DISTRICT)
+        edges, days = (_calls, _target_days) if by_target else (_quarters, _days)
         first_day, end_day = -(-period.start // QUARTERS_A_DAY), period.end // QUARTERS_A_DAY
         if first_day >= end_day:
-            parts = [(_calls, period.start, period.end)]
+            parts = [(edges, period.start, period.end)]
         else:
             parts = [
-                (_calls, period.start, first_day * QUARTERS_A_DAY),
-                (_target_days, first_day, end_day),
-                (_calls, end_day * QUARTERS_A_DAY, period.end),
+                (edges, period.start, first_day * QUARTERS_A_DAY),
+                (days, first_day, end_day),
+                (edges, end_day * QUARTERS_A_DAY, period.end),
             ]
     found: dict[tuple[Any, ...], list[int]] = {}
     for table, start, end in parts:

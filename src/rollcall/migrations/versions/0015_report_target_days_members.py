@@ -1,6 +1,8 @@
 """Campaign results read without a row per post where they can (issue #23): figures by UTC day
-and target (`report_target_days`: the targets, states and districts of a period are read from its
-whole days, and from the posts' rows only at its two edges), and each campaign's members with
+(`report_days`: the totals and the rows by action and campaign of a period are read from its
+whole days, and from the quarter hours only at its two edges), by UTC day and target
+(`report_target_days`: the targets, states and districts likewise, with the posts' rows at the
+edges), and each campaign's members with
 the quarter of their last call (`report_members`: the distinct callers of a period that runs to
 the scope's last call are a range count, not a count of distinct members over every post).
 Both are filled here from `report_calls`, which holds every post's quarter, target and member.
@@ -31,6 +33,15 @@ def _figure_columns() -> list[sa.Column[Any]]:
 
 def upgrade() -> None:
     op.create_table(
+        "report_days",
+        sa.Column("campaign_id", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("day", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("action_id", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("source_campaign_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+        *_figure_columns(),
+        sqlite_with_rowid=False,
+    )
+    op.create_table(
         "report_target_days",
         sa.Column("campaign_id", sa.Integer(), primary_key=True, autoincrement=False),
         sa.Column("day", sa.Integer(), primary_key=True, autoincrement=False),
@@ -49,6 +60,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_report_members_last", "report_members", ["campaign_id", "last_quarter"])
     day = f"((quarter - ((quarter % {QUARTERS_A_DAY}) + {QUARTERS_A_DAY}) % {QUARTERS_A_DAY}) / {QUARTERS_A_DAY})"
+    op.execute(
+        f"INSERT INTO report_days (campaign_id, day, action_id, source_campaign_id, {', '.join(FIGURES)})"
+        f" SELECT campaign_id, {day}, action_id, source_campaign_id, {', '.join(f'SUM({name})' for name in FIGURES)}"
+        f" FROM report_quarters GROUP BY campaign_id, {day}, action_id, source_campaign_id"
+    )
     keys = "campaign_id, day, action_id, source_campaign_id, target_id"
     op.execute(
         f"INSERT INTO report_target_days ({keys}, {', '.join(FIGURES)})"
@@ -66,3 +82,4 @@ def downgrade() -> None:
     op.drop_index("ix_report_members_last", "report_members")
     op.drop_table("report_members")
     op.drop_table("report_target_days")
+    op.drop_table("report_days")
