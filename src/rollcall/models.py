@@ -7,7 +7,15 @@ from rollcall.credentials import StoredSecret
 from rollcall.events import Event
 from rollcall.members.audit import AuditEntry
 from rollcall.members.ledger import Erasure
-from rollcall.reports.models import ReportCall, ReportDay, ReportMember, ReportQuarter, ReportTarget, ReportTargetDay
+from rollcall.reports.models import (
+    ReportCall,
+    ReportDay,
+    ReportHour,
+    ReportMember,
+    ReportQuarter,
+    ReportTarget,
+    ReportTargetDay,
+)
 from rollcall.sessions import ConsoleSessionRow
 from rollcall.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 
@@ -23,6 +31,7 @@ __all__ = [
     "Post",
     "ReportCall",
     "ReportDay",
+    "ReportHour",
     "ReportMember",
     "ReportQuarter",
     "ReportTarget",

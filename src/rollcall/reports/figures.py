@@ -33,8 +33,10 @@ from rollcall.reports.models import (
     OUTCOMES,
     QUARTER,
     QUARTERS_A_DAY,
+    QUARTERS_AN_HOUR,
     ReportCall,
     ReportDay,
+    ReportHour,
     ReportMember,
     ReportQuarter,
     ReportTarget,
@@ -42,7 +44,8 @@ from rollcall.reports.models import (
 )
 
 _quarters, _calls, _targets = table_of(ReportQuarter), table_of(ReportCall), table_of(ReportTarget)
-_days, _target_days, _members = table_of(ReportDay), table_of(ReportTargetDay), table_of(ReportMember)
+_hours, _days, _target_days = table_of(ReportHour), table_of(ReportDay), table_of(ReportTargetDay)
+_members = table_of(ReportMember)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _A_QUARTER = dt.timedelta(seconds=QUARTER)
 
@@ -100,6 +103,7 @@ def _vector(counted: Counted, sign: int) -> list[int]:
 
 
 QUARTER_KEY = ("campaign_id", "quarter", "action_id", "source_campaign_id")
+HOUR_KEY = ("campaign_id", "hour", "action_id", "source_campaign_id")
 DAY_KEY = ("campaign_id", "day", "action_id", "source_campaign_id")
 TARGET_DAY_KEY = (*DAY_KEY, "target_id")
 MEMBER_COLUMNS = ("campaign_id", "user_id", "last_quarter")
@@ -115,18 +119,21 @@ class ReportChanges:
     member made to call (a member erased is taken out at once, `uncount_member`)."""
 
     by_quarter: dict[Key, list[int]] = field(default_factory=dict)
+    by_hour: dict[Key, list[int]] = field(default_factory=dict)
     by_day: dict[Key, list[int]] = field(default_factory=dict)
     by_target_day: dict[Key, list[int]] = field(default_factory=dict)
     made: list[tuple[Any, ...]] = field(default_factory=list)  # CALL_COLUMNS, then FIGURES
     last_calls: dict[tuple[int, str], int] = field(default_factory=dict)  # (campaign, member) -> quarter
 
     def copy(self) -> ReportChanges:
-        quarters, days, target_days = ({key: list(values) for key, values in sums.items()} for sums in self.sums())
-        return ReportChanges(quarters, days, target_days, list(self.made), dict(self.last_calls))
+        quarters, hours, days, target_days = (
+            {key: list(values) for key, values in sums.items()} for sums in self.sums()
+        )
+        return ReportChanges(quarters, hours, days, target_days, list(self.made), dict(self.last_calls))
 
-    def sums(self) -> tuple[dict[Key, list[int]], dict[Key, list[int]], dict[Key, list[int]]]:
+    def sums(self) -> tuple[dict[Key, list[int]], ...]:
         """The sums to add, in `SUMS`' order."""
-        return self.by_quarter, self.by_day, self.by_target_day
+        return self.by_quarter, self.by_hour, self.by_day, self.by_target_day
 
     def before_commit(self, session: Session) -> None:
         """Every table in key order (the order concurrent writers lock rows in): the sums by one
@@ -146,7 +153,12 @@ class ReportChanges:
             self.last_calls.clear()
 
 
-SUMS = ((_quarters, QUARTER_KEY), (_days, DAY_KEY), (_target_days, TARGET_DAY_KEY))  # the kept sums, and their keys
+SUMS = (  # the kept sums, and their keys
+    (_quarters, QUARTER_KEY),
+    (_hours, HOUR_KEY),
+    (_days, DAY_KEY),
+    (_target_days, TARGET_DAY_KEY),
+)
 
 
 def _adding(table: str, key: tuple[str, ...]) -> str:
@@ -194,7 +206,7 @@ def count_posts(session: Session, posts: Sequence[Counted]) -> None:
         return
     ids = target_ids(session, {post.target for post in posts})
     changes = part(session, ReportChanges)
-    (by_quarter, by_day, by_target_day), made, width = changes.sums(), changes.made, len(FIGURES)
+    (by_quarter, by_hour, by_day, by_target_day), made, width = changes.sums(), changes.made, len(FIGURES)
     last_calls = changes.last_calls
     for post in posts:
         quarter = quarter_of(post.call_timestamp)
@@ -208,6 +220,7 @@ def count_posts(session: Session, posts: Sequence[Counted]) -> None:
         )
         for sums, scope in (
             (by_quarter, (campaign_id, quarter, action_id, source_id)),
+            (by_hour, (campaign_id, quarter // QUARTERS_AN_HOUR, action_id, source_id)),
             (by_day, (campaign_id, day, action_id, source_id)),
             (by_target_day, (campaign_id, day, action_id, source_id, target_id)),
         ):  # (a post's figures: 1 call, 1 in its outcome, its seconds, 1 if it made its member)
@@ -242,11 +255,11 @@ def uncount_member(session: Session, user_id: str, campaign_quarters: Iterable[t
             )
         ).all()
         for campaign_id, quarter, action_id, source, target_id, *values in rows:
-            day = day_of(quarter)
+            day, hour = day_of(quarter), quarter // QUARTERS_AN_HOUR
             for sums, scope in zip(
                 changes.sums(),
-                ((campaign_id, quarter, action_id, source), (campaign_id, day, action_id, source),
-                 (campaign_id, day, action_id, source, target_id)),
+                ((campaign_id, quarter, action_id, source), (campaign_id, hour, action_id, source),
+                 (campaign_id, day, action_id, source), (campaign_id, day, action_id, source, target_id)),
                 strict=True,
             ):  # fmt: skip
                 kept = sums.setdefault(scope, [0] * len(FIGURES))
@@ -279,24 +292,25 @@ ReadDetails = Callable[[dict[str, Any]], tuple[str, int, tuple[str | None, str |
 class Kept:
     quarters: dict[tuple[Any, ...], tuple[int, ...]]
     calls: dict[tuple[Any, ...], tuple[int, ...]]
+    hours: dict[tuple[Any, ...], tuple[int, ...]]
     days: dict[tuple[Any, ...], tuple[int, ...]]
     target_days: dict[tuple[Any, ...], tuple[int, ...]]
     members: dict[tuple[int, str], int]
 
 
 def kept(session: Session) -> Kept:
-    """The figures as kept (sums at 0 left out): sums by `QUARTER_KEY`, `DAY_KEY` and by
+    """The figures as kept (sums at 0 left out): sums by `QUARTER_KEY`, `HOUR_KEY`, `DAY_KEY` and by
     (campaign, day, action, source campaign, target), each post's row by (campaign, quarter, post) with its
     action, source campaign, target and member, and each member's last call by campaign
     (targets by name, not id)."""
     names = {row.id: Target(row.name, row.title, row.district) for row in session.execute(sa.select(_targets))}
-    quarters, days = (
+    quarters, hours, days = (
         {
             tuple(row[:4]): tuple(row[4:])
             for row in session.execute(sa.select(*(table.c[n] for n in key), *(table.c[n] for n in FIGURES)))
             if any(row[4:])
         }
-        for table, key in SUMS[:2]
+        for table, key in SUMS[:3]
     )
     target_days = {
         (*row[:4], names[row[4]]): tuple(row[5:])
@@ -313,7 +327,7 @@ def kept(session: Session) -> Kept:
         (campaign_id, user_id): last
         for campaign_id, user_id, last in session.execute(sa.select(*(_members.c[n] for n in MEMBER_COLUMNS)))
     }
-    return Kept(quarters, calls, days, target_days, members)
+    return Kept(quarters, calls, hours, days, target_days, members)
 
 
 # A post as the recount reads it: id, campaign, action, source campaign (its call's), member,
@@ -334,6 +348,7 @@ def counted_of(row: PostRow, read: ReadDetails) -> Counted | None:
 def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
     """The figures as `posts` (all of them) make them, keyed as `kept` keys them."""
     quarters: dict[Key, list[int]] = {}
+    hours: dict[Key, list[int]] = {}
     days: dict[Key, list[int]] = {}
     target_days: dict[Key, list[int]] = {}
     calls: dict[Key, tuple[Any, ...]] = {}
@@ -346,7 +361,8 @@ def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
         vector = _vector(counted, 1)
         scope = (counted.campaign_id, quarter, counted.action_id, counted.source_campaign_id)
         day = (counted.campaign_id, day_of(quarter), counted.action_id, counted.source_campaign_id)
-        for sums, key in ((quarters, scope), (days, day), (target_days, (*day, counted.target))):
+        hour = (counted.campaign_id, quarter // QUARTERS_AN_HOUR, counted.action_id, counted.source_campaign_id)
+        for sums, key in ((quarters, scope), (hours, hour), (days, day), (target_days, (*day, counted.target))):
             found = sums.setdefault(key, [0] * len(FIGURES))
             for index, delta in enumerate(vector):
                 found[index] += delta
@@ -355,10 +371,10 @@ def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
         )  # fmt: skip
         member = (counted.campaign_id, counted.user_id)
         members[member] = max(members.get(member, quarter), quarter)
-    kept_quarters, kept_days, kept_target_days = (
-        {k: tuple(v) for k, v in sums.items()} for sums in (quarters, days, target_days)
+    kept_quarters, kept_hours, kept_days, kept_target_days = (
+        {k: tuple(v) for k, v in sums.items()} for sums in (quarters, hours, days, target_days)
     )
-    return Kept(kept_quarters, calls, kept_days, kept_target_days, members)
+    return Kept(kept_quarters, calls, kept_hours, kept_days, kept_target_days, members)
 
 
 def rebuild(session: Session, batches: Iterable[Sequence[PostRow]], read: ReadDetails) -> int:

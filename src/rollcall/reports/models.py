@@ -1,5 +1,5 @@
-"""Campaign results, kept as calls become posts: figures by quarter hour (UTC), by UTC day, and by UTC day and
-target, each post's figures with its quarter, target and member (what distinct callers are
+"""Campaign results, kept as calls become posts: figures by quarter hour (UTC), by UTC hour and day, and by UTC
+day and target, each post's figures with its quarter, target and member (what distinct callers are
 counted from, and the targets at a period's edges), each campaign's members with their last
 call, and the targets themselves. The API's shapes of a report."""
 
@@ -15,7 +15,7 @@ from rollcall.activity.models import USER_ID_LENGTH
 from rollcall.db import Base
 from rollcall.fields import TEXT_LENGTH, WORD_LENGTH
 
-QUARTERS_A_DAY = 96
+QUARTERS_AN_HOUR, QUARTERS_A_DAY = 4, 96
 QUARTER = 900  # seconds: every time zone's hours and days begin on a quarter hour (UTC+5:45, +8:45, ...)
 OUTCOMES = ("completed", "busy", "no_answer", "failed", "canceled", "other")
 # What each kept row holds: posts, posts by outcome (they add up to `calls`), seconds talked,
@@ -85,6 +85,20 @@ class ReportCall(_Figures, Base):
     source_campaign_id: Mapped[int] = mapped_column(sa.BigInteger)
     target_id: Mapped[int] = mapped_column(sa.Integer)
     user_id: Mapped[str] = mapped_column(sa.String(USER_ID_LENGTH))
+
+
+class ReportHour(_Figures, Base):
+    """A campaign action's posts of one source campaign in one UTC hour: what the figures by time
+    are read from in a zone whose offsets over the period are whole hours (a quarter of the rows
+    of `report_quarters`)."""
+
+    __tablename__ = "report_hours"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    campaign_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    hour: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)  # quarter // 4
+    action_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    source_campaign_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
 
 
 class ReportDay(_Figures, Base):

@@ -27,8 +27,10 @@ from rollcall.reports.groupings import Grouping
 from rollcall.reports.models import (
     FIGURES,
     QUARTERS_A_DAY,
+    QUARTERS_AN_HOUR,
     ReportCall,
     ReportDay,
+    ReportHour,
     ReportMember,
     ReportQuarter,
     ReportTarget,
@@ -41,7 +43,8 @@ MAX_ROWS = 10_000  # a grouping that would answer more is refused (422)
 MAX_DAYS = 36_525  # a period of a century at most
 DEFAULT_DAYS = 30  # the period when none is given: the last 30 days, today included
 _quarters, _calls, _targets = table_of(ReportQuarter), table_of(ReportCall), table_of(ReportTarget)
-_days, _target_days, _members = table_of(ReportDay), table_of(ReportTargetDay), table_of(ReportMember)
+_hours, _days, _target_days = table_of(ReportHour), table_of(ReportDay), table_of(ReportTargetDay)
+_members = table_of(ReportMember)
 _WEEK = [(weekday, hour) for weekday in range(7) for hour in range(24)]
 
 
@@ -72,8 +75,9 @@ def campaigns_of(session: Session, scope: Scope) -> list[int]:
 
 
 def _where(table: sa.Table, campaigns: Sequence[int], scope: Scope, start: int, end: int) -> list[Any]:
-    """A kept table's rows of the scope from `start` to `end` (quarters; days for `report_target_days`)."""
-    moment = table.c.day if "day" in table.c else table.c.quarter
+    """A kept table's rows of the scope from `start` to `end` (quarters, or the hours or days the
+    table is kept by)."""
+    moment = next(table.c[name] for name in ("quarter", "hour", "day") if name in table.c)
     return [
         *any_of(table.c.campaign_id, campaigns),
         moment >= start,
@@ -86,11 +90,12 @@ def _where(table: sa.Table, campaigns: Sequence[int], scope: Scope, start: int, 
 def _keys(grouping: Grouping, period: Period, table: sa.Table) -> list[Any]:
     """The SQL of a grouping's key over a kept table."""
     if grouping in (Grouping.DAY, Grouping.HOUR, Grouping.WEEKDAY_HOUR):
-        local = period.local_seconds(table.c.quarter)
+        quarter = table.c.quarter if "quarter" in table.c else table.c.hour * QUARTERS_AN_HOUR
+        local = period.local_seconds(quarter)
     if grouping == Grouping.DAY:
         return [local // DAY]
     if grouping == Grouping.HOUR:
-        return [local // HOUR, period.offset(table.c.quarter)]
+        return [local // HOUR, period.offset(quarter)]
     if grouping == Grouping.WEEKDAY_HOUR:  # 1970-01-01 was a Thursday: Monday is 0
         return [(local // DAY + 3) % 7, (local % DAY) // HOUR]
     if grouping == Grouping.ACTION:
@@ -108,11 +113,16 @@ def _sums(
     session: Session, grouping: Grouping | None, period: Period, campaigns: Sequence[int], scope: Scope
 ) -> dict[tuple[Any, ...], list[int]]:
     """(key, ...) -> the sums (`FIGURES`) of each row of a grouping (None: the totals). By time
-    from the quarter hours; the totals, by action and by campaign from the whole UTC days of the
+    from the hours where the zone's offsets over the period are whole hours, else from the
+    quarter hours; the totals, by action and by campaign from the whole UTC days of the
     period and, at its edges (where a time zone's day begins inside a UTC day), from the quarter
     hours; by target, state or district likewise from the days by target and the posts' rows."""
     if grouping in (Grouping.DAY, Grouping.HOUR, Grouping.WEEKDAY_HOUR):
-        parts = [(_quarters, period.start, period.end)]
+        whole = period.start % QUARTERS_AN_HOUR == period.end % QUARTERS_AN_HOUR == 0
+        if whole and all(offset % HOUR == 0 for _, offset in period.spans):
+            parts = [(_hours, period.start // QUARTERS_AN_HOUR, period.end // QUARTERS_AN_HOUR)]
+        else:
+            parts = [(_quarters, period.start, period.end)]
     else:
         by_target = grouping in (Grouping.TARGET, Grouping.STATE, Grouping.DISTRICT)
         edges, days = (_calls, _target_days) if by_target else (_quarters, _days)

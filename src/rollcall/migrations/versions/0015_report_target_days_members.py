@@ -1,4 +1,6 @@
-"""Campaign results read without a row per post where they can (issue #23): figures by UTC day
+"""Campaign results read without a row per post where they can (issue #23): figures by UTC hour
+(`report_hours`: days, hours and weekday-hours of a zone whose offsets are whole hours are read
+from a quarter as many rows as from `report_quarters`), by UTC day
 (`report_days`: the totals and the rows by action and campaign of a period are read from its
 whole days, and from the quarter hours only at its two edges), by UTC day and target
 (`report_target_days`: the targets, states and districts likewise, with the posts' rows at the
@@ -33,6 +35,15 @@ def _figure_columns() -> list[sa.Column[Any]]:
 
 def upgrade() -> None:
     op.create_table(
+        "report_hours",
+        sa.Column("campaign_id", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("hour", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("action_id", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("source_campaign_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+        *_figure_columns(),
+        sqlite_with_rowid=False,
+    )
+    op.create_table(
         "report_days",
         sa.Column("campaign_id", sa.Integer(), primary_key=True, autoincrement=False),
         sa.Column("day", sa.Integer(), primary_key=True, autoincrement=False),
@@ -60,6 +71,12 @@ def upgrade() -> None:
     )
     op.create_index("ix_report_members_last", "report_members", ["campaign_id", "last_quarter"])
     day = f"((quarter - ((quarter % {QUARTERS_A_DAY}) + {QUARTERS_A_DAY}) % {QUARTERS_A_DAY}) / {QUARTERS_A_DAY})"
+    hour = "((quarter - ((quarter % 4) + 4) % 4) / 4)"  # (floor division, for quarters before 1970 too)
+    op.execute(
+        f"INSERT INTO report_hours (campaign_id, hour, action_id, source_campaign_id, {', '.join(FIGURES)})"
+        f" SELECT campaign_id, {hour}, action_id, source_campaign_id, {', '.join(f'SUM({name})' for name in FIGURES)}"
+        f" FROM report_quarters GROUP BY campaign_id, {hour}, action_id, source_campaign_id"
+    )
     op.execute(
         f"INSERT INTO report_days (campaign_id, day, action_id, source_campaign_id, {', '.join(FIGURES)})"
         f" SELECT campaign_id, {day}, action_id, source_campaign_id, {', '.join(f'SUM({name})' for name in FIGURES)}"
@@ -83,3 +100,4 @@ def downgrade() -> None:
     op.drop_table("report_members")
     op.drop_table("report_target_days")
     op.drop_table("report_days")
+    op.drop_table("report_hours")
