@@ -1,8 +1,9 @@
 """Keeping the results' figures exact as posts are made and removed.
 
 Every post counts in the quarter hour (UTC) of its call (`call_timestamp`): in `report_quarters`
-by (campaign, action, source campaign, quarter), in `report_target_days` by (campaign, UTC day,
-action, source campaign, target), as a row of its own in `report_calls`, with its target and
+by (campaign, action, source campaign, quarter), likewise by UTC hour (`report_hours`) and UTC
+day (`report_days`), in `report_target_days` by (campaign, UTC day, action, source campaign,
+target), as a row of its own in `report_calls`, with its target and
 member, and as its member's last call in the campaign (`report_members`) when none is later.
 The importer counts the posts it makes (`count_posts`), an erasure uncounts a member's
 (`uncount_member`), in the transaction that makes or removes them: the changes add up in the
@@ -114,8 +115,8 @@ Key = tuple[Any, ...]
 @dataclass
 class ReportChanges:
     """What this transaction changed of the figures, not yet written (a part of the transaction,
-    `db.part`: written just before it commits, forgotten with a savepoint rolled back): sums by
-    quarter and by day and target to add, the rows of the posts made, and the last call of each
+    `db.part`: written just before it commits, forgotten with a savepoint rolled back): the sums
+    to add (`SUMS`), the rows of the posts made, and the last call of each
     member made to call (a member erased is taken out at once, `uncount_member`)."""
 
     by_quarter: dict[Key, list[int]] = field(default_factory=dict)
@@ -175,8 +176,19 @@ _LATER = (  # the conflict clause that keeps a member's later last call
 
 
 def day_of(quarter: int) -> int:
-    """The UTC day (days since 1970) a quarter hour is in: what `report_target_days` are keyed by."""
+    """The UTC day (days since 1970) a quarter hour is in: what the sums by day are keyed by."""
     return quarter // QUARTERS_A_DAY
+
+
+def sum_keys(campaign_id: int, quarter: int, action_id: int, source_id: int, target: Any) -> tuple[Key, ...]:
+    """The keys of the kept sums (in `SUMS`' order) a post of this quarter and target adds to."""
+    day = day_of(quarter)
+    return (
+        (campaign_id, quarter, action_id, source_id),
+        (campaign_id, quarter // QUARTERS_AN_HOUR, action_id, source_id),
+        (campaign_id, day, action_id, source_id),
+        (campaign_id, day, action_id, source_id, target),
+    )
 
 
 def target_ids(session: Session, targets: Iterable[Target]) -> dict[Target, int]:
@@ -206,23 +218,15 @@ def count_posts(session: Session, posts: Sequence[Counted]) -> None:
         return
     ids = target_ids(session, {post.target for post in posts})
     changes = part(session, ReportChanges)
-    (by_quarter, by_hour, by_day, by_target_day), made, width = changes.sums(), changes.made, len(FIGURES)
+    every_sum, made, width = changes.sums(), changes.made, len(FIGURES)
     last_calls = changes.last_calls
     for post in posts:
         quarter = quarter_of(post.call_timestamp)
         target_id = ids[post.target]
         outcome_at, seconds, new = _OUTCOME_AT[post.outcome], post.seconds, 1 if post.new_member else 0
-        campaign_id, action_id, source_id, day = (
-            post.campaign_id,
-            post.action_id,
-            post.source_campaign_id,
-            day_of(quarter),
-        )
-        for sums, scope in (
-            (by_quarter, (campaign_id, quarter, action_id, source_id)),
-            (by_hour, (campaign_id, quarter // QUARTERS_AN_HOUR, action_id, source_id)),
-            (by_day, (campaign_id, day, action_id, source_id)),
-            (by_target_day, (campaign_id, day, action_id, source_id, target_id)),
+        campaign_id, action_id, source_id = post.campaign_id, post.action_id, post.source_campaign_id
+        for sums, scope in zip(
+            every_sum, sum_keys(campaign_id, quarter, action_id, source_id, target_id), strict=True
         ):  # (a post's figures: 1 call, 1 in its outcome, its seconds, 1 if it made its member)
             kept = sums.get(scope) or sums.setdefault(scope, [0] * width)
             kept[0] += 1
@@ -241,8 +245,7 @@ def count_posts(session: Session, posts: Sequence[Counted]) -> None:
 def uncount_member(session: Session, user_id: str, campaign_quarters: Iterable[tuple[int, int]]) -> None:
     """Take a member's posts out of the figures (an erasure), in the caller's transaction: every
     row of theirs in `report_calls` (found in the (campaign, quarter) pairs their posts are in)
-    leaves the kept sums and is deleted, and so is the member in
-    `report_members`."""
+    leaves the kept sums and is deleted, and so is the member in `report_members`."""
     changes = part(session, ReportChanges)
     pairs = sorted(set(campaign_quarters))
     columns = (*QUARTER_KEY, "target_id")
@@ -255,13 +258,9 @@ def uncount_member(session: Session, user_id: str, campaign_quarters: Iterable[t
             )
         ).all()
         for campaign_id, quarter, action_id, source, target_id, *values in rows:
-            day, hour = day_of(quarter), quarter // QUARTERS_AN_HOUR
             for sums, scope in zip(
-                changes.sums(),
-                ((campaign_id, quarter, action_id, source), (campaign_id, hour, action_id, source),
-                 (campaign_id, day, action_id, source), (campaign_id, day, action_id, source, target_id)),
-                strict=True,
-            ):  # fmt: skip
+                changes.sums(), sum_keys(campaign_id, quarter, action_id, source, target_id), strict=True
+            ):
                 kept = sums.setdefault(scope, [0] * len(FIGURES))
                 for index, value in enumerate(values):
                     kept[index] -= value
@@ -359,10 +358,8 @@ def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
             continue
         quarter = quarter_of(counted.call_timestamp)
         vector = _vector(counted, 1)
-        scope = (counted.campaign_id, quarter, counted.action_id, counted.source_campaign_id)
-        day = (counted.campaign_id, day_of(quarter), counted.action_id, counted.source_campaign_id)
-        hour = (counted.campaign_id, quarter // QUARTERS_AN_HOUR, counted.action_id, counted.source_campaign_id)
-        for sums, key in ((quarters, scope), (hours, hour), (days, day), (target_days, (*day, counted.target))):
+        keys = sum_keys(counted.campaign_id, quarter, counted.action_id, counted.source_campaign_id, counted.target)
+        for sums, key in zip((quarters, hours, days, target_days), keys, strict=True):
             found = sums.setdefault(key, [0] * len(FIGURES))
             for index, delta in enumerate(vector):
                 found[index] += delta

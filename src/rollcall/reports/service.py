@@ -159,9 +159,8 @@ def _callers_to_the_end(
     that is exact: the scope is whole campaigns and none of their calls is after the period
     (a period that runs to today), so a member called in the period if their last call is in
     it. None where it is not."""
-    if grouping not in (None, Grouping.CAMPAIGN) or scope.action_ids is not None or not campaigns:
-        return None
-    if scope.source_campaign_ids is not None:
+    whole_campaigns = scope.action_ids is None and scope.source_campaign_ids is None
+    if grouping not in (None, Grouping.CAMPAIGN) or not whole_campaigns or not campaigns:
         return None
     later = sa.select(_quarters.c.quarter).where(
         _quarters.c.campaign_id.in_(campaigns), _quarters.c.quarter >= period.end, _quarters.c.calls > 0
@@ -195,10 +194,9 @@ def _figures(
     if counted is None:
         by_target = grouping in (Grouping.TARGET, Grouping.STATE, Grouping.DISTRICT)
         caller_keys = _keys(grouping, period, _calls) if grouping else []
+        # (a member's row is never at 0: erased ones go)
         distinct = sa.select(*caller_keys, sa.func.count(sa.distinct(_calls.c.user_id))).where(
-            *_where(
-                _calls, campaigns, scope, period.start, period.end
-            )  # (a member's row is never at 0: erased ones go)
+            *_where(_calls, campaigns, scope, period.start, period.end)
         )
         if by_target:
             distinct = distinct.join(_targets, _targets.c.id == _calls.c.target_id)

@@ -7,7 +7,8 @@ whole days, and from the quarter hours only at its two edges), by UTC day and ta
 edges), and each campaign's members with
 the quarter of their last call (`report_members`: the distinct callers of a period that runs to
 the scope's last call are a range count, not a count of distinct members over every post).
-Both are filled here from `report_calls`, which holds every post's quarter, target and member.
+All are filled here: the sums by hour and day from `report_quarters`, the sums by day and target
+and the members from `report_calls`, which holds every post's quarter, target and member.
 
 Revision ID: 0015
 Revises: 0014
@@ -26,41 +27,45 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 FIGURES = ("calls", "completed", "busy", "no_answer", "failed", "canceled", "other", "talk_seconds", "new_members")
-QUARTERS_A_DAY = 96
 
 
 def _figure_columns() -> list[sa.Column[Any]]:
     return [sa.Column(name, sa.BigInteger(), nullable=False, server_default="0") for name in FIGURES]
 
 
+def _floor(per: int) -> str:
+    """SQL: a quarter's hour (per 4) or day (per 96), floor division for quarters before 1970 too."""
+    return f"((quarter - ((quarter % {per}) + {per}) % {per}) / {per})"
+
+
+def _sums_table(name: str, moment: str, *more: sa.Column[Any]) -> None:
+    """A table of sums keyed by campaign, `moment` (hour or day), action and source campaign (and `more`)."""
+    op.create_table(
+        name,
+        sa.Column("campaign_id", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column(moment, sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("action_id", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("source_campaign_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+        *more,
+        *_figure_columns(),
+        sqlite_with_rowid=False,
+    )
+
+
+# How each table of sums is filled: its time column and how many quarters one holds, the kept
+# rows it is summed from, and its keys after the time.
+FILLS = (
+    ("report_hours", "hour", 4, "report_quarters", "action_id, source_campaign_id"),
+    ("report_days", "day", 96, "report_quarters", "action_id, source_campaign_id"),
+    ("report_target_days", "day", 96, "report_calls", "action_id, source_campaign_id, target_id"),
+)
+
+
 def upgrade() -> None:
-    op.create_table(
-        "report_hours",
-        sa.Column("campaign_id", sa.Integer(), primary_key=True, autoincrement=False),
-        sa.Column("hour", sa.Integer(), primary_key=True, autoincrement=False),
-        sa.Column("action_id", sa.Integer(), primary_key=True, autoincrement=False),
-        sa.Column("source_campaign_id", sa.BigInteger(), primary_key=True, autoincrement=False),
-        *_figure_columns(),
-        sqlite_with_rowid=False,
-    )
-    op.create_table(
-        "report_days",
-        sa.Column("campaign_id", sa.Integer(), primary_key=True, autoincrement=False),
-        sa.Column("day", sa.Integer(), primary_key=True, autoincrement=False),
-        sa.Column("action_id", sa.Integer(), primary_key=True, autoincrement=False),
-        sa.Column("source_campaign_id", sa.BigInteger(), primary_key=True, autoincrement=False),
-        *_figure_columns(),
-        sqlite_with_rowid=False,
-    )
-    op.create_table(
-        "report_target_days",
-        sa.Column("campaign_id", sa.Integer(), primary_key=True, autoincrement=False),
-        sa.Column("day", sa.Integer(), primary_key=True, autoincrement=False),
-        sa.Column("action_id", sa.Integer(), primary_key=True, autoincrement=False),
-        sa.Column("source_campaign_id", sa.BigInteger(), primary_key=True, autoincrement=False),
-        sa.Column("target_id", sa.Integer(), primary_key=True, autoincrement=False),
-        *_figure_columns(),
-        sqlite_with_rowid=False,
+    _sums_table("report_hours", "hour")
+    _sums_table("report_days", "day")
+    _sums_table(
+        "report_target_days", "day", sa.Column("target_id", sa.Integer(), primary_key=True, autoincrement=False)
     )
     op.create_table(
         "report_members",
@@ -70,25 +75,12 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     op.create_index("ix_report_members_last", "report_members", ["campaign_id", "last_quarter"])
-    day = f"((quarter - ((quarter % {QUARTERS_A_DAY}) + {QUARTERS_A_DAY}) % {QUARTERS_A_DAY}) / {QUARTERS_A_DAY})"
-    hour = "((quarter - ((quarter % 4) + 4) % 4) / 4)"  # (floor division, for quarters before 1970 too)
-    op.execute(
-        f"INSERT INTO report_hours (campaign_id, hour, action_id, source_campaign_id, {', '.join(FIGURES)})"
-        f" SELECT campaign_id, {hour}, action_id, source_campaign_id, {', '.join(f'SUM({name})' for name in FIGURES)}"
-        f" FROM report_quarters GROUP BY campaign_id, {hour}, action_id, source_campaign_id"
-    )
-    op.execute(
-        f"INSERT INTO report_days (campaign_id, day, action_id, source_campaign_id, {', '.join(FIGURES)})"
-        f" SELECT campaign_id, {day}, action_id, source_campaign_id, {', '.join(f'SUM({name})' for name in FIGURES)}"
-        f" FROM report_quarters GROUP BY campaign_id, {day}, action_id, source_campaign_id"
-    )
-    keys = "campaign_id, day, action_id, source_campaign_id, target_id"
-    op.execute(
-        f"INSERT INTO report_target_days ({keys}, {', '.join(FIGURES)})"
-        f" SELECT campaign_id, {day}, action_id, source_campaign_id, target_id,"
-        f" {', '.join(f'SUM({name})' for name in FIGURES)}"
-        f" FROM report_calls GROUP BY campaign_id, {day}, action_id, source_campaign_id, target_id"
-    )
+    for table, moment, per, source, keys in FILLS:
+        group = f"campaign_id, {_floor(per)}, {keys}"
+        op.execute(
+            f"INSERT INTO {table} (campaign_id, {moment}, {keys}, {', '.join(FIGURES)})"
+            f" SELECT {group}, {', '.join(f'SUM({name})' for name in FIGURES)} FROM {source} GROUP BY {group}"
+        )
     op.execute(
         "INSERT INTO report_members (campaign_id, user_id, last_quarter)"
         " SELECT campaign_id, user_id, MAX(quarter) FROM report_calls GROUP BY campaign_id, user_id"
@@ -98,6 +90,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_report_members_last", "report_members")
     op.drop_table("report_members")
-    op.drop_table("report_target_days")
-    op.drop_table("report_days")
-    op.drop_table("report_hours")
+    for table, *_ in reversed(FILLS):
+        op.drop_table(table)
