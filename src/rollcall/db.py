@@ -296,8 +296,9 @@ def savepoint(session: Session, name: str = "rollcall_savepoint") -> Iterator[No
 class Database:
     """The engines and session factories of one database.
 
-    `writing()` opens a transaction that may write; `reading()` one that only reads. On SQLite
-    they differ (BEGIN IMMEDIATE vs deferred); on PostgreSQL they are the same.
+    `writing()` opens a transaction that may write; `reading()` one that only reads, and sees
+    one snapshot of the database from its first statement to its end. On SQLite they differ by
+    BEGIN IMMEDIATE vs deferred; on PostgreSQL by READ COMMITTED vs REPEATABLE READ.
     """
 
     def __init__(self, url: str, settings: Settings | None = None, *, durable_commits: bool = True) -> None:
@@ -322,7 +323,15 @@ class Database:
         self.settings = settings
         info = {"rollcall.database": self}  # how `transaction(session)` finds its database
         self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False, info=info)
-        self._read_sessions = sessionmaker(self.engine, expire_on_commit=False, info=info)
+        # A read sees one snapshot on either database (SQLite's transactions always do): on
+        # PostgreSQL at READ COMMITTED each statement would see the commits made before it, and a
+        # report's totals, its rows and its callers, read in several statements, could disagree.
+        reads = (
+            self.engine.execution_options(isolation_level="REPEATABLE READ")
+            if self.dialect == "postgresql"
+            else self.engine
+        )
+        self._read_sessions = sessionmaker(reads, expire_on_commit=False, info=info)
         # SQLite has one writer at a time. Writers queue on a lock that wakes the next one at
         # once, rather than on SQLite's busy handler, which sleeps and polls (with two API
         # processes that put p99 at half a second).

@@ -417,6 +417,56 @@ def test_figures_stay_exact_through_late_mapping_duplicates_erasure_and_rebuild(
         assert results.rebuild(session, CallPower()) == 0
 
 
+def test_callers_of_every_campaign_count_a_member_once(database: Database, settings: Settings) -> None:
+    """Over every campaign, a member who called in two is one caller, and one whose last call in
+    any campaign is before the period is none, for a period that runs past the last calls (their
+    last calls in any campaign tell it) and one that ends before them; an erasure takes the
+    member out of both."""
+    map_seed_campaign(database, 1)
+    map_seed_campaign(database, 2)
+    calls = [
+        Made("+15550000001", at("2026-11-13T10:00:00Z")),  # both campaigns, both in the period
+        Made("+15550000001", at("2026-11-15T10:00:00Z"), callpower_campaign_id=2),
+        Made("+15550000002", at("2026-11-05T10:00:00Z"), callpower_campaign_id=2),  # before it
+        Made("+15550000003", at("2026-11-16T10:00:00Z")),
+        Made("+15550000004", at("2026-11-08T10:00:00Z"), callpower_campaign_id=2),  # before, then in it
+        Made("+15550000004", at("2026-11-14T10:00:00Z")),
+        Made("+15550000005", at("2026-11-19T10:00:00Z"), callpower_campaign_id=2),  # after the first period
+    ]
+    make(database, settings, *calls)
+
+    def callers(first: dt.date, last: dt.date) -> tuple[int, list[tuple[int, int]]]:
+        by_campaign = ask(database, Grouping.CAMPAIGN, first, last, "UTC")
+        return by_campaign.totals["callers"], sorted((r["campaign_id"], r["callers"]) for r in by_campaign.rows)
+
+    for first, last in ((dt.date(2026, 11, 12), dt.date(2026, 11, 20)), (dt.date(2026, 11, 12), dt.date(2026, 11, 17))):
+        want = expected(calls, lambda _: (), first, last, "UTC")[()]["callers"]
+        assert callers(first, last)[0] == want
+    assert callers(dt.date(2026, 11, 12), dt.date(2026, 11, 20)) == (4, [(1, 3), (2, 2)])
+
+    with database.reading() as session:
+        member = session.scalar(sa.select(Call.user_id).where(Call.mobile == "+15550000001"))
+    members.erase(database, str(member), "test")
+    assert callers(dt.date(2026, 11, 12), dt.date(2026, 11, 20)) == (3, [(1, 2), (2, 1)])
+    assert results_equal_recount(database)
+
+
+def test_a_report_reads_one_snapshot_while_posts_are_made(database: Database, settings: Settings) -> None:
+    """A report is several statements (its rows, its totals, its callers): posts committed while
+    it reads are not in any of them, on either database, so its totals are its rows' sums."""
+    map_seed_campaign(database)
+    make(database, settings, Made("+15550000001", at("2026-11-18T10:00:00Z")))
+    first, last = dt.date(2026, 11, 17), dt.date(2026, 11, 20)
+    with database.reading() as session:
+        asked = Asked(Scope(), first, last, "UTC", Grouping.DAY)
+        period = service.period_of(session, asked, "UTC", NOW)
+        rows = service.grouped(session, Scope(), period, Grouping.DAY)
+        make(database, settings, Made("+15550000002", at("2026-11-19T10:00:00Z")))  # committed meanwhile
+        totals = service.totals(session, Scope(), period)
+    assert sum(row["calls"] for row in rows) == totals["calls"] == totals["callers"] == 1
+    assert ask(database, Grouping.DAY, first, last, "UTC").totals["callers"] == 2
+
+
 def test_the_campaign_time_zone_is_the_default_and_bad_requests_are_refused(
     database: Database, settings: Settings
 ) -> None:

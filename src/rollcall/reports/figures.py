@@ -4,7 +4,8 @@ Every post counts in the quarter hour (UTC) of its call (`call_timestamp`): in `
 by (campaign, action, source campaign, quarter), likewise by UTC hour (`report_hours`) and UTC
 day (`report_days`), in `report_target_days` by (campaign, UTC day, action, source campaign,
 target), as a row of its own in `report_calls`, with its target and
-member, and as its member's last call in the campaign (`report_members`) when none is later.
+member, and as its member's last call in the campaign and in any campaign (`report_members`,
+under the campaign and under `ANY_CAMPAIGN`) when none is later.
 The importer counts the posts it makes (`count_posts`), an erasure uncounts a member's
 (`uncount_member`), in the transaction that makes or removes them: the changes add up in the
 transaction (`ReportChanges`, a part of it) and are written once, in key order, just before it
@@ -14,7 +15,7 @@ A quarter hour serves every time zone: zones are whole hours, or :30 or :45 off 
 day or hour begins on a quarter (a local day's edges fall inside UTC days: the targets of a
 period are read from its whole UTC days and from `report_calls` at its edges). Distinct callers
 are counted from `report_calls`, which keeps the member of each post, or, for a period that runs
-to a campaign's last call, from `report_members`.
+to a campaign's last call (or every campaign's), from `report_members`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 from rollcall.db import part, table_of, transaction
 from rollcall.dialect import insert_ignoring_conflicts, insert_rows, lock_for_recount
 from rollcall.reports.models import (
+    ANY_CAMPAIGN,
     FIGURES,
     OUTCOMES,
     QUARTER,
@@ -124,7 +126,8 @@ class ReportChanges:
     by_day: dict[Key, list[int]] = field(default_factory=dict)
     by_target_day: dict[Key, list[int]] = field(default_factory=dict)
     made: list[tuple[Any, ...]] = field(default_factory=list)  # CALL_COLUMNS, then FIGURES
-    last_calls: dict[tuple[int, str], int] = field(default_factory=dict)  # (campaign, member) -> quarter
+    # (campaign or ANY_CAMPAIGN, member) -> quarter
+    last_calls: dict[tuple[int, str], int] = field(default_factory=dict)
 
     def copy(self) -> ReportChanges:
         quarters, hours, days, target_days = (
@@ -237,15 +240,16 @@ def count_posts(session: Session, posts: Sequence[Counted]) -> None:
         figures[0] = figures[outcome_at] = 1
         figures[_SECONDS_AT], figures[_NEW_AT] = seconds, new
         made.append((campaign_id, quarter, post.post_id, action_id, source_id, target_id, post.user_id, *figures))
-        member = (campaign_id, post.user_id)
-        if last_calls.get(member, quarter - 1) < quarter:
-            last_calls[member] = quarter
+        for member in ((campaign_id, post.user_id), (ANY_CAMPAIGN, post.user_id)):
+            if last_calls.get(member, quarter - 1) < quarter:
+                last_calls[member] = quarter
 
 
 def uncount_member(session: Session, user_id: str, campaign_quarters: Iterable[tuple[int, int]]) -> None:
     """Take a member's posts out of the figures (an erasure), in the caller's transaction: every
     row of theirs in `report_calls` (found in the (campaign, quarter) pairs their posts are in)
-    leaves the kept sums and is deleted, and so is the member in `report_members`."""
+    leaves the kept sums and is deleted, and so is the member in `report_members` (under their
+    campaigns and `ANY_CAMPAIGN`)."""
     changes = part(session, ReportChanges)
     pairs = sorted(set(campaign_quarters))
     columns = (*QUARTER_KEY, "target_id")
@@ -269,7 +273,7 @@ def uncount_member(session: Session, user_id: str, campaign_quarters: Iterable[t
                 _calls.c.user_id == user_id, sa.tuple_(_calls.c.campaign_id, _calls.c.quarter).in_(chunk)
             )
         )
-    campaigns = sorted({campaign for campaign, _ in pairs})
+    campaigns = sorted({ANY_CAMPAIGN, *(campaign for campaign, _ in pairs)})
     for member in [key for key in changes.last_calls if key[1] == user_id]:
         del changes.last_calls[member]
     for start in range(0, len(campaigns), 500):
@@ -300,7 +304,7 @@ class Kept:
 def kept(session: Session) -> Kept:
     """The figures as kept (sums at 0 left out): sums by `QUARTER_KEY`, `HOUR_KEY`, `DAY_KEY` and by
     (campaign, day, action, source campaign, target), each post's row by (campaign, quarter, post) with its
-    action, source campaign, target and member, and each member's last call by campaign
+    action, source campaign, target and member, and each member's last call by campaign (and in any)
     (targets by name, not id)."""
     names = {row.id: Target(row.name, row.title, row.district) for row in session.execute(sa.select(_targets))}
     quarters, hours, days = (
@@ -366,8 +370,8 @@ def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
         calls[(counted.campaign_id, quarter, counted.post_id)] = (
             counted.action_id, counted.source_campaign_id, counted.target, counted.user_id, *vector
         )  # fmt: skip
-        member = (counted.campaign_id, counted.user_id)
-        members[member] = max(members.get(member, quarter), quarter)
+        for member in ((counted.campaign_id, counted.user_id), (ANY_CAMPAIGN, counted.user_id)):
+            members[member] = max(members.get(member, quarter), quarter)
     kept_quarters, kept_hours, kept_days, kept_target_days = (
         {k: tuple(v) for k, v in sums.items()} for sums in (quarters, hours, days, target_days)
     )

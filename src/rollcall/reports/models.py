@@ -130,10 +130,14 @@ class ReportTargetDay(_Figures, Base):
     target_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
 
 
+ANY_CAMPAIGN = 0  # `report_members`' campaign of a member's last call in any campaign (no campaign has id 0)
+
+
 class ReportMember(Base):
     """A member who called in a campaign, and the quarter of their last call there: the distinct
     callers of a period that runs to the campaign's last call are those whose last call is in it
-    (a range count over `ix_report_members_last`)."""
+    (a range count over `ix_report_members_last`). Under `ANY_CAMPAIGN` each member's last call in
+    any campaign: the callers of every campaign at once, likewise a range count."""
 
     __tablename__ = "report_members"
     __table_args__ = (

@@ -25,6 +25,7 @@ from rollcall.paging import any_of
 from rollcall.reports.figures import quarter_of, state_of
 from rollcall.reports.groupings import Grouping
 from rollcall.reports.models import (
+    ANY_CAMPAIGN,
     FIGURES,
     QUARTERS_A_DAY,
     QUARTERS_AN_HOUR,
@@ -158,7 +159,7 @@ def _callers_to_the_end(
     """Distinct callers of the totals or by campaign, counted from the members' last calls, where
     that is exact: the scope is whole campaigns and none of their calls is after the period
     (a period that runs to today), so a member called in the period if their last call is in
-    it. None where it is not."""
+    it (for every campaign at once, their last call in any campaign). None where it is not."""
     whole_campaigns = scope.action_ids is None and scope.source_campaign_ids is None
     if grouping not in (None, Grouping.CAMPAIGN) or not whole_campaigns or not campaigns:
         return None
@@ -167,8 +168,10 @@ def _callers_to_the_end(
     )
     if session.execute(later.limit(1)).first() is not None:
         return None
-    counted = sa.func.count() if grouping or len(campaigns) == 1 else sa.func.count(sa.distinct(_members.c.user_id))
     keys = [_members.c.campaign_id] if grouping else []
+    if grouping is None and scope.campaign_ids is None:  # every campaign: members' last calls in any
+        campaigns = [ANY_CAMPAIGN]
+    counted = sa.func.count() if grouping or len(campaigns) == 1 else sa.func.count(sa.distinct(_members.c.user_id))
     query = sa.select(*keys, counted).where(
         _members.c.campaign_id.in_(campaigns), _members.c.last_quarter >= period.start
     )
