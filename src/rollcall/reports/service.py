@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from rollcall.activity.models import Action, Campaign
 from rollcall.config import Settings
-from rollcall.db import table_of
+from rollcall.db import part, table_of
 from rollcall.errors import InvalidInput
 from rollcall.paging import any_of
 from rollcall.reports.figures import quarter_of, state_of
@@ -59,8 +59,30 @@ class Scope:
     source_campaign_ids: tuple[int, ...] | None = None
 
 
+@dataclass
+class _Reached:
+    """The campaigns each scope reached in this transaction: a report asks for them once per
+    grouping, and a read sees one snapshot (`Database.reading`). Kept in the transaction
+    (`db.part`), forgotten when it ends; nothing to write."""
+
+    scopes: dict[Scope, list[int]] = field(default_factory=dict)
+
+    def before_commit(self, session: Session) -> None:
+        pass
+
+    def copy(self) -> _Reached:
+        return _Reached(dict(self.scopes))
+
+
 def campaigns_of(session: Session, scope: Scope) -> list[int]:
     """The campaigns a scope reaches (every query is by campaign first, as the kept rows are)."""
+    reached = part(session, _Reached).scopes
+    if scope not in reached:
+        reached[scope] = _reached_by(session, scope)
+    return list(reached[scope])
+
+
+def _reached_by(session: Session, scope: Scope) -> list[int]:
     found = set(session.scalars(sa.select(Campaign.id).where(*any_of(Campaign.id, scope.campaign_ids))))
     if scope.action_ids is not None:
         found &= set(session.scalars(sa.select(Action.campaign_id).where(*any_of(Action.id, scope.action_ids))))
@@ -79,10 +101,13 @@ def _where(table: sa.Table, campaigns: Sequence[int], scope: Scope, start: int, 
     """A kept table's rows of the scope from `start` to `end` (quarters, or the hours or days the
     table is kept by)."""
     moment = next(table.c[name] for name in ("quarter", "hour", "day") if name in table.c)
+    return [*_of_scope(table, campaigns, scope), moment >= start, moment < end]
+
+
+def _of_scope(table: sa.Table, campaigns: Sequence[int], scope: Scope) -> list[Any]:
+    """A kept table's rows of the scope, at any time."""
     return [
         *any_of(table.c.campaign_id, campaigns),
-        moment >= start,
-        moment < end,
         *any_of(table.c.action_id, scope.action_ids),
         *any_of(table.c.source_campaign_id, scope.source_campaign_ids),
     ]
@@ -321,18 +346,19 @@ def _keyed(grouping: Grouping, key: tuple[Any, ...], figures: dict[str, int]) ->
 
 
 def first_quarter(session: Session, scope: Scope) -> int | None:
-    """The quarter of the scope's first call (for a period of "all")."""
+    """The quarter of the scope's first call (for a period of "all"): its first UTC day with a
+    call (`report_days`, a 96th of the rows), then its first quarter hour with one that day."""
     campaigns = campaigns_of(session, scope)
     if not campaigns:
         return None
-    query = sa.select(sa.func.min(_quarters.c.quarter)).where(
-        *any_of(_quarters.c.campaign_id, campaigns),
-        _quarters.c.calls > 0,
-        *any_of(_quarters.c.action_id, scope.action_ids),
-        *any_of(_quarters.c.source_campaign_id, scope.source_campaign_ids),
+    day = session.scalar(
+        sa.select(sa.func.min(_days.c.day)).where(*_of_scope(_days, campaigns, scope), _days.c.calls > 0)
     )
-    found = session.scalar(query)
-    return int(found) if found is not None else None
+    if day is None:
+        return None
+    start = int(day) * QUARTERS_A_DAY
+    where = _where(_quarters, campaigns, scope, start, start + QUARTERS_A_DAY)
+    return int(session.scalar(sa.select(sa.func.min(_quarters.c.quarter)).where(*where, _quarters.c.calls > 0)))
 
 
 # -- offices that stopped answering ---------------------------------------------------------------
