@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import itertools
 import threading
 import zoneinfo
 from dataclasses import dataclass
@@ -317,7 +318,8 @@ def test_any_calls_in_any_zone_count_as_zoneinfo_says(
     (SQLite: a fresh file each). Periods begin and end among the calls: the first ends before
     the last calls, the second runs past them (its distinct callers are counted from the
     members' last calls); targets are read from whole UTC days and the period's edges, which the
-    zone puts inside UTC days."""
+    zone puts inside UTC days. Each over every campaign and over the campaign: their sums are
+    kept apart."""
     import shutil
 
     path = tmp_path_factory.mktemp("reports") / "rollcall.db"
@@ -334,7 +336,9 @@ def test_any_calls_in_any_zone_count_as_zoneinfo_says(
         make(database, settings, *everything)
         # The first period ends before some calls (and begins after others); the second begins
         # among the calls and runs past the last.
-        for first, last in ((dt.date(2026, 3, 28), dt.date(2026, 4, 1)), (dt.date(2026, 10, 28), dt.date(2026, 11, 7))):
+        periods = ((dt.date(2026, 3, 28), dt.date(2026, 4, 1)), (dt.date(2026, 10, 28), dt.date(2026, 11, 7)))
+        # Every campaign (read from the sums kept for all of them at once) and the campaign.
+        for (first, last), scope in itertools.product(periods, ({}, {"campaign_ids": (1,)})):
             for grouping, key in (
                 (Grouping.DAY, lambda local: local.date().isoformat()),
                 (Grouping.HOUR, hour_key),
@@ -342,7 +346,7 @@ def test_any_calls_in_any_zone_count_as_zoneinfo_says(
                 (Grouping.TARGET, None),
                 (Grouping.STATE, None),
             ):
-                found = ask(database, grouping, first, last, tz)
+                found = ask(database, grouping, first, last, tz, **scope)
                 if grouping == Grouping.WEEKDAY_HOUR:
                     got = {(r["weekday"], r["hour"]): figures(r) for r in found.rows if r["calls"]}
                 elif grouping == Grouping.TARGET:
@@ -353,7 +357,7 @@ def test_any_calls_in_any_zone_count_as_zoneinfo_says(
                     want = expected_by_target(everything, grouping, first, last, tz)
                 else:
                     want = expected(everything, key, first, last, tz)
-                assert got == nonzero(want), (grouping, first)
+                assert got == nonzero(want), (grouping, first, scope)
             assert figures(found.totals) == nonzero(expected(everything, lambda _: (), first, last, tz)).get((), {})
     finally:
         database.dispose()

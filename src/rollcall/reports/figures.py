@@ -3,10 +3,10 @@
 Every post counts in the quarter hour (UTC) of its call (`call_timestamp`): in `report_quarters`
 by (campaign, action, source campaign, quarter), likewise by UTC hour (`report_hours`) and UTC
 day (`report_days`), in `report_target_days` by (campaign, UTC day, action, source campaign,
-target), as a row of its own in `report_calls`, with its target and
-member, and as its member's last call in the campaign and in any campaign (`report_members`,
-under the campaign and under `ANY_CAMPAIGN`) when none is later.
-The importer counts the posts it makes (`count_posts`), an erasure uncounts a member's
+target), each also under `ANY_CAMPAIGN` (every campaign's sums at once), as a row of its own
+in `report_calls`, with its target and member, and as its member's last call in the campaign
+and in any campaign (`report_members`, under the campaign and under `ANY_CAMPAIGN`) when none
+is later. The importer counts the posts it makes (`count_posts`), an erasure uncounts a member's
 (`uncount_member`), in the transaction that makes or removes them: the changes add up in the
 transaction (`ReportChanges`, a part of it) and are written once, in key order, just before it
 commits, as the call counts are (`calls.statistics`). `rebuild` recounts them from the posts.
@@ -144,6 +144,7 @@ class ReportChanges:
         upsert each, the posts' rows by one insert (straight to the driver: a row per post), the
         members' last calls by an upsert that keeps the later quarter (in any order of commits)."""
         for (table, key), changes in zip(SUMS, self.sums(), strict=True):
+            add_every_campaign(changes)
             rows = [(*key, *values) for key, values in sorted(changes.items()) if any(values)]
             if rows:
                 insert_rows(session, table, (*key, *FIGURES), rows, conflict=_adding(table.name, key))
@@ -163,6 +164,24 @@ SUMS = (  # the kept sums, and their keys
     (_days, DAY_KEY),
     (_target_days, TARGET_DAY_KEY),
 )
+
+
+def add_every_campaign(sums: dict[Key, list[int]]) -> None:
+    """Add to sums by campaign, action and source campaign (`SUMS`' keys) the same sums for every
+    campaign at once: under `ANY_CAMPAIGN`, action and source campaign 0, what the all-campaigns
+    results read (a 100th of the rows where there are 100 campaigns). Done on a transaction's
+    changes as they are written (a few keys a batch), not per post."""
+    width = len(FIGURES)
+    every: dict[Key, list[int]] = {}
+    for key, values in sums.items():
+        if key[0] != ANY_CAMPAIGN:
+            kept = every.setdefault((ANY_CAMPAIGN, key[1], 0, 0, *key[4:]), [0] * width)
+            for index, value in enumerate(values):
+                kept[index] += value
+    for key, values in every.items():
+        kept = sums.setdefault(key, [0] * width)
+        for index, value in enumerate(values):
+            kept[index] += value
 
 
 def _adding(table: str, key: tuple[str, ...]) -> str:
@@ -372,6 +391,8 @@ def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
         )  # fmt: skip
         for member in ((counted.campaign_id, counted.user_id), (ANY_CAMPAIGN, counted.user_id)):
             members[member] = max(members.get(member, quarter), quarter)
+    for sums in (quarters, hours, days, target_days):
+        add_every_campaign(sums)
     kept_quarters, kept_hours, kept_days, kept_target_days = (
         {k: tuple(v) for k, v in sums.items()} for sums in (quarters, hours, days, target_days)
     )

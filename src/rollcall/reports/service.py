@@ -142,7 +142,8 @@ def _sums(
     from the hours where the zone's offsets over the period are whole hours, else from the
     quarter hours; the totals, by action and by campaign from the whole UTC days of the
     period and, at its edges (where a time zone's day begins inside a UTC day), from the quarter
-    hours; by target, state or district likewise from the days by target and the posts' rows."""
+    hours; by target, state or district likewise from the days by target and the posts' rows.
+    For every campaign at once, the sums kept under `ANY_CAMPAIGN` (the posts' rows by campaign)."""
     if grouping in (Grouping.DAY, Grouping.HOUR, Grouping.WEEKDAY_HOUR):
         whole = period.start % QUARTERS_AN_HOUR == period.end % QUARTERS_AN_HOUR == 0
         if whole and all(offset % HOUR == 0 for _, offset in period.spans):
@@ -161,13 +162,16 @@ def _sums(
                 (days, first_day, end_day),
                 (edges, end_day * QUARTERS_A_DAY, period.end),
             ]
+    # Every campaign at once, not by action or campaign: the sums kept for every campaign.
+    every = scope == Scope() and grouping not in (Grouping.ACTION, Grouping.CAMPAIGN)
     found: dict[tuple[Any, ...], list[int]] = {}
     for table, start, end in parts:
         if start >= end:
             continue
         keys = _keys(grouping, period, table) if grouping else []
+        reached = [ANY_CAMPAIGN] if every and table is not _calls else campaigns
         query = sa.select(*keys, *(sa.func.sum(table.c[name]) for name in FIGURES)).where(
-            *_where(table, campaigns, scope, start, end)
+            *_where(table, reached, scope, start, end)
         )
         if "target_id" in table.c and grouping:
             query = query.join(_targets, _targets.c.id == table.c.target_id)
