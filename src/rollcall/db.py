@@ -293,6 +293,9 @@ def savepoint(session: Session, name: str = "rollcall_savepoint") -> Iterator[No
     driver.execute(f"RELEASE SAVEPOINT {name}")
 
 
+_REPEATABLE_READ = sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+
 class Database:
     """The engines and session factories of one database.
 
@@ -323,15 +326,7 @@ class Database:
         self.settings = settings
         info = {"rollcall.database": self}  # how `transaction(session)` finds its database
         self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False, info=info)
-        # A read sees one snapshot on either database (SQLite's transactions always do): on
-        # PostgreSQL at READ COMMITTED each statement would see the commits made before it, and a
-        # report's totals, its rows and its callers, read in several statements, could disagree.
-        reads = (
-            self.engine.execution_options(isolation_level="REPEATABLE READ")
-            if self.dialect == "postgresql"
-            else self.engine
-        )
-        self._read_sessions = sessionmaker(reads, expire_on_commit=False, info=info)
+        self._read_sessions = sessionmaker(self.engine, expire_on_commit=False, info=info)
         # SQLite has one writer at a time. Writers queue on a lock that wakes the next one at
         # once, rather than on SQLite's busy handler, which sleeps and polls (with two API
         # processes that put p99 at half a second).
@@ -376,6 +371,11 @@ class Database:
     @contextlib.contextmanager
     def reading(self) -> Iterator[Session]:
         with self._read_sessions() as session, session.begin():
+            if self.dialect == "postgresql":
+                # One snapshot for the whole read, as SQLite's read transactions are: at READ
+                # COMMITTED each statement would see the commits made before it, and a report's
+                # totals, rows and callers, read in several statements, could disagree.
+                session.execute(_REPEATABLE_READ)
             yield session
 
     def dispose(self) -> None:
