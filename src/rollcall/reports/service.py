@@ -97,6 +97,12 @@ def _reached_by(session: Session, scope: Scope) -> list[int]:
     return sorted(found)
 
 
+def _every_campaign(scope: Scope) -> bool:
+    """The scope is every campaign, whole: what the sums and last calls kept under `ANY_CAMPAIGN`
+    answer (by time, target and in total; not by action or campaign)."""
+    return scope == Scope()
+
+
 def _where(table: sa.Table, campaigns: Sequence[int], scope: Scope, start: int, end: int) -> list[Any]:
     """A kept table's rows of the scope from `start` to `end` (quarters, or the hours or days the
     table is kept by)."""
@@ -162,8 +168,7 @@ def _sums(
                 (days, first_day, end_day),
                 (edges, end_day * QUARTERS_A_DAY, period.end),
             ]
-    # Every campaign at once, not by action or campaign: the sums kept for every campaign.
-    every = scope == Scope() and grouping not in (Grouping.ACTION, Grouping.CAMPAIGN)
+    every = _every_campaign(scope) and grouping not in (Grouping.ACTION, Grouping.CAMPAIGN)
     found: dict[tuple[Any, ...], list[int]] = {}
     for table, start, end in parts:
         if start >= end:
@@ -198,7 +203,7 @@ def _callers_to_the_end(
     if session.execute(later.limit(1)).first() is not None:
         return None
     keys = [_members.c.campaign_id] if grouping else []
-    if grouping is None and scope.campaign_ids is None:  # every campaign: members' last calls in any
+    if grouping is None and _every_campaign(scope):  # members' last calls in any campaign
         campaigns = [ANY_CAMPAIGN]
     counted = sa.func.count() if grouping or len(campaigns) == 1 else sa.func.count(sa.distinct(_members.c.user_id))
     query = sa.select(*keys, counted).where(
