@@ -171,15 +171,8 @@ def add_every_campaign(sums: dict[Key, list[int]]) -> None:
     campaign at once: under `ANY_CAMPAIGN`, action and source campaign 0, what the all-campaigns
     results read (a 100th of the rows where there are 100 campaigns). Done on a transaction's
     changes as they are written (a few keys a batch), not per post."""
-    width = len(FIGURES)
-    every: dict[Key, list[int]] = {}
-    for key, values in sums.items():
-        if key[0] != ANY_CAMPAIGN:
-            kept = every.setdefault((ANY_CAMPAIGN, key[1], 0, 0, *key[4:]), [0] * width)
-            for index, value in enumerate(values):
-                kept[index] += value
-    for key, values in every.items():
-        kept = sums.setdefault(key, [0] * width)
+    for key, values in [(key, values) for key, values in sums.items() if key[0] != ANY_CAMPAIGN]:
+        kept = sums.setdefault((ANY_CAMPAIGN, key[1], 0, 0, *key[4:]), [0] * len(FIGURES))
         for index, value in enumerate(values):
             kept[index] += value
 

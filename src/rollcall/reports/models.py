@@ -130,7 +130,10 @@ class ReportTargetDay(_Figures, Base):
     target_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
 
 
-ANY_CAMPAIGN = 0  # `report_members`' campaign of a member's last call in any campaign (no campaign has id 0)
+# The campaign the kept rows of every campaign at once are under (no campaign has id 0): each
+# member's last call in any campaign (`report_members`) and, with action and source campaign 0,
+# the sums of every campaign (the four tables of sums).
+ANY_CAMPAIGN = 0
 
 
 class ReportMember(Base):
