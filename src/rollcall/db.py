@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from rollcall.config import ConfigError, Settings
-from rollcall.dialect import notify_channel
+from rollcall.dialect import execute, lost_file, notify_channel
 from rollcall.errors import NotFound
 
 POOL_SIZE = 10  # connections per engine, and as many again under load
@@ -119,10 +119,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, synchronous: str) ->
 
     @event.listens_for(engine, "handle_error")
     def on_error(context: Any) -> None:
-        # After an I/O error (the disk went read-only, or away) a connection keeps its old file
-        # handles: treat it as lost, so the pool opens fresh ones once the disk is back.
-        message = str(context.original_exception).lower()
-        if any(sign in message for sign in ("disk i/o error", "readonly database", "unable to open database")):
+        if lost_file(context.original_exception):
             context.is_disconnect = True
 
     @event.listens_for(engine, "begin")
@@ -130,7 +127,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, synchronous: str) ->
         # Writers take the write lock when they begin, not when they first write: a reader's
         # snapshot that later tries to write fails at once in WAL mode instead of waiting.
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        execute(conn, f"BEGIN {mode}")
 
 
 def create_engine(
@@ -278,19 +275,17 @@ def savepoint(session: Session, name: str = "rollcall_savepoint") -> Iterator[No
     every imported call, the SQL is the same on SQLite and PostgreSQL, and SQLAlchemy's
     bookkeeping of nested transactions cost more than the import's own statements.
     """
-    driver = session.connection().connection.driver_connection
-    assert driver is not None
     kept = transaction(session)
     before = {kind: value.copy() for kind, value in kept.parts.items()}
-    driver.execute(f"SAVEPOINT {name}")
+    execute(session, f"SAVEPOINT {name}")
     try:
         yield
     except BaseException:
-        driver.execute(f"ROLLBACK TO SAVEPOINT {name}")
-        driver.execute(f"RELEASE SAVEPOINT {name}")
+        execute(session, f"ROLLBACK TO SAVEPOINT {name}")
+        execute(session, f"RELEASE SAVEPOINT {name}")
         kept.parts = before
         raise
-    driver.execute(f"RELEASE SAVEPOINT {name}")
+    execute(session, f"RELEASE SAVEPOINT {name}")
 
 
 _REPEATABLE_READ = sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")

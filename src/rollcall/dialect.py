@@ -27,6 +27,48 @@ def _dialect(session: Session | Connection) -> str:
     return session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
 
 
+def lost_file(error: BaseException) -> bool:
+    """SQLite: an I/O error (the disk went read-only, or away) after which a connection keeps its
+    old file handles; the pool must open fresh ones once the disk is back."""
+    message = str(error).lower()
+    return any(sign in message for sign in ("disk i/o error", "readonly database", "unable to open database"))
+
+
+def execute(session: Session | Connection, sql: str, parameters: Any = None, *, many: bool = False) -> Any:
+    """Send a statement (DB-API parameters: `?` on SQLite, `%s` on PostgreSQL) straight to the
+    driver's cursor in the session's transaction; the cursor, to fetch from.
+
+    SQLAlchemy's `exec_driver_sql` costs 20 µs per statement here against the driver's 3, and
+    the intake's commit sends half a dozen (docs/benchmarks.md, "One call at a time"). What
+    SQLAlchemy does on an error is kept: the driver's error comes as SQLAlchemy's (so callers
+    catch `sa.exc.OperationalError` alike), with its parameters hidden (they may hold a mobile),
+    and a connection whose file or server is gone is invalidated (the pool opens a fresh one).
+    """
+    connection = session.connection() if isinstance(session, Session) else session
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    cursor = driver.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, parameters)
+        elif parameters is None:
+            cursor.execute(sql)
+        else:
+            cursor.execute(sql, parameters)
+    except Exception as error:
+        dialect = connection.dialect
+        base = dialect.loaded_dbapi.Error
+        if not isinstance(error, base):
+            raise
+        lost = dialect.is_disconnect(error, driver, cursor) or (dialect.name == "sqlite" and lost_file(error))
+        if lost:
+            connection.invalidate(error)
+        raise sa.exc.DBAPIError.instance(
+            sql, None, error, base, hide_parameters=True, dialect=dialect, connection_invalidated=lost, ismulti=many
+        ) from error
+    return cursor
+
+
 def insert_ignoring_conflicts(session: Session | Connection, table: sa.Table) -> Any:
     """`INSERT ... ON CONFLICT DO NOTHING` in the session's dialect (built once per table)."""
     return _insert_ignoring_conflicts(_dialect(session), table)
@@ -112,16 +154,15 @@ def insert_rows(
     intake's group commit and the importer's batches write this way: SQLAlchemy's per-row
     parameter processing cost more than the statements themselves (docs/benchmarks.md).
     """
-    connection = session.connection()
     dialect = _dialect(session)
     per_statement = max(1, _PARAMETERS_PER_STATEMENT // len(columns))
     found: list[tuple[Any, ...]] = []
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
         sql = _insert_rows_sql(dialect, table.name, columns, len(chunk), returning, conflict)
-        result = connection.exec_driver_sql(sql, tuple(value for row in chunk for value in row))
+        cursor = execute(session, sql, tuple(value for row in chunk for value in row))
         if returning:
-            found.extend(tuple(row) for row in result)
+            found.extend(tuple(row) for row in cursor.fetchall())
     return found
 
 
@@ -159,17 +200,16 @@ def update_rows(
     deliverer's database time (docs/benchmarks.md)."""
     if not rows:
         return
-    connection = session.connection()
     if _dialect(session) == "sqlite":
         assignments = ", ".join(f"{column} = ?" for column in columns)
-        connection.exec_driver_sql(f"UPDATE {table.name} SET {assignments} WHERE {key} = ?", list(rows))
+        execute(session, f"UPDATE {table.name} SET {assignments} WHERE {key} = ?", list(rows), many=True)
         return
     last = list({row[-1]: row for row in rows}.values())
     per_statement = max(1, _PARAMETERS_PER_STATEMENT // (len(columns) + 1))
     for start in range(0, len(last), per_statement):
         chunk = last[start : start + per_statement]
         sql = _update_rows_sql(table, columns, key, len(chunk))
-        connection.exec_driver_sql(sql, tuple(value for row in chunk for value in row))
+        execute(session, sql, tuple(value for row in chunk for value in row))
 
 
 @functools.lru_cache(maxsize=64)
@@ -200,7 +240,7 @@ def lock_for_recount(session: Session, table: str) -> None:
     """PostgreSQL: no writes to `table` until the transaction ends (SHARE mode: reads go on),
     once the writes in progress have committed. SQLite writers are serialized anyway."""
     if _dialect(session) == "postgresql":
-        session.connection().exec_driver_sql(f"LOCK TABLE {table} IN SHARE MODE")
+        execute(session, f"LOCK TABLE {table} IN SHARE MODE")
 
 
 def rarely(session: Session | Connection, condition: Any) -> Any:
@@ -230,7 +270,7 @@ def upsert_rows(
     if not rows:
         return
     sql, order = _upsert_sql(_dialect(session), table, unique, update, tuple(rows[0]))
-    session.connection().exec_driver_sql(sql, [tuple(row[name] for name in order) for row in rows])
+    execute(session, sql, [tuple(row[name] for name in order) for row in rows], many=True)
 
 
 @functools.cache
@@ -259,7 +299,7 @@ def notify_channel(session: Session, channel: str) -> None:
     """PostgreSQL: NOTIFY `channel` when the transaction commits (every process's listeners wake).
     SQLite has no such thing: other processes look every poll interval."""
     if _dialect(session) == "postgresql":
-        session.connection().exec_driver_sql(f"NOTIFY {channel}")
+        execute(session, f"NOTIFY {channel}")
 
 
 _EVENTS_LOCK = 4_242_001  # the advisory lock that orders event ids (events.py)
@@ -269,7 +309,7 @@ def lock_events(session: Session) -> None:
     """PostgreSQL: take the events lock until the transaction ends, so event ids become visible
     in the order they were given. SQLite writers are serialized anyway."""
     if _dialect(session) == "postgresql":
-        session.connection().exec_driver_sql(f"SELECT pg_advisory_xact_lock({_EVENTS_LOCK})")
+        execute(session, f"SELECT pg_advisory_xact_lock({_EVENTS_LOCK})")
 
 
 def lock_campaign(session: Session, campaign_id: int) -> None:
