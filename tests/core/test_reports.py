@@ -455,6 +455,29 @@ def test_callers_of_every_campaign_count_a_member_once(database: Database, setti
     assert results_equal_recount(database)
 
 
+def test_a_member_who_calls_again_later_is_one_caller(database: Database, settings: Settings) -> None:
+    """The callers of a period that runs to the last call are summed from how many members' last
+    call is in each quarter: a member's later call, imported in a later batch, moves them from
+    the quarter of their earlier one (counted there no more), in the campaign and in any."""
+    map_seed_campaign(database)
+    make(database, settings, Made("+15550000001", at("2026-11-10T10:00:00Z")))
+    make(database, settings, Made("+15550000002", at("2026-11-11T10:00:00Z")))
+    make(database, settings, Made("+15550000001", at("2026-11-12T10:00:00Z")))  # a batch of its own, later
+
+    def callers(first: dt.date, **scope: Any) -> int:
+        return int(ask(database, Grouping.DAY, first, dt.date(2026, 11, 20), "UTC", **scope).totals["callers"])
+
+    for scope in ({}, {"campaign_ids": (1,)}):
+        assert [callers(dt.date(2026, 11, day), **scope) for day in (9, 11, 12, 13)] == [2, 2, 1, 0]
+    assert results_equal_recount(database)
+
+    with database.reading() as session:
+        member = session.scalar(sa.select(Call.user_id).where(Call.mobile == "+15550000001"))
+    members.erase(database, str(member), "test")
+    assert [callers(dt.date(2026, 11, day)) for day in (9, 11, 12)] == [1, 1, 0]
+    assert results_equal_recount(database)
+
+
 def test_a_report_reads_one_snapshot_while_posts_are_made(database: Database, settings: Settings) -> None:
     """A report is several statements (its rows, its totals, its callers): posts committed while
     it reads are not in any of them, on either database, so its totals are its rows' sums."""

@@ -6,7 +6,8 @@ day (`report_days`), in `report_target_days` by (campaign, UTC day, action, sour
 target), each also under `ANY_CAMPAIGN` (every campaign's sums at once), as a row of its own
 in `report_calls`, with its target and member, and as its member's last call in the campaign
 and in any campaign (`report_members`, under the campaign and under `ANY_CAMPAIGN`) when none
-is later. The importer counts the posts it makes (`count_posts`), an erasure uncounts a member's
+is later, and so in how many members' last call is in its quarter (`report_last_calls`). The
+importer counts the posts it makes (`count_posts`), an erasure uncounts a member's
 (`uncount_member`), in the transaction that makes or removes them: the changes add up in the
 transaction (`ReportChanges`, a part of it) and are written once, in key order, just before it
 commits, as the call counts are (`calls.statistics`). `rebuild` recounts them from the posts.
@@ -15,7 +16,7 @@ A quarter hour serves every time zone: zones are whole hours, or :30 or :45 off 
 day or hour begins on a quarter (a local day's edges fall inside UTC days: the targets of a
 period are read from its whole UTC days and from `report_calls` at its edges). Distinct callers
 are counted from `report_calls`, which keeps the member of each post, or, for a period that runs
-to a campaign's last call (or every campaign's), from `report_members`.
+to a campaign's last call (or every campaign's), summed from `report_last_calls`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from rollcall.reports.models import (
     ReportCall,
     ReportDay,
     ReportHour,
+    ReportLastCalls,
     ReportMember,
     ReportQuarter,
     ReportTarget,
@@ -48,7 +50,7 @@ from rollcall.reports.models import (
 
 _quarters, _calls, _targets = table_of(ReportQuarter), table_of(ReportCall), table_of(ReportTarget)
 _hours, _days, _target_days = table_of(ReportHour), table_of(ReportDay), table_of(ReportTargetDay)
-_members = table_of(ReportMember)
+_members, _last_calls = table_of(ReportMember), table_of(ReportLastCalls)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _A_QUARTER = dt.timedelta(seconds=QUARTER)
 
@@ -110,6 +112,7 @@ HOUR_KEY = ("campaign_id", "hour", "action_id", "source_campaign_id")
 DAY_KEY = ("campaign_id", "day", "action_id", "source_campaign_id")
 TARGET_DAY_KEY = (*DAY_KEY, "target_id")
 MEMBER_COLUMNS = ("campaign_id", "user_id", "last_quarter")
+LAST_CALLS_COLUMNS = ("campaign_id", "last_quarter", "members")
 CALL_COLUMNS = ("campaign_id", "quarter", "post_id", "action_id", "source_campaign_id", "target_id", "user_id")
 Key = tuple[Any, ...]
 
@@ -128,12 +131,16 @@ class ReportChanges:
     made: list[tuple[Any, ...]] = field(default_factory=list)  # CALL_COLUMNS, then FIGURES
     # (campaign or ANY_CAMPAIGN, member) -> quarter
     last_calls: dict[tuple[int, str], int] = field(default_factory=dict)
+    # (campaign or ANY_CAMPAIGN, quarter) -> members whose last call moved there (or away: < 0)
+    moved: dict[tuple[int, int], int] = field(default_factory=dict)
 
     def copy(self) -> ReportChanges:
         quarters, hours, days, target_days = (
             {key: list(values) for key, values in sums.items()} for sums in self.sums()
         )
-        return ReportChanges(quarters, hours, days, target_days, list(self.made), dict(self.last_calls))
+        return ReportChanges(
+            quarters, hours, days, target_days, list(self.made), dict(self.last_calls), dict(self.moved)
+        )
 
     def sums(self) -> tuple[dict[Key, list[int]], ...]:
         """The sums to add, in `SUMS`' order."""
@@ -153,9 +160,25 @@ class ReportChanges:
             insert_rows(session, _calls, (*CALL_COLUMNS, *FIGURES), sorted(self.made))
             self.made.clear()
         if self.last_calls:
-            rows = [(*key, quarter) for key, quarter in sorted(self.last_calls.items())]
-            insert_rows(session, _members, MEMBER_COLUMNS, rows, conflict=_LATER)
+            rows = [(*key, quarter, None) for key, quarter in sorted(self.last_calls.items())]
+            # Each member made or moved later comes back with the quarter it left (None: new).
+            for campaign_id, last, previous in insert_rows(
+                session, _members, (*MEMBER_COLUMNS, "previous_quarter"), rows, returning=_MOVED, conflict=_LATER
+            ):
+                self.move(campaign_id, last, 1)
+                if previous is not None:
+                    self.move(campaign_id, previous, -1)
             self.last_calls.clear()
+        if self.moved:
+            rows = [(*key, members) for key, members in sorted(self.moved.items()) if members]
+            if rows:
+                insert_rows(session, _last_calls, LAST_CALLS_COLUMNS, rows, conflict=_MEMBERS_ADDED)
+            self.moved.clear()
+
+    def move(self, campaign_id: int, quarter: int, members: int) -> None:
+        """Members' last calls in a campaign that came to (members > 0) or left a quarter."""
+        key = (campaign_id, quarter)
+        self.moved[key] = self.moved.get(key, 0) + members
 
 
 SUMS = (  # the kept sums, and their keys
@@ -184,9 +207,13 @@ def _adding(table: str, key: tuple[str, ...]) -> str:
     )
 
 
-_LATER = (  # the conflict clause that keeps a member's later last call
-    "ON CONFLICT (campaign_id, user_id) DO UPDATE SET last_quarter = excluded.last_quarter"
-    " WHERE excluded.last_quarter > report_members.last_quarter"
+_LATER = (  # the conflict clause that keeps a member's later last call, and the one it replaces
+    "ON CONFLICT (campaign_id, user_id) DO UPDATE SET last_quarter = excluded.last_quarter,"
+    " previous_quarter = report_members.last_quarter WHERE excluded.last_quarter > report_members.last_quarter"
+)
+_MOVED = ("campaign_id", "last_quarter", "previous_quarter")  # of the rows inserted or moved later
+_MEMBERS_ADDED = (
+    "ON CONFLICT (campaign_id, last_quarter) DO UPDATE SET members = report_last_calls.members + excluded.members"
 )
 
 
@@ -261,7 +288,7 @@ def uncount_member(session: Session, user_id: str, campaign_quarters: Iterable[t
     """Take a member's posts out of the figures (an erasure), in the caller's transaction: every
     row of theirs in `report_calls` (found in the (campaign, quarter) pairs their posts are in)
     leaves the kept sums and is deleted, and so is the member in `report_members` (under their
-    campaigns and `ANY_CAMPAIGN`)."""
+    campaigns and `ANY_CAMPAIGN`), and in the counts of last calls."""
     changes = part(session, ReportChanges)
     pairs = sorted(set(campaign_quarters))
     columns = (*QUARTER_KEY, "target_id")
@@ -289,11 +316,13 @@ def uncount_member(session: Session, user_id: str, campaign_quarters: Iterable[t
     for member in [key for key in changes.last_calls if key[1] == user_id]:
         del changes.last_calls[member]
     for start in range(0, len(campaigns), 500):
-        session.execute(
-            sa.delete(_members).where(
-                _members.c.campaign_id.in_(campaigns[start : start + 500]), _members.c.user_id == user_id
-            )
+        left = session.execute(
+            sa.delete(_members)
+            .where(_members.c.campaign_id.in_(campaigns[start : start + 500]), _members.c.user_id == user_id)
+            .returning(_members.c.campaign_id, _members.c.last_quarter)
         )
+        for campaign_id, last in left:
+            changes.move(campaign_id, last, -1)
 
 
 # -- recounting them ----------------------------------------------------------------------------
@@ -311,6 +340,7 @@ class Kept:
     days: dict[tuple[Any, ...], tuple[int, ...]]
     target_days: dict[tuple[Any, ...], tuple[int, ...]]
     members: dict[tuple[int, str], int]
+    last_calls: dict[tuple[int, int], int]
 
 
 def kept(session: Session) -> Kept:
@@ -342,7 +372,12 @@ def kept(session: Session) -> Kept:
         (campaign_id, user_id): last
         for campaign_id, user_id, last in session.execute(sa.select(*(_members.c[n] for n in MEMBER_COLUMNS)))
     }
-    return Kept(quarters, calls, hours, days, target_days, members)
+    last_calls = {
+        (campaign_id, quarter): count
+        for campaign_id, quarter, count in session.execute(sa.select(*(_last_calls.c[n] for n in LAST_CALLS_COLUMNS)))
+        if count
+    }
+    return Kept(quarters, calls, hours, days, target_days, members, last_calls)
 
 
 # A post as the recount reads it: id, campaign, action, source campaign (its call's), member,
@@ -389,7 +424,18 @@ def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
     kept_quarters, kept_hours, kept_days, kept_target_days = (
         {k: tuple(v) for k, v in sums.items()} for sums in (quarters, hours, days, target_days)
     )
-    return Kept(kept_quarters, calls, kept_hours, kept_days, kept_target_days, members)
+    last_calls: dict[tuple[int, int], int] = {}
+    for (campaign_id, _), quarter in members.items():
+        last_calls[(campaign_id, quarter)] = last_calls.get((campaign_id, quarter), 0) + 1
+    return Kept(kept_quarters, calls, kept_hours, kept_days, kept_target_days, members, last_calls)
+
+
+def _counted(table: Any) -> Any:
+    """The rows of a kept table that count (a sum or count at 0 is as good as none)."""
+    for name in ("calls", "members"):
+        if name in table.c:
+            return table.c[name] != 0
+    return sa.true()
 
 
 def rebuild(session: Session, batches: Iterable[Sequence[PostRow]], read: ReadDetails) -> int:
@@ -400,7 +446,7 @@ def rebuild(session: Session, batches: Iterable[Sequence[PostRow]], read: ReadDe
     transaction(session).parts.pop(ReportChanges, None)
     lock_for_recount(session, "posts")
     connection = session.connection()
-    tables = (*(table for table, _ in SUMS), _calls, _members)
+    tables = (*(table for table, _ in SUMS), _calls, _members, _last_calls)
     for table in tables:
         connection.exec_driver_sql(f"CREATE TEMPORARY TABLE before_{table.name} AS SELECT * FROM {table.name}")
         session.execute(sa.delete(table))
@@ -410,10 +456,8 @@ def rebuild(session: Session, batches: Iterable[Sequence[PostRow]], read: ReadDe
     wrong = 0
     for table in tables:
         before = sa.table(f"before_{table.name}", *(sa.column(column.name) for column in table.c))
-        now, then = (
-            sa.select(*(t.c[c.name] for c in table.c)).where(t.c.calls != 0 if "calls" in t.c else sa.true())
-            for t in (table, before)
-        )
+        compared = [column for column in table.c if column.name != "previous_quarter"]  # (how it got there)
+        now, then = (sa.select(*(t.c[c.name] for c in compared)).where(_counted(t)) for t in (table, before))
         keys = [column.name for column in table.primary_key]
         differing = sa.union(
             sa.select(*(sa.column(k) for k in keys)).select_from(sa.except_(now, then).subquery()),

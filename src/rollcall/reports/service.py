@@ -32,6 +32,7 @@ from rollcall.reports.models import (
     ReportCall,
     ReportDay,
     ReportHour,
+    ReportLastCalls,
     ReportMember,
     ReportQuarter,
     ReportTarget,
@@ -45,7 +46,7 @@ MAX_DAYS = 36_525  # a period of a century at most
 DEFAULT_DAYS = 30  # the period when none is given: the last 30 days, today included
 _quarters, _calls, _targets = table_of(ReportQuarter), table_of(ReportCall), table_of(ReportTarget)
 _hours, _days, _target_days = table_of(ReportHour), table_of(ReportDay), table_of(ReportTargetDay)
-_members = table_of(ReportMember)
+_members, _last_calls = table_of(ReportMember), table_of(ReportLastCalls)
 _WEEK = [(weekday, hour) for weekday in range(7) for hour in range(24)]
 
 
@@ -193,7 +194,9 @@ def _callers_to_the_end(
     """Distinct callers of the totals or by campaign, counted from the members' last calls, where
     that is exact: the scope is whole campaigns and none of their calls is after the period
     (a period that runs to today), so a member called in the period if their last call is in
-    it (for every campaign at once, their last call in any campaign). None where it is not."""
+    it (for every campaign at once, their last call in any campaign): for one campaign or each
+    campaign, or every campaign at once, a sum of the counts of last calls by quarter
+    (`report_last_calls`), as cheap at ten million posts as at one. None where it is not exact."""
     whole_campaigns = scope.action_ids is None and scope.source_campaign_ids is None
     if grouping not in (None, Grouping.CAMPAIGN) or not whole_campaigns or not campaigns:
         return None
@@ -202,14 +205,16 @@ def _callers_to_the_end(
     )
     if session.execute(later.limit(1)).first() is not None:
         return None
-    keys = [_members.c.campaign_id] if grouping else []
     if grouping is None and _every_campaign(scope):  # members' last calls in any campaign
         campaigns = [ANY_CAMPAIGN]
-    counted = sa.func.count() if grouping or len(campaigns) == 1 else sa.func.count(sa.distinct(_members.c.user_id))
-    query = sa.select(*keys, counted).where(
-        _members.c.campaign_id.in_(campaigns), _members.c.last_quarter >= period.start
-    )
-    return {tuple(row[:-1]): int(row[-1]) for row in session.execute(query.group_by(*keys))}
+    counted: Any
+    if grouping or len(campaigns) == 1:  # a member once per campaign: the counts by quarter add up
+        table, counted = _last_calls, sa.func.sum(_last_calls.c.members)
+    else:  # several campaigns' members, some in more than one: counted member by member
+        table, counted = _members, sa.func.count(sa.distinct(_members.c.user_id))
+    keys = [table.c.campaign_id] if grouping else []
+    query = sa.select(*keys, counted).where(table.c.campaign_id.in_(campaigns), table.c.last_quarter >= period.start)
+    return {tuple(row[:-1]): int(row[-1] or 0) for row in session.execute(query.group_by(*keys))}
 
 
 def _figures(
