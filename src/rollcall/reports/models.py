@@ -131,16 +131,18 @@ class ReportTargetDay(_Figures, Base):
 
 
 # The campaign the kept rows of every campaign at once are under (no campaign has id 0): each
-# member's last call in any campaign (`report_members`) and, with action and source campaign 0,
-# the sums of every campaign (the four tables of sums).
+# member's last call in any campaign (`report_members`, counted by quarter in
+# `report_last_calls`) and, with action and source campaign 0, the sums of every campaign (the
+# four tables of sums).
 ANY_CAMPAIGN = 0
 
 
 class ReportMember(Base):
     """A member who called in a campaign, and the quarter of their last call there: the distinct
     callers of a period that runs to the campaign's last call are those whose last call is in it
-    (a range count over `ix_report_members_last`). Under `ANY_CAMPAIGN` each member's last call in
-    any campaign: the callers of every campaign at once, likewise a range count."""
+    (summed by quarter from `report_last_calls`; for several campaigns but not all, a range count
+    over `ix_report_members_last`). Under `ANY_CAMPAIGN` each member's last call in any campaign:
+    the callers of every campaign at once."""
 
     __tablename__ = "report_members"
     __table_args__ = (
