@@ -31,7 +31,7 @@ from rollcall.callpower.source import CallPower
 from rollcall.calls import deliveries, results
 from rollcall.calls import service as calls
 from rollcall.calls import service as operations
-from rollcall.calls.models import Call
+from rollcall.calls.models import Call, CallState
 from rollcall.calls.queue import Importer
 from rollcall.calls.source import Source
 from rollcall.config import Settings
@@ -206,9 +206,23 @@ def store(database: Database, *records: dict[str, Any]) -> list[int]:
 
 
 def import_all(database: Database, settings: Settings) -> None:
+    """Import every waiting call. An app of the test may be importing too (its importer wakes on
+    PostgreSQL's NOTIFY): calls it has claimed are skipped here, so this waits until none is
+    waiting any more, i.e. until that importer has committed them."""
     importer = Importer(database, settings, CallPower())
-    while importer.import_batch():
-        pass
+    deadline = time.monotonic() + 30
+    while True:
+        if importer.import_batch():
+            continue
+        if not _still_waiting(database):
+            return
+        assert time.monotonic() < deadline, "calls still waiting after 30 s"
+        time.sleep(0.005)  # another importer holds them: until it commits
+
+
+def _still_waiting(database: Database) -> bool:
+    with database.reading() as session:
+        return session.scalar(sa.select(Call.id).where(Call.state == CallState.RECEIVED).limit(1)) is not None
 
 
 def store_and_import(database: Database, settings: Settings, *records: dict[str, Any]) -> None:
