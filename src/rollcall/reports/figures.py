@@ -200,10 +200,10 @@ def add_every_campaign(sums: dict[Key, list[int]]) -> None:
             kept[index] += value
 
 
-def _adding(table: str, key: tuple[str, ...]) -> str:
-    """The conflict clause that adds a row's sums to the kept row of its key."""
+def _adding(table: str, key: tuple[str, ...], names: tuple[str, ...] = FIGURES) -> str:
+    """The conflict clause that adds a row's sums (`names`) to the kept row of its key."""
     return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET " + ", ".join(
-        f"{name} = {table}.{name} + excluded.{name}" for name in FIGURES
+        f"{name} = {table}.{name} + excluded.{name}" for name in names
     )
 
 
@@ -212,9 +212,7 @@ _LATER = (  # the conflict clause that keeps a member's later last call, and the
     " previous_quarter = report_members.last_quarter WHERE excluded.last_quarter > report_members.last_quarter"
 )
 _MOVED = ("campaign_id", "last_quarter", "previous_quarter")  # of the rows inserted or moved later
-_MEMBERS_ADDED = (
-    "ON CONFLICT (campaign_id, last_quarter) DO UPDATE SET members = report_last_calls.members + excluded.members"
-)
+_MEMBERS_ADDED = _adding("report_last_calls", LAST_CALLS_COLUMNS[:2], LAST_CALLS_COLUMNS[2:])
 
 
 def day_of(quarter: int) -> int:
