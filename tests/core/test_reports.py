@@ -604,3 +604,49 @@ def test_concurrent_importers_on_postgresql_keep_the_results_exact(postgres_url:
     assert found.totals["calls"] == 1200
     assert (found.totals["callers"], found.totals["new_members"]) == (150, 150)
     database.dispose()
+
+
+def test_a_member_is_one_caller_a_day_and_an_hour_whatever_order_their_calls_arrive_in(
+    database: Database, settings: Settings
+) -> None:
+    """Distinct callers by day and hour in one campaign are summed from each post's gap since its
+    member's previous call: a call imported after a later one of the same day (a history sent
+    out of order, a batch each) takes the later one's place as the day's first, in UTC and in a
+    zone whose day begins at another hour, and so does a batch with calls before and after the
+    member's last, and a call in the quarter of their last; an erasure takes every gap of the
+    member out."""
+    map_seed_campaign(database)
+    calls = [
+        Made("+15550000001", at("2026-11-18T10:00:00Z")),
+        Made("+15550000002", at("2026-11-18T10:20:00Z")),
+        Made("+15550000001", at("2026-11-18T09:00:00Z")),  # earlier, arriving later
+        Made("+15550000001", at("2026-11-18T09:05:00Z")),  # the same quarter hour
+        Made("+15550000001", at("2026-11-18T03:00:00Z")),  # 17 Nov in New York, 18 Nov in UTC
+        Made("+15550000001", at("2026-11-19T09:00:00Z")),
+    ]
+    for call in calls:
+        make(database, settings, call)
+    # One batch around the member's last call: one before it, one after.
+    around = [Made("+15550000001", at("2026-11-19T08:00:00Z")), Made("+15550000001", at("2026-11-19T10:00:00Z"))]
+    make(database, settings, *around)
+    again = Made("+15550000001", at("2026-11-19T10:05:00Z"))  # in the quarter of their last call
+    make(database, settings, again)
+    calls += [*around, again]
+    first, last = dt.date(2026, 11, 17), dt.date(2026, 11, 19)
+    for tz in ("UTC", "America/New_York", "Asia/Kathmandu"):
+        for grouping, key in ((Grouping.DAY, lambda local: local.date().isoformat()), (Grouping.HOUR, hour_key)):
+            found = ask(database, grouping, first, last, tz, campaign_ids=(1,))
+            got = {row[grouping.value]: row["callers"] for row in found.rows if row["calls"]}
+            want = {k: row["callers"] for k, row in expected(calls, key, first, last, tz).items()}
+            assert got == want, (tz, grouping)
+    assert {
+        row["day"]: row["callers"] for row in ask(database, Grouping.DAY, first, last, "UTC", campaign_ids=(1,)).rows
+    } == {"2026-11-17": 0, "2026-11-18": 2, "2026-11-19": 1}
+    assert results_equal_recount(database)
+
+    with database.reading() as session:
+        member = session.scalar(sa.select(Call.user_id).where(Call.mobile == "+15550000001"))
+    members.erase(database, str(member), "test")
+    found = ask(database, Grouping.DAY, first, last, "UTC", campaign_ids=(1,))
+    assert {row["day"]: row["callers"] for row in found.rows} == {"2026-11-17": 0, "2026-11-18": 1, "2026-11-19": 0}
+    assert results_equal_recount(database)

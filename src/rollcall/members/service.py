@@ -171,12 +171,7 @@ def _erase(
     was erased, and the ledger's record of each call."""
     posts = signups = 0
     if user is not None:
-        made = session.execute(sa.select(Post.campaign_id, Post.call_timestamp).where(Post.northstar_id == user.id))
-        figures.uncount_member(
-            session,
-            user.id,
-            {(campaign, figures.quarter_of(moment)) for campaign, moment in made if moment is not None},
-        )
+        figures.uncount_member(session, user.id, figures.member_quarters(session, user.id))
         posts = session.execute(sa.delete(Post).where(Post.northstar_id == user.id)).rowcount  # type: ignore[attr-defined]
         signups = session.execute(sa.delete(Signup).where(Signup.northstar_id == user.id)).rowcount  # type: ignore[attr-defined]
     now = utcnow()

@@ -22,13 +22,14 @@ to a campaign's last call (or every campaign's), summed from `report_last_calls`
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from rollcall.activity.models import Post
 from rollcall.db import part, table_of, transaction
 from rollcall.dialect import insert_ignoring_conflicts, insert_rows, lock_for_recount
 from rollcall.reports.models import (
@@ -38,8 +39,10 @@ from rollcall.reports.models import (
     QUARTER,
     QUARTERS_A_DAY,
     QUARTERS_AN_HOUR,
+    SAME_DAY_AT_MOST,
     ReportCall,
     ReportDay,
+    ReportGap,
     ReportHour,
     ReportLastCalls,
     ReportMember,
@@ -50,7 +53,7 @@ from rollcall.reports.models import (
 
 _quarters, _calls, _targets = table_of(ReportQuarter), table_of(ReportCall), table_of(ReportTarget)
 _hours, _days, _target_days = table_of(ReportHour), table_of(ReportDay), table_of(ReportTargetDay)
-_members, _last_calls = table_of(ReportMember), table_of(ReportLastCalls)
+_members, _last_calls, _gaps = table_of(ReportMember), table_of(ReportLastCalls), table_of(ReportGap)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _A_QUARTER = dt.timedelta(seconds=QUARTER)
 
@@ -113,6 +116,7 @@ DAY_KEY = ("campaign_id", "day", "action_id", "source_campaign_id")
 TARGET_DAY_KEY = (*DAY_KEY, "target_id")
 MEMBER_COLUMNS = ("campaign_id", "user_id", "last_quarter")
 LAST_CALLS_COLUMNS = ("campaign_id", "last_quarter", "members")
+GAP_COLUMNS = ("campaign_id", "quarter", "since_previous", "calls")
 CALL_COLUMNS = ("campaign_id", "quarter", "post_id", "action_id", "source_campaign_id", "target_id", "user_id")
 Key = tuple[Any, ...]
 
@@ -133,14 +137,34 @@ class ReportChanges:
     last_calls: dict[tuple[int, str], int] = field(default_factory=dict)
     # (campaign or ANY_CAMPAIGN, quarter) -> members whose last call moved there (or away: < 0)
     moved: dict[tuple[int, int], int] = field(default_factory=dict)
+    # (campaign, quarter, quarters since the member's previous call) -> posts added (or taken: < 0)
+    gaps: dict[tuple[int, int, int], int] = field(default_factory=dict)
+    # (campaign, member) -> the posts made (quarter, post), whose gaps are counted when their
+    # members' last calls are written (which return each member's last call before them)
+    posts: dict[tuple[int, str], list[tuple[int, int]]] = field(default_factory=dict)
 
     def copy(self) -> ReportChanges:
         quarters, hours, days, target_days = (
             {key: list(values) for key, values in sums.items()} for sums in self.sums()
         )
         return ReportChanges(
-            quarters, hours, days, target_days, list(self.made), dict(self.last_calls), dict(self.moved)
+            quarters,
+            hours,
+            days,
+            target_days,
+            list(self.made),
+            dict(self.last_calls),
+            dict(self.moved),
+            dict(self.gaps),
+            {member: list(posts) for member, posts in self.posts.items()},
         )
+
+    def gap(self, campaign_id: int, posts: Iterable[tuple[int, int]], sign: int, previous: int | None = None) -> None:
+        """A member's posts (quarter, post) in a campaign added (sign 1) or taken (-1), in order
+        after their previous call there (in quarter `previous`; None: none): each by its gap."""
+        for quarter, since in gaps_of(posts, previous):
+            key = (campaign_id, quarter, since)
+            self.gaps[key] = self.gaps.get(key, 0) + sign
 
     def sums(self) -> tuple[dict[Key, list[int]], ...]:
         """The sums to add, in `SUMS`' order."""
@@ -162,18 +186,57 @@ class ReportChanges:
         if self.last_calls:
             rows = [(*key, quarter, None) for key, quarter in sorted(self.last_calls.items())]
             # Each member made or moved later comes back with the quarter it left (None: new).
-            for campaign_id, last, previous in insert_rows(
+            before: dict[tuple[int, str], int | None] = {}
+            for campaign_id, user_id, last, previous in insert_rows(
                 session, _members, (*MEMBER_COLUMNS, "previous_quarter"), rows, returning=_MOVED, conflict=_LATER
             ):
                 self.move(campaign_id, last, 1)
                 if previous is not None:
                     self.move(campaign_id, previous, -1)
+                before[(campaign_id, user_id)] = previous
             self.last_calls.clear()
+            self.count_gaps(session, before)
         if self.moved:
             rows = [(*key, members) for key, members in sorted(self.moved.items()) if members]
             if rows:
                 insert_rows(session, _last_calls, LAST_CALLS_COLUMNS, rows, conflict=_MEMBERS_ADDED)
             self.moved.clear()
+        if self.gaps:
+            rows = [(*key, posts) for key, posts in sorted(self.gaps.items()) if posts]
+            if rows:
+                insert_rows(session, _gaps, GAP_COLUMNS, rows, conflict=_GAPS_ADDED)
+            self.gaps.clear()
+
+    def count_gaps(self, session: Session, before: dict[tuple[int, str], int | None]) -> None:
+        """The gaps of the posts made, each member's after their last call before them (`before`,
+        as the upsert of their last call returned it; None: none; for a member it did not move,
+        read: their last call is as late or later). A post made in its member's last quarter
+        comes after the posts there: a member's posts in a campaign are made one transaction at
+        a time (their signup's row locked), in the order of their ids. A member whose posts made
+        are not all at or after their last call (a history sent out of order) has their gaps in
+        the campaign counted again from all their posts, read back (a later post's previous call
+        may be one made now)."""
+        unmoved = sorted(member for member in self.posts if member not in before)
+        for start in range(0, len(unmoved), _CHUNK):
+            before.update(
+                ((campaign_id, user_id), last)
+                for campaign_id, user_id, last in session.execute(
+                    sa.select(*(_members.c[name] for name in MEMBER_COLUMNS)).where(
+                        sa.tuple_(_members.c.campaign_id, _members.c.user_id).in_(unmoved[start : start + _CHUNK])
+                    )
+                )
+            )
+        for (campaign_id, user_id), made in sorted(self.posts.items()):
+            made.sort()
+            previous = before[(campaign_id, user_id)]
+            if previous is None or made[0][0] >= previous:
+                self.gap(campaign_id, made, 1, previous)
+                continue
+            pairs = sorted(member_quarters(session, user_id, campaign_id))
+            theirs = [(quarter, post_id) for quarter, post_id in _member_rows(session, user_id, pairs, _A_POST)]
+            self.gap(campaign_id, set(theirs) - set(made), -1)
+            self.gap(campaign_id, theirs, 1)
+        self.posts.clear()
 
     def move(self, campaign_id: int, quarter: int, members: int) -> None:
         """Members' last calls in a campaign that came to (members > 0) or left a quarter."""
@@ -211,8 +274,23 @@ _LATER = (  # the conflict clause that keeps a member's later last call, and the
     "ON CONFLICT (campaign_id, user_id) DO UPDATE SET last_quarter = excluded.last_quarter,"
     " previous_quarter = report_members.last_quarter WHERE excluded.last_quarter > report_members.last_quarter"
 )
-_MOVED = ("campaign_id", "last_quarter", "previous_quarter")  # of the rows inserted or moved later
+_MOVED = ("campaign_id", "user_id", "last_quarter", "previous_quarter")  # of the rows inserted or moved later
 _MEMBERS_ADDED = _adding("report_last_calls", LAST_CALLS_COLUMNS[:2], LAST_CALLS_COLUMNS[2:])
+_GAPS_ADDED = _adding("report_gaps", GAP_COLUMNS[:3], GAP_COLUMNS[3:])
+
+
+def since_previous(quarter: int, previous: int | None) -> int:
+    """Quarters from a member's previous call in a campaign (None: none) to this one, as
+    `report_gaps` keeps them: at most `SAME_DAY_AT_MOST` (longer is never the same local day)."""
+    return SAME_DAY_AT_MOST if previous is None else min(quarter - previous, SAME_DAY_AT_MOST)
+
+
+def gaps_of(posts: Iterable[tuple[int, int]], previous: int | None = None) -> Iterator[tuple[int, int]]:
+    """A member's posts (quarter, id) in a campaign, in order after their previous call there
+    (in quarter `previous`; None: none): each one's quarter and gap."""
+    for quarter, _ in sorted(posts):
+        yield quarter, since_previous(quarter, previous)
+        previous = quarter
 
 
 def day_of(quarter: int) -> int:
@@ -259,7 +337,7 @@ def count_posts(session: Session, posts: Sequence[Counted]) -> None:
     ids = target_ids(session, {post.target for post in posts})
     changes = part(session, ReportChanges)
     every_sum, made, width = changes.sums(), changes.made, len(FIGURES)
-    last_calls = changes.last_calls
+    last_calls, posts_made = changes.last_calls, changes.posts
     for post in posts:
         quarter = quarter_of(post.call_timestamp)
         target_id = ids[post.target]
@@ -277,46 +355,73 @@ def count_posts(session: Session, posts: Sequence[Counted]) -> None:
         figures[0] = figures[outcome_at] = 1
         figures[_SECONDS_AT], figures[_NEW_AT] = seconds, new
         made.append((campaign_id, quarter, post.post_id, action_id, source_id, target_id, post.user_id, *figures))
+        posts_made.setdefault((campaign_id, post.user_id), []).append((quarter, post.post_id))
         for member in ((campaign_id, post.user_id), (ANY_CAMPAIGN, post.user_id)):
             if last_calls.get(member, quarter - 1) < quarter:
                 last_calls[member] = quarter
+
+
+_A_POST = ("quarter", "post_id")
+_CHUNK = 500  # (campaign, quarter) pairs a statement names at most
+
+
+def member_quarters(session: Session, user_id: str, campaign_id: int | None = None) -> set[tuple[int, int]]:
+    """The (campaign, quarter) pairs a member's posts (in one campaign, or any) are counted in."""
+    query = sa.select(Post.campaign_id, Post.call_timestamp).where(Post.northstar_id == user_id)
+    if campaign_id is not None:
+        query = query.where(Post.campaign_id == campaign_id)
+    return {(campaign, quarter_of(moment)) for campaign, moment in session.execute(query) if moment is not None}
+
+
+def _member_rows(
+    session: Session, user_id: str, pairs: Sequence[tuple[int, int]], columns: Sequence[str]
+) -> Iterator[Any]:
+    """A member's rows in `report_calls` (these columns) in the (campaign, quarter) pairs given."""
+    for start in range(0, len(pairs), _CHUNK):
+        yield from session.execute(
+            sa.select(*(_calls.c[name] for name in columns)).where(
+                _calls.c.user_id == user_id,
+                sa.tuple_(_calls.c.campaign_id, _calls.c.quarter).in_(pairs[start : start + _CHUNK]),
+            )
+        ).all()
 
 
 def uncount_member(session: Session, user_id: str, campaign_quarters: Iterable[tuple[int, int]]) -> None:
     """Take a member's posts out of the figures (an erasure), in the caller's transaction: every
     row of theirs in `report_calls` (found in the (campaign, quarter) pairs their posts are in)
     leaves the kept sums and is deleted, and so is the member in `report_members` (under their
-    campaigns and `ANY_CAMPAIGN`), and in the counts of last calls."""
+    campaigns and `ANY_CAMPAIGN`), in the counts of last calls, and each post's gap since the
+    previous one (all of theirs go: no other post's gap changes)."""
     changes = part(session, ReportChanges)
     pairs = sorted(set(campaign_quarters))
-    columns = (*QUARTER_KEY, "target_id")
-    for start in range(0, len(pairs), 500):
-        chunk = pairs[start : start + 500]
-        rows = session.execute(
-            sa.select(*(_calls.c[name] for name in columns), *(_calls.c[name] for name in FIGURES)).where(
-                _calls.c.user_id == user_id,
-                sa.tuple_(_calls.c.campaign_id, _calls.c.quarter).in_(chunk),
-            )
-        ).all()
-        for campaign_id, quarter, action_id, source, target_id, *values in rows:
-            for sums, scope in zip(
-                changes.sums(), sum_keys(campaign_id, quarter, action_id, source, target_id), strict=True
-            ):
-                kept = sums.setdefault(scope, [0] * len(FIGURES))
-                for index, value in enumerate(values):
-                    kept[index] -= value
+    columns = ("campaign_id", "quarter", "post_id", "action_id", "source_campaign_id", "target_id", *FIGURES)
+    theirs: dict[int, list[tuple[int, int]]] = {}
+    for campaign_id, quarter, post_id, action_id, source, target_id, *values in _member_rows(
+        session, user_id, pairs, columns
+    ):
+        theirs.setdefault(campaign_id, []).append((quarter, post_id))
+        for sums, scope in zip(
+            changes.sums(), sum_keys(campaign_id, quarter, action_id, source, target_id), strict=True
+        ):
+            kept = sums.setdefault(scope, [0] * len(FIGURES))
+            for index, value in enumerate(values):
+                kept[index] -= value
+    for start in range(0, len(pairs), _CHUNK):
+        chunk = pairs[start : start + _CHUNK]
         session.execute(
             sa.delete(_calls).where(
                 _calls.c.user_id == user_id, sa.tuple_(_calls.c.campaign_id, _calls.c.quarter).in_(chunk)
             )
         )
+    for campaign_id, posts in theirs.items():
+        changes.gap(campaign_id, posts, -1)
     campaigns = sorted({ANY_CAMPAIGN, *(campaign for campaign, _ in pairs)})
     for member in [key for key in changes.last_calls if key[1] == user_id]:
         del changes.last_calls[member]
-    for start in range(0, len(campaigns), 500):
+    for start in range(0, len(campaigns), _CHUNK):
         left = session.execute(
             sa.delete(_members)
-            .where(_members.c.campaign_id.in_(campaigns[start : start + 500]), _members.c.user_id == user_id)
+            .where(_members.c.campaign_id.in_(campaigns[start : start + _CHUNK]), _members.c.user_id == user_id)
             .returning(_members.c.campaign_id, _members.c.last_quarter)
         )
         for campaign_id, last in left:
@@ -339,6 +444,7 @@ class Kept:
     target_days: dict[tuple[Any, ...], tuple[int, ...]]
     members: dict[tuple[int, str], int]
     last_calls: dict[tuple[int, int], int]
+    gaps: dict[tuple[int, int, int], int]
 
 
 def kept(session: Session) -> Kept:
@@ -375,7 +481,12 @@ def kept(session: Session) -> Kept:
         for campaign_id, quarter, count in session.execute(sa.select(*(_last_calls.c[n] for n in LAST_CALLS_COLUMNS)))
         if count
     }
-    return Kept(quarters, calls, hours, days, target_days, members, last_calls)
+    gaps = {
+        (campaign_id, quarter, since): count
+        for campaign_id, quarter, since, count in session.execute(sa.select(*(_gaps.c[n] for n in GAP_COLUMNS)))
+        if count
+    }
+    return Kept(quarters, calls, hours, days, target_days, members, last_calls, gaps)
 
 
 # A post as the recount reads it: id, campaign, action, source campaign (its call's), member,
@@ -401,6 +512,7 @@ def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
     target_days: dict[Key, list[int]] = {}
     calls: dict[Key, tuple[Any, ...]] = {}
     members: dict[tuple[int, str], int] = {}
+    member_posts: dict[tuple[int, str], list[tuple[int, int]]] = {}
     for row in posts:
         counted = counted_of(row, read)
         if counted is None:
@@ -417,6 +529,7 @@ def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
         )  # fmt: skip
         for member in ((counted.campaign_id, counted.user_id), (ANY_CAMPAIGN, counted.user_id)):
             members[member] = max(members.get(member, quarter), quarter)
+        member_posts.setdefault((counted.campaign_id, counted.user_id), []).append((quarter, counted.post_id))
     for sums in (quarters, hours, days, target_days):
         add_every_campaign(sums)
     kept_quarters, kept_hours, kept_days, kept_target_days = (
@@ -425,7 +538,11 @@ def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
     last_calls: dict[tuple[int, int], int] = {}
     for (campaign_id, _), quarter in members.items():
         last_calls[(campaign_id, quarter)] = last_calls.get((campaign_id, quarter), 0) + 1
-    return Kept(kept_quarters, calls, kept_hours, kept_days, kept_target_days, members, last_calls)
+    gaps: dict[tuple[int, int, int], int] = {}
+    for (campaign_id, _), theirs in member_posts.items():
+        for quarter, since in gaps_of(theirs):
+            gaps[(campaign_id, quarter, since)] = gaps.get((campaign_id, quarter, since), 0) + 1
+    return Kept(kept_quarters, calls, kept_hours, kept_days, kept_target_days, members, last_calls, gaps)
 
 
 def _counted(table: Any) -> Any:
@@ -444,7 +561,7 @@ def rebuild(session: Session, batches: Iterable[Sequence[PostRow]], read: ReadDe
     transaction(session).parts.pop(ReportChanges, None)
     lock_for_recount(session, "posts")
     connection = session.connection()
-    tables = (*(table for table, _ in SUMS), _calls, _members, _last_calls)
+    tables = (*(table for table, _ in SUMS), _calls, _members, _last_calls, _gaps)
     for table in tables:
         connection.exec_driver_sql(f"CREATE TEMPORARY TABLE before_{table.name} AS SELECT * FROM {table.name}")
         session.execute(sa.delete(table))

@@ -173,6 +173,26 @@ class ReportLastCalls(Base):
     members: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
 
+SAME_DAY_AT_MOST = 100  # quarters in the longest local day (25 hours, when the clocks go back)
+
+
+class ReportGap(Base):
+    """How many of a campaign's posts in a quarter hour came how long after their member's
+    previous call in the campaign (`since_previous`, in quarters; `SAME_DAY_AT_MOST` for longer or
+    none: a call that long after the previous one is never in its local day or hour): a post is
+    its member's first of a local day (or hour) when its previous call is in an earlier one, so
+    the distinct callers by day or hour are a sum over these rows, in any time zone, a few rows a
+    quarter where `report_calls` has a row a post (their order is by quarter, then post)."""
+
+    __tablename__ = "report_gaps"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    campaign_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    quarter: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    since_previous: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    calls: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
 # -- shapes of the staff API ------------------------------------------------------------------
 
 

@@ -29,8 +29,10 @@ from rollcall.reports.models import (
     FIGURES,
     QUARTERS_A_DAY,
     QUARTERS_AN_HOUR,
+    SAME_DAY_AT_MOST,
     ReportCall,
     ReportDay,
+    ReportGap,
     ReportHour,
     ReportLastCalls,
     ReportMember,
@@ -46,7 +48,7 @@ MAX_DAYS = 36_525  # a period of a century at most
 DEFAULT_DAYS = 30  # the period when none is given: the last 30 days, today included
 _quarters, _calls, _targets = table_of(ReportQuarter), table_of(ReportCall), table_of(ReportTarget)
 _hours, _days, _target_days = table_of(ReportHour), table_of(ReportDay), table_of(ReportTargetDay)
-_members, _last_calls = table_of(ReportMember), table_of(ReportLastCalls)
+_members, _last_calls, _gaps = table_of(ReportMember), table_of(ReportLastCalls), table_of(ReportGap)
 _WEEK = [(weekday, hour) for weekday in range(7) for hour in range(24)]
 
 
@@ -124,13 +126,7 @@ def _keys(grouping: Grouping, period: Period, table: sa.Table) -> list[Any]:
     """The SQL of a grouping's key over a kept table."""
     if grouping in (Grouping.DAY, Grouping.HOUR, Grouping.WEEKDAY_HOUR):
         quarter = table.c.quarter if "quarter" in table.c else table.c.hour * QUARTERS_AN_HOUR
-        local = period.local_seconds(quarter)
-    if grouping == Grouping.DAY:
-        return [local // DAY]
-    if grouping == Grouping.HOUR:
-        return [local // HOUR, period.offset(quarter)]
-    if grouping == Grouping.WEEKDAY_HOUR:  # 1970-01-01 was a Thursday: Monday is 0
-        return [(local // DAY + 3) % 7, (local % DAY) // HOUR]
+        return _time_keys(grouping, period, quarter)
     if grouping == Grouping.ACTION:
         return [table.c.action_id]
     if grouping == Grouping.CAMPAIGN:
@@ -140,6 +136,17 @@ def _keys(grouping: Grouping, period: Period, table: sa.Table) -> list[Any]:
     if grouping == Grouping.STATE:
         return [_targets.c.state]
     return [_targets.c.district]
+
+
+def _time_keys(grouping: Grouping, period: Period, quarter: Any) -> list[Any]:
+    """The SQL of a time grouping's key of a quarter (SQL)."""
+    local = period.local_seconds(quarter)
+    if grouping == Grouping.DAY:
+        return [local // DAY]
+    if grouping == Grouping.HOUR:
+        return [local // HOUR, period.offset(quarter)]
+    # (1970-01-01 was a Thursday: Monday is 0)
+    return [(local // DAY + 3) % 7, (local % DAY) // HOUR]
 
 
 def _sums(
@@ -217,6 +224,27 @@ def _callers_to_the_end(
     return {tuple(row[:-1]): int(row[-1] or 0) for row in session.execute(query.group_by(*keys))}
 
 
+def _callers_by_gap(
+    session: Session, grouping: Grouping | None, period: Period, campaigns: Sequence[int], scope: Scope
+) -> dict[tuple[Any, ...], int] | None:
+    """Distinct callers by day or hour in one whole campaign, summed from the posts' gaps since
+    their member's previous call there (`report_gaps`): a member is counted on the post whose
+    previous call is in an earlier day (or hour), or none, or `SAME_DAY_AT_MOST` quarters or more
+    before (the period begins a local day: a call before it is in an earlier day and hour). None
+    where it is not exact: another grouping, part of a campaign, or several campaigns (a member
+    who called two is one caller)."""
+    whole_campaign = scope.action_ids is None and scope.source_campaign_ids is None
+    if grouping not in (Grouping.DAY, Grouping.HOUR) or not whole_campaign or len(campaigns) != 1:
+        return None
+    keys = _time_keys(grouping, period, _gaps.c.quarter)
+    before = _time_keys(grouping, period, _gaps.c.quarter - _gaps.c.since_previous)
+    first = sa.or_(_gaps.c.since_previous >= SAME_DAY_AT_MOST, *(k != b for k, b in zip(keys, before, strict=True)))
+    query = sa.select(*keys, sa.func.sum(_gaps.c.calls)).where(
+        _gaps.c.campaign_id == campaigns[0], _gaps.c.quarter >= period.start, _gaps.c.quarter < period.end, first
+    )
+    return {tuple(row[:-1]): int(row[-1] or 0) for row in session.execute(query.group_by(*keys))}
+
+
 def _figures(
     session: Session,
     grouping: Grouping | None,
@@ -233,6 +261,8 @@ def _figures(
     if not callers:
         return {key: [*figures, None] for key, figures in found.items() if grouping is None or figures[0]}
     counted = _callers_to_the_end(session, grouping, period, campaigns, scope)
+    if counted is None:
+        counted = _callers_by_gap(session, grouping, period, campaigns, scope)
     if counted is None:
         by_target = grouping in (Grouping.TARGET, Grouping.STATE, Grouping.DISTRICT)
         caller_keys = _keys(grouping, period, _calls) if grouping else []
