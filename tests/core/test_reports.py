@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from rollcall.activity import service as activity
 from rollcall.callpower.source import CallPower
 from rollcall.calls import results
+from rollcall.calls import service as operations
 from rollcall.calls.models import Call
 from rollcall.calls.queue import Importer
 from rollcall.config import Settings
@@ -650,3 +651,34 @@ def test_a_member_is_one_caller_a_day_and_an_hour_whatever_order_their_calls_arr
     found = ask(database, Grouping.DAY, first, last, "UTC", campaign_ids=(1,))
     assert {row["day"]: row["callers"] for row in found.rows} == {"2026-11-17": 0, "2026-11-18": 1, "2026-11-19": 0}
     assert results_equal_recount(database)
+
+
+def test_callers_by_action_whether_or_not_an_action_is_alone_in_its_campaign(
+    database: Database, settings: Settings
+) -> None:
+    """An action that is its campaign's only one with calls has its campaign's callers (read from
+    the members' last calls, for a period that runs to the last call); a campaign with two
+    actions counts each action's members."""
+    map_seed_campaign(database, 1)  # campaign 1, action 1
+    map_seed_campaign(database, 2)  # campaign 2, action 2
+    with database.writing() as session:
+        operations.add_action(session, campaign_id=2, name="Call the Senate", callpower_campaign_id=3)  # action 3
+    calls = [
+        Made("+15550000001", at("2026-11-18T10:00:00Z"), callpower_campaign_id=1),
+        Made("+15550000001", at("2026-11-18T11:00:00Z"), callpower_campaign_id=1),
+        Made("+15550000002", at("2026-11-18T12:00:00Z"), callpower_campaign_id=1),
+        Made("+15550000001", at("2026-11-19T10:00:00Z"), callpower_campaign_id=2),
+        Made("+15550000002", at("2026-11-19T11:00:00Z"), callpower_campaign_id=2),
+        Made("+15550000002", at("2026-11-19T12:00:00Z"), callpower_campaign_id=3),
+    ]
+    make(database, settings, *calls)
+
+    def callers(first: dt.date, last: dt.date, **scope: Any) -> list[tuple[int, int, int]]:
+        found = ask(database, Grouping.ACTION, first, last, "UTC", **scope)
+        return sorted((row["action_id"], row["calls"], row["callers"]) for row in found.rows)
+
+    to_the_end, before_it = dt.date(2026, 11, 20), dt.date(2026, 11, 18)
+    assert callers(dt.date(2026, 11, 18), to_the_end) == [(1, 3, 2), (2, 2, 2), (3, 1, 1)]
+    assert callers(dt.date(2026, 11, 18), to_the_end, campaign_ids=(1,)) == [(1, 3, 2)]
+    assert callers(dt.date(2026, 11, 19), to_the_end, campaign_ids=(2,)) == [(2, 2, 2), (3, 1, 1)]
+    assert callers(dt.date(2026, 11, 18), before_it) == [(1, 3, 2)]

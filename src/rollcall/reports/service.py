@@ -245,6 +245,22 @@ def _callers_by_gap(
     return {tuple(row[:-1]): int(row[-1] or 0) for row in session.execute(query.group_by(*keys))}
 
 
+def _callers_of_lone_actions(
+    session: Session, found: dict[tuple[Any, ...], list[int]], period: Period, campaigns: Sequence[int], scope: Scope
+) -> dict[tuple[Any, ...], int] | None:
+    """Distinct callers by action where each action with calls in the period is the only one of
+    its campaign with any (as most campaigns have one action): its callers are its campaign's,
+    where the members' last calls tell them (`_callers_to_the_end`). None otherwise."""
+    actions = [key[0] for key, figures in found.items() if figures[0]]
+    campaign_of = dict(session.execute(sa.select(Action.id, Action.campaign_id).where(Action.id.in_(actions))).all())
+    if len(set(campaign_of.values())) != len(actions):
+        return None
+    counted = _callers_to_the_end(session, Grouping.CAMPAIGN, period, campaigns, scope)
+    if counted is None:
+        return None
+    return {(action,): counted.get((campaign_of[action],), 0) for action in actions}
+
+
 def _figures(
     session: Session,
     grouping: Grouping | None,
@@ -263,6 +279,8 @@ def _figures(
     counted = _callers_to_the_end(session, grouping, period, campaigns, scope)
     if counted is None:
         counted = _callers_by_gap(session, grouping, period, campaigns, scope)
+    if counted is None and grouping == Grouping.ACTION:
+        counted = _callers_of_lone_actions(session, found, period, campaigns, scope)
     if counted is None:
         by_target = grouping in (Grouping.TARGET, Grouping.STATE, Grouping.DISTRICT)
         caller_keys = _keys(grouping, period, _calls) if grouping else []
