@@ -11,6 +11,7 @@ UTC, with daylight saving time either way (a local hour that happens twice is tw
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 from dataclasses import dataclass
 from typing import Any
@@ -80,13 +81,17 @@ class Period:
         return sa.case(*whens, else_=sa.literal(self.spans[-1][1]))
 
     def hours(self) -> list[tuple[int, int]]:
-        """Every local hour of the period, in time order: (local hour since 1970, offset)."""
+        """Every local hour of the period, in time order: (local hour since 1970, offset). Within
+        a span of one offset local time runs on, so its hours are those from its first quarter's
+        to its last's (a local hour a change repeats is in two spans, with two offsets)."""
         found: list[tuple[int, int]] = []
-        for quarter in range(self.start, self.end):
-            offset = self.offset_at(quarter)
-            key = ((quarter * QUARTER + offset) // HOUR, offset)
-            if not found or found[-1] != key:
-                found.append(key)
+        for index, (since, offset) in enumerate(self.spans):
+            begin = max(since, self.start)
+            until = self.spans[index + 1][0] if index + 1 < len(self.spans) else self.end
+            if begin >= until:
+                continue
+            first, last = ((quarter * QUARTER + offset) // HOUR for quarter in (begin, until - 1))
+            found.extend((hour, offset) for hour in range(first, last + 1) if (hour, offset) not in found[-1:])
         return found
 
     def days(self) -> list[dt.date]:
@@ -125,11 +130,22 @@ def local_date(day_number: int) -> dt.date:
 
 
 def hour_text(hour_number: int, offset: int) -> str:
-    """A local hour as ISO-8601 with its offset: `2026-11-01T01:00-04:00`."""
-    wall = dt.datetime(1970, 1, 1) + dt.timedelta(hours=hour_number)
+    """A local hour as ISO-8601 with its offset: `2026-11-01T01:00-04:00` (a year of hours is
+    8,760 of them: each day's date and each offset are written once)."""
+    day, hour = divmod(hour_number, 24)
+    return f"{_date_text(day)}T{hour:02d}:00{_offset_text(offset)}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _date_text(day_number: int) -> str:
+    return local_date(day_number).isoformat()
+
+
+@functools.lru_cache(maxsize=64)
+def _offset_text(offset: int) -> str:
     sign = "+" if offset >= 0 else "-"
     minutes = abs(offset) // 60
-    return f"{wall:%Y-%m-%dT%H:%M}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def today_in(tz: zoneinfo.ZoneInfo, now: dt.datetime | None = None) -> dt.date:
