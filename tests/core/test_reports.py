@@ -682,3 +682,44 @@ def test_callers_by_action_whether_or_not_an_action_is_alone_in_its_campaign(
     assert callers(dt.date(2026, 11, 18), to_the_end, campaign_ids=(1,)) == [(1, 3, 2)]
     assert callers(dt.date(2026, 11, 19), to_the_end, campaign_ids=(2,)) == [(2, 2, 2), (3, 1, 1)]
     assert callers(dt.date(2026, 11, 18), before_it) == [(1, 3, 2)]
+
+
+def test_the_importer_and_an_erasure_find_a_members_rows_by_key(database: Database, settings: Settings) -> None:
+    """Each statement that reads or deletes a member's result rows (a returning member's last
+    call, their posts when a history arrives out of order, their erasure) is answered from a key,
+    not by reading a results table whole (SQLite reads a row value `IN (VALUES ...)` by scanning:
+    a million posts' rows per batch)."""
+    map_seed_campaign(database)
+    sent: list[tuple[str, Any]] = []
+
+    def record(connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if not many and " report_" in statement and "WHERE" in statement:
+            sent.append((statement, parameters))
+
+    sa.event.listen(database.engine, "before_cursor_execute", record)
+    try:
+        make(database, settings, Made("+15550000001", at("2026-11-18T10:00:00Z")))
+        make(database, settings, Made("+15550000001", at("2026-11-18T10:05:00Z")))  # their last quarter
+        make(database, settings, Made("+15550000001", at("2026-11-17T10:00:00Z")))  # out of order
+        with database.reading() as session:
+            member = session.scalar(sa.select(Call.user_id).where(Call.mobile == "+15550000001"))
+        members.erase(database, str(member), "test")
+    finally:
+        sa.event.remove(database.engine, "before_cursor_execute", record)
+    tables = ("report_members", "report_calls")
+    assert {table for table in tables if any(f"FROM {table}" in statement for statement, _ in sent)} == set(tables)
+    whole = []
+    with database.engine.connect() as connection:
+        cursor = connection.connection.cursor()
+        if database.dialect != "sqlite":
+            cursor.execute("SET enable_seqscan = off")
+        for statement, parameters in sent:
+            if database.dialect == "sqlite":
+                cursor.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
+                plan = " | ".join(str(row[-1]) for row in cursor.fetchall())
+            else:
+                cursor.execute(f"EXPLAIN {statement}", parameters)
+                plan = " | ".join(str(row[0]) for row in cursor.fetchall())
+            if any(f"SCAN {table}" in plan or f"Seq Scan on {table}" in plan for table in tables):
+                whole.append(f"{statement}\n  -> {plan}")
+    assert whole == []
