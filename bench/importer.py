@@ -1,19 +1,25 @@
 """Importer benchmark: `rollcall worker` working off a stored backlog, in two shapes of history.
 
     python bench/importer.py [--backlog 100000] [--shape repeat|realistic|both] [--postgres URL]
+                             [--into FILE]
 
 `repeat` is members who called before (few new users and signups); `realistic` is a history as
 it comes (about one new member per 3.75 calls, five campaigns and an unmapped one, 1% anonymous
 callers: `data.backlog_records`). Prints calls/s for each; docs/benchmarks.md quotes them.
 With `--postgres URL` (a server the benchmark may create databases on), each shape runs on a
-fresh PostgreSQL database made there and dropped afterwards, instead of a SQLite file.
+fresh PostgreSQL database made there and dropped afterwards, instead of a SQLite file. With
+`--into FILE` (a SQLite file `bench/data.py` built, at the current migration), each shape is
+imported into a copy of it instead of an empty file, its calls made on the day after the file's
+last: what the importer does on a big database (CallPower campaigns 1 to 6 are mapped there).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -40,14 +46,18 @@ def waiting(url: str) -> int:
         engine.dispose()
 
 
-def measure(url: str, backlog: int, shape: str, workdir: Path, concurrency: int = 1) -> float:
-    """Store the backlog, start `rollcall worker`, time it until nothing waits; calls/s."""
-    database = Database(url)
-    migrate(database)
-    database.dispose()
-    map_backlog_campaigns(url, shape)
+def measure(
+    url: str, backlog: int, shape: str, workdir: Path, concurrency: int = 1, *, day: str | None = None
+) -> float:
+    """Store the backlog, start `rollcall worker`, time it until nothing waits; calls/s. With
+    `day`, into a database built by bench/data.py (migrated, its campaigns mapped), on that day."""
+    if day is None:
+        database = Database(url)
+        migrate(database)
+        database.dispose()
+        map_backlog_campaigns(url, shape)
     print(f"\n{shape}: storing a backlog of {backlog} calls ...")
-    store_backlog(url, backlog, shape=shape)
+    store_backlog(url, backlog, shape=shape, **({"day": day} if day else {}))
     env = {**os.environ, "ROLLCALL_DATABASE_URL": url}
     worker = start([ROLLCALL, "worker", "--concurrency", str(concurrency)], env, workdir / f"worker-{shape}.log")
     started = time.perf_counter()
@@ -70,12 +80,23 @@ def measure(url: str, backlog: int, shape: str, workdir: Path, concurrency: int 
     return rate
 
 
+def _day_after_last_call(url: str) -> str:
+    engine = sa.create_engine(normalize_url(url))
+    try:
+        with engine.connect() as connection:
+            last = connection.exec_driver_sql("SELECT max(call_timestamp) FROM posts").scalar_one()
+    finally:
+        engine.dispose()
+    return (dt.date.fromisoformat(str(last)[:10]) + dt.timedelta(days=1)).isoformat()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backlog", type=int, default=100_000)
     parser.add_argument("--shape", choices=[*SHAPES, "both"], default="both")
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--postgres", metavar="URL", help="run on PostgreSQL (databases made on this server)")
+    parser.add_argument("--into", metavar="FILE", type=Path, help="import into a copy of this bench/data.py file")
     args = parser.parse_args()
     print(
         f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -85,6 +106,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rollcall-bench-") as directory:
         workdir = Path(directory)
         for shape in shapes:
+            if args.into:
+                copy = workdir / f"{shape}-into.db"
+                shutil.copyfile(args.into, copy)
+                url = f"sqlite:///{copy}"
+                measure(url, args.backlog, shape, workdir, args.concurrency, day=_day_after_last_call(url))
+                continue
             if not args.postgres:
                 measure(f"sqlite:///{workdir / f'{shape}.db'}", args.backlog, shape, workdir, args.concurrency)
                 continue
