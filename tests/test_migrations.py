@@ -85,7 +85,8 @@ def test_the_dedup_secret_can_be_given_instead_of_generated(database_url: str) -
 
 def test_the_results_migration_counts_the_posts_already_made(database: Database, settings: Settings) -> None:
     """0012 counts the posts of before (new members, outcomes, targets), as the importer would, and
-    0015–0017 their sums by hour and day, their members and every campaign's sums."""
+    0015–0020 their sums by hour and day, their members, every campaign's sums, their last calls
+    by quarter, their gaps and their sums by hour and target."""
     map_seed_campaign(database)
     store_and_import(
         database,
@@ -96,8 +97,9 @@ def test_the_results_migration_counts_the_posts_already_made(database: Database,
     )
     with database.reading() as session:
         before = figures.kept(session)
-    by_campaign = [row[0] for key, row in before.quarters.items() if key[0] != ANY_CAMPAIGN]
-    every_campaign = [row[0] for key, row in before.quarters.items() if key[0] == ANY_CAMPAIGN]
+    quarters = before.sums[0]
+    by_campaign = [row[0] for key, row in quarters.items() if key[0] != ANY_CAMPAIGN]
+    every_campaign = [row[0] for key, row in quarters.items() if key[0] == ANY_CAMPAIGN]
     assert sum(by_campaign) == sum(every_campaign) == 3
     for revision in ("0011", "head"):
         with database.write_engine.begin() as connection:

@@ -549,6 +549,18 @@ def test_an_office_that_stopped_answering_is_flagged(database: Database, setting
     by_target = ask(database, Grouping.TARGET, NOW.date(), NOW.date(), "UTC")
     assert [(r["target_name"], r["unreachable"]) for r in by_target.rows] == [("Mickey Mouse", True), ("Minnie", False)]
 
+    # A window that begins and ends inside an hour (its whole hours are read from the sums by hour
+    # and target, its edge quarters from the posts): from 09:15 today, Mickey's calls of 09:15
+    # to 09:19 (two busy), none of Minnie's (09:00), and one busy call of 09:02 tomorrow.
+    make(database, settings, Made("+15552000001", NOW + dt.timedelta(hours=21, minutes=2), status="busy"))
+    with database.reading() as session:
+        flagged = service.unreachable(
+            session, Scope(), now=NOW + dt.timedelta(hours=21, minutes=5), share=0.3, at_least=1
+        )
+    assert [t.describe() for t in flagged] == [
+        "Representative Mickey Mouse (FL-7): 50% of 6 calls in the last 24 h not answered"
+    ]
+
 
 def test_campaigns_are_made_with_a_time_zone(database: Database) -> None:
     with database.writing() as session:

@@ -49,10 +49,12 @@ from rollcall.reports.models import (
     ReportQuarter,
     ReportTarget,
     ReportTargetDay,
+    ReportTargetHour,
 )
 
 _quarters, _calls, _targets = table_of(ReportQuarter), table_of(ReportCall), table_of(ReportTarget)
 _hours, _days, _target_days = table_of(ReportHour), table_of(ReportDay), table_of(ReportTargetDay)
+_target_hours = table_of(ReportTargetHour)
 _members, _last_calls, _gaps = table_of(ReportMember), table_of(ReportLastCalls), table_of(ReportGap)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _A_QUARTER = dt.timedelta(seconds=QUARTER)
@@ -114,6 +116,7 @@ QUARTER_KEY = ("campaign_id", "quarter", "action_id", "source_campaign_id")
 HOUR_KEY = ("campaign_id", "hour", "action_id", "source_campaign_id")
 DAY_KEY = ("campaign_id", "day", "action_id", "source_campaign_id")
 TARGET_DAY_KEY = (*DAY_KEY, "target_id")
+TARGET_HOUR_KEY = (*HOUR_KEY, "target_id")
 MEMBER_COLUMNS = ("campaign_id", "user_id", "last_quarter")
 LAST_CALLS_COLUMNS = ("campaign_id", "last_quarter", "members")
 GAP_COLUMNS = ("campaign_id", "quarter", "since_previous", "calls")
@@ -132,6 +135,7 @@ class ReportChanges:
     by_hour: dict[Key, list[int]] = field(default_factory=dict)
     by_day: dict[Key, list[int]] = field(default_factory=dict)
     by_target_day: dict[Key, list[int]] = field(default_factory=dict)
+    by_target_hour: dict[Key, list[int]] = field(default_factory=dict)
     made: list[tuple[Any, ...]] = field(default_factory=list)  # CALL_COLUMNS, then FIGURES
     # (campaign or ANY_CAMPAIGN, member) -> quarter
     last_calls: dict[tuple[int, str], int] = field(default_factory=dict)
@@ -144,7 +148,7 @@ class ReportChanges:
     posts: dict[tuple[int, str], list[tuple[int, int]]] = field(default_factory=dict)
 
     def copy(self) -> ReportChanges:
-        quarters, hours, days, target_days = (
+        quarters, hours, days, target_days, target_hours = (
             {key: list(values) for key, values in sums.items()} for sums in self.sums()
         )
         return ReportChanges(
@@ -152,6 +156,7 @@ class ReportChanges:
             hours,
             days,
             target_days,
+            target_hours,
             list(self.made),
             dict(self.last_calls),
             dict(self.moved),
@@ -168,7 +173,7 @@ class ReportChanges:
 
     def sums(self) -> tuple[dict[Key, list[int]], ...]:
         """The sums to add, in `SUMS`' order."""
-        return self.by_quarter, self.by_hour, self.by_day, self.by_target_day
+        return self.by_quarter, self.by_hour, self.by_day, self.by_target_day, self.by_target_hour
 
     def before_commit(self, session: Session) -> None:
         """Every table in key order (the order concurrent writers lock rows in): the sums by one
@@ -252,6 +257,7 @@ SUMS = (  # the kept sums, and their keys
     (_hours, HOUR_KEY),
     (_days, DAY_KEY),
     (_target_days, TARGET_DAY_KEY),
+    (_target_hours, TARGET_HOUR_KEY),
 )
 
 
@@ -303,12 +309,13 @@ def day_of(quarter: int) -> int:
 
 def sum_keys(campaign_id: int, quarter: int, action_id: int, source_id: int, target: Any) -> tuple[Key, ...]:
     """The keys of the kept sums (in `SUMS`' order) a post of this quarter and target adds to."""
-    day = day_of(quarter)
+    day, hour = day_of(quarter), quarter // QUARTERS_AN_HOUR
     return (
         (campaign_id, quarter, action_id, source_id),
-        (campaign_id, quarter // QUARTERS_AN_HOUR, action_id, source_id),
+        (campaign_id, hour, action_id, source_id),
         (campaign_id, day, action_id, source_id),
         (campaign_id, day, action_id, source_id, target),
+        (campaign_id, hour, action_id, source_id, target),
     )
 
 
@@ -447,37 +454,30 @@ ReadDetails = Callable[[dict[str, Any]], tuple[str, int, tuple[str | None, str |
 
 @dataclass(frozen=True)
 class Kept:
-    quarters: dict[tuple[Any, ...], tuple[int, ...]]
+    sums: tuple[dict[tuple[Any, ...], tuple[int, ...]], ...]  # in `SUMS`' order
     calls: dict[tuple[Any, ...], tuple[int, ...]]
-    hours: dict[tuple[Any, ...], tuple[int, ...]]
-    days: dict[tuple[Any, ...], tuple[int, ...]]
-    target_days: dict[tuple[Any, ...], tuple[int, ...]]
     members: dict[tuple[int, str], int]
     last_calls: dict[tuple[int, int], int]
     gaps: dict[tuple[int, int, int], int]
 
 
 def kept(session: Session) -> Kept:
-    """The figures as kept (sums at 0 left out): sums by `QUARTER_KEY`, `HOUR_KEY`, `DAY_KEY` and by
-    (campaign, day, action, source campaign, target), each post's row by (campaign, quarter, post) with its
-    action, source campaign, target and member, and each member's last call by campaign (and in any)
-    (targets by name, not id)."""
+    """The figures as kept (sums at 0 left out): the sums by each of `SUMS`' keys, each post's row by
+    (campaign, quarter, post) with its action, source campaign, target and member, and each member's
+    last call by campaign (and in any) (targets by name, not id)."""
     names = {row.id: Target(row.name, row.title, row.district) for row in session.execute(sa.select(_targets))}
-    quarters, hours, days = (
+
+    def named(key: tuple[Any, ...], names_in: tuple[str, ...]) -> tuple[Any, ...]:
+        return tuple(names[value] if name == "target_id" else value for name, value in zip(names_in, key, strict=True))
+
+    sums = tuple(
         {
-            tuple(row[:4]): tuple(row[4:])
+            named(tuple(row[: len(key)]), key): tuple(row[len(key) :])
             for row in session.execute(sa.select(*(table.c[n] for n in key), *(table.c[n] for n in FIGURES)))
-            if any(row[4:])
+            if any(row[len(key) :])
         }
-        for table, key in SUMS[:3]
+        for table, key in SUMS
     )
-    target_days = {
-        (*row[:4], names[row[4]]): tuple(row[5:])
-        for row in session.execute(
-            sa.select(*(_target_days.c[n] for n in TARGET_DAY_KEY), *(_target_days.c[n] for n in FIGURES))
-        )
-        if any(row[5:])
-    }
     calls = {
         tuple(row[:3]): (row[3], row[4], names[row[5]], row[6], *row[7:])
         for row in session.execute(sa.select(*(_calls.c[n] for n in CALL_COLUMNS), *(_calls.c[n] for n in FIGURES)))
@@ -496,7 +496,7 @@ def kept(session: Session) -> Kept:
         for campaign_id, quarter, since, count in session.execute(sa.select(*(_gaps.c[n] for n in GAP_COLUMNS)))
         if count
     }
-    return Kept(quarters, calls, hours, days, target_days, members, last_calls, gaps)
+    return Kept(sums, calls, members, last_calls, gaps)
 
 
 # A post as the recount reads it: id, campaign, action, source campaign (its call's), member,
@@ -516,10 +516,7 @@ def counted_of(row: PostRow, read: ReadDetails) -> Counted | None:
 
 def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
     """The figures as `posts` (all of them) make them, keyed as `kept` keys them."""
-    quarters: dict[Key, list[int]] = {}
-    hours: dict[Key, list[int]] = {}
-    days: dict[Key, list[int]] = {}
-    target_days: dict[Key, list[int]] = {}
+    sums: tuple[dict[Key, list[int]], ...] = tuple({} for _ in SUMS)
     calls: dict[Key, tuple[Any, ...]] = {}
     members: dict[tuple[int, str], int] = {}
     member_posts: dict[tuple[int, str], list[tuple[int, int]]] = {}
@@ -530,8 +527,8 @@ def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
         quarter = quarter_of(counted.call_timestamp)
         vector = _vector(counted, 1)
         keys = sum_keys(counted.campaign_id, quarter, counted.action_id, counted.source_campaign_id, counted.target)
-        for sums, key in zip((quarters, hours, days, target_days), keys, strict=True):
-            found = sums.setdefault(key, [0] * len(FIGURES))
+        for kept_sums, key in zip(sums, keys, strict=True):
+            found = kept_sums.setdefault(key, [0] * len(FIGURES))
             for index, delta in enumerate(vector):
                 found[index] += delta
         calls[(counted.campaign_id, quarter, counted.post_id)] = (
@@ -540,11 +537,8 @@ def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
         for member in ((counted.campaign_id, counted.user_id), (ANY_CAMPAIGN, counted.user_id)):
             members[member] = max(members.get(member, quarter), quarter)
         member_posts.setdefault((counted.campaign_id, counted.user_id), []).append((quarter, counted.post_id))
-    for sums in (quarters, hours, days, target_days):
-        add_every_campaign(sums)
-    kept_quarters, kept_hours, kept_days, kept_target_days = (
-        {k: tuple(v) for k, v in sums.items()} for sums in (quarters, hours, days, target_days)
-    )
+    for kept_sums in sums:
+        add_every_campaign(kept_sums)
     last_calls: dict[tuple[int, int], int] = {}
     for (campaign_id, _), quarter in members.items():
         last_calls[(campaign_id, quarter)] = last_calls.get((campaign_id, quarter), 0) + 1
@@ -552,7 +546,8 @@ def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
     for (campaign_id, _), theirs in member_posts.items():
         for quarter, since in gaps_of(theirs):
             gaps[(campaign_id, quarter, since)] = gaps.get((campaign_id, quarter, since), 0) + 1
-    return Kept(kept_quarters, calls, kept_hours, kept_days, kept_target_days, members, last_calls, gaps)
+    final = tuple({key: tuple(values) for key, values in kept_sums.items()} for kept_sums in sums)
+    return Kept(final, calls, members, last_calls, gaps)
 
 
 def _counted(table: Any) -> Any:

@@ -130,6 +130,21 @@ class ReportTargetDay(_Figures, Base):
     target_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
 
 
+class ReportTargetHour(_Figures, Base):
+    """A campaign action's posts of one source campaign to one target in one UTC hour: what the
+    offices that stopped answering are read from (the last 24 hours' whole hours; the quarters
+    at its edges from `report_calls`), as many rows on the biggest day as on a quiet one."""
+
+    __tablename__ = "report_target_hours"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    campaign_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    hour: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)  # quarter // 4
+    action_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    source_campaign_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    target_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+
+
 # The campaign the kept rows of every campaign at once are under (no campaign has id 0): each
 # member's last call in any campaign (`report_members`, counted by quarter in
 # `report_last_calls`) and, with action and source campaign 0, the sums of every campaign (the

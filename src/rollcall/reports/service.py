@@ -39,6 +39,7 @@ from rollcall.reports.models import (
     ReportQuarter,
     ReportTarget,
     ReportTargetDay,
+    ReportTargetHour,
 )
 from rollcall.reports.periods import DAY, HOUR, Period, hour_text, today_in
 from rollcall.times import UnknownTimeZone, utcnow, zone
@@ -48,6 +49,7 @@ MAX_DAYS = 36_525  # a period of a century at most
 DEFAULT_DAYS = 30  # the period when none is given: the last 30 days, today included
 _quarters, _calls, _targets = table_of(ReportQuarter), table_of(ReportCall), table_of(ReportTarget)
 _hours, _days, _target_days = table_of(ReportHour), table_of(ReportDay), table_of(ReportTargetDay)
+_target_hours = table_of(ReportTargetHour)
 _members, _last_calls, _gaps = table_of(ReportMember), table_of(ReportLastCalls), table_of(ReportGap)
 _WEEK = [(weekday, hour) for weekday in range(7) for hour in range(24)]
 
@@ -451,21 +453,36 @@ def unreachable(session: Session, scope: Scope, *, now: dt.datetime, share: floa
     `share` of them busy, unanswered or failed; the worst first."""
     campaigns = campaigns_of(session, scope)
     end = quarter_of(now) + 1
-    start = end - 96
-    unanswered = _calls.c.busy + _calls.c.no_answer + _calls.c.failed
-    query = (
-        sa.select(
-            _targets.c.name, _targets.c.title, _targets.c.district, sa.func.sum(_calls.c.calls), sa.func.sum(unanswered)
+    start = end - QUARTERS_A_DAY
+    # The window's whole UTC hours from the sums by hour and target, the quarters at its edges
+    # from the posts' rows: as many rows read on the biggest day as on a quiet one.
+    first_hour, end_hour = -(-start // QUARTERS_AN_HOUR), end // QUARTERS_AN_HOUR
+    parts = [
+        (_calls, start, first_hour * QUARTERS_AN_HOUR),
+        (_target_hours, first_hour, end_hour),
+        (_calls, end_hour * QUARTERS_AN_HOUR, end),
+    ]
+    counted: dict[tuple[str, str, str], list[int]] = {}
+    for table, begin, until in parts:
+        if begin >= until:
+            continue
+        reached = [ANY_CAMPAIGN] if _every_campaign(scope) and table is not _calls else campaigns
+        unanswered = table.c.busy + table.c.no_answer + table.c.failed
+        keys = (_targets.c.name, _targets.c.title, _targets.c.district)
+        query = (
+            sa.select(*keys, sa.func.sum(table.c.calls), sa.func.sum(unanswered))
+            .join(_targets, _targets.c.id == table.c.target_id)
+            .where(*_where(table, reached, scope, begin, until))
+            .group_by(*keys)
         )
-        .join(_targets, _targets.c.id == _calls.c.target_id)
-        .where(*_where(_calls, campaigns, scope, start, end))
-        .group_by(_targets.c.name, _targets.c.title, _targets.c.district)
-        .having(sa.func.sum(_calls.c.calls) >= at_least)
-    )
+        for name, title, district, calls, missed in session.execute(query):
+            kept = counted.setdefault((name, title, district), [0, 0])
+            kept[0] += int(calls or 0)
+            kept[1] += int(missed or 0)
     found = [
-        Unreachable(_blank(name), _blank(title), _blank(district), int(calls), int(missed))
-        for name, title, district, calls, missed in session.execute(query)
-        if calls and int(missed) / int(calls) > share
+        Unreachable(_blank(name), _blank(title), _blank(district), calls, missed)
+        for (name, title, district), (calls, missed) in counted.items()
+        if calls and calls >= at_least and missed / calls > share
     ]
     return sorted(found, key=lambda target: (-target.share, -target.calls))
 
