@@ -83,7 +83,8 @@ class Period:
     def hours(self) -> list[tuple[int, int]]:
         """Every local hour of the period, in time order: (local hour since 1970, offset). Within
         a span of one offset local time runs on, so its hours are those from its first quarter's
-        to its last's (a local hour a change repeats is in two spans, with two offsets)."""
+        to its last's (a local hour a change repeats is in two spans, with two offsets: no two
+        spans in a row have one offset, so no hour is listed twice)."""
         found: list[tuple[int, int]] = []
         for index, (since, offset) in enumerate(self.spans):
             begin = max(since, self.start)
@@ -91,7 +92,7 @@ class Period:
             if begin >= until:
                 continue
             first, last = ((quarter * QUARTER + offset) // HOUR for quarter in (begin, until - 1))
-            found.extend((hour, offset) for hour in range(first, last + 1) if (hour, offset) not in found[-1:])
+            found.extend((hour, offset) for hour in range(first, last + 1))
         return found
 
     def days(self) -> list[dt.date]:

@@ -151,6 +151,17 @@ def _time_keys(grouping: Grouping, period: Period, quarter: Any) -> list[Any]:
     return [(local // DAY + 3) % 7, (local % DAY) // HOUR]
 
 
+def _split(start: int, end: int, per: int, edges: sa.Table, wholes: sa.Table) -> list[tuple[sa.Table, int, int]]:
+    """Quarters `start` to `end` as the kept tables read them: their whole UTC units of `per`
+    quarters (hours or days) from `wholes`, by unit, and the quarters at the edges from `edges`
+    (parts with nothing in them left out)."""
+    first, last = -(-start // per), end // per
+    if first >= last:
+        return [(edges, start, end)]
+    parts = [(edges, start, first * per), (wholes, first, last), (edges, last * per, end)]
+    return [(table, begin, until) for table, begin, until in parts if begin < until]
+
+
 def _sums(
     session: Session, grouping: Grouping | None, period: Period, campaigns: Sequence[int], scope: Scope
 ) -> dict[tuple[Any, ...], list[int]]:
@@ -169,15 +180,7 @@ def _sums(
     else:
         by_target = grouping in (Grouping.TARGET, Grouping.STATE, Grouping.DISTRICT)
         edges, days = (_calls, _target_days) if by_target else (_quarters, _days)
-        first_day, end_day = -(-period.start // QUARTERS_A_DAY), period.end // QUARTERS_A_DAY
-        if first_day >= end_day:
-            parts = [(edges, period.start, period.end)]
-        else:
-            parts = [
-                (edges, period.start, first_day * QUARTERS_A_DAY),
-                (days, first_day, end_day),
-                (edges, end_day * QUARTERS_A_DAY, period.end),
-            ]
+        parts = _split(period.start, period.end, QUARTERS_A_DAY, edges, days)
     every = _every_campaign(scope) and grouping not in (Grouping.ACTION, Grouping.CAMPAIGN)
     found: dict[tuple[Any, ...], list[int]] = {}
     for table, start, end in parts:
@@ -456,16 +459,8 @@ def unreachable(session: Session, scope: Scope, *, now: dt.datetime, share: floa
     start = end - QUARTERS_A_DAY
     # The window's whole UTC hours from the sums by hour and target, the quarters at its edges
     # from the posts' rows: as many rows read on the biggest day as on a quiet one.
-    first_hour, end_hour = -(-start // QUARTERS_AN_HOUR), end // QUARTERS_AN_HOUR
-    parts = [
-        (_calls, start, first_hour * QUARTERS_AN_HOUR),
-        (_target_hours, first_hour, end_hour),
-        (_calls, end_hour * QUARTERS_AN_HOUR, end),
-    ]
     counted: dict[tuple[str, str, str], list[int]] = {}
-    for table, begin, until in parts:
-        if begin >= until:
-            continue
+    for table, begin, until in _split(start, end, QUARTERS_AN_HOUR, _calls, _target_hours):
         reached = [ANY_CAMPAIGN] if _every_campaign(scope) and table is not _calls else campaigns
         unanswered = table.c.busy + table.c.no_answer + table.c.failed
         keys = (_targets.c.name, _targets.c.title, _targets.c.district)
