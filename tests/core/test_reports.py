@@ -346,6 +346,7 @@ def test_any_calls_in_any_zone_count_as_zoneinfo_says(
                 (Grouping.WEEKDAY_HOUR, lambda local: (local.weekday(), local.hour)),
                 (Grouping.TARGET, None),
                 (Grouping.STATE, None),
+                (Grouping.DISTRICT, None),
             ):
                 found = ask(database, grouping, first, last, tz, **scope)
                 if grouping == Grouping.WEEKDAY_HOUR:
@@ -367,11 +368,13 @@ def test_any_calls_in_any_zone_count_as_zoneinfo_says(
 def expected_by_target(
     calls: list[Made], grouping: Grouping, first: dt.date, last: dt.date, tz: str
 ) -> dict[Any, dict[str, int]]:
-    """`expected` by target (name, title, district) or by state (from the district)."""
+    """`expected` by target (name, title, district), by state (from the district) or by district."""
 
     def key(call: Made) -> Any:
         if grouping == Grouping.TARGET:
             return (call.name, call.title, call.district)
+        if grouping == Grouping.DISTRICT:
+            return call.district
         return (call.district or "").split("-")[0] or None
 
     rows: dict[Any, dict[str, int]] = {}
@@ -662,6 +665,63 @@ def test_a_member_is_one_caller_a_day_and_an_hour_whatever_order_their_calls_arr
     members.erase(database, str(member), "test")
     found = ask(database, Grouping.DAY, first, last, "UTC", campaign_ids=(1,))
     assert {row["day"]: row["callers"] for row in found.rows} == {"2026-11-17": 0, "2026-11-18": 1, "2026-11-19": 0}
+    assert results_equal_recount(database)
+
+
+def test_a_member_is_one_caller_of_a_target_state_and_district_whatever_order_their_calls_arrive_in(
+    database: Database, settings: Settings
+) -> None:
+    """Distinct callers by target, state and district in one campaign are its calls less the posts
+    whose member's previous call to the same office (state, district) is in the period too: a
+    history sent out of order (a call before the member's last, in a batch of its own and in a
+    batch with a later one), a second call in the same quarter, periods that begin between a
+    member's calls and after them, in a zone whose day begins at another hour; an erasure takes
+    the member's repeats out."""
+    map_seed_campaign(database)
+    mickey, minnie, office = TARGETS
+    calls = [
+        Made("+15550000001", at("2026-11-18T10:00:00Z"), name=mickey[0], title=mickey[1], district=mickey[2]),
+        Made("+15550000002", at("2026-11-18T10:20:00Z"), name=mickey[0], title=mickey[1], district=mickey[2]),
+        Made("+15550000001", at("2026-11-19T10:00:00Z"), name=minnie[0], title=minnie[1], district=minnie[2]),
+        Made("+15550000001", at("2026-11-17T09:00:00Z"), name=mickey[0], title=mickey[1], district=mickey[2]),
+        Made("+15550000001", at("2026-11-17T09:05:00Z"), name=minnie[0], title=minnie[1], district=minnie[2]),
+        Made("+15550000002", at("2026-11-20T03:00:00Z"), name=office[0], title=office[1], district=office[2]),
+    ]
+    for call in calls:
+        make(database, settings, call)
+    around = [  # one batch around member 1's last call: one before it, one after
+        Made("+15550000001", at("2026-11-16T08:00:00Z"), name=office[0], title=office[1], district=office[2]),
+        Made("+15550000001", at("2026-11-21T10:00:00Z"), name=mickey[0], title=mickey[1], district=mickey[2]),
+        Made("+15550000001", at("2026-11-21T10:05:00Z"), name=mickey[0], title=mickey[1], district=mickey[2]),
+    ]
+    make(database, settings, *around)
+    calls += around
+    assert results_equal_recount(database)
+
+    def callers(grouping: Grouping, first: dt.date, last: dt.date, tz: str) -> dict[Any, int]:
+        found = ask(database, grouping, first, last, tz, campaign_ids=(1,))
+        if grouping == Grouping.TARGET:
+            return {(r["target_name"], r["target_title"], r["target_district"]): r["callers"] for r in found.rows}
+        return {r[grouping.value]: r["callers"] for r in found.rows if r["calls"]}
+
+    def wanted(grouping: Grouping, first: dt.date, last: dt.date, tz: str) -> dict[Any, int]:
+        return {key: row["callers"] for key, row in expected_by_target(calls, grouping, first, last, tz).items()}
+
+    for tz in ("UTC", "America/New_York", "Asia/Kathmandu"):
+        for first, last in (
+            (dt.date(2026, 11, 16), dt.date(2026, 11, 21)),
+            (dt.date(2026, 11, 18), dt.date(2026, 11, 20)),
+        ):
+            for grouping in (Grouping.TARGET, Grouping.STATE, Grouping.DISTRICT):
+                assert callers(grouping, first, last, tz) == wanted(grouping, first, last, tz), (tz, first, grouping)
+    whole = (dt.date(2026, 11, 16), dt.date(2026, 11, 21))
+    assert callers(Grouping.STATE, *whole, "UTC") == {"FL": 2, None: 2}
+    assert callers(Grouping.TARGET, *whole, "UTC")[mickey] == 2
+
+    with database.reading() as session:
+        member = session.scalar(sa.select(Call.user_id).where(Call.mobile == "+15550000001"))
+    members.erase(database, str(member), "test")
+    assert callers(Grouping.STATE, *whole, "UTC") == {"FL": 1, None: 1}
     assert results_equal_recount(database)
 
 

@@ -39,6 +39,7 @@ from rollcall.reports.models import (
     QUARTER,
     QUARTERS_A_DAY,
     QUARTERS_AN_HOUR,
+    REPEAT_KINDS,
     SAME_DAY_AT_MOST,
     ReportCall,
     ReportDay,
@@ -47,6 +48,7 @@ from rollcall.reports.models import (
     ReportLastCalls,
     ReportMember,
     ReportQuarter,
+    ReportRepeat,
     ReportTarget,
     ReportTargetDay,
     ReportTargetHour,
@@ -56,6 +58,7 @@ _quarters, _calls, _targets = table_of(ReportQuarter), table_of(ReportCall), tab
 _hours, _days, _target_days = table_of(ReportHour), table_of(ReportDay), table_of(ReportTargetDay)
 _target_hours = table_of(ReportTargetHour)
 _members, _last_calls, _gaps = table_of(ReportMember), table_of(ReportLastCalls), table_of(ReportGap)
+_repeats = table_of(ReportRepeat)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _A_QUARTER = dt.timedelta(seconds=QUARTER)
 
@@ -121,6 +124,7 @@ MEMBER_COLUMNS = ("campaign_id", "user_id", "last_quarter")
 LAST_CALLS_COLUMNS = ("campaign_id", "last_quarter", "members")
 GAP_COLUMNS = ("campaign_id", "quarter", "since_previous", "calls")
 CALL_COLUMNS = ("campaign_id", "quarter", "post_id", "action_id", "source_campaign_id", "target_id", "user_id")
+REPEAT_COLUMNS = ("campaign_id", "kind", "quarter", "post_id", "target_id", "previous")
 Key = tuple[Any, ...]
 
 
@@ -143,9 +147,11 @@ class ReportChanges:
     moved: dict[tuple[int, int], int] = field(default_factory=dict)
     # (campaign, quarter, quarters since the member's previous call) -> posts added (or taken: < 0)
     gaps: dict[tuple[int, int, int], int] = field(default_factory=dict)
-    # (campaign, member) -> the posts made (quarter, post), whose gaps are counted when their
-    # members' last calls are written (which return each member's last call before them)
-    posts: dict[tuple[int, str], list[tuple[int, int]]] = field(default_factory=dict)
+    # (campaign, member) -> the posts made (quarter, post, target), whose gaps and repeats are
+    # counted when their members' last calls are written (which return each member's last call
+    # before them)
+    posts: dict[tuple[int, str], list[tuple[int, int, int]]] = field(default_factory=dict)
+    repeats: list[tuple[int, ...]] = field(default_factory=list)  # REPEAT_COLUMNS of the rows to insert
 
     def copy(self) -> ReportChanges:
         quarters, hours, days, target_days, target_hours = (
@@ -162,10 +168,11 @@ class ReportChanges:
             dict(self.moved),
             dict(self.gaps),
             {member: list(posts) for member, posts in self.posts.items()},
+            list(self.repeats),
         )
 
-    def gap(self, campaign_id: int, posts: Iterable[tuple[int, int]], sign: int, previous: int | None = None) -> None:
-        """A member's posts (quarter, post) in a campaign added (sign 1) or taken (-1), in order
+    def gap(self, campaign_id: int, posts: Iterable[tuple[Any, ...]], sign: int, previous: int | None = None) -> None:
+        """A member's posts (quarter, post, ...) in a campaign added (sign 1) or taken (-1), in order
         after their previous call there (in quarter `previous`; None: none): each by its gap."""
         for quarter, since in gaps_of(posts, previous):
             key = (campaign_id, quarter, since)
@@ -201,6 +208,9 @@ class ReportChanges:
                 before[(campaign_id, user_id)] = previous
             self.last_calls.clear()
             self.count_gaps(session, before)
+        if self.repeats:
+            insert_rows(session, _repeats, REPEAT_COLUMNS, sorted(self.repeats))
+            self.repeats.clear()
         if self.moved:
             rows = [(*key, members) for key, members in sorted(self.moved.items()) if members]
             if rows:
@@ -213,14 +223,17 @@ class ReportChanges:
             self.gaps.clear()
 
     def count_gaps(self, session: Session, before: dict[tuple[int, str], int | None]) -> None:
-        """The gaps of the posts made, each member's after their last call before them (`before`,
-        as the upsert of their last call returned it; None: none; for a member it did not move,
-        read: their last call is as late or later). A post made in its member's last quarter
-        comes after the posts there: a member's posts in a campaign are made one transaction at
-        a time (their signup's row locked), in the order of their ids. A member whose posts made
-        are not all at or after their last call (a history sent out of order) has their gaps in
-        the campaign counted again from all their posts, read back (a later post's previous call
-        may be one made now)."""
+        """The gaps and repeats (`report_repeats`) of the posts made, each member's after their
+        last call before them (`before`, as the upsert of their last call returned it; None:
+        none; for a member it did not move, read: their last call is as late or later). A post
+        made in its member's last quarter comes after the posts there: a member's posts in a
+        campaign are made one transaction at a time (their signup's row locked), in the order of
+        their ids. A member who called there before has their posts there and their targets read
+        back (by `ix_report_calls_member`, the posts made included): a post made repeats the
+        latest of them to its target, state or district. A member whose posts made are not all
+        at or after their last call (a history sent out of order) has their gaps and repeats in
+        the campaign counted again from all their posts (a later post's previous call may be one
+        made now)."""
         unmoved: dict[int, list[str]] = {}  # campaign -> members (by key: see `_member_where`)
         for campaign_id, user_id in sorted(member for member in self.posts if member not in before):
             unmoved.setdefault(campaign_id, []).append(user_id)
@@ -234,16 +247,25 @@ class ReportChanges:
                         )
                     )
                 )
+        returning = [member for member in self.posts if before[member] is not None]
+        histories = _histories(session, returning)
+        places = _places(session, {post[2] for posts in (*self.posts.values(), *histories.values()) for post in posts})
         for (campaign_id, user_id), made in sorted(self.posts.items()):
             made.sort()
             previous = before[(campaign_id, user_id)]
+            theirs = sorted(histories.get((campaign_id, user_id), made))
             if previous is None or made[0][0] >= previous:
                 self.gap(campaign_id, made, 1, previous)
+                new = set(made)
+                found = repeats_of(campaign_id, theirs, places.__getitem__)
+                self.repeats.extend(row for row in found if (row[2], row[3], row[4]) in new)
                 continue
-            pairs = sorted(member_quarters(session, user_id, campaign_id))
-            theirs = [(quarter, post_id) for quarter, post_id in _member_rows(session, user_id, pairs, _A_POST)]
-            self.gap(campaign_id, set(theirs) - set(made), -1)
+            earlier = sorted(set(theirs) - set(made))
+            self.gap(campaign_id, earlier, -1)
             self.gap(campaign_id, theirs, 1)
+            for where in _posts_where(_repeats, campaign_id, earlier):
+                session.execute(sa.delete(_repeats).where(*where))
+            self.repeats.extend(repeats_of(campaign_id, theirs, places.__getitem__))
         self.posts.clear()
 
     def move(self, campaign_id: int, quarter: int, members: int) -> None:
@@ -294,12 +316,70 @@ def since_previous(quarter: int, previous: int | None) -> int:
     return SAME_DAY_AT_MOST if previous is None else min(quarter - previous, SAME_DAY_AT_MOST)
 
 
-def gaps_of(posts: Iterable[tuple[int, int]], previous: int | None = None) -> Iterator[tuple[int, int]]:
-    """A member's posts (quarter, id) in a campaign, in order after their previous call there
+def gaps_of(posts: Iterable[tuple[Any, ...]], previous: int | None = None) -> Iterator[tuple[int, int]]:
+    """A member's posts (quarter, id, ...) in a campaign, in order after their previous call there
     (in quarter `previous`; None: none): each one's quarter and gap."""
-    for quarter, _ in sorted(posts):
+    for quarter, *_ in sorted(posts):
         yield quarter, since_previous(quarter, previous)
         previous = quarter
+
+
+def repeats_of(
+    campaign_id: int, posts: Iterable[tuple[int, int, Any]], place: Callable[[Any], tuple[str, str]]
+) -> Iterator[tuple[Any, ...]]:
+    """A member's posts (quarter, id, target) in a campaign, all of them: the rows of
+    `report_repeats` (`REPEAT_COLUMNS`) of those whose member called the same target, state or
+    district before (`place`: a target's state and district)."""
+    latest: dict[tuple[int, Any], int] = {}  # (kind, target, state or district) -> quarter
+    for quarter, post_id, target in sorted(posts, key=lambda post: post[:2]):
+        for kind, key in enumerate((target, *place(target))):
+            previous = latest.get((kind, key))
+            if previous is not None:
+                yield (campaign_id, kind, quarter, post_id, target, previous)
+            latest[(kind, key)] = quarter
+
+
+History = dict[tuple[int, str], list[tuple[int, int, int]]]  # (campaign, member) -> (quarter, post, target)
+
+
+def _histories(session: Session, members: Iterable[tuple[int, str]]) -> History:
+    """(campaign, member) -> their posts there (quarter, post, target), read by `ix_report_calls_member`."""
+    users: dict[int, list[str]] = {}
+    for campaign_id, user_id in sorted(set(members)):
+        users.setdefault(campaign_id, []).append(user_id)
+    found: History = {}
+    for campaign_id, theirs in users.items():
+        for start in range(0, len(theirs), _CHUNK):
+            query = sa.select(_calls.c.user_id, _calls.c.quarter, _calls.c.post_id, _calls.c.target_id).where(
+                _calls.c.campaign_id == campaign_id, _calls.c.user_id.in_(theirs[start : start + _CHUNK])
+            )
+            for user_id, quarter, post_id, target_id in session.execute(query):
+                found.setdefault((campaign_id, user_id), []).append((quarter, post_id, target_id))
+    return found
+
+
+def _places(session: Session, target_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    """Target id -> its state and district (as `report_targets` keeps them)."""
+    wanted, found = sorted(set(target_ids)), {}
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        query = sa.select(_targets.c.id, _targets.c.state, _targets.c.district).where(_targets.c.id.in_(chunk))
+        for target_id, state, district in session.execute(query):
+            found[target_id] = (state, district)
+    return found
+
+
+def _posts_where(table: sa.Table, campaign_id: int, posts: Sequence[tuple[int, ...]]) -> Iterator[list[Any]]:
+    """The conditions that find these posts' (quarter, post, ...) rows of a campaign in
+    `report_repeats`, by key: every kind, the posts' quarters and ids."""
+    for start in range(0, len(posts), _CHUNK):
+        chunk = posts[start : start + _CHUNK]
+        yield [
+            table.c.campaign_id == campaign_id,
+            table.c.kind.in_(range(len(REPEAT_KINDS))),
+            table.c.quarter.in_(sorted({post[0] for post in chunk})),
+            table.c.post_id.in_(sorted({post[1] for post in chunk})),
+        ]
 
 
 def day_of(quarter: int) -> int:
@@ -365,13 +445,12 @@ def count_posts(session: Session, posts: Sequence[Counted]) -> None:
         figures[0] = figures[outcome_at] = 1
         figures[_SECONDS_AT], figures[_NEW_AT] = seconds, new
         made.append((campaign_id, quarter, post.post_id, action_id, source_id, target_id, post.user_id, *figures))
-        posts_made.setdefault((campaign_id, post.user_id), []).append((quarter, post.post_id))
+        posts_made.setdefault((campaign_id, post.user_id), []).append((quarter, post.post_id, target_id))
         for member in ((campaign_id, post.user_id), (ANY_CAMPAIGN, post.user_id)):
             if last_calls.get(member, quarter - 1) < quarter:
                 last_calls[member] = quarter
 
 
-_A_POST = ("quarter", "post_id")
 _CHUNK = 500  # (campaign, quarter) pairs a statement names at most
 
 
@@ -413,7 +492,8 @@ def uncount_member(session: Session, user_id: str, campaign_quarters: Iterable[t
     row of theirs in `report_calls` (found in the (campaign, quarter) pairs their posts are in)
     leaves the kept sums and is deleted, and so is the member in `report_members` (under their
     campaigns and `ANY_CAMPAIGN`), in the counts of last calls, and each post's gap since the
-    previous one (all of theirs go: no other post's gap changes)."""
+    previous one and each of their repeats (all of theirs go: no other post's gap or repeat
+    changes)."""
     changes = part(session, ReportChanges)
     pairs = sorted(set(campaign_quarters))
     columns = ("campaign_id", "quarter", "post_id", "action_id", "source_campaign_id", "target_id", *FIGURES)
@@ -432,6 +512,8 @@ def uncount_member(session: Session, user_id: str, campaign_quarters: Iterable[t
         session.execute(sa.delete(_calls).where(*where))
     for campaign_id, posts in theirs.items():
         changes.gap(campaign_id, posts, -1)
+        for where in _posts_where(_repeats, campaign_id, sorted(posts)):
+            session.execute(sa.delete(_repeats).where(*where))
     campaigns = sorted({ANY_CAMPAIGN, *(campaign for campaign, _ in pairs)})
     for member in [key for key in changes.last_calls if key[1] == user_id]:
         del changes.last_calls[member]
@@ -459,6 +541,7 @@ class Kept:
     members: dict[tuple[int, str], int]
     last_calls: dict[tuple[int, int], int]
     gaps: dict[tuple[int, int, int], int]
+    repeats: dict[tuple[int, int, int, int], tuple[Any, int]]  # (campaign, kind, quarter, post) -> target, previous
 
 
 def kept(session: Session) -> Kept:
@@ -496,7 +579,13 @@ def kept(session: Session) -> Kept:
         for campaign_id, quarter, since, count in session.execute(sa.select(*(_gaps.c[n] for n in GAP_COLUMNS)))
         if count
     }
-    return Kept(sums, calls, members, last_calls, gaps)
+    repeats = {
+        (campaign_id, kind, quarter, post_id): (names[target_id], previous)
+        for campaign_id, kind, quarter, post_id, target_id, previous in session.execute(
+            sa.select(*(_repeats.c[n] for n in REPEAT_COLUMNS))
+        )
+    }
+    return Kept(sums, calls, members, last_calls, gaps, repeats)
 
 
 # A post as the recount reads it: id, campaign, action, source campaign (its call's), member,
@@ -519,7 +608,7 @@ def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
     sums: tuple[dict[Key, list[int]], ...] = tuple({} for _ in SUMS)
     calls: dict[Key, tuple[Any, ...]] = {}
     members: dict[tuple[int, str], int] = {}
-    member_posts: dict[tuple[int, str], list[tuple[int, int]]] = {}
+    member_posts: dict[tuple[int, str], list[tuple[int, int, Target]]] = {}
     for row in posts:
         counted = counted_of(row, read)
         if counted is None:
@@ -536,7 +625,9 @@ def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
         )  # fmt: skip
         for member in ((counted.campaign_id, counted.user_id), (ANY_CAMPAIGN, counted.user_id)):
             members[member] = max(members.get(member, quarter), quarter)
-        member_posts.setdefault((counted.campaign_id, counted.user_id), []).append((quarter, counted.post_id))
+        member_posts.setdefault((counted.campaign_id, counted.user_id), []).append(
+            (quarter, counted.post_id, counted.target)
+        )
     for kept_sums in sums:
         add_every_campaign(kept_sums)
     last_calls: dict[tuple[int, int], int] = {}
@@ -546,8 +637,15 @@ def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
     for (campaign_id, _), theirs in member_posts.items():
         for quarter, since in gaps_of(theirs):
             gaps[(campaign_id, quarter, since)] = gaps.get((campaign_id, quarter, since), 0) + 1
+    repeats = {
+        (campaign_id, kind, quarter, post_id): (target, previous)
+        for (campaign_id, _), theirs in member_posts.items()
+        for campaign_id, kind, quarter, post_id, target, previous in repeats_of(
+            campaign_id, theirs, lambda target: (state_of(target.district), target.district)
+        )
+    }
     final = tuple({key: tuple(values) for key, values in kept_sums.items()} for kept_sums in sums)
-    return Kept(final, calls, members, last_calls, gaps)
+    return Kept(final, calls, members, last_calls, gaps, repeats)
 
 
 def _counted(table: Any) -> Any:
@@ -566,7 +664,7 @@ def rebuild(session: Session, batches: Iterable[Sequence[PostRow]], read: ReadDe
     transaction(session).parts.pop(ReportChanges, None)
     lock_for_recount(session, "posts")
     connection = session.connection()
-    tables = (*(table for table, _ in SUMS), _calls, _members, _last_calls, _gaps)
+    tables = (*(table for table, _ in SUMS), _calls, _members, _last_calls, _gaps, _repeats)
     for table in tables:
         connection.exec_driver_sql(f"CREATE TEMPORARY TABLE before_{table.name} AS SELECT * FROM {table.name}")
         session.execute(sa.delete(table))

@@ -76,7 +76,12 @@ class ReportCall(_Figures, Base):
     post: a batch's new rows go at the end of their quarter (few pages written per commit)."""
 
     __tablename__ = "report_calls"
-    __table_args__ = {"sqlite_with_rowid": False}
+    __table_args__ = (
+        # A member's posts in a campaign, with their targets: what the importer reads to find the
+        # previous call to the same target, state and district (`report_repeats`).
+        sa.Index("ix_report_calls_member", "campaign_id", "user_id", "target_id"),
+        {"sqlite_with_rowid": False},
+    )
 
     campaign_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
     quarter: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
@@ -206,6 +211,30 @@ class ReportGap(Base):
     quarter: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
     since_previous: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
     calls: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
+# What `report_repeats` keys a post's previous call by: the same target, state or district.
+REPEAT_KINDS = ("target", "state", "district")
+
+
+class ReportRepeat(Base):
+    """A post whose member called the same target (`kind` 0), state (1) or district (2) before in
+    the campaign, and the quarter of that previous call: in a period, a member's posts to a target
+    but the first have their previous call in the period, so the distinct callers by target,
+    state or district of one campaign are its calls (kept sums) less these rows whose previous
+    call is in the period, a range read of a few rows where `report_calls` has one per post (a
+    member seldom calls the same office twice: 6% of the posts at 1,000,000 for targets, 11% for
+    states)."""
+
+    __tablename__ = "report_repeats"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    campaign_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)  # in REPEAT_KINDS
+    quarter: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    post_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    target_id: Mapped[int] = mapped_column(sa.Integer)
+    previous: Mapped[int] = mapped_column(sa.Integer)  # the quarter of the member's previous call
 
 
 # -- shapes of the staff API ------------------------------------------------------------------

@@ -29,6 +29,7 @@ from rollcall.reports.models import (
     FIGURES,
     QUARTERS_A_DAY,
     QUARTERS_AN_HOUR,
+    REPEAT_KINDS,
     SAME_DAY_AT_MOST,
     ReportCall,
     ReportDay,
@@ -37,6 +38,7 @@ from rollcall.reports.models import (
     ReportLastCalls,
     ReportMember,
     ReportQuarter,
+    ReportRepeat,
     ReportTarget,
     ReportTargetDay,
     ReportTargetHour,
@@ -51,6 +53,7 @@ _quarters, _calls, _targets = table_of(ReportQuarter), table_of(ReportCall), tab
 _hours, _days, _target_days = table_of(ReportHour), table_of(ReportDay), table_of(ReportTargetDay)
 _target_hours = table_of(ReportTargetHour)
 _members, _last_calls, _gaps = table_of(ReportMember), table_of(ReportLastCalls), table_of(ReportGap)
+_repeats = table_of(ReportRepeat)
 _WEEK = [(weekday, hour) for weekday in range(7) for hour in range(24)]
 
 
@@ -250,6 +253,43 @@ def _callers_by_gap(
     return {tuple(row[:-1]): int(row[-1] or 0) for row in session.execute(query.group_by(*keys))}
 
 
+def _callers_by_repeats(
+    session: Session,
+    grouping: Grouping | None,
+    found: dict[tuple[Any, ...], list[int]],
+    period: Period,
+    campaigns: Sequence[int],
+    scope: Scope,
+) -> dict[tuple[Any, ...], int] | None:
+    """Distinct callers by target, state or district in one whole campaign: each row's calls
+    (`found`, the sums) less its posts whose member's previous call to the same target (state,
+    district) is in the period too (`report_repeats`): of a member's posts to it in the period,
+    all but the first. None where it is not exact: another grouping, part of a campaign, or
+    several campaigns (a member who called the same office in two is one caller)."""
+    whole_campaign = scope.action_ids is None and scope.source_campaign_ids is None
+    if grouping not in (Grouping.TARGET, Grouping.STATE, Grouping.DISTRICT) or not whole_campaign:
+        return None
+    if len(campaigns) != 1:
+        return None
+    keys = _keys(grouping, period, _repeats)
+    query = (
+        sa.select(*keys, sa.func.count())
+        .join(_targets, _targets.c.id == _repeats.c.target_id)
+        .where(
+            _repeats.c.campaign_id == campaigns[0],
+            _repeats.c.kind == REPEAT_KINDS.index(grouping.value),
+            _repeats.c.quarter >= period.start,
+            _repeats.c.quarter < period.end,
+            _repeats.c.previous >= period.start,
+        )
+        .group_by(*keys)
+    )
+    counted = {key: figures[0] for key, figures in found.items()}
+    for row in session.execute(query):
+        counted[tuple(row[:-1])] -= int(row[-1])
+    return counted
+
+
 def _callers_of_lone_actions(
     session: Session, found: dict[tuple[Any, ...], list[int]], period: Period, campaigns: Sequence[int], scope: Scope
 ) -> dict[tuple[Any, ...], int] | None:
@@ -284,6 +324,8 @@ def _figures(
     counted = _callers_to_the_end(session, grouping, period, campaigns, scope)
     if counted is None:
         counted = _callers_by_gap(session, grouping, period, campaigns, scope)
+    if counted is None:
+        counted = _callers_by_repeats(session, grouping, found, period, campaigns, scope)
     if counted is None and grouping == Grouping.ACTION:
         counted = _callers_of_lone_actions(session, found, period, campaigns, scope)
     if counted is None:

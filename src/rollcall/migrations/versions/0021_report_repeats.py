@@ -1,0 +1,51 @@
+"""Posts whose member called the same target, state or district before in the campaign, with
+that previous call's quarter (`report_repeats`): the distinct callers of one campaign by target,
+state or district are its calls less the rows whose previous call is in the period, a read of a
+few rows rather than a count of distinct members over every post of the period. An index on
+`report_calls` by campaign and member, which the importer reads a returning member's posts and
+targets from. Filled from `report_calls`.
+
+Revision ID: 0021
+Revises: 0020
+Create Date: 2026-12-07
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0021"
+down_revision: str | Sequence[str] | None = "0020"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+KINDS = ("c.target_id", "t.state", "t.district")  # kind 0, 1, 2: what a previous call shares
+
+
+def upgrade() -> None:
+    op.create_index("ix_report_calls_member", "report_calls", ["campaign_id", "user_id", "target_id"])
+    op.create_table(
+        "report_repeats",
+        sa.Column("campaign_id", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("kind", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("quarter", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("post_id", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("target_id", sa.Integer(), nullable=False),
+        sa.Column("previous", sa.Integer(), nullable=False),
+        sqlite_with_rowid=False,
+    )
+    for kind, key in enumerate(KINDS):
+        op.execute(
+            "INSERT INTO report_repeats (campaign_id, kind, quarter, post_id, target_id, previous)"
+            f" SELECT campaign_id, {kind}, quarter, post_id, target_id, previous FROM ("
+            "  SELECT c.campaign_id, c.quarter, c.post_id, c.target_id, LAG(c.quarter) OVER"
+            f"  (PARTITION BY c.campaign_id, c.user_id, {key} ORDER BY c.quarter, c.post_id) AS previous"
+            "  FROM report_calls c JOIN report_targets t ON t.id = c.target_id"
+            " ) AS posts WHERE previous IS NOT NULL"
+        )
+
+
+def downgrade() -> None:
+    op.drop_table("report_repeats")
+    op.drop_index("ix_report_calls_member", table_name="report_calls")
