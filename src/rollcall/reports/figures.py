@@ -124,7 +124,7 @@ MEMBER_COLUMNS = ("campaign_id", "user_id", "last_quarter")
 LAST_CALLS_COLUMNS = ("campaign_id", "last_quarter", "members")
 GAP_COLUMNS = ("campaign_id", "quarter", "since_previous", "calls")
 CALL_COLUMNS = ("campaign_id", "quarter", "post_id", "action_id", "source_campaign_id", "target_id", "user_id")
-REPEAT_COLUMNS = ("campaign_id", "kind", "quarter", "post_id", "target_id", "previous")
+REPEAT_COLUMNS = ("campaign_id", "quarter", "post_id", "target_id", *(f"previous_{kind}" for kind in REPEAT_KINDS))
 Key = tuple[Any, ...]
 
 
@@ -225,7 +225,7 @@ class ReportChanges:
     def count_gaps(self, session: Session, before: dict[tuple[int, str], int | None]) -> None:
         """The gaps and repeats (`report_repeats`) of the posts made, each member's after their
         last call before them (`before`, as the upsert of their last call returned it; None:
-        none; for a member it did not move, read: their last call is as late or later). A post
+        none; a member it did not move has their last call as late or later). A post
         made in its member's last quarter comes after the posts there: a member's posts in a
         campaign are made one transaction at a time (their signup's row locked), in the order of
         their ids. A member who called there before has their posts there and their targets read
@@ -234,21 +234,11 @@ class ReportChanges:
         at or after their last call (a history sent out of order) has their gaps and repeats in
         the campaign counted again from all their posts (a later post's previous call may be one
         made now)."""
-        unmoved: dict[int, list[str]] = {}  # campaign -> members (by key: see `_member_where`)
-        for campaign_id, user_id in sorted(member for member in self.posts if member not in before):
-            unmoved.setdefault(campaign_id, []).append(user_id)
-        for campaign_id, users in unmoved.items():
-            for start in range(0, len(users), _CHUNK):
-                before.update(
-                    ((campaign_id, user_id), last)
-                    for user_id, last in session.execute(
-                        sa.select(_members.c.user_id, _members.c.last_quarter).where(
-                            _members.c.campaign_id == campaign_id, _members.c.user_id.in_(users[start : start + _CHUNK])
-                        )
-                    )
-                )
-        returning = [member for member in self.posts if before[member] is not None]
+        returning = [member for member in self.posts if before.get(member, 0) is not None]
         histories = _histories(session, returning)
+        for member in returning:  # (one not moved: their last call is their latest post there)
+            if member not in before:
+                before[member] = max(quarter for quarter, _, _ in histories[member])
         places = _places(session, {post[2] for posts in (*self.posts.values(), *histories.values()) for post in posts})
         for (campaign_id, user_id), made in sorted(self.posts.items()):
             made.sort()
@@ -258,7 +248,7 @@ class ReportChanges:
                 self.gap(campaign_id, made, 1, previous)
                 new = set(made)
                 found = repeats_of(campaign_id, theirs, places.__getitem__)
-                self.repeats.extend(row for row in found if (row[2], row[3], row[4]) in new)
+                self.repeats.extend(row for row in found if (row[1], row[2], row[3]) in new)
                 continue
             earlier = sorted(set(theirs) - set(made))
             self.gap(campaign_id, earlier, -1)
@@ -328,15 +318,17 @@ def repeats_of(
     campaign_id: int, posts: Iterable[tuple[int, int, Any]], place: Callable[[Any], tuple[str, str]]
 ) -> Iterator[tuple[Any, ...]]:
     """A member's posts (quarter, id, target) in a campaign, all of them: the rows of
-    `report_repeats` (`REPEAT_COLUMNS`) of those whose member called the same target, state or
-    district before (`place`: a target's state and district)."""
+    `report_repeats` (`REPEAT_COLUMNS`) of those whose member called the same state before (the
+    same target or district is the same state), with their previous calls to the same target,
+    state and district (`place`: a target's state and district)."""
     latest: dict[tuple[int, Any], int] = {}  # (kind, target, state or district) -> quarter
     for quarter, post_id, target in sorted(posts, key=lambda post: post[:2]):
-        for kind, key in enumerate((target, *place(target))):
-            previous = latest.get((kind, key))
-            if previous is not None:
-                yield (campaign_id, kind, quarter, post_id, target, previous)
-            latest[(kind, key)] = quarter
+        keys = tuple(enumerate((target, *place(target))))
+        previous = tuple(latest.get(key) for key in keys)
+        if previous[1] is not None:
+            yield (campaign_id, quarter, post_id, target, *previous)
+        for key in keys:
+            latest[key] = quarter
 
 
 History = dict[tuple[int, str], list[tuple[int, int, int]]]  # (campaign, member) -> (quarter, post, target)
@@ -371,12 +363,11 @@ def _places(session: Session, target_ids: Iterable[int]) -> dict[int, tuple[str,
 
 def _posts_where(table: sa.Table, campaign_id: int, posts: Sequence[tuple[int, ...]]) -> Iterator[list[Any]]:
     """The conditions that find these posts' (quarter, post, ...) rows of a campaign in
-    `report_repeats`, by key: every kind, the posts' quarters and ids."""
+    `report_repeats`, by key: the posts' quarters and ids."""
     for start in range(0, len(posts), _CHUNK):
         chunk = posts[start : start + _CHUNK]
         yield [
             table.c.campaign_id == campaign_id,
-            table.c.kind.in_(range(len(REPEAT_KINDS))),
             table.c.quarter.in_(sorted({post[0] for post in chunk})),
             table.c.post_id.in_(sorted({post[1] for post in chunk})),
         ]
@@ -541,7 +532,8 @@ class Kept:
     members: dict[tuple[int, str], int]
     last_calls: dict[tuple[int, int], int]
     gaps: dict[tuple[int, int, int], int]
-    repeats: dict[tuple[int, int, int, int], tuple[Any, int]]  # (campaign, kind, quarter, post) -> target, previous
+    # (campaign, quarter, post) -> target and previous calls to it, its state and its district
+    repeats: dict[tuple[int, int, int], tuple[Any, ...]]
 
 
 def kept(session: Session) -> Kept:
@@ -580,10 +572,8 @@ def kept(session: Session) -> Kept:
         if count
     }
     repeats = {
-        (campaign_id, kind, quarter, post_id): (names[target_id], previous)
-        for campaign_id, kind, quarter, post_id, target_id, previous in session.execute(
-            sa.select(*(_repeats.c[n] for n in REPEAT_COLUMNS))
-        )
+        tuple(row[:3]): (names[row[3]], *row[4:])
+        for row in session.execute(sa.select(*(_repeats.c[n] for n in REPEAT_COLUMNS)))
     }
     return Kept(sums, calls, members, last_calls, gaps, repeats)
 
@@ -638,11 +628,9 @@ def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
         for quarter, since in gaps_of(theirs):
             gaps[(campaign_id, quarter, since)] = gaps.get((campaign_id, quarter, since), 0) + 1
     repeats = {
-        (campaign_id, kind, quarter, post_id): (target, previous)
+        tuple(row[:3]): tuple(row[3:])
         for (campaign_id, _), theirs in member_posts.items()
-        for campaign_id, kind, quarter, post_id, target, previous in repeats_of(
-            campaign_id, theirs, lambda target: (state_of(target.district), target.district)
-        )
+        for row in repeats_of(campaign_id, theirs, lambda target: (state_of(target.district), target.district))
     }
     final = tuple({key: tuple(values) for key, values in kept_sums.items()} for kept_sums in sums)
     return Kept(final, calls, members, last_calls, gaps, repeats)

@@ -213,28 +213,29 @@ class ReportGap(Base):
     calls: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
 
-# What `report_repeats` keys a post's previous call by: the same target, state or district.
+# What `report_repeats` finds a post's member's previous call by: the same target, state or district.
 REPEAT_KINDS = ("target", "state", "district")
 
 
 class ReportRepeat(Base):
-    """A post whose member called the same target (`kind` 0), state (1) or district (2) before in
-    the campaign, and the quarter of that previous call: in a period, a member's posts to a target
-    but the first have their previous call in the period, so the distinct callers by target,
-    state or district of one campaign are its calls (kept sums) less these rows whose previous
-    call is in the period, a range read of a few rows where `report_calls` has one per post (a
-    member seldom calls the same office twice: 6% of the posts at 1,000,000 for targets, 11% for
-    states)."""
+    """A post whose member called the same state before in the campaign (and so perhaps the
+    same district and target), with the quarter of their previous call to the same target,
+    state and district (None: none): in a period, a member's posts to a target but the first have
+    their previous call to it in the period, so the distinct callers by target, state or district
+    of one campaign are its calls (kept sums) less these rows whose previous call is in the
+    period, a range read of a few rows where `report_calls` has one per post (a member seldom
+    calls the same state twice: 11% of the posts at 1,000,000)."""
 
     __tablename__ = "report_repeats"
     __table_args__ = {"sqlite_with_rowid": False}
 
     campaign_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
-    kind: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)  # in REPEAT_KINDS
     quarter: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
     post_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
     target_id: Mapped[int] = mapped_column(sa.Integer)
-    previous: Mapped[int] = mapped_column(sa.Integer)  # the quarter of the member's previous call
+    previous_target: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    previous_state: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    previous_district: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
 
 
 # -- shapes of the staff API ------------------------------------------------------------------

@@ -29,7 +29,6 @@ from rollcall.reports.models import (
     FIGURES,
     QUARTERS_A_DAY,
     QUARTERS_AN_HOUR,
-    REPEAT_KINDS,
     SAME_DAY_AT_MOST,
     ReportCall,
     ReportDay,
@@ -277,10 +276,9 @@ def _callers_by_repeats(
         .join(_targets, _targets.c.id == _repeats.c.target_id)
         .where(
             _repeats.c.campaign_id == campaigns[0],
-            _repeats.c.kind == REPEAT_KINDS.index(grouping.value),
             _repeats.c.quarter >= period.start,
             _repeats.c.quarter < period.end,
-            _repeats.c.previous >= period.start,
+            _repeats.c[f"previous_{grouping.value}"] >= period.start,
         )
         .group_by(*keys)
     )

@@ -20,7 +20,7 @@ down_revision: str | Sequence[str] | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-KINDS = ("c.target_id", "t.state", "t.district")  # kind 0, 1, 2: what a previous call shares
+KINDS = {"target": "c.target_id", "state": "t.state", "district": "t.district"}  # what a previous call shares
 
 
 def upgrade() -> None:
@@ -28,22 +28,25 @@ def upgrade() -> None:
     op.create_table(
         "report_repeats",
         sa.Column("campaign_id", sa.Integer(), primary_key=True, autoincrement=False),
-        sa.Column("kind", sa.Integer(), primary_key=True, autoincrement=False),
         sa.Column("quarter", sa.Integer(), primary_key=True, autoincrement=False),
         sa.Column("post_id", sa.Integer(), primary_key=True, autoincrement=False),
         sa.Column("target_id", sa.Integer(), nullable=False),
-        sa.Column("previous", sa.Integer(), nullable=False),
+        *(sa.Column(f"previous_{kind}", sa.Integer(), nullable=True) for kind in KINDS),
         sqlite_with_rowid=False,
     )
-    for kind, key in enumerate(KINDS):
-        op.execute(
-            "INSERT INTO report_repeats (campaign_id, kind, quarter, post_id, target_id, previous)"
-            f" SELECT campaign_id, {kind}, quarter, post_id, target_id, previous FROM ("
-            "  SELECT c.campaign_id, c.quarter, c.post_id, c.target_id, LAG(c.quarter) OVER"
-            f"  (PARTITION BY c.campaign_id, c.user_id, {key} ORDER BY c.quarter, c.post_id) AS previous"
-            "  FROM report_calls c JOIN report_targets t ON t.id = c.target_id"
-            " ) AS posts WHERE previous IS NOT NULL"
-        )
+    previous = ", ".join(
+        f"LAG(c.quarter) OVER (PARTITION BY c.campaign_id, c.user_id, {key} ORDER BY c.quarter, c.post_id)"
+        f" AS previous_{kind}"
+        for kind, key in KINDS.items()
+    )
+    columns = ", ".join(f"previous_{kind}" for kind in KINDS)
+    op.execute(  # (a post that repeats its target or district repeats its state)
+        f"INSERT INTO report_repeats (campaign_id, quarter, post_id, target_id, {columns})"
+        f" SELECT campaign_id, quarter, post_id, target_id, {columns} FROM ("
+        f"  SELECT c.campaign_id, c.quarter, c.post_id, c.target_id, {previous}"
+        "  FROM report_calls c JOIN report_targets t ON t.id = c.target_id"
+        " ) AS posts WHERE previous_state IS NOT NULL"
+    )
 
 
 def downgrade() -> None:
