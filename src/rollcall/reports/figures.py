@@ -16,7 +16,9 @@ A quarter hour serves every time zone: zones are whole hours, or :30 or :45 off 
 day or hour begins on a quarter (a local day's edges fall inside UTC days: the targets of a
 period are read from its whole UTC days and from `report_calls` at its edges). Distinct callers
 are counted from `report_calls`, which keeps the member of each post, or, for a period that runs
-to a campaign's last call (or every campaign's), summed from `report_last_calls`.
+to a campaign's last call (or every campaign's), summed from `report_last_calls`; for one
+campaign by day or hour from `report_gaps`, and by target, state or district as its calls less
+the posts in `report_repeats` whose member's previous call to the same office is in the period.
 """
 
 from __future__ import annotations
