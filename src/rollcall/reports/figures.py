@@ -245,7 +245,7 @@ class ReportChanges:
         for (campaign_id, user_id), made in sorted(self.posts.items()):
             made.sort()
             previous = before[(campaign_id, user_id)]
-            theirs = sorted(histories.get((campaign_id, user_id), made))
+            theirs = histories.get((campaign_id, user_id), made)
             if previous is None or made[0][0] >= previous:
                 self.gap(campaign_id, made, 1, previous)
                 new = set(made)
@@ -255,7 +255,7 @@ class ReportChanges:
             earlier = sorted(set(theirs) - set(made))
             self.gap(campaign_id, earlier, -1)
             self.gap(campaign_id, theirs, 1)
-            for where in _posts_where(_repeats, campaign_id, earlier):
+            for where in _repeats_where(campaign_id, earlier):
                 session.execute(sa.delete(_repeats).where(*where))
             self.repeats.extend(repeats_of(campaign_id, theirs, places.__getitem__))
         self.posts.clear()
@@ -363,15 +363,15 @@ def _places(session: Session, target_ids: Iterable[int]) -> dict[int, tuple[str,
     return found
 
 
-def _posts_where(table: sa.Table, campaign_id: int, posts: Sequence[tuple[int, ...]]) -> Iterator[list[Any]]:
+def _repeats_where(campaign_id: int, posts: Sequence[tuple[int, ...]]) -> Iterator[list[Any]]:
     """The conditions that find these posts' (quarter, post, ...) rows of a campaign in
     `report_repeats`, by key: the posts' quarters and ids."""
     for start in range(0, len(posts), _CHUNK):
         chunk = posts[start : start + _CHUNK]
         yield [
-            table.c.campaign_id == campaign_id,
-            table.c.quarter.in_(sorted({post[0] for post in chunk})),
-            table.c.post_id.in_(sorted({post[1] for post in chunk})),
+            _repeats.c.campaign_id == campaign_id,
+            _repeats.c.quarter.in_(sorted({post[0] for post in chunk})),
+            _repeats.c.post_id.in_(sorted({post[1] for post in chunk})),
         ]
 
 
@@ -505,7 +505,7 @@ def uncount_member(session: Session, user_id: str, campaign_quarters: Iterable[t
         session.execute(sa.delete(_calls).where(*where))
     for campaign_id, posts in theirs.items():
         changes.gap(campaign_id, posts, -1)
-        for where in _posts_where(_repeats, campaign_id, sorted(posts)):
+        for where in _repeats_where(campaign_id, posts):
             session.execute(sa.delete(_repeats).where(*where))
     campaigns = sorted({ANY_CAMPAIGN, *(campaign for campaign, _ in pairs)})
     for member in [key for key in changes.last_calls if key[1] == user_id]:

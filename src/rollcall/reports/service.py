@@ -54,6 +54,7 @@ _target_hours = table_of(ReportTargetHour)
 _members, _last_calls, _gaps = table_of(ReportMember), table_of(ReportLastCalls), table_of(ReportGap)
 _repeats = table_of(ReportRepeat)
 _WEEK = [(weekday, hour) for weekday in range(7) for hour in range(24)]
+_BY_TARGET = (Grouping.TARGET, Grouping.STATE, Grouping.DISTRICT)  # the groupings read with the targets
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def _sums(
         else:
             parts = [(_quarters, period.start, period.end)]
     else:
-        by_target = grouping in (Grouping.TARGET, Grouping.STATE, Grouping.DISTRICT)
+        by_target = grouping in _BY_TARGET
         edges, days = (_calls, _target_days) if by_target else (_quarters, _days)
         parts = _split(period.start, period.end, QUARTERS_A_DAY, edges, days)
     every = _every_campaign(scope) and grouping not in (Grouping.ACTION, Grouping.CAMPAIGN)
@@ -231,6 +232,12 @@ def _callers_to_the_end(
     return {tuple(row[:-1]): int(row[-1] or 0) for row in session.execute(query.group_by(*keys))}
 
 
+def _one_whole_campaign(campaigns: Sequence[int], scope: Scope) -> bool:
+    """The scope is one campaign, whole (not some of its actions or source campaigns): what the
+    rows kept per campaign and member (`report_gaps`, `report_repeats`) count exactly."""
+    return scope.action_ids is None and scope.source_campaign_ids is None and len(campaigns) == 1
+
+
 def _callers_by_gap(
     session: Session, grouping: Grouping | None, period: Period, campaigns: Sequence[int], scope: Scope
 ) -> dict[tuple[Any, ...], int] | None:
@@ -240,8 +247,7 @@ def _callers_by_gap(
     before (the period begins a local day: a call before it is in an earlier day and hour). None
     where it is not exact: another grouping, part of a campaign, or several campaigns (a member
     who called two is one caller)."""
-    whole_campaign = scope.action_ids is None and scope.source_campaign_ids is None
-    if grouping not in (Grouping.DAY, Grouping.HOUR) or not whole_campaign or len(campaigns) != 1:
+    if grouping not in (Grouping.DAY, Grouping.HOUR) or not _one_whole_campaign(campaigns, scope):
         return None
     keys = _time_keys(grouping, period, _gaps.c.quarter)
     before = _time_keys(grouping, period, _gaps.c.quarter - _gaps.c.since_previous)
@@ -265,10 +271,7 @@ def _callers_by_repeats(
     district) is in the period too (`report_repeats`): of a member's posts to it in the period,
     all but the first. None where it is not exact: another grouping, part of a campaign, or
     several campaigns (a member who called the same office in two is one caller)."""
-    whole_campaign = scope.action_ids is None and scope.source_campaign_ids is None
-    if grouping not in (Grouping.TARGET, Grouping.STATE, Grouping.DISTRICT) or not whole_campaign:
-        return None
-    if len(campaigns) != 1:
+    if grouping not in _BY_TARGET or not _one_whole_campaign(campaigns, scope):
         return None
     keys = _keys(grouping, period, _repeats)
     query = (
@@ -327,7 +330,7 @@ def _figures(
     if counted is None and grouping == Grouping.ACTION:
         counted = _callers_of_lone_actions(session, found, period, campaigns, scope)
     if counted is None:
-        by_target = grouping in (Grouping.TARGET, Grouping.STATE, Grouping.DISTRICT)
+        by_target = grouping in _BY_TARGET
         caller_keys = _keys(grouping, period, _calls) if grouping else []
         # (a member's row is never at 0: erased ones go)
         distinct = sa.select(*caller_keys, sa.func.count(sa.distinct(_calls.c.user_id))).where(

@@ -1,9 +1,9 @@
-"""Posts whose member called the same target, state or district before in the campaign, with
-that previous call's quarter (`report_repeats`): the distinct callers of one campaign by target,
-state or district are its calls less the rows whose previous call is in the period, a read of a
-few rows rather than a count of distinct members over every post of the period. An index on
-`report_calls` by campaign and member, which the importer reads a returning member's posts and
-targets from. Filled from `report_calls`.
+"""Posts whose member called the same state before in the campaign, with the quarters of their
+previous calls to the same target, state and district (`report_repeats`): the distinct callers
+of one campaign by target, state or district are its calls less the rows whose previous call is
+in the period, a read of a few rows rather than a count of distinct members over every post of
+the period. An index on `report_calls` by campaign, member and target, which the importer reads
+a returning member's posts and targets from. Filled from `report_calls`.
 
 Revision ID: 0021
 Revises: 0020
