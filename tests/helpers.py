@@ -386,7 +386,7 @@ def results_equal_recount(database: Database, source: Source | None = None) -> b
     by default)."""
     with database.reading() as session:
         kept = figures.kept(session)
-        counted = figures.recount(
-            (row for batch in results.posts(session) for row in batch), (source or CallPower()).reported
-        )
+        posts = [row for batch in results.posts(session) for row in batch]
+        zones = figures.zones_of(session, {row[1] for row in posts}, locked=False)
+        counted = figures.recount(posts, (source or CallPower()).reported, zones)
     return kept == counted

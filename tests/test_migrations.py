@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 
 import alembic.command
@@ -11,6 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import rollcall.models  # noqa: F401  (every table on Base.metadata)
+from rollcall.activity import service as activity
 from rollcall.callpower.record import dedup_key_of
 from rollcall.callpower.source import CallPower
 from rollcall.calls.dedup import dedup_secret
@@ -85,26 +87,37 @@ def test_the_dedup_secret_can_be_given_instead_of_generated(database_url: str) -
 
 def test_the_results_migration_counts_the_posts_already_made(database: Database, settings: Settings) -> None:
     """0012 counts the posts of before (new members, outcomes, targets), as the importer would, and
-    0015–0020 their sums by hour and day, their members, every campaign's sums, their last calls
-    by quarter, their gaps and their sums by hour and target."""
+    0015–0022 their sums by hour and day, their members, every campaign's sums, their last calls
+    by quarter, their gaps, their sums by hour and target, their repeats of an office and of a
+    weekday-hour (in the campaign's zone: Tuesday 13:00 in New York, where in UTC a call of the
+    week before is in the same weekday-hour too)."""
     map_seed_campaign(database)
+    with database.writing() as session:
+        activity.update_campaign(session, 1, {"timezone": "America/New_York"})
     store_and_import(
         database,
         settings,
-        SEED_CALL,
+        SEED_CALL,  # Tuesday 7 November 2017, 18:54 UTC (13:54 in New York)
         {**SEED_CALL, "status": "busy", "call_timestamp": "2017-11-08 10:00:00", "campaign_target_district": None},
         {**SEED_CALL, "mobile": "+15550000002", "status": "no-answer", "call_duration": 0},
+        {**SEED_CALL, "call_timestamp": "2017-11-14 18:10:00"},  # Tuesday 13:10 in New York
+        {**SEED_CALL, "call_timestamp": "2017-10-31 18:20:00"},  # Tuesday 14:20 in New York (18:20 UTC)
     )
     with database.reading() as session:
         before = figures.kept(session)
+    seventh = figures.quarter_of(dt.datetime(2017, 11, 7, 18, 54, 10, tzinfo=dt.UTC))
+    assert list(before.week_repeats.values()) == [(1 * 24 + 13, seventh)]  # (the 14th's; the 31st is 14:00)
+
     quarters = before.sums[0]
     by_campaign = [row[0] for key, row in quarters.items() if key[0] != ANY_CAMPAIGN]
     every_campaign = [row[0] for key, row in quarters.items() if key[0] == ANY_CAMPAIGN]
-    assert sum(by_campaign) == sum(every_campaign) == 3
-    for revision in ("0011", "head"):
+    assert sum(by_campaign) == sum(every_campaign) == 5
+    for revision in ("0011", "0012", "head"):
         with database.write_engine.begin() as connection:
-            command = alembic.command.downgrade if revision != "head" else alembic.command.upgrade
+            command = alembic.command.downgrade if revision == "0011" else alembic.command.upgrade
             command(migrations_config(connection), revision)
+            if revision == "0012":  # (the time zone 0012 adds, which 0022 keeps weekday-hours in)
+                connection.execute(sa.text("UPDATE campaigns SET timezone = 'America/New_York'"))
     with database.reading() as session:
         assert figures.kept(session) == before
     assert results_equal_recount(database)

@@ -301,7 +301,7 @@ TARGETS = [
     calls=st.lists(
         st.tuples(
             st.integers(1, 6),  # member
-            st.integers(0, 60 * 24 * 12),  # minutes after the start
+            st.integers(0, 60 * 24 * 16),  # minutes after the start (some a week apart)
             st.sampled_from(["completed", "busy", "no-answer", "failed", "canceled", "unknown"]),
             st.integers(0, 600),
             st.integers(0, len(TARGETS) - 1),
@@ -316,9 +316,9 @@ def test_any_calls_in_any_zone_count_as_zoneinfo_says(
 ) -> None:
     """Hypothesis draws calls around both daylight-saving changes of 2026; the days, hours,
     weekday-hours, targets, states and totals of the report equal what zoneinfo says of each call
-    (SQLite: a fresh file each). Periods begin and end among the calls: the first ends before
-    the last calls, the second runs past them (its distinct callers are counted from the
-    members' last calls); targets are read from whole UTC days and the period's edges, which the
+    (SQLite: a fresh file each), in the campaign's own zone. Periods begin and end among the
+    calls: the first ends before the last calls, the second runs past them (its distinct callers
+    are counted from the members' last calls); targets are read from whole UTC days and the period's edges, which the
     zone puts inside UTC days. Each over every campaign and over the campaign: their sums are
     kept apart."""
     import shutil
@@ -334,10 +334,15 @@ def test_any_calls_in_any_zone_count_as_zoneinfo_says(
             for start in (dt.datetime(2026, 3, 25, tzinfo=UTC), dt.datetime(2026, 10, 25, tzinfo=UTC))
             for member, minutes, status, seconds, target in calls
         ]
-        make(database, settings, *everything)
+        # The campaign's zone (its weekday-hours kept in it) is set between the two halves: the
+        # first's counted again in it, the second's as they are made.
+        make(database, settings, *everything[: len(calls)])
+        with database.writing() as session:
+            activity.update_campaign(session, 1, {"timezone": tz})
+        make(database, settings, *everything[len(calls) :])
         # The first period ends before some calls (and begins after others); the second begins
         # among the calls and runs past the last.
-        periods = ((dt.date(2026, 3, 28), dt.date(2026, 4, 1)), (dt.date(2026, 10, 28), dt.date(2026, 11, 7)))
+        periods = ((dt.date(2026, 3, 28), dt.date(2026, 4, 6)), (dt.date(2026, 10, 28), dt.date(2026, 11, 12)))
         # Every campaign (read from the sums kept for all of them at once) and the campaign.
         for (first, last), scope in itertools.product(periods, ({}, {"campaign_ids": (1,)})):
             for grouping, key in (
@@ -574,9 +579,10 @@ def test_campaigns_are_made_with_a_time_zone(database: Database) -> None:
 
 
 def test_concurrent_importers_on_postgresql_keep_the_results_exact(postgres_url: str) -> None:
-    """Four importers at once on 1,200 calls of 150 members to two campaigns over a few hours:
-    members first seen by two importers at once, contended quarter-hour rows; the results kept
-    equal a recount, each member is new exactly once."""
+    """Four importers at once on 1,200 calls of 150 members to two campaigns over a few hours,
+    while one campaign's time zone changes four times: members first seen by two importers at
+    once, contended quarter-hour rows; the results kept equal a recount (the weekday-hours in the
+    last zone), each member is new exactly once."""
     settings = Settings(database_url=postgres_url, callpower_api_keys=("k" * 32,), admin_tokens=("t" * 32,))
     database = Database.for_settings(settings)
     map_seed_campaign(database, 1)
@@ -608,7 +614,15 @@ def test_concurrent_importers_on_postgresql_keep_the_results_exact(postgres_url:
         except BaseException as error:  # noqa: BLE001 (reported by the test)
             errors.append(error)
 
-    threads = [threading.Thread(target=importing) for _ in range(4)]
+    def rezoning() -> None:  # (campaign 1's weekday-hours counted again in each zone as calls arrive)
+        try:
+            for tz in ("America/New_York", "Asia/Kathmandu", "Australia/Lord_Howe", "America/St_Johns"):
+                with database.writing() as session:
+                    activity.update_campaign(session, 1, {"timezone": tz})
+        except BaseException as error:  # noqa: BLE001 (reported by the test)
+            errors.append(error)
+
+    threads = [threading.Thread(target=importing) for _ in range(4)] + [threading.Thread(target=rezoning)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -722,6 +736,72 @@ def test_a_member_is_one_caller_of_a_target_state_and_district_whatever_order_th
         member = session.scalar(sa.select(Call.user_id).where(Call.mobile == "+15550000001"))
     members.erase(database, str(member), "test")
     assert callers(Grouping.STATE, *whole, "UTC") == {"FL": 1, None: 1}
+    assert results_equal_recount(database)
+
+
+def test_a_member_is_one_caller_of_a_weekday_hour_whatever_order_their_calls_arrive_in(
+    database: Database, settings: Settings
+) -> None:
+    """Distinct callers by weekday-hour in one campaign, in its own zone, are its members' first
+    calls of each local hour less those whose member's previous call in the same weekday-hour is
+    in the period too: Mondays at 14:00 in New York over five weeks, across the end of daylight
+    saving (the same local hour is another UTC hour), a history sent out of order (alone and in
+    a batch around the member's last call), two calls in one hour, periods that begin between a
+    member's calls; then the campaign's zone changes (counted again), and an erasure takes the
+    member's repeats out. Other zones are counted member by member, and agree."""
+    map_seed_campaign(database)
+    with database.writing() as session:
+        activity.update_campaign(session, 1, {"timezone": "America/New_York"})
+    calls = [
+        Made("+15550000001", at("2026-11-16T14:10:00-05:00")),  # Monday 14:00 in New York
+        Made("+15550000002", at("2026-11-16T14:30:00-05:00")),
+        Made("+15550000001", at("2026-11-09T14:05:00-05:00")),  # a week earlier, arriving later
+        Made("+15550000001", at("2026-10-26T14:15:00-04:00")),  # daylight saving: 18:15 UTC
+        Made("+15550000001", at("2026-11-16T14:50:00-05:00")),  # the same hour again
+        Made("+15550000002", at("2026-11-17T09:00:00-05:00")),  # Tuesday
+        Made("+15550000003", at("2026-11-03T00:05:00-05:00")),  # in the first quarter of a period
+        Made("+15550000003", at("2026-11-10T00:20:00-05:00")),
+    ]
+    for call in calls:
+        make(database, settings, call)
+    around = [  # one batch around member 1's last call: one before it, one after
+        Made("+15550000001", at("2026-11-02T14:45:00-05:00")),
+        Made("+15550000001", at("2026-11-23T14:01:00-05:00")),
+    ]
+    make(database, settings, *around)
+    calls += around
+
+    def callers(first: dt.date, last: dt.date, tz: str) -> dict[Any, int]:
+        found = ask(database, Grouping.WEEKDAY_HOUR, first, last, tz, campaign_ids=(1,))
+        return {(row["weekday"], row["hour"]): row["callers"] for row in found.rows if row["calls"]}
+
+    def wanted(first: dt.date, last: dt.date, tz: str) -> dict[Any, int]:
+        found = expected(calls, lambda local: (local.weekday(), local.hour), first, last, tz)
+        return {key: row["callers"] for key, row in found.items()}
+
+    periods = [
+        (dt.date(2026, 10, 26), dt.date(2026, 11, 23)),
+        (dt.date(2026, 11, 3), dt.date(2026, 11, 20)),
+        (dt.date(2026, 11, 10), dt.date(2026, 11, 30)),
+    ]
+    for tz in ("America/New_York", "UTC", "Asia/Kathmandu"):
+        for first, last in periods:
+            assert callers(first, last, tz) == wanted(first, last, tz), (tz, first)
+    assert callers(*periods[0], "America/New_York") == {(0, 14): 2, (1, 9): 1, (1, 0): 1}
+    assert results_equal_recount(database)
+
+    with database.writing() as session:  # (member 1's Mondays are 00:45–01:35 on Tuesday there)
+        activity.update_campaign(session, 1, {"timezone": "Asia/Kathmandu"})
+    assert results_equal_recount(database)
+    for first, last in periods:
+        assert callers(first, last, "Asia/Kathmandu") == wanted(first, last, "Asia/Kathmandu"), first
+
+    with database.reading() as session:
+        member = session.scalar(sa.select(Call.user_id).where(Call.mobile == "+15550000001"))
+    members.erase(database, str(member), "test")
+    calls = [call for call in calls if call.mobile != "+15550000001"]
+    for first, last in periods:
+        assert callers(first, last, "Asia/Kathmandu") == wanted(first, last, "Asia/Kathmandu"), first
     assert results_equal_recount(database)
 
 

@@ -26,6 +26,7 @@ from rollcall.dialect import iso_from_driver_time
 from rollcall.errors import InvalidInput
 from rollcall.fields import is_missing, required
 from rollcall.paging import Page, PageRequest, any_of, count, keyset_page
+from rollcall.reports import figures
 from rollcall.times import UnknownTimeZone, zone_name
 
 
@@ -80,9 +81,13 @@ def update_campaign(session: Session, campaign_id: int, changes: dict[str, Any])
         changes = {**changes, **_required_text({"internal_title": changes["internal_title"]})}
     if "timezone" in changes:
         changes = {**changes, "timezone": _zone(changes["timezone"])}
+    kept_in = figures.zone_of_campaign
+    rezoned = "timezone" in changes and kept_in(changes["timezone"]) != kept_in(campaign.timezone)
     for name, value in changes.items():
         setattr(campaign, name, value)
     session.flush()
+    if rezoned:  # (its weekday-hours are kept in its zone: counted again, its row locked meanwhile)
+        figures.rezone(session, campaign_id)
     return campaign
 
 

@@ -18,12 +18,16 @@ period are read from its whole UTC days and from `report_calls` at its edges). D
 are counted from `report_calls`, which keeps the member of each post, or, for a period that runs
 to a campaign's last call (or every campaign's), summed from `report_last_calls`; for one
 campaign by day or hour from `report_gaps`, and by target, state or district as its calls less
-the posts in `report_repeats` whose member's previous call to the same office is in the period.
+the posts in `report_repeats` whose member's previous call to the same office is in the period;
+by weekday-hour in the campaign's own zone, its members' first calls of each local hour less the
+posts in `report_week_repeats` whose member's previous call in that weekday-hour is in the period.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from rollcall.activity.models import Post
+from rollcall.activity.models import Campaign, Post
 from rollcall.db import part, table_of, transaction
 from rollcall.dialect import insert_ignoring_conflicts, insert_rows, lock_for_recount
 from rollcall.reports.models import (
@@ -54,13 +58,14 @@ from rollcall.reports.models import (
     ReportTarget,
     ReportTargetDay,
     ReportTargetHour,
+    ReportWeekRepeat,
 )
 
 _quarters, _calls, _targets = table_of(ReportQuarter), table_of(ReportCall), table_of(ReportTarget)
 _hours, _days, _target_days = table_of(ReportHour), table_of(ReportDay), table_of(ReportTargetDay)
 _target_hours = table_of(ReportTargetHour)
 _members, _last_calls, _gaps = table_of(ReportMember), table_of(ReportLastCalls), table_of(ReportGap)
-_repeats = table_of(ReportRepeat)
+_repeats, _week_repeats = table_of(ReportRepeat), table_of(ReportWeekRepeat)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _A_QUARTER = dt.timedelta(seconds=QUARTER)
 
@@ -127,6 +132,7 @@ LAST_CALLS_COLUMNS = ("campaign_id", "last_quarter", "members")
 GAP_COLUMNS = ("campaign_id", "quarter", "since_previous", "calls")
 CALL_COLUMNS = ("campaign_id", "quarter", "post_id", "action_id", "source_campaign_id", "target_id", "user_id")
 REPEAT_COLUMNS = ("campaign_id", "quarter", "post_id", "target_id", *(f"previous_{kind}" for kind in REPEAT_KINDS))
+WEEK_REPEAT_COLUMNS = ("campaign_id", "quarter", "post_id", "cell", "previous_quarter")
 Key = tuple[Any, ...]
 
 
@@ -154,6 +160,7 @@ class ReportChanges:
     # before them)
     posts: dict[tuple[int, str], list[tuple[int, int, int]]] = field(default_factory=dict)
     repeats: list[tuple[int, ...]] = field(default_factory=list)  # REPEAT_COLUMNS of the rows to insert
+    week_repeats: list[tuple[int, ...]] = field(default_factory=list)  # WEEK_REPEAT_COLUMNS, likewise
 
     def copy(self) -> ReportChanges:
         quarters, hours, days, target_days, target_hours = (
@@ -171,6 +178,7 @@ class ReportChanges:
             dict(self.gaps),
             {member: list(posts) for member, posts in self.posts.items()},
             list(self.repeats),
+            list(self.week_repeats),
         )
 
     def gap(self, campaign_id: int, posts: Iterable[tuple[Any, ...]], sign: int, previous: int | None = None) -> None:
@@ -213,6 +221,9 @@ class ReportChanges:
         if self.repeats:
             insert_rows(session, _repeats, REPEAT_COLUMNS, sorted(self.repeats))
             self.repeats.clear()
+        if self.week_repeats:
+            insert_rows(session, _week_repeats, WEEK_REPEAT_COLUMNS, sorted(self.week_repeats))
+            self.week_repeats.clear()
         if self.moved:
             rows = [(*key, members) for key, members in sorted(self.moved.items()) if members]
             if rows:
@@ -225,7 +236,7 @@ class ReportChanges:
             self.gaps.clear()
 
     def count_gaps(self, session: Session, before: dict[tuple[int, str], int | None]) -> None:
-        """The gaps and repeats (`report_repeats`) of the posts made, each member's after their
+        """The gaps and repeats (`report_repeats`, `report_week_repeats`) of the posts made, each member's after their
         last call before them (`before`, as the upsert of their last call returned it; None:
         none; a member it did not move has their last call as late or later). A post
         made in its member's last quarter comes after the posts there: a member's posts in a
@@ -235,13 +246,15 @@ class ReportChanges:
         latest of them to its target, state or district. A member whose posts made are not all
         at or after their last call (a history sent out of order) has their gaps and repeats in
         the campaign counted again from all their posts (a later post's previous call may be one
-        made now)."""
+        made now). The weekday-hours are the campaigns' zones' (read under a share lock: a change
+        of zone, which counts them again, waits for this transaction, or this one for it)."""
         returning = [member for member in self.posts if before.get(member, 0) is not None]
         histories = _histories(session, returning)
         for member in returning:  # (one not moved: their last call is their latest post there)
             if member not in before:
                 before[member] = max(quarter for quarter, _, _ in histories[member])
         places = _places(session, {post[2] for posts in (*self.posts.values(), *histories.values()) for post in posts})
+        zones = zones_of(session, {campaign_id for campaign_id, _ in self.posts})
         for (campaign_id, user_id), made in sorted(self.posts.items()):
             made.sort()
             previous = before[(campaign_id, user_id)]
@@ -251,13 +264,18 @@ class ReportChanges:
                 new = set(made)
                 found = repeats_of(campaign_id, theirs, places.__getitem__)
                 self.repeats.extend(row for row in found if (row[1], row[2], row[3]) in new)
+                ids = {post_id for _, post_id, _ in made}
+                week = week_repeats_of(campaign_id, theirs, zones[campaign_id])
+                self.week_repeats.extend(row for row in week if row[2] in ids)
                 continue
             earlier = sorted(set(theirs) - set(made))
             self.gap(campaign_id, earlier, -1)
             self.gap(campaign_id, theirs, 1)
-            for where in _repeats_where(campaign_id, earlier):
-                session.execute(sa.delete(_repeats).where(*where))
+            for table in (_repeats, _week_repeats):
+                for where in _repeats_where(table, campaign_id, earlier):
+                    session.execute(sa.delete(table).where(*where))
             self.repeats.extend(repeats_of(campaign_id, theirs, places.__getitem__))
+            self.week_repeats.extend(week_repeats_of(campaign_id, theirs, zones[campaign_id]))
         self.posts.clear()
 
     def move(self, campaign_id: int, quarter: int, members: int) -> None:
@@ -363,16 +381,76 @@ def _places(session: Session, target_ids: Iterable[int]) -> dict[int, tuple[str,
     return found
 
 
-def _repeats_where(campaign_id: int, posts: Sequence[tuple[int, ...]]) -> Iterator[list[Any]]:
+def _repeats_where(table: sa.Table, campaign_id: int, posts: Sequence[tuple[int, ...]]) -> Iterator[list[Any]]:
     """The conditions that find these posts' (quarter, post, ...) rows of a campaign in
-    `report_repeats`, by key: the posts' quarters and ids."""
+    `report_repeats` or `report_week_repeats`, by key: the posts' quarters and ids."""
     for start in range(0, len(posts), _CHUNK):
         chunk = posts[start : start + _CHUNK]
         yield [
-            _repeats.c.campaign_id == campaign_id,
-            _repeats.c.quarter.in_(sorted({post[0] for post in chunk})),
-            _repeats.c.post_id.in_(sorted({post[1] for post in chunk})),
+            table.c.campaign_id == campaign_id,
+            table.c.quarter.in_(sorted({post[0] for post in chunk})),
+            table.c.post_id.in_(sorted({post[1] for post in chunk})),
         ]
+
+
+HOUR_SECONDS, DAY_SECONDS = 3600, 86400
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def hour_of(zone: str, quarter: int) -> tuple[tuple[int, int], int]:
+    """A quarter's local hour in a zone, as the report by hour keys it (local hours since 1970 and
+    the offset: the hour that occurs twice when the clocks go back is two), and its weekday-hour
+    (Monday 0 * 24 + hour), as the report by weekday-hour keys it."""
+    moment = dt.datetime.fromtimestamp(quarter * QUARTER, zoneinfo.ZoneInfo(zone))
+    offset = int((moment.utcoffset() or dt.timedelta(0)).total_seconds())
+    local = quarter * QUARTER + offset
+    weekday = (local // DAY_SECONDS + 3) % 7  # (1970-01-01 was a Thursday: Monday is 0)
+    return (local // HOUR_SECONDS, offset), weekday * 24 + local % DAY_SECONDS // HOUR_SECONDS
+
+
+def week_repeats_of(campaign_id: int, posts: Iterable[tuple[Any, ...]], zone: str) -> Iterator[tuple[int, ...]]:
+    """A member's posts (quarter, id, ...) in a campaign, all of them: the rows of
+    `report_week_repeats` (`WEEK_REPEAT_COLUMNS`) of those that are their member's first in a
+    local hour of `zone` and whose member called in the same weekday-hour before."""
+    latest: dict[int, int] = {}  # weekday-hour -> quarter
+    last_hour = None
+    for quarter, post_id, *_ in sorted(posts, key=lambda post: post[:2]):
+        hour, cell = hour_of(zone, quarter)
+        if hour != last_hour and cell in latest:
+            yield (campaign_id, quarter, post_id, cell, latest[cell])
+        latest[cell], last_hour = quarter, hour
+
+
+def zone_of_campaign(timezone: str | None) -> str:
+    """The zone a campaign's weekday-hours are kept in: its own, or UTC."""
+    return timezone or "UTC"
+
+
+def zones_of(session: Session, campaign_ids: Iterable[int], *, locked: bool = True) -> dict[int, str]:
+    """Campaign id -> the zone its weekday-hours are kept in, read under a share lock on
+    PostgreSQL unless not `locked` (a change of zone, `rezone`, holds the campaign's row until it
+    commits)."""
+    wanted, found = sorted(set(campaign_ids)), {}
+    for start in range(0, len(wanted), _CHUNK):
+        query = sa.select(Campaign.id, Campaign.timezone).where(Campaign.id.in_(wanted[start : start + _CHUNK]))
+        for campaign_id, timezone in session.execute(query.with_for_update(read=True) if locked else query):
+            found[campaign_id] = zone_of_campaign(timezone)
+    return found
+
+
+def rezone(session: Session, campaign_id: int) -> int:
+    """Count a campaign's weekday-hour repeats (`report_week_repeats`) again, in the zone it has
+    now, in the caller's transaction (which changed it, and so holds its row: the importers wait);
+    how many rows it has. Reads the campaign's posts' rows: seconds at a million posts."""
+    zone = zones_of(session, [campaign_id])[campaign_id]
+    session.execute(sa.delete(_week_repeats).where(_week_repeats.c.campaign_id == campaign_id))
+    theirs: dict[str, list[tuple[int, int]]] = {}
+    query = sa.select(_calls.c.user_id, _calls.c.quarter, _calls.c.post_id).where(_calls.c.campaign_id == campaign_id)
+    for user_id, quarter, post_id in session.execute(query):
+        theirs.setdefault(user_id, []).append((quarter, post_id))
+    rows = sorted(row for posts in theirs.values() for row in week_repeats_of(campaign_id, posts, zone))
+    insert_rows(session, _week_repeats, WEEK_REPEAT_COLUMNS, rows)
+    return len(rows)
 
 
 def day_of(quarter: int) -> int:
@@ -503,10 +581,12 @@ def uncount_member(session: Session, user_id: str, campaign_quarters: Iterable[t
                 kept[index] -= value
     for where in _member_where(user_id, pairs):
         session.execute(sa.delete(_calls).where(*where))
+    zones_of(session, theirs)  # (their weekday-hour repeats are not counted again meanwhile)
     for campaign_id, posts in theirs.items():
         changes.gap(campaign_id, posts, -1)
-        for where in _repeats_where(campaign_id, posts):
-            session.execute(sa.delete(_repeats).where(*where))
+        for table in (_repeats, _week_repeats):
+            for where in _repeats_where(table, campaign_id, posts):
+                session.execute(sa.delete(table).where(*where))
     campaigns = sorted({ANY_CAMPAIGN, *(campaign for campaign, _ in pairs)})
     for member in [key for key in changes.last_calls if key[1] == user_id]:
         del changes.last_calls[member]
@@ -536,6 +616,8 @@ class Kept:
     gaps: dict[tuple[int, int, int], int]
     # (campaign, quarter, post) -> target and previous calls to it, its state and its district
     repeats: dict[tuple[int, int, int], tuple[Any, ...]]
+    # (campaign, quarter, post) -> weekday-hour and previous call in it
+    week_repeats: dict[tuple[int, ...], tuple[int, ...]]
 
 
 def kept(session: Session) -> Kept:
@@ -577,7 +659,11 @@ def kept(session: Session) -> Kept:
         tuple(row[:3]): (names[row[3]], *row[4:])
         for row in session.execute(sa.select(*(_repeats.c[n] for n in REPEAT_COLUMNS)))
     }
-    return Kept(sums, calls, members, last_calls, gaps, repeats)
+    week_repeats = {
+        tuple(row[:3]): tuple(row[3:])
+        for row in session.execute(sa.select(*(_week_repeats.c[n] for n in WEEK_REPEAT_COLUMNS)))
+    }
+    return Kept(sums, calls, members, last_calls, gaps, repeats, week_repeats)
 
 
 # A post as the recount reads it: id, campaign, action, source campaign (its call's), member,
@@ -595,8 +681,9 @@ def counted_of(row: PostRow, read: ReadDetails) -> Counted | None:
     return Counted(post_id, campaign_id, action_id, source, user_id, moment, outcome, seconds, target, first)
 
 
-def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
-    """The figures as `posts` (all of them) make them, keyed as `kept` keys them."""
+def recount(posts: Iterable[PostRow], read: ReadDetails, zones: dict[int, str]) -> Kept:
+    """The figures as `posts` (all of them) make them, keyed as `kept` keys them (weekday-hours in
+    `zones`, by campaign)."""
     sums: tuple[dict[Key, list[int]], ...] = tuple({} for _ in SUMS)
     calls: dict[Key, tuple[Any, ...]] = {}
     members: dict[tuple[int, str], int] = {}
@@ -634,8 +721,13 @@ def recount(posts: Iterable[PostRow], read: ReadDetails) -> Kept:
         for (campaign_id, _), theirs in member_posts.items()
         for row in repeats_of(campaign_id, theirs, lambda target: (state_of(target.district), target.district))
     }
+    week_repeats = {
+        tuple(row[:3]): tuple(row[3:])
+        for (campaign_id, _), theirs in member_posts.items()
+        for row in week_repeats_of(campaign_id, theirs, zones[campaign_id])
+    }
     final = tuple({key: tuple(values) for key, values in kept_sums.items()} for kept_sums in sums)
-    return Kept(final, calls, members, last_calls, gaps, repeats)
+    return Kept(final, calls, members, last_calls, gaps, repeats, week_repeats)
 
 
 def _counted(table: Any) -> Any:
@@ -654,7 +746,7 @@ def rebuild(session: Session, batches: Iterable[Sequence[PostRow]], read: ReadDe
     transaction(session).parts.pop(ReportChanges, None)
     lock_for_recount(session, "posts")
     connection = session.connection()
-    tables = (*(table for table, _ in SUMS), _calls, _members, _last_calls, _gaps, _repeats)
+    tables = (*(table for table, _ in SUMS), _calls, _members, _last_calls, _gaps, _repeats, _week_repeats)
     for table in tables:
         connection.exec_driver_sql(f"CREATE TEMPORARY TABLE before_{table.name} AS SELECT * FROM {table.name}")
         session.execute(sa.delete(table))

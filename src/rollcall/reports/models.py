@@ -238,6 +238,25 @@ class ReportRepeat(Base):
     previous_district: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
 
 
+class ReportWeekRepeat(Base):
+    """A post that is its member's first in a local hour and whose member called in the same local
+    weekday-hour (Monday 9:00–10:00, say) before in the campaign, in the campaign's time zone (UTC
+    where it has none), with the quarter of that previous call: of a member's local hours in one
+    weekday-hour of a period, all but the first have their previous call in it in the period. So
+    the distinct callers by weekday-hour of one campaign, in its own zone, are its members' first
+    calls of each local hour (from `report_gaps`) less these rows whose previous call is in the
+    period. A change of the campaign's time zone counts them again (`figures.rezone`)."""
+
+    __tablename__ = "report_week_repeats"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    campaign_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    quarter: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    post_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    cell: Mapped[int] = mapped_column(sa.SmallInteger)  # weekday (Monday 0) * 24 + hour, local
+    previous_quarter: Mapped[int] = mapped_column(sa.Integer)
+
+
 # -- shapes of the staff API ------------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from rollcall.config import Settings
 from rollcall.db import part, table_of
 from rollcall.errors import InvalidInput
 from rollcall.paging import any_of
-from rollcall.reports.figures import quarter_of, state_of
+from rollcall.reports.figures import quarter_of, state_of, zones_of
 from rollcall.reports.groupings import Grouping
 from rollcall.reports.models import (
     ANY_CAMPAIGN,
@@ -41,6 +41,7 @@ from rollcall.reports.models import (
     ReportTarget,
     ReportTargetDay,
     ReportTargetHour,
+    ReportWeekRepeat,
 )
 from rollcall.reports.periods import DAY, HOUR, Period, hour_text, today_in
 from rollcall.times import UnknownTimeZone, utcnow, zone
@@ -52,7 +53,8 @@ _quarters, _calls, _targets = table_of(ReportQuarter), table_of(ReportCall), tab
 _hours, _days, _target_days = table_of(ReportHour), table_of(ReportDay), table_of(ReportTargetDay)
 _target_hours = table_of(ReportTargetHour)
 _members, _last_calls, _gaps = table_of(ReportMember), table_of(ReportLastCalls), table_of(ReportGap)
-_repeats = table_of(ReportRepeat)
+_repeats, _week_repeats = table_of(ReportRepeat), table_of(ReportWeekRepeat)
+Key = tuple[Any, ...]  # a row's key, by grouping
 _WEEK = [(weekday, hour) for weekday in range(7) for hour in range(24)]
 _BY_TARGET = (Grouping.TARGET, Grouping.STATE, Grouping.DISTRICT)  # the groupings read with the targets
 
@@ -249,13 +251,49 @@ def _callers_by_gap(
     who called two is one caller)."""
     if grouping not in (Grouping.DAY, Grouping.HOUR) or not _one_whole_campaign(campaigns, scope):
         return None
-    keys = _time_keys(grouping, period, _gaps.c.quarter)
-    before = _time_keys(grouping, period, _gaps.c.quarter - _gaps.c.since_previous)
-    first = sa.or_(_gaps.c.since_previous >= SAME_DAY_AT_MOST, *(k != b for k, b in zip(keys, before, strict=True)))
+    return _firsts(session, grouping, grouping, period, campaigns[0])
+
+
+def _firsts(session: Session, of: Grouping, by: Grouping, period: Period, campaign_id: int) -> dict[Key, int]:
+    """How many posts of a campaign in the period are their member's first of a local day or hour
+    (`of`), summed by a time grouping (`by`), from the posts' gaps (`report_gaps`)."""
+    keys, own = _time_keys(by, period, _gaps.c.quarter), _time_keys(of, period, _gaps.c.quarter)
+    before = _time_keys(of, period, _gaps.c.quarter - _gaps.c.since_previous)
+    first = sa.or_(_gaps.c.since_previous >= SAME_DAY_AT_MOST, *(k != b for k, b in zip(own, before, strict=True)))
     query = sa.select(*keys, sa.func.sum(_gaps.c.calls)).where(
-        _gaps.c.campaign_id == campaigns[0], _gaps.c.quarter >= period.start, _gaps.c.quarter < period.end, first
+        _gaps.c.campaign_id == campaign_id, _gaps.c.quarter >= period.start, _gaps.c.quarter < period.end, first
     )
     return {tuple(row[:-1]): int(row[-1] or 0) for row in session.execute(query.group_by(*keys))}
+
+
+def _callers_by_week(
+    session: Session, grouping: Grouping | None, period: Period, campaigns: Sequence[int], scope: Scope
+) -> dict[tuple[Any, ...], int] | None:
+    """Distinct callers by weekday-hour in one whole campaign, in the zone its weekday-hours are
+    kept in (its own): its posts that are their member's first of a local hour (`_firsts`) less
+    those whose member's previous call in the same weekday-hour is in the period too
+    (`report_week_repeats`): of a member's local hours in a weekday-hour, all but the first.
+    None where it is not exact: another grouping or zone, part of a campaign, or several
+    campaigns (a member who called in two is one caller)."""
+    if grouping != Grouping.WEEKDAY_HOUR or not _one_whole_campaign(campaigns, scope):
+        return None
+    if zones_of(session, campaigns, locked=False).get(campaigns[0]) != period.name:
+        return None
+    counted = _firsts(session, Grouping.HOUR, grouping, period, campaigns[0])
+    query = (
+        sa.select(_week_repeats.c.cell, sa.func.count())
+        .where(
+            _week_repeats.c.campaign_id == campaigns[0],
+            _week_repeats.c.quarter >= period.start,
+            _week_repeats.c.quarter < period.end,
+            _week_repeats.c.previous_quarter >= period.start,
+        )
+        .group_by(_week_repeats.c.cell)
+    )
+    for cell, repeats in session.execute(query):
+        key = (cell // 24, cell % 24)
+        counted[key] = counted.get(key, 0) - int(repeats)
+    return counted
 
 
 def _callers_by_repeats(
@@ -327,6 +365,8 @@ def _figures(
         counted = _callers_by_gap(session, grouping, period, campaigns, scope)
     if counted is None:
         counted = _callers_by_repeats(session, grouping, found, period, campaigns, scope)
+    if counted is None:
+        counted = _callers_by_week(session, grouping, period, campaigns, scope)
     if counted is None and grouping == Grouping.ACTION:
         counted = _callers_of_lone_actions(session, found, period, campaigns, scope)
     if counted is None:
