@@ -236,9 +236,9 @@ class ReportChanges:
             self.gaps.clear()
 
     def count_gaps(self, session: Session, before: dict[tuple[int, str], int | None]) -> None:
-        """The gaps and repeats (`report_repeats`, `report_week_repeats`) of the posts made, each member's after their
-        last call before them (`before`, as the upsert of their last call returned it; None:
-        none; a member it did not move has their last call as late or later). A post
+        """The gaps and repeats (`report_repeats`, `report_week_repeats`) of the posts made, each
+        member's after their last call before them (`before`, as the upsert of their last call
+        returned it; None: none; a member it did not move has their last call as late or later). A post
         made in its member's last quarter comes after the posts there: a member's posts in a
         campaign are made one transaction at a time (their signup's row locked), in the order of
         their ids. A member who called there before has their posts there and their targets read
@@ -261,12 +261,11 @@ class ReportChanges:
             theirs = histories.get((campaign_id, user_id), made)
             if previous is None or made[0][0] >= previous:
                 self.gap(campaign_id, made, 1, previous)
-                new = set(made)
+                new = {post_id for _, post_id, _ in made}  # (each row's third column is its post)
                 found = repeats_of(campaign_id, theirs, places.__getitem__)
-                self.repeats.extend(row for row in found if (row[1], row[2], row[3]) in new)
-                ids = {post_id for _, post_id, _ in made}
+                self.repeats.extend(row for row in found if row[2] in new)
                 week = week_repeats_of(campaign_id, theirs, zones[campaign_id])
-                self.week_repeats.extend(row for row in week if row[2] in ids)
+                self.week_repeats.extend(row for row in week if row[2] in new)
                 continue
             earlier = sorted(set(theirs) - set(made))
             self.gap(campaign_id, earlier, -1)
