@@ -69,6 +69,14 @@ def execute(session: Session | Connection, sql: str, parameters: Any = None, *, 
     return cursor
 
 
+def placeholder(session: Session | Connection) -> str:
+    """The driver's mark for a parameter in SQL sent by `execute`: `?` (sqlite3) or `%s` (psycopg)."""
+    return _PLACEHOLDERS[_dialect(session)]
+
+
+_PLACEHOLDERS = {"sqlite": "?", "postgresql": "%s"}
+
+
 def insert_ignoring_conflicts(session: Session | Connection, table: sa.Table) -> Any:
     """`INSERT ... ON CONFLICT DO NOTHING` in the session's dialect (built once per table)."""
     return _insert_ignoring_conflicts(_dialect(session), table)
@@ -181,8 +189,7 @@ def insert_rows_ignoring_conflicts(
 def _insert_rows_sql(
     dialect: str, table: str, columns: tuple[str, ...], count: int, returning: tuple[str, ...], conflict: str
 ) -> str:
-    marker = "?" if dialect == "sqlite" else "%s"
-    row = "(" + ", ".join([marker] * len(columns)) + ")"
+    row = "(" + ", ".join([_PLACEHOLDERS[dialect]] * len(columns)) + ")"
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * count)} {conflict}"
     return sql + (f" RETURNING {', '.join(returning)}" if returning else "")
 

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from rollcall.activity.models import Campaign, Post
 from rollcall.db import part, table_of, transaction
-from rollcall.dialect import insert_ignoring_conflicts, insert_rows, lock_for_recount
+from rollcall.dialect import execute, insert_ignoring_conflicts, insert_rows, lock_for_recount, placeholder
 from rollcall.reports.models import (
     ANY_CAMPAIGN,
     FIGURES,
@@ -413,7 +413,7 @@ def week_repeats_of(campaign_id: int, posts: Iterable[tuple[Any, ...]], zone: st
     local hour of `zone` and whose member called in the same weekday-hour before."""
     latest: dict[int, int] = {}  # weekday-hour -> quarter
     last_hour = None
-    for quarter, post_id, *_ in sorted(posts, key=lambda post: post[:2]):
+    for quarter, post_id, *_ in sorted(posts):  # (by quarter and id: no two posts share an id)
         hour, cell = hour_of(zone, quarter)
         if hour != last_hour and cell in latest:
             yield (campaign_id, quarter, post_id, cell, latest[cell])
@@ -444,10 +444,13 @@ def rezone(session: Session, campaign_id: int) -> int:
     zone = zones_of(session, [campaign_id])[campaign_id]
     session.execute(sa.delete(_week_repeats).where(_week_repeats.c.campaign_id == campaign_id))
     theirs: dict[str, list[tuple[int, int]]] = {}
-    query = sa.select(_calls.c.user_id, _calls.c.quarter, _calls.c.post_id).where(_calls.c.campaign_id == campaign_id)
-    for user_id, quarter, post_id in session.execute(query):
+    # (straight from the driver: SQLAlchemy's rows cost more than the rest of the count)
+    query = f"SELECT user_id, quarter, post_id FROM report_calls WHERE campaign_id = {placeholder(session)}"
+    for user_id, quarter, post_id in execute(session, query, (campaign_id,)).fetchall():
         theirs.setdefault(user_id, []).append((quarter, post_id))
-    rows = sorted(row for posts in theirs.values() for row in week_repeats_of(campaign_id, posts, zone))
+    rows = sorted(
+        row for posts in theirs.values() if len(posts) > 1 for row in week_repeats_of(campaign_id, posts, zone)
+    )
     insert_rows(session, _week_repeats, WEEK_REPEAT_COLUMNS, rows)
     return len(rows)
 
