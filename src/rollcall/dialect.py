@@ -34,9 +34,17 @@ def lost_file(error: BaseException) -> bool:
     return any(sign in message for sign in ("disk i/o error", "readonly database", "unable to open database"))
 
 
-def execute(session: Session | Connection, sql: str, parameters: Any = None, *, many: bool = False) -> Any:
-    """Send a statement (DB-API parameters: `?` on SQLite, `%s` on PostgreSQL) straight to the
-    driver's cursor in the session's transaction; the cursor, to fetch from.
+def execute(
+    session: Session | Connection, sql: str, parameters: Any = None, *, many: bool = False, numbered: bool = False
+) -> Any:
+    """Send a statement (DB-API parameters: `?` on SQLite, `%s` on PostgreSQL, or PostgreSQL's own
+    `$1`, `$2`, ... where `numbered`) straight to the driver's cursor in the session's
+    transaction; the cursor, to fetch from.
+
+    psycopg turns `%s` into `$n` by a regular expression over the statement, and remembers the
+    result only for statements of at most 50 parameters: a batch's `INSERT ... VALUES` of
+    thousands was parsed again each time, 2.3 µs a parameter (docs/benchmarks.md). Numbered
+    statements go through its `RawCursor`, which sends them as they are.
 
     SQLAlchemy's `exec_driver_sql` costs 20 µs per statement here against the driver's 3, and
     the intake's commit sends half a dozen (docs/benchmarks.md, "One call at a time"). What
@@ -47,7 +55,7 @@ def execute(session: Session | Connection, sql: str, parameters: Any = None, *, 
     connection = session.connection() if isinstance(session, Session) else session
     driver = connection.connection.driver_connection
     assert driver is not None
-    cursor = driver.cursor()
+    cursor = _raw_cursor()(driver) if numbered and connection.dialect.name == "postgresql" else driver.cursor()
     try:
         if many:
             cursor.executemany(sql, parameters)
@@ -67,6 +75,13 @@ def execute(session: Session | Connection, sql: str, parameters: Any = None, *, 
             sql, None, error, base, hide_parameters=True, dialect=dialect, connection_invalidated=lost, ismulti=many
         ) from error
     return cursor
+
+
+@functools.cache
+def _raw_cursor() -> Any:
+    from psycopg import RawCursor  # (imported where PostgreSQL is used: the CLI starts without it)
+
+    return RawCursor
 
 
 def placeholder(session: Session | Connection) -> str:
@@ -168,7 +183,7 @@ def insert_rows(
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
         sql = _insert_rows_sql(dialect, table.name, columns, len(chunk), returning, conflict)
-        cursor = execute(session, sql, tuple(value for row in chunk for value in row))
+        cursor = execute(session, sql, tuple(value for row in chunk for value in row), numbered=True)
         if returning:
             found.extend(tuple(row) for row in cursor.fetchall())
     return found
@@ -185,12 +200,21 @@ def insert_rows_ignoring_conflicts(
     return insert_rows(session, table, columns, rows, returning=returning, conflict="ON CONFLICT DO NOTHING")
 
 
+def _numbered_row(n: int, width: int) -> str:
+    """The `n`th row (from 0) of a statement's numbered parameters, `width` a row: `($4, $5, $6)`."""
+    return "(" + ", ".join(f"${at}" for at in range(n * width + 1, (n + 1) * width + 1)) + ")"
+
+
 @functools.lru_cache(maxsize=512)
 def _insert_rows_sql(
     dialect: str, table: str, columns: tuple[str, ...], count: int, returning: tuple[str, ...], conflict: str
 ) -> str:
-    row = "(" + ", ".join([_PLACEHOLDERS[dialect]] * len(columns)) + ")"
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * count)} {conflict}"
+    width = len(columns)
+    if dialect == "sqlite":
+        values = ", ".join(["(" + ", ".join(["?"] * width) + ")"] * count)
+    else:  # (numbered: `execute(..., numbered=True)`)
+        values = ", ".join(_numbered_row(n, width) for n in range(count))
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} {conflict}"
     return sql + (f" RETURNING {', '.join(returning)}" if returning else "")
 
 
@@ -216,7 +240,7 @@ def update_rows(
     for start in range(0, len(last), per_statement):
         chunk = last[start : start + per_statement]
         sql = _update_rows_sql(table, columns, key, len(chunk))
-        execute(session, sql, tuple(value for row in chunk for value in row))
+        execute(session, sql, tuple(value for row in chunk for value in row), numbered=True)
 
 
 @functools.lru_cache(maxsize=64)
@@ -226,9 +250,9 @@ def _update_rows_sql(table: sa.Table, columns: tuple[str, ...], key: str, count:
     names = (*columns, key)
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     types = [table.c[name].type.compile(dialect=dialect) for name in names]
-    first = "(" + ", ".join(f"%s::{type_}" for type_ in types) + ")"
-    other = "(" + ", ".join(["%s"] * len(names)) + ")"
-    values = ", ".join([first] + [other] * (count - 1))
+    width = len(names)
+    first = "(" + ", ".join(f"${at + 1}::{type_}" for at, type_ in enumerate(types)) + ")"
+    values = ", ".join([first, *(_numbered_row(n, width) for n in range(1, count))])
     assignments = ", ".join(f"{column} = v.{column}" for column in columns)
     return (
         f"UPDATE {table.name} SET {assignments} FROM (VALUES {values}) AS v({', '.join(names)})"
