@@ -268,7 +268,7 @@ def _firsts(session: Session, of: Grouping, by: Grouping, period: Period, campai
 
 def _callers_by_week(
     session: Session, grouping: Grouping | None, period: Period, campaigns: Sequence[int], scope: Scope
-) -> dict[tuple[Any, ...], int] | None:
+) -> dict[Key, int] | None:
     """Distinct callers by weekday-hour in one whole campaign, in the zone its weekday-hours are
     kept in (its own): its posts that are their member's first of a local hour (`_firsts`) less
     those whose member's previous call in the same weekday-hour is in the period too
@@ -291,7 +291,7 @@ def _callers_by_week(
         .group_by(_week_repeats.c.cell)
     )
     for cell, repeats in session.execute(query):
-        key = (cell // 24, cell % 24)
+        key = divmod(cell, 24)  # (weekday, hour)
         counted[key] = counted.get(key, 0) - int(repeats)
     return counted
 
