@@ -120,6 +120,12 @@ def _where(table: sa.Table, campaigns: Sequence[int], scope: Scope, start: int, 
     return [*_of_scope(table, campaigns, scope), moment >= start, moment < end]
 
 
+def _total(column: Any) -> Any:
+    """SQL: the sum of an integer column, as an integer: PostgreSQL's sum of a bigint is a numeric,
+    which arrives as a `Decimal` (the hour rows of a year, 8,761, took a third longer to read)."""
+    return sa.cast(sa.func.sum(column), sa.BigInteger)
+
+
 def _of_scope(table: sa.Table, campaigns: Sequence[int], scope: Scope) -> list[Any]:
     """A kept table's rows of the scope, at any time."""
     return [
@@ -193,7 +199,7 @@ def _sums(
             continue
         keys = _keys(grouping, period, table) if grouping else []
         reached = [ANY_CAMPAIGN] if every and table is not _calls else campaigns
-        query = sa.select(*keys, *(sa.func.sum(table.c[name]) for name in FIGURES)).where(
+        query = sa.select(*keys, *(_total(table.c[name]) for name in FIGURES)).where(
             *_where(table, reached, scope, start, end)
         )
         if "target_id" in table.c and grouping:
@@ -226,7 +232,7 @@ def _callers_to_the_end(
         campaigns = [ANY_CAMPAIGN]
     counted: Any
     if grouping or len(campaigns) == 1:  # a member once per campaign: the counts by quarter add up
-        table, counted = _last_calls, sa.func.sum(_last_calls.c.members)
+        table, counted = _last_calls, _total(_last_calls.c.members)
     else:  # several campaigns' members, some in more than one: counted member by member
         table, counted = _members, sa.func.count(sa.distinct(_members.c.user_id))
     keys = [table.c.campaign_id] if grouping else []
@@ -260,7 +266,7 @@ def _firsts(session: Session, of: Grouping, by: Grouping, period: Period, campai
     keys, own = _time_keys(by, period, _gaps.c.quarter), _time_keys(of, period, _gaps.c.quarter)
     before = _time_keys(of, period, _gaps.c.quarter - _gaps.c.since_previous)
     first = sa.or_(_gaps.c.since_previous >= SAME_DAY_AT_MOST, *(k != b for k, b in zip(own, before, strict=True)))
-    query = sa.select(*keys, sa.func.sum(_gaps.c.calls)).where(
+    query = sa.select(*keys, _total(_gaps.c.calls)).where(
         _gaps.c.campaign_id == campaign_id, _gaps.c.quarter >= period.start, _gaps.c.quarter < period.end, first
     )
     return {tuple(row[:-1]): int(row[-1] or 0) for row in session.execute(query.group_by(*keys))}
@@ -548,7 +554,7 @@ def unreachable(session: Session, scope: Scope, *, now: dt.datetime, share: floa
         unanswered = table.c.busy + table.c.no_answer + table.c.failed
         keys = (_targets.c.name, _targets.c.title, _targets.c.district)
         query = (
-            sa.select(*keys, sa.func.sum(table.c.calls), sa.func.sum(unanswered))
+            sa.select(*keys, _total(table.c.calls), _total(unanswered))
             .join(_targets, _targets.c.id == table.c.target_id)
             .where(*_where(table, reached, scope, begin, until))
             .group_by(*keys)
