@@ -26,8 +26,6 @@ posts in `report_week_repeats` whose member's previous call in that weekday-hour
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +58,7 @@ from rollcall.reports.models import (
     ReportTargetHour,
     ReportWeekRepeat,
 )
+from rollcall.reports.periods import hour_of
 
 _quarters, _calls, _targets = table_of(ReportQuarter), table_of(ReportCall), table_of(ReportTarget)
 _hours, _days, _target_days = table_of(ReportHour), table_of(ReportDay), table_of(ReportTargetDay)
@@ -238,9 +237,9 @@ class ReportChanges:
     def count_gaps(self, session: Session, before: dict[tuple[int, str], int | None]) -> None:
         """The gaps and repeats (`report_repeats`, `report_week_repeats`) of the posts made, each
         member's after their last call before them (`before`, as the upsert of their last call
-        returned it; None: none; a member it did not move has their last call as late or later). A post
-        made in its member's last quarter comes after the posts there: a member's posts in a
-        campaign are made one transaction at a time (their signup's row locked), in the order of
+        returned it; None: none; a member it did not move has their last call as late or later).
+        A post made in its member's last quarter comes after the posts there: a member's posts in
+        a campaign are made one transaction at a time (their signup's row locked), in the order of
         their ids. A member who called there before has their posts there and their targets read
         back (by `ix_report_calls_member`, the posts made included): a post made repeats the
         latest of them to its target, state or district. A member whose posts made are not all
@@ -390,21 +389,6 @@ def _repeats_where(table: sa.Table, campaign_id: int, posts: Sequence[tuple[int,
             table.c.quarter.in_(sorted({post[0] for post in chunk})),
             table.c.post_id.in_(sorted({post[1] for post in chunk})),
         ]
-
-
-HOUR_SECONDS, DAY_SECONDS = 3600, 86400
-
-
-@functools.lru_cache(maxsize=1 << 18)
-def hour_of(zone: str, quarter: int) -> tuple[tuple[int, int], int]:
-    """A quarter's local hour in a zone, as the report by hour keys it (local hours since 1970 and
-    the offset: the hour that occurs twice when the clocks go back is two), and its weekday-hour
-    (Monday 0 * 24 + hour), as the report by weekday-hour keys it."""
-    moment = dt.datetime.fromtimestamp(quarter * QUARTER, zoneinfo.ZoneInfo(zone))
-    offset = int((moment.utcoffset() or dt.timedelta(0)).total_seconds())
-    local = quarter * QUARTER + offset
-    weekday = (local // DAY_SECONDS + 3) % 7  # (1970-01-01 was a Thursday: Monday is 0)
-    return (local // HOUR_SECONDS, offset), weekday * 24 + local % DAY_SECONDS // HOUR_SECONDS
 
 
 def week_repeats_of(campaign_id: int, posts: Iterable[tuple[Any, ...]], zone: str) -> Iterator[tuple[int, ...]]:

@@ -126,6 +126,18 @@ def _spans(start: int, end: int, tz: zoneinfo.ZoneInfo) -> tuple[tuple[int, int]
     return tuple(spans)
 
 
+@functools.lru_cache(maxsize=1 << 18)
+def hour_of(zone: str, quarter: int) -> tuple[tuple[int, int], int]:
+    """A quarter's local hour in a zone, as the report by hour keys it (local hours since 1970 and
+    the offset: the hour that occurs twice when the clocks go back is two), and its weekday-hour
+    (Monday 0 * 24 + hour), as the report by weekday-hour keys it: what the importer keeps
+    `report_week_repeats` by, in Python, where a period groups in SQL."""
+    offset = _offset(quarter, zoneinfo.ZoneInfo(zone))
+    local = quarter * QUARTER + offset
+    weekday = (local // DAY + 3) % 7  # (1970-01-01 was a Thursday: Monday is 0)
+    return (local // HOUR, offset), weekday * 24 + local % DAY // HOUR
+
+
 def local_date(day_number: int) -> dt.date:
     return dt.date(1970, 1, 1) + dt.timedelta(days=day_number)
 
