@@ -92,6 +92,19 @@ def placeholder(session: Session | Connection) -> str:
 _PLACEHOLDERS = {"sqlite": "?", "postgresql": "%s"}
 
 
+def numbered_marks(session: Session | Connection, count: int) -> list[str]:
+    """The marks of `count` parameters in SQL sent by `execute(..., numbered=True)`, in order:
+    `?` on SQLite, `$1`, `$2`, ... on PostgreSQL (a statement of many parameters is not parsed
+    again on each execution)."""
+    return ["?"] * count if _dialect(session) == "sqlite" else [f"${at}" for at in range(1, count + 1)]
+
+
+def for_share(session: Session | Connection) -> str:
+    """What ends a `SELECT` sent by `execute` to hold its rows under a share lock until the
+    transaction ends: ` FOR SHARE` on PostgreSQL; nothing on SQLite (a writer holds the file)."""
+    return " FOR SHARE" if _dialect(session) == "postgresql" else ""
+
+
 def insert_ignoring_conflicts(session: Session | Connection, table: sa.Table) -> Any:
     """`INSERT ... ON CONFLICT DO NOTHING` in the session's dialect (built once per table)."""
     return _insert_ignoring_conflicts(_dialect(session), table)

@@ -33,9 +33,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from rollcall.activity.models import Campaign, Post
+from rollcall.activity.models import Post
 from rollcall.db import part, table_of, transaction
-from rollcall.dialect import execute, insert_ignoring_conflicts, insert_rows, lock_for_recount, placeholder
+from rollcall.dialect import (
+    execute,
+    for_share,
+    insert_rows,
+    lock_for_recount,
+    numbered_marks,
+    placeholder,
+)
 from rollcall.reports.models import (
     ANY_CAMPAIGN,
     FIGURES,
@@ -359,24 +366,30 @@ def _histories(session: Session, members: Iterable[tuple[int, str]]) -> History:
         users.setdefault(campaign_id, []).append(user_id)
     found: History = {}
     for campaign_id, theirs in users.items():
-        for start in range(0, len(theirs), _CHUNK):
-            query = sa.select(_calls.c.user_id, _calls.c.quarter, _calls.c.post_id, _calls.c.target_id).where(
-                _calls.c.campaign_id == campaign_id, _calls.c.user_id.in_(theirs[start : start + _CHUNK])
-            )
-            for user_id, quarter, post_id, target_id in session.execute(query):
-                found.setdefault((campaign_id, user_id), []).append((quarter, post_id, target_id))
+        query = "SELECT user_id, quarter, post_id, target_id FROM report_calls WHERE campaign_id = {0} AND user_id"
+        for user_id, quarter, post_id, target_id in _rows_in(session, query, theirs, (campaign_id,)):
+            found.setdefault((campaign_id, user_id), []).append((quarter, post_id, target_id))
     return found
 
 
 def _places(session: Session, target_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
     """Target id -> its state and district (as `report_targets` keeps them)."""
-    wanted, found = sorted(set(target_ids)), {}
+    query = "SELECT id, state, district FROM report_targets WHERE id"
+    return {target_id: (state, district) for target_id, state, district in _rows_in(session, query, target_ids)}
+
+
+def _rows_in(
+    session: Session, query: str, values: Iterable[Any], before: tuple[Any, ...] = (), after: str = ""
+) -> Iterator[tuple[Any, ...]]:
+    """The rows of `query` (SQL ending in a column; `{0}`, `{1}`, ... where the parameters
+    `before` go) `IN` these values, `after` it, read straight from the driver `_CHUNK` values a
+    statement: SQLAlchemy's expanding `IN` and its rows cost more than the importer's reads."""
+    wanted = sorted(set(values))
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
-        query = sa.select(_targets.c.id, _targets.c.state, _targets.c.district).where(_targets.c.id.in_(chunk))
-        for target_id, state, district in session.execute(query):
-            found[target_id] = (state, district)
-    return found
+        marks = numbered_marks(session, len(before) + len(chunk))
+        sql = f"{query.format(*marks[: len(before)])} IN ({', '.join(marks[len(before) :])}){after}"
+        yield from execute(session, sql, (*before, *chunk), numbered=True).fetchall()
 
 
 def _repeats_where(table: sa.Table, campaign_id: int, posts: Sequence[tuple[int, ...]]) -> Iterator[list[Any]]:
@@ -413,12 +426,10 @@ def zones_of(session: Session, campaign_ids: Iterable[int], *, locked: bool = Tr
     """Campaign id -> the zone its weekday-hours are kept in, read under a share lock on
     PostgreSQL unless not `locked` (a change of zone, `rezone`, holds the campaign's row until it
     commits)."""
-    wanted, found = sorted(set(campaign_ids)), {}
-    for start in range(0, len(wanted), _CHUNK):
-        query = sa.select(Campaign.id, Campaign.timezone).where(Campaign.id.in_(wanted[start : start + _CHUNK]))
-        for campaign_id, timezone in session.execute(query.with_for_update(read=True) if locked else query):
-            found[campaign_id] = zone_of_campaign(timezone)
-    return found
+    found = _rows_in(
+        session, "SELECT id, timezone FROM campaigns WHERE id", campaign_ids, after=for_share(session) if locked else ""
+    )
+    return {campaign_id: zone_of_campaign(timezone) for campaign_id, timezone in found}
 
 
 def rezone(session: Session, campaign_id: int) -> int:
@@ -461,14 +472,13 @@ def target_ids(session: Session, targets: Iterable[Target]) -> dict[Target, int]
     wanted = set(targets)
     if not wanted:
         return {}
-    rows = [{"name": t.name, "title": t.title, "district": t.district, "state": state_of(t.district)} for t in wanted]
-    session.connection().execute(insert_ignoring_conflicts(session, _targets), sorted(rows, key=lambda r: str(r)))
-    found = session.execute(
-        sa.select(_targets.c.id, _targets.c.name, _targets.c.title, _targets.c.district).where(
-            _targets.c.name.in_({t.name for t in wanted}), _targets.c.title.in_({t.title for t in wanted})
-        )
-    )
-    ids = {Target(name, title, district): target_id for target_id, name, title, district in found}
+    rows = sorted((t.name, t.title, t.district, state_of(t.district)) for t in wanted)
+    insert_rows(session, _targets, ("name", "title", "district", "state"), rows, conflict="ON CONFLICT DO NOTHING")
+    query = "SELECT id, name, title, district FROM report_targets WHERE name"  # (its unique index leads with it)
+    ids = {
+        Target(name, title, district): target_id
+        for target_id, name, title, district in _rows_in(session, query, {t.name for t in wanted})
+    }
     return {target: ids[target] for target in wanted}
 
 
