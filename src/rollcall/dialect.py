@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -170,7 +172,10 @@ _PARAMETERS_PER_STATEMENT = 30_000
 def named_rows(columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """Rows given by column name, as the positional rows `insert_rows` and `update_rows` send (in
     `columns` order): a row's values are named where it is made, and ordered in one place."""
-    return [tuple(row[column] for column in columns) for row in rows]
+    if len(columns) == 1:
+        return [(row[columns[0]],) for row in rows]
+    values = operator.itemgetter(*columns)
+    return [values(row) for row in rows]
 
 
 def insert_rows(
@@ -196,7 +201,7 @@ def insert_rows(
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
         sql = _insert_rows_sql(dialect, table.name, columns, len(chunk), returning, conflict)
-        cursor = execute(session, sql, tuple(value for row in chunk for value in row), numbered=True)
+        cursor = execute(session, sql, tuple(itertools.chain.from_iterable(chunk)), numbered=True)
         if returning:
             found.extend(tuple(row) for row in cursor.fetchall())
     return found
@@ -253,7 +258,7 @@ def update_rows(
     for start in range(0, len(last), per_statement):
         chunk = last[start : start + per_statement]
         sql = _update_rows_sql(table, columns, key, len(chunk))
-        execute(session, sql, tuple(value for row in chunk for value in row), numbered=True)
+        execute(session, sql, tuple(itertools.chain.from_iterable(chunk)), numbered=True)
 
 
 @functools.lru_cache(maxsize=64)
