@@ -67,7 +67,18 @@ def measure(client: httpx.Client, url: str, rounds: int) -> tuple[float, float]:
     return statistics.median(times), times[max(0, int(len(times) * 0.95) - 1)]
 
 
-def run(database_url: str, workdir: Path, rounds: int, posts: int) -> None:
+def posts_in(database_url: str) -> int:
+    """How many posts the database holds (what it was built with, when it is reused)."""
+    engine = sa.create_engine(normalize_url(database_url))
+    try:
+        with engine.connect() as connection:
+            return int(connection.exec_driver_sql("SELECT count(*) FROM posts").scalar_one())
+    finally:
+        engine.dispose()
+
+
+def run(database_url: str, workdir: Path, rounds: int) -> None:
+    posts = posts_in(database_url)
     with (
         serving(database_url, workdir, ROLLCALL_ADMIN_TOKEN=TOKEN) as url,
         httpx.Client(base_url=url, timeout=120, headers={"Authorization": f"Bearer {TOKEN}"}) as client,
@@ -117,19 +128,19 @@ def main() -> None:
     big = min(args.big_campaign_posts, args.posts)
     with tempfile.TemporaryDirectory(prefix="rollcall-bench-") as directory:
         if args.database:
-            run(args.database, Path(directory), args.rounds, args.posts)
+            run(args.database, Path(directory), args.rounds)
         elif args.postgres:
             url = empty_database(args.postgres)
             try:
                 build(url, args.posts, args.campaigns, days=365, big_campaign_posts=big)
-                run(url, Path(directory), args.rounds, args.posts)
+                run(url, Path(directory), args.rounds)
             finally:
                 drop_database(args.postgres, url)
         else:
             path = args.keep or Path(directory) / "reports.db"
             if not path.exists():
                 build(path, args.posts, args.campaigns, days=365, big_campaign_posts=big)
-            run(f"sqlite:///{path}", Path(directory), args.rounds, args.posts)
+            run(f"sqlite:///{path}", Path(directory), args.rounds)
 
 
 if __name__ == "__main__":
