@@ -522,6 +522,8 @@ def test_the_campaign_time_zone_is_the_default_and_bad_requests_are_refused(
         assert (default.period.first, default.period.last) == (dt.date(2026, 10, 22), dt.date(2026, 11, 20))
         whole = answer(scope=Scope(campaign_ids=(1,)), everything=True)
         assert (whole.period.first, whole.period.last) == (dt.date(2026, 11, 19), dt.date(2026, 11, 20))
+        every = answer(scope=Scope(), everything=True)  # (from the sums kept for every campaign at once)
+        assert (every.period.first, every.period.last) == (dt.date(2026, 11, 18), dt.date(2026, 11, 20))
         for asked, field in (
             ({"tz": "Mars/Olympus"}, "tz"),
             ({"tz": "/etc/localtime"}, "tz"),

@@ -503,10 +503,13 @@ def _keyed(grouping: Grouping, key: tuple[Any, ...], figures: dict[str, int]) ->
 
 def first_quarter(session: Session, scope: Scope) -> int | None:
     """The quarter of the scope's first call (for a period of "all"): its first UTC day with a
-    call (`report_days`, a 96th of the rows), then its first quarter hour with one that day."""
+    call (`report_days`, a 96th of the rows), then its first quarter hour with one that day. For
+    every campaign, from the sums kept under `ANY_CAMPAIGN` (one row a day, not one a campaign)."""
     campaigns = campaigns_of(session, scope)
     if not campaigns:
         return None
+    if _every_campaign(scope):
+        campaigns = [ANY_CAMPAIGN]
     day = session.scalar(
         sa.select(sa.func.min(_days.c.day)).where(*_of_scope(_days, campaigns, scope), _days.c.calls > 0)
     )
