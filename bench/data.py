@@ -48,7 +48,7 @@ import sqlalchemy as sa
 from rollcall.callpower.source import CallPower  # noqa: E402
 from rollcall.calls import results, statistics
 from rollcall.calls.models import CallState
-from rollcall.db import Database, migrate
+from rollcall.db import Database, migrate, normalize_url
 
 BATCH = 50_000
 TABLES = ("users", "signups", "calls", "posts")  # loaded in this order; their indexes go first
@@ -448,6 +448,22 @@ def backlog_records(count: int, shape: str = "repeat", *, day: str = "2017-11-07
             "callpower_campaign_name": f"Backlog {campaign}",
             "number_dialed_into": "+15554441234",
         }
+
+
+def scalar(url: str, sql: str) -> Any:
+    """One value read from the database at `url` (a SQLite file's or PostgreSQL's), on a
+    connection of its own."""
+    engine = sa.create_engine(normalize_url(url))
+    try:
+        with engine.connect() as connection:
+            return connection.exec_driver_sql(sql).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def waiting(url: str) -> int:
+    """Calls stored and not yet imported: what a benchmark waits for the importer to empty."""
+    return int(scalar(url, "SELECT count(*) FROM calls WHERE state = 'received'"))
 
 
 def map_backlog_campaigns(url: str, shape: str = "repeat") -> None:

@@ -29,21 +29,12 @@ import sqlalchemy as sa
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from data import SHAPES, map_backlog_campaigns, store_backlog  # noqa: E402
+from data import SHAPES, map_backlog_campaigns, scalar, store_backlog, waiting  # noqa: E402
 from postgres import drop_database, fresh_database  # noqa: E402
 from processes import ROLLCALL, start, stop  # noqa: E402
 
 from rollcall.calls import statistics  # noqa: E402
-from rollcall.db import Database, migrate, normalize_url  # noqa: E402
-
-
-def waiting(url: str) -> int:
-    engine = sa.create_engine(normalize_url(url))
-    try:
-        with engine.connect() as connection:
-            return int(connection.exec_driver_sql("SELECT count(*) FROM calls WHERE state = 'received'").scalar_one())
-    finally:
-        engine.dispose()
+from rollcall.db import Database, migrate  # noqa: E402
 
 
 def measure(
@@ -81,12 +72,7 @@ def measure(
 
 
 def _day_after_last_call(url: str) -> str:
-    engine = sa.create_engine(normalize_url(url))
-    try:
-        with engine.connect() as connection:
-            last = connection.exec_driver_sql("SELECT max(call_timestamp) FROM posts").scalar_one()
-    finally:
-        engine.dispose()
+    last = scalar(url, "SELECT max(call_timestamp) FROM posts")
     return (dt.date.fromisoformat(str(last)[:10]) + dt.timedelta(days=1)).isoformat()
 
 

@@ -175,7 +175,7 @@ def _certificate(workdir: Path) -> tuple[str, str]:
 
 def importer(args: argparse.Namespace, workdir: Path) -> None:
     """Store a backlog directly (as the intake would), then time the importer emptying it."""
-    from data import store_backlog
+    from data import store_backlog, waiting
 
     from rollcall.activity import service as activity
     from rollcall.calls import service as operations
@@ -196,7 +196,7 @@ def importer(args: argparse.Namespace, workdir: Path) -> None:
     worker = start([ROLLCALL, "worker"], env, workdir / "worker.log")
     started = time.perf_counter()
     try:
-        while _waiting(url):
+        while waiting(url):
             time.sleep(0.2)
         seconds = time.perf_counter() - started
     finally:
@@ -208,17 +208,6 @@ def importer(args: argparse.Namespace, workdir: Path) -> None:
     imported = counts["imported"] + counts["discarded"]
     print(f"  rollcall worker imported {imported} calls in {seconds:.1f} s: {imported / seconds:.0f} calls/s")
     print(f"  states afterwards: {counts}")
-
-
-def _waiting(url: str) -> int:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return int(connection.exec_driver_sql("SELECT count(*) FROM calls WHERE state = 'received'").scalar_one())
-    finally:
-        engine.dispose()
 
 
 def main() -> None:

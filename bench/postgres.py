@@ -25,7 +25,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data import store_backlog  # noqa: E402
+from data import store_backlog, waiting  # noqa: E402
 from intake import KEY, wrk  # noqa: E402
 from processes import ROLLCALL, free_port, start, stop, wait_ready  # noqa: E402
 
@@ -110,15 +110,6 @@ def intake(args: argparse.Namespace, workdir: Path) -> None:
         for process in servers.values():
             stop(process)
         drop_database(args.url, pg_url)
-
-
-def waiting(url: str) -> int:
-    engine = sa.create_engine(normalize_url(url))
-    try:
-        with engine.connect() as connection:
-            return int(connection.exec_driver_sql("SELECT count(*) FROM calls WHERE state = 'received'").scalar_one())
-    finally:
-        engine.dispose()
 
 
 def importers(args: argparse.Namespace, workdir: Path) -> None:

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from console import server_ms  # noqa: E402
-from data import build  # noqa: E402
+from data import build, scalar  # noqa: E402
 from postgres import drop_database  # noqa: E402
 from processes import serving  # noqa: E402
 
@@ -67,18 +67,8 @@ def measure(client: httpx.Client, url: str, rounds: int) -> tuple[float, float]:
     return statistics.median(times), times[max(0, int(len(times) * 0.95) - 1)]
 
 
-def posts_in(database_url: str) -> int:
-    """How many posts the database holds (what it was built with, when it is reused)."""
-    engine = sa.create_engine(normalize_url(database_url))
-    try:
-        with engine.connect() as connection:
-            return int(connection.exec_driver_sql("SELECT count(*) FROM posts").scalar_one())
-    finally:
-        engine.dispose()
-
-
 def run(database_url: str, workdir: Path, rounds: int) -> None:
-    posts = posts_in(database_url)
+    posts = int(scalar(database_url, "SELECT count(*) FROM posts"))  # (a reused file's, not --posts)
     with (
         serving(database_url, workdir, ROLLCALL_ADMIN_TOKEN=TOKEN) as url,
         httpx.Client(base_url=url, timeout=120, headers={"Authorization": f"Bearer {TOKEN}"}) as client,
