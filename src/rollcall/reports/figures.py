@@ -247,37 +247,49 @@ class ReportChanges:
         returned it; None: none; a member it did not move has their last call as late or later).
         A post made in its member's last quarter comes after the posts there: a member's posts in
         a campaign are made one transaction at a time (their signup's row locked), in the order of
-        their ids. A member who called there before has their posts there and their targets read
-        back (by `ix_report_calls_member`, the posts made included): a post made repeats the
-        latest of them to its target, state or district. A member whose posts made are not all
-        at or after their last call (a history sent out of order) has their gaps and repeats in
-        the campaign counted again from all their posts (a later post's previous call may be one
-        made now). The weekday-hours are the campaigns' zones' (read under a share lock: a change
-        of zone, which counts them again, waits for this transaction, or this one for it)."""
+        their ids, so every post of theirs made before has a lower id than any made now.
+
+        A member who called there before repeats what they called before: what a post made repeats
+        is the latest earlier call to its target, state or district and in its weekday-hour, so
+        only the latest quarter of each target they called and the quarters they called in are
+        read (`_earlier`, grouped by the database: a member's thousandth call costs what their
+        second does). A member whose posts made are not all at or after their last call (a
+        history sent out of order) has their gaps and repeats in the campaign counted again from
+        all their posts (a later post's previous call may be one made now). The weekday-hours are
+        the campaigns' zones' (read under a share lock: a change of zone, which counts them again,
+        waits for this transaction, or this one for it)."""
         returning = [member for member in self.posts if before.get(member, 0) is not None]
-        histories = _histories(session, returning)
+        first_made = min((post_id for posts in self.posts.values() for _, post_id, _ in posts), default=0)
+        earlier = _earlier(session, returning, first_made)
         for member in returning:  # (one not moved: their last call is their latest post there)
             if member not in before:
-                before[member] = max(quarter for quarter, _, _ in histories[member])
-        places = _places(session, {post[2] for posts in (*self.posts.values(), *histories.values()) for post in posts})
+                before[member] = max(earlier[member].quarters, default=max(self.posts[member])[0])
+        # (a first call is never out of order)
+        unordered = [member for member, made in self.posts.items() if (before[member] or 0) > min(made)[0]]
+        histories = _histories(session, unordered)
+        places = _places(
+            session,
+            {
+                *(post[2] for posts in (*self.posts.values(), *histories.values()) for post in posts),
+                *(target for seen in earlier.values() for target in seen.targets),
+            },
+        )
         zones = zones_of(session, {campaign_id for campaign_id, _ in self.posts})
         for (campaign_id, user_id), made in sorted(self.posts.items()):
             made.sort()
             previous = before[(campaign_id, user_id)]
-            theirs = histories.get((campaign_id, user_id), made)
-            if previous is None or made[0][0] >= previous:
+            if (campaign_id, user_id) not in histories:
                 self.gap(campaign_id, made, 1, previous)
-                new = {post_id for _, post_id, _ in made}  # (each row's third column is its post)
-                found = repeats_of(campaign_id, theirs, places.__getitem__)
-                self.repeats.extend(row for row in found if row[2] in new)
-                week = week_repeats_of(campaign_id, theirs, zones[campaign_id])
-                self.week_repeats.extend(row for row in week if row[2] in new)
+                seen = earlier.get((campaign_id, user_id), _NOTHING_EARLIER)
+                self.repeats.extend(repeats_of(campaign_id, made, places.__getitem__, seen.targets))
+                self.week_repeats.extend(week_repeats_of(campaign_id, made, zones[campaign_id], seen.quarters))
                 continue
-            earlier = sorted(set(theirs) - set(made))
-            self.gap(campaign_id, earlier, -1)
+            theirs = histories[(campaign_id, user_id)]
+            earlier_posts = sorted(set(theirs) - set(made))
+            self.gap(campaign_id, earlier_posts, -1)
             self.gap(campaign_id, theirs, 1)
             for table in (_repeats, _week_repeats):
-                for where in _repeats_where(table, campaign_id, earlier):
+                for where in _repeats_where(table, campaign_id, earlier_posts):
                     session.execute(sa.delete(table).where(*where))
             self.repeats.extend(repeats_of(campaign_id, theirs, places.__getitem__))
             self.week_repeats.extend(week_repeats_of(campaign_id, theirs, zones[campaign_id]))
@@ -340,13 +352,20 @@ def gaps_of(posts: Iterable[tuple[Any, ...]], previous: int | None = None) -> It
 
 
 def repeats_of(
-    campaign_id: int, posts: Iterable[tuple[int, int, Any]], place: Callable[[Any], tuple[str, str]]
+    campaign_id: int,
+    posts: Iterable[tuple[int, int, Any]],
+    place: Callable[[Any], tuple[str, str]],
+    earlier: dict[int, int] | None = None,
 ) -> Iterator[tuple[Any, ...]]:
-    """A member's posts (quarter, id, target) in a campaign, all of them: the rows of
+    """A member's posts (quarter, id, target) in a campaign, all of them or those after
+    `earlier` (target -> the latest quarter the member called it in before them): the rows of
     `report_repeats` (`REPEAT_COLUMNS`) of those whose member called the same state before (the
     same target or district is the same state), with their previous calls to the same target,
     state and district (`place`: a target's state and district)."""
     latest: dict[tuple[int, Any], int] = {}  # (kind, target, state or district) -> quarter
+    for target, quarter in (earlier or {}).items():
+        for key in enumerate((target, *place(target))):
+            latest[key] = max(quarter, latest.get(key, quarter))
     for quarter, post_id, target in sorted(posts, key=lambda post: post[:2]):
         keys = tuple(enumerate((target, *place(target))))
         previous = tuple(latest.get(key) for key in keys)
@@ -369,6 +388,38 @@ def _histories(session: Session, members: Iterable[tuple[int, str]]) -> History:
         query = "SELECT user_id, quarter, post_id, target_id FROM report_calls WHERE campaign_id = {0} AND user_id"
         for user_id, quarter, post_id, target_id in _rows_in(session, query, theirs, (campaign_id,)):
             found.setdefault((campaign_id, user_id), []).append((quarter, post_id, target_id))
+    return found
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """What a member's posts in a campaign before a transaction's say for the repeats of its posts."""
+
+    targets: dict[int, int]  # target -> the latest quarter they called it in
+    quarters: set[int]  # the quarters they called in
+
+
+_NOTHING_EARLIER = Earlier({}, set())
+
+
+def _earlier(session: Session, members: Iterable[tuple[int, str]], before_post: int) -> dict[tuple[int, str], Earlier]:
+    """(campaign, member) -> what their posts there with ids below `before_post` say (`Earlier`),
+    read from `ix_report_calls_member` a row per target and quarter, not per post (grouped by the
+    database)."""
+    users: dict[int, list[str]] = {}
+    for campaign_id, user_id in sorted(set(members)):
+        users.setdefault(campaign_id, []).append(user_id)
+    found: dict[tuple[int, str], Earlier] = {}
+    query = "SELECT user_id, target_id, quarter FROM report_calls WHERE campaign_id = {0} AND post_id < {1} AND user_id"
+    for campaign_id, theirs in users.items():
+        rows = _rows_in(session, query, theirs, (campaign_id, before_post), " GROUP BY user_id, target_id, quarter")
+        for user_id, target_id, quarter in rows:
+            seen = found.get((campaign_id, user_id))
+            if seen is None:
+                seen = found[(campaign_id, user_id)] = Earlier({}, set())
+            if quarter > seen.targets.get(target_id, -1):
+                seen.targets[target_id] = quarter
+            seen.quarters.add(quarter)
     return found
 
 
@@ -404,12 +455,18 @@ def _repeats_where(table: sa.Table, campaign_id: int, posts: Sequence[tuple[int,
         ]
 
 
-def week_repeats_of(campaign_id: int, posts: Iterable[tuple[Any, ...]], zone: str) -> Iterator[tuple[int, ...]]:
-    """A member's posts (quarter, id, ...) in a campaign, all of them: the rows of
-    `report_week_repeats` (`WEEK_REPEAT_COLUMNS`) of those that are their member's first in a
-    local hour of `zone` and whose member called in the same weekday-hour before."""
+def week_repeats_of(
+    campaign_id: int, posts: Iterable[tuple[Any, ...]], zone: str, earlier: Iterable[int] = ()
+) -> Iterator[tuple[int, ...]]:
+    """A member's posts (quarter, id, ...) in a campaign, all of them or those after the quarters
+    `earlier` the member called in before them: the rows of `report_week_repeats`
+    (`WEEK_REPEAT_COLUMNS`) of those that are their member's first in a local hour of `zone` and
+    whose member called in the same weekday-hour before."""
     latest: dict[int, int] = {}  # weekday-hour -> quarter
     last_hour = None
+    for quarter in sorted(earlier):
+        last_hour, cell = hour_of(zone, quarter)
+        latest[cell] = quarter
     for quarter, post_id, *_ in sorted(posts):  # (by quarter and id: no two posts share an id)
         hour, cell = hour_of(zone, quarter)
         if hour != last_hour and cell in latest:
