@@ -263,7 +263,8 @@ class ReportChanges:
         earlier = _earlier(session, returning, first_made)
         for member in returning:  # (one not moved: their last call is their latest post there)
             if member not in before:
-                before[member] = max(earlier[member].quarters, default=max(self.posts[member])[0])
+                seen = earlier.get(member, _NOTHING_EARLIER)
+                before[member] = max(seen.quarters, default=max(self.posts[member])[0])
         # (a first call is never out of order)
         unordered = [member for member, made in self.posts.items() if (before[member] or 0) > min(made)[0]]
         histories = _histories(session, unordered)
@@ -380,15 +381,20 @@ History = dict[tuple[int, str], list[tuple[int, int, int]]]  # (campaign, member
 
 def _histories(session: Session, members: Iterable[tuple[int, str]]) -> History:
     """(campaign, member) -> their posts there (quarter, post, target), read by `ix_report_calls_member`."""
-    users: dict[int, list[str]] = {}
-    for campaign_id, user_id in sorted(set(members)):
-        users.setdefault(campaign_id, []).append(user_id)
     found: History = {}
-    for campaign_id, theirs in users.items():
+    for campaign_id, theirs in _by_campaign(members).items():
         query = "SELECT user_id, quarter, post_id, target_id FROM report_calls WHERE campaign_id = {0} AND user_id"
         for user_id, quarter, post_id, target_id in _rows_in(session, query, theirs, (campaign_id,)):
             found.setdefault((campaign_id, user_id), []).append((quarter, post_id, target_id))
     return found
+
+
+def _by_campaign(members: Iterable[tuple[int, str]]) -> dict[int, list[str]]:
+    """(campaign, member) pairs as campaign -> its members, each once, in order."""
+    users: dict[int, list[str]] = {}
+    for campaign_id, user_id in sorted(set(members)):
+        users.setdefault(campaign_id, []).append(user_id)
+    return users
 
 
 @dataclass(frozen=True)
@@ -406,12 +412,9 @@ def _earlier(session: Session, members: Iterable[tuple[int, str]], before_post: 
     """(campaign, member) -> what their posts there with ids below `before_post` say (`Earlier`),
     read from `ix_report_calls_member` a row per target and quarter, not per post (grouped by the
     database)."""
-    users: dict[int, list[str]] = {}
-    for campaign_id, user_id in sorted(set(members)):
-        users.setdefault(campaign_id, []).append(user_id)
     found: dict[tuple[int, str], Earlier] = {}
     query = "SELECT user_id, target_id, quarter FROM report_calls WHERE campaign_id = {0} AND post_id < {1} AND user_id"
-    for campaign_id, theirs in users.items():
+    for campaign_id, theirs in _by_campaign(members).items():
         rows = _rows_in(session, query, theirs, (campaign_id, before_post), " GROUP BY user_id, target_id, quarter")
         for user_id, target_id, quarter in rows:
             seen = found.get((campaign_id, user_id))
