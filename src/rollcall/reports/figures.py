@@ -266,7 +266,7 @@ class ReportChanges:
                 seen = earlier.get(member, _NOTHING_EARLIER)
                 before[member] = max(seen.quarters, default=max(self.posts[member])[0])
         # (a first call is never out of order)
-        unordered = [member for member, made in self.posts.items() if (before[member] or 0) > min(made)[0]]
+        unordered = {member for member, made in self.posts.items() if (before[member] or 0) > min(made)[0]}
         histories = _histories(session, unordered)
         places = _places(
             session,
@@ -279,7 +279,7 @@ class ReportChanges:
         for (campaign_id, user_id), made in sorted(self.posts.items()):
             made.sort()
             previous = before[(campaign_id, user_id)]
-            if (campaign_id, user_id) not in histories:
+            if (campaign_id, user_id) not in unordered:
                 self.gap(campaign_id, made, 1, previous)
                 seen = earlier.get((campaign_id, user_id), _NOTHING_EARLIER)
                 self.repeats.extend(repeats_of(campaign_id, made, places.__getitem__, seen.targets))
