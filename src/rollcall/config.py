@@ -72,7 +72,12 @@ class Settings(BaseSettings):
     import_retry_base_seconds: float = Field(
         2.0, gt=0, description=f"first retry delay; doubles each attempt (at most {MAX_RETRY_DELAY_HOURS} h)"
     )
-    import_batch_size: int = Field(200, ge=1, description="calls an importer claims at once")
+    import_batch_size: int = Field(5000, ge=1, description="most calls one import batch claims")
+    import_batch_seconds: float = Field(
+        0.25,
+        gt=0,
+        description="how long an import batch may hold the writer: each is sized from the last one's pace",
+    )
     import_poll_seconds: float = Field(
         0.5, gt=0, description="how often an idle importer looks for work (PostgreSQL: new calls wake it at once)"
     )

@@ -60,7 +60,7 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.callpower_api_keys == (OLD_KEY, NEW_KEY)
     assert settings.rate_limit == (600, 60.0)
     assert settings.default_region == "GB"
-    assert settings.import_batch_size == 200
+    assert settings.import_batch_size == 5000
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ database): posts, users and signups, normalized numbers, failures that leave not
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from rollcall.calls import deliveries
 from rollcall.calls import service as calls
 from rollcall.calls import service as operations
 from rollcall.calls.models import Call, CallState
+from rollcall.calls.queue import Importer
 from rollcall.config import Settings
 from rollcall.db import Database
 from rollcall.paging import PageRequest
@@ -174,3 +176,26 @@ def test_a_members_calls_are_listed_by_mobile_whether_imported_or_waiting(
     assert listed(states=[CallState.RECEIVED]) == sorted(later, reverse=True)
     assert listed(states=[CallState.IMPORTED]) == sorted(first, reverse=True)
     assert listed(states=[CallState.IMPORTED, CallState.RECEIVED]) == sorted(mine, reverse=True)
+
+
+def test_whole_batches_are_sized_by_their_pace(database: Database, settings: Settings) -> None:
+    """An importer starts with batches of 200 calls, then takes as many as fit in
+    ROLLCALL_IMPORT_BATCH_SECONDS at the last batch's pace: at most twice the last, never more
+    than ROLLCALL_IMPORT_BATCH_SIZE. A slice (`limit`) leaves the size alone."""
+    map_seed_campaign(database)
+    durations = itertools.count()  # (each call a different one: no two are the same call)
+
+    def calls_handled(importer: Importer, waiting: int, *limits: int | None) -> list[int]:
+        store(database, *({**SEED_CALL, "call_duration": next(durations)} for _ in range(waiting)))
+        return [importer.import_batch(limit) for limit in limits]
+
+    roomy = Importer(database, settings.model_copy(update={"import_batch_seconds": 600.0}), CallPower())
+    assert calls_handled(roomy, 1000, None, 16, None, None) == [200, 16, 400, 384]
+    capped = Importer(
+        database, settings.model_copy(update={"import_batch_seconds": 600.0, "import_batch_size": 300}), CallPower()
+    )
+    assert calls_handled(capped, 700, None, None, None) == [200, 300, 200]
+    hurried = Importer(database, settings.model_copy(update={"import_batch_seconds": 1e-6}), CallPower())
+    assert calls_handled(hurried, 240, None, None, None, None) == [200, 16, 16, 8]
+    with database.reading() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Post)) == 1940

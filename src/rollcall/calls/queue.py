@@ -47,6 +47,13 @@ log = structlog.get_logger("rollcall.importer")
 _calls = table_of(Call)
 MAX_RETRY_DELAY = dt.timedelta(hours=MAX_RETRY_DELAY_HOURS)
 ERROR_PAUSE = 1.0  # after a database error, wait this long before trying again
+# A whole import batch is sized from the pace of the last one: as many calls as fit in
+# ROLLCALL_IMPORT_BATCH_SECONDS, at most twice the last (a pace measured on a few calls says
+# little about many) and ROLLCALL_IMPORT_BATCH_SIZE. Bigger batches cost less per call (a
+# commit, and the results' sums, are paid once a batch: docs/benchmarks.md), but a batch holds
+# the writer while it runs: on SQLite every other writer, the intake's commits included.
+FIRST_BATCH = 200  # calls in an importer's first whole batch, before it has a pace
+SMALLEST_BATCH = 16
 
 _CLAIMED_COLUMNS = (
     _calls.c.id,
@@ -192,6 +199,7 @@ class Importer:
         self.settings = settings
         self.source = source
         self.sweeper = BodySweeper(database, settings.call_body_retention_days)
+        self.batch_size = min(FIRST_BATCH, settings.import_batch_size)  # calls the next whole batch claims
 
     def step(self, limit: int | None = None) -> int:
         """An import batch; with nothing to import, one step of the body retention. How many
@@ -210,7 +218,7 @@ class Importer:
         return scrubbed
 
     def import_batch(self, limit: int | None = None) -> int:
-        """Claim the calls due now (up to `limit`, else the configured batch size) and import them.
+        """Claim the calls due now (up to `limit`, else a whole batch: `batch_size`) and import them.
 
         One transaction. The batch is imported set-wise; if anything in it fails, it is imported
         again call by call, each in its own savepoint, so one bad call is marked `failed` and the
@@ -218,8 +226,9 @@ class Importer:
         """
         started = time.perf_counter()
         outcomes: list[ImportOutcome | None]
+        size = limit or self.batch_size
         with self.database.writing() as session:
-            claimed = claim_waiting_calls(session, limit or self.settings.import_batch_size)
+            claimed = claim_waiting_calls(session, size)
             if not claimed:
                 return 0
             try:
@@ -230,6 +239,8 @@ class Importer:
             except Exception:
                 outcomes = self._one_by_one(session, claimed)
         seconds = time.perf_counter() - started
+        if limit is None and len(claimed) == size:  # (a batch the queue cut short has no pace to go by)
+            self.batch_size = self._next_size(size, seconds)
         metrics.IMPORT_SECONDS.observe(seconds)
         lines = []
         by_state: collections.Counter[str] = collections.Counter()
@@ -243,6 +254,12 @@ class Importer:
             metrics.IMPORTED_CALLS.labels(state).inc(count)
         log_each("call.import", lines)
         return len(claimed)
+
+    def _next_size(self, calls: int, seconds: float) -> int:
+        """The next whole batch, after one of `calls` took `seconds` (see FIRST_BATCH)."""
+        most = self.settings.import_batch_size
+        fits = int(calls * self.settings.import_batch_seconds / max(seconds, 1e-9))
+        return max(min(SMALLEST_BATCH, most), min(most, 2 * calls, fits))
 
     def _one_by_one(self, session: Session, claimed: Sequence[ClaimedCall]) -> list[ImportOutcome | None]:
         """The batch again, each call in its own savepoint: a call that fails is counted as failed."""
