@@ -29,6 +29,11 @@ from rollcall.dialect import execute, lost_file, notify_channel
 from rollcall.errors import NotFound
 
 POOL_SIZE = 10  # connections per engine, and as many again under load
+# SQLite: the page cache of each connection of a process that imports (the writer process,
+# `rollcall worker`), where SQLite's default is 2 MB. An import batch touches pages all over the
+# members', signups' and posts' indexes; read from the file each time they cost a tenth of the
+# importer's pace on a million calls (docs/benchmarks.md). Taken as used, per connection.
+IMPORTER_PAGE_CACHE_MIB = 64
 
 
 # What the integer columns hold: row ids and counts are `integer`, CallPower's ids `bigint`.
@@ -100,13 +105,15 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _configure_sqlite(engine: Engine, busy_timeout_ms: int, synchronous: str) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int, synchronous: str, page_cache_mib: int | None) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         # Take transaction control away from pysqlite so BEGIN, SAVEPOINT and DDL behave.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        if page_cache_mib is not None:
+            cursor.execute(f"PRAGMA cache_size = {-1024 * int(page_cache_mib)}")  # (negative: KiB)
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute(f"PRAGMA synchronous = {synchronous}")
         cursor.execute("PRAGMA foreign_keys = ON")
@@ -131,7 +138,13 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, synchronous: str) ->
 
 
 def create_engine(
-    url: str, *, lease_seconds: float, busy_timeout_ms: int, pool_size: int = POOL_SIZE, durable_commits: bool = True
+    url: str,
+    *,
+    lease_seconds: float,
+    busy_timeout_ms: int,
+    pool_size: int = POOL_SIZE,
+    durable_commits: bool = True,
+    page_cache_mib: int | None = None,
 ) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
@@ -146,7 +159,7 @@ def create_engine(
             pool_size=pool_size,
             max_overflow=pool_size,
         )
-        _configure_sqlite(engine, busy_timeout_ms, "FULL" if durable_commits else "NORMAL")
+        _configure_sqlite(engine, busy_timeout_ms, "FULL" if durable_commits else "NORMAL", page_cache_mib)
         return engine
     if url.startswith("postgresql"):
         # An importer holds its claimed calls' row locks in an open transaction. If its machine
@@ -299,13 +312,22 @@ class Database:
     BEGIN IMMEDIATE vs deferred; on PostgreSQL by READ COMMITTED vs REPEATABLE READ.
     """
 
-    def __init__(self, url: str, settings: Settings | None = None, *, durable_commits: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        settings: Settings | None = None,
+        *,
+        durable_commits: bool = True,
+        page_cache_mib: int | None = None,
+    ) -> None:
         """The database at `url`, its engine set up by `settings` (their defaults if not given).
 
         `durable_commits=False` commits without waiting for the disk (SQLite's `synchronous=NORMAL`,
         PostgreSQL's `synchronous_commit=off`): a power cut may lose this process's last commits,
         never the database. Only for work that is done again when its record is lost (the
-        deliverer's outcomes: a delivery is then sent again)."""
+        deliverer's outcomes: a delivery is then sent again). `page_cache_mib`: SQLite's page
+        cache per connection (None: SQLite's default; `IMPORTER_PAGE_CACHE_MIB` where calls are
+        imported)."""
         settings = settings or Settings.model_construct()
         self.url = normalize_url(url)
         self.engine = create_engine(
@@ -313,6 +335,7 @@ class Database:
             lease_seconds=settings.import_lease_seconds,
             busy_timeout_ms=settings.sqlite_busy_timeout_ms,
             durable_commits=durable_commits,
+            page_cache_mib=page_cache_mib,
         )
         self.dialect = self.engine.dialect.name
         self.write_engine = (
@@ -354,8 +377,8 @@ class Database:
         session.info.pop(_TRANSACTION, None)
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> Database:
-        return cls(settings.database_url, settings)
+    def for_settings(cls, settings: Settings, *, page_cache_mib: int | None = None) -> Database:
+        return cls(settings.database_url, settings, page_cache_mib=page_cache_mib)
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Session]:

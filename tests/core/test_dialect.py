@@ -9,7 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from rollcall.calls.models import Call
-from rollcall.db import Database, table_of
+from rollcall.config import Settings
+from rollcall.db import IMPORTER_PAGE_CACHE_MIB, Database, table_of
 from rollcall.dialect import execute, insert_rows
 from rollcall.logs import scrub
 
@@ -31,3 +32,17 @@ def test_a_statement_after_the_error_runs_in_a_fresh_transaction(database: Datab
         execute(session, "SELECT no_such_column FROM calls")
     with database.writing() as session:  # the connection went back to the pool usable
         assert execute(session, "SELECT count(*) FROM calls").fetchone() == (0,)
+
+
+def test_an_importing_process_gives_sqlite_a_larger_page_cache(database: Database, settings: Settings) -> None:
+    """The writer process and `rollcall worker` open the database with `IMPORTER_PAGE_CACHE_MIB`
+    of SQLite page cache per connection; everything else keeps SQLite's default (2 MB)."""
+    if database.dialect != "sqlite":
+        pytest.skip("a SQLite setting")
+    importing = Database.for_settings(settings, page_cache_mib=IMPORTER_PAGE_CACHE_MIB)
+    try:
+        for db, kib in ((importing, 1024 * IMPORTER_PAGE_CACHE_MIB), (database, 2000)):
+            with db.writing() as session:
+                assert session.scalar(sa.text("PRAGMA cache_size")) == -kib
+    finally:
+        importing.dispose()

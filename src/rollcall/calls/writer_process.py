@@ -197,7 +197,7 @@ def run_writer_process(path: str, parent: int, make_source: Callable[[Settings],
     import gc
 
     from rollcall.calls.queue import Importer
-    from rollcall.db import Database
+    from rollcall.db import IMPORTER_PAGE_CACHE_MIB, Database
     from rollcall.logs import configure_logging
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: `rollcall serve` drains first, then stops us
@@ -205,7 +205,7 @@ def run_writer_process(path: str, parent: int, make_source: Callable[[Settings],
     configure_logging()
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.secrets())
-    database = Database.for_settings(settings)
+    database = Database.for_settings(settings, page_cache_mib=IMPORTER_PAGE_CACHE_MIB)
     source = make_source(settings)
     inbox = SocketInbox(path, parent, source)
     signal.signal(signal.SIGTERM, lambda *_: inbox.stop_soon())

@@ -70,15 +70,16 @@ def settings_of_environment() -> config.Settings:
     return config.Settings.from_env()
 
 
-def database_of(settings: config.Settings | None = None) -> db.Database:
-    """The configured database, which must exist and be migrated (read commands never create it)."""
+def database_of(settings: config.Settings | None = None, *, page_cache_mib: int | None = None) -> db.Database:
+    """The configured database, which must exist and be migrated (read commands never create it);
+    `page_cache_mib` as `db.Database` takes it."""
     from rollcall import glance
 
     settings = settings or settings_of_environment()
     path = glance.sqlite_file(settings.database_url)
     if path and not Path(path).exists():
         raise CommandError(glance.no_database(path))
-    database = db.Database.for_settings(settings)
+    database = db.Database.for_settings(settings, page_cache_mib=page_cache_mib)
     if not db.schema_is_current(database):
         raise CommandError(glance.SCHEMA_NOT_CURRENT)
     return database

@@ -212,7 +212,7 @@ def _run_importer(parent: int | None = None) -> None:
         watch_parent(parent, stopping)
     settings = settings_of_environment()
     logs.configure_logging(settings.log_level, settings.secrets())
-    database = database_of(settings)
+    database = database_of(settings, page_cache_mib=db.IMPORTER_PAGE_CACHE_MIB)
     Importer(database, settings, CallPower.of(settings)).run(stopping)
     # Python gives SIGTERM back its default (death) while it exits; a second one has nothing to stop.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
