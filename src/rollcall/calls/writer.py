@@ -12,7 +12,8 @@ only thread. Run on its own (`create_app` without `serve`, the tests), `CallWrit
 loop in a thread of the API process with a queue for an inbox.
 
 When no delivery has come for a moment, the same thread imports stored calls, a batch at a
-time, looking at the queue between batches. While deliveries never pause (a burst, or CallPower
+time (each sized to take about ROLLCALL_IMPORT_BATCH_SECONDS: `queue.FIRST_BATCH`), looking at
+the queue between batches. While deliveries never pause (a burst, or CallPower
 replaying a campaign's history one request after another), the importer still gets a small
 batch at regular intervals, so it keeps moving without holding up the intake for long.
 Acknowledging calls comes first: under a burst the backlog grows and is worked off when the
