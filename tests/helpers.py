@@ -230,15 +230,17 @@ def store_and_import(database: Database, settings: Settings, *records: dict[str,
     import_all(database, settings)
 
 
-def break_posts(database: Database, table: str = "posts", message: str | None = None) -> None:
+def break_posts(database: Database, table: str = "posts", message: str | None = None, when: str = "TRUE") -> None:
     """Make every insert into posts (or `table`) fail, as a full disk or a bug half-way through an
-    import would; the error says `message` (by default "<table> broken")."""
+    import would (or only the rows `when` holds for, SQL over `NEW`); the error says `message`
+    (by default "<table> broken")."""
     text = (message or f"{table} broken").replace("'", "''")
     with database.writing() as session:
         if database.dialect == "sqlite":
             session.execute(
                 sa.text(
-                    f"CREATE TRIGGER broken_{table} BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, '{text}'); END"
+                    f"CREATE TRIGGER broken_{table} BEFORE INSERT ON {table} WHEN {when}"
+                    f" BEGIN SELECT RAISE(ABORT, '{text}'); END"
                 )
             )
         else:
@@ -248,7 +250,7 @@ def break_posts(database: Database, table: str = "posts", message: str | None = 
                     f"$$ BEGIN RAISE EXCEPTION '{text}'; END $$"
                 )
             )
-            trigger = f"CREATE TRIGGER broken_{table} BEFORE INSERT ON {table} FOR EACH ROW"
+            trigger = f"CREATE TRIGGER broken_{table} BEFORE INSERT ON {table} FOR EACH ROW WHEN ({when})"
             session.execute(sa.text(f"{trigger} EXECUTE FUNCTION broken_{table}()"))
 
 

@@ -29,6 +29,7 @@ from tests.helpers import (
     import_all,
     map_seed_campaign,
     mend_posts,
+    results_equal_recount,
     store,
     wait_for,
 )
@@ -104,6 +105,25 @@ def test_failure_half_way_leaves_nothing_behind_and_is_retried(database: Databas
     mend_posts(database)
     wait_for(lambda: (import_all(database, settings), call_state(database, call_id).state)[1] == CallState.IMPORTED)
     assert count(database, Post) == 1 and count(database, User) == 1
+
+
+def test_a_bad_call_fails_alone_and_the_rest_of_its_batch_is_imported(database: Database, settings: Settings) -> None:
+    map_seed_campaign(database)
+    records = ({**SEED_CALL, "mobile": f"+1555123{n:04d}", "call_duration": n} for n in range(300))
+    calls_stored = store(database, *records)
+    bad = calls_stored[137]
+    break_posts(database, message="this call is bad", when=f"NEW.call_id = {bad}")
+
+    assert Importer(database, settings, CallPower()).import_batch(300) == 300
+
+    failed = call_state(database, bad)
+    assert failed.state == CallState.FAILED and "this call is bad" in (failed.last_error or "")
+    assert all(call_state(database, call_id).state == CallState.IMPORTED for call_id in calls_stored if call_id != bad)
+    assert count(database, Post) == 299 and count(database, User) == 299  # the bad call's member is not made
+    assert results_equal_recount(database)
+    mend_posts(database)
+    wait_for(lambda: (import_all(database, settings), call_state(database, bad).state)[1] == CallState.IMPORTED)
+    assert count(database, Post) == 300 and results_equal_recount(database)
 
 
 def test_second_action_cannot_take_a_mapped_callpower_campaign(database: Database) -> None:
