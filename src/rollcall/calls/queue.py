@@ -234,8 +234,7 @@ class Importer:
             try:
                 outcomes = self._imported(session, claimed)
             except Exception:
-                half = len(claimed) // 2
-                outcomes = self._in_halves(session, claimed[:half]) + self._in_halves(session, claimed[half:])
+                outcomes = self._halves(session, claimed)
         seconds = time.perf_counter() - started
         if limit is None and len(claimed) == size:  # (a batch the queue cut short has no pace to go by)
             self.batch_size = self._next_size(size, seconds)
@@ -268,9 +267,13 @@ class Importer:
             try:
                 return self._imported(session, calls)
             except Exception:
-                half = len(calls) // 2
-                return self._in_halves(session, calls[:half]) + self._in_halves(session, calls[half:])
+                return self._halves(session, calls)
         return [self._one(session, call) for call in calls]
+
+    def _halves(self, session: Session, calls: Sequence[ClaimedCall]) -> list[ImportOutcome | None]:
+        """Calls whose set-wise import failed: each half again (`_in_halves`), in order."""
+        half = len(calls) // 2
+        return self._in_halves(session, calls[:half]) + self._in_halves(session, calls[half:])
 
     def _imported(self, session: Session, calls: Sequence[ClaimedCall]) -> list[ImportOutcome | None]:
         """The calls imported set-wise in a savepoint (undone if anything fails: then it raises)."""
